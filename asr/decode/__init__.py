@@ -1,0 +1,1 @@
+"""Decodables, WFST search, lattices, lattice rescoring, transcription."""

@@ -1,0 +1,1 @@
+"""Log mel filterbank features (kaldi-native-fbank), CMVN, Kaldi ark/scp output."""

@@ -1,0 +1,1 @@
+"""Decoding graphs: H, C, L, G and their composition into HCLG."""

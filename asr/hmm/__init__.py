@@ -1,0 +1,1 @@
+"""Transition model (transition-id <-> pdf) and context-dependency trees (state tying)."""

@@ -1,0 +1,1 @@
+"""File formats shared by every stage: atomic writes, Kaldi text tables, integer-vector arks."""

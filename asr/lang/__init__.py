@@ -1,0 +1,1 @@
+"""Phone sets, lexicons, HMM topologies and Kaldi lang directories (L.fst)."""

@@ -1,0 +1,1 @@
+"""N-gram language models: counting, modified Kneser-Ney, pruning, ARPA I/O, perplexity."""

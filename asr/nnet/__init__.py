@@ -1,0 +1,1 @@
+"""Acoustic models: LSTMP and the LSTM family, DNN baseline, model registry."""

@@ -1,0 +1,1 @@
+"""Word error rate with Kaldi compute-wer and NIST sclite alignment semantics."""

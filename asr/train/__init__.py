@@ -1,0 +1,1 @@
+"""Chunked truncated-BPTT data loading, trainer, schedules, priors."""

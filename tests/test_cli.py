@@ -1,0 +1,30 @@
+import subprocess
+import sys
+
+import pytest
+
+from asr.cli import build_parser, main
+
+
+def run_asr(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "asr", *args], capture_output=True, text=True, **kw)
+
+
+def test_help_lists_commands():
+    r = run_asr("--help")
+    assert r.returncode == 0
+    assert "usage: asr" in r.stdout
+
+
+def test_every_subcommand_has_help():
+    parser = build_parser()
+    subactions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+    names = list(subactions[0].choices) if subactions else []
+    for name in names:
+        with pytest.raises(SystemExit) as e:
+            main([name, "--help"])
+        assert e.value.code == 0, name
+
+
+def test_no_command_is_usage_error(capsys):
+    assert main([]) == 2

@@ -1,0 +1,57 @@
+import gzip
+
+import numpy as np
+import pytest
+
+from asr.errors import FormatError
+from asr.io.atomic import atomic_write, atomic_write_text
+from asr.io.int_ark import read_int_ark, write_int_ark
+from asr.io.tables import read_table, write_table
+
+
+def test_atomic_write_keeps_old_file_on_error(tmp_path):
+    p = tmp_path / "f.txt"
+    atomic_write_text(p, "old\n")
+    with pytest.raises(RuntimeError):
+        with atomic_write(p) as f:
+            f.write("new")
+            raise RuntimeError("boom")
+    assert p.read_text() == "old\n"
+    assert [x.name for x in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_table_roundtrip_sorted_and_duplicate_error(tmp_path):
+    p = tmp_path / "text"
+    write_table(p, [("b", "two words"), ("a", "one")])
+    assert p.read_text() == "a one\nb two words\n"
+    assert read_table(p) == {"a": "one", "b": "two words"}
+    p.write_text("a x\nb y\na z\n")
+    with pytest.raises(FormatError, match=r"text:3: duplicate key 'a' \(first on line 1\)"):
+        read_table(p)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("gz", [False, True])
+def test_int_ark_roundtrip(tmp_path, binary, gz):
+    items = {"u1": np.array([1, 2, 3, 70000], np.int32), "u2": np.array([], np.int32), "u3": np.array([-1], np.int32)}
+    p = tmp_path / ("ali.ark.gz" if gz else "ali.ark")
+    write_int_ark(p, items.items(), binary=binary)
+    if gz:
+        assert gzip.open(p).read(2)
+    back = read_int_ark(p)
+    assert list(back) == list(items)
+    for k in items:
+        np.testing.assert_array_equal(back[k], items[k])
+
+
+def test_int_ark_binary_layout_matches_kaldi(tmp_path):
+    p = tmp_path / "a.ark"
+    write_int_ark(p, [("u", np.array([7, 8], np.int32))], binary=True)
+    assert p.read_bytes() == b"u \x00B\x04\x02\x00\x00\x00\x04\x07\x00\x00\x00\x04\x08\x00\x00\x00"
+
+
+def test_int_ark_bad_text_names_line(tmp_path):
+    p = tmp_path / "a.ark"
+    p.write_text("u1 1 2\nu2 3 x\n")
+    with pytest.raises(FormatError, match=r"a.ark:2: utterance u2"):
+        read_int_ark(p)
