@@ -267,3 +267,22 @@ def test_vocab_maps_oov_to_unk(tmp_path):
     lm = make_lm(text, order=3, vocab=vocab)
     assert lm.logprob("c", ["b"]) > lm.logprob("<unk>", ["b"])
     assert "d" not in lm.vocab and lm.word_id("d") == lm.vocab["<unk>"]
+
+
+def test_unigram_model_and_empty_text(tmp_path):
+    from asr.errors import LMError
+
+    text = tmp_path / "t.txt"
+    text.write_text("a b a\nb\n")
+    lm = make_lm(text, order=1)
+    assert lm.order == 1
+    # continuation counts do not exist for order 1: raw counts a=2, b=2, </s>=2 (constants fallback)
+    assert max(brute_force_sums(lm)) < 1e-9
+    write_arpa(lm, tmp_path / "u.arpa")
+    res = perplexity(read_arpa(tmp_path / "u.arpa"), text)
+    assert res.words == 4 and res.sentences == 2
+    assert res.logprob == pytest.approx(sum(lm.logprob(w) for w in "a b a </s> b </s>".split()), abs=1e-6)
+    empty = tmp_path / "e.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(LMError, match="no sentences"):
+        make_lm(empty, order=3)

@@ -15,6 +15,7 @@ Pipeline:
    ~12 bytes per token (the ids and two row arrays), whatever the corpus size. The sorted
    unique keys are the table: ``prefix = key // V`` is the row of the first k-1 words and
    ``word = key % V`` the last word (the same layout as :class:`asr.lm.ngram_lm.NgramLM`).
+   The suffix row of every n-gram (its last k-1 words) comes from the position p + 1.
 """
 
 from __future__ import annotations
@@ -209,57 +210,43 @@ def count_ngrams(corpus: Corpus, order: int, chunk: int = DEFAULT_CHUNK) -> Ngra
     counts.count.append(np.bincount(tok, minlength=V).astype(np.int64))
     counts.suffix.append(np.zeros(V, np.int64))
     row_prev = tok  # row of the (k-1)-gram starting at each position (order 1: the word id)
-    dtype = np.int32
     for k in tqdm(range(2, order + 1), desc="counting", leave=False, disable=T < 5_000_000):
         starts = np.flatnonzero(rem >= k)
-        # pass 1: unique keys and counts, chunk by chunk, then merged
-        uniq, cnt = [], []
+        # each chunk: its unique keys, counts and the local index of every position's key
+        parts = []
         for c0 in range(0, len(starts), chunk):
             p = starts[c0:c0 + chunk]
             key = row_prev[p].astype(np.int64) * V + tok[p + (k - 1)]
-            u, c = np.unique(key, return_counts=True)
-            uniq.append(u)
-            cnt.append(c)
-        if len(uniq) == 1:
-            keys, n = uniq[0], cnt[0].astype(np.int64)
-        elif uniq:
-            allk = np.concatenate(uniq)
-            keys, inv = np.unique(allk, return_inverse=True)
-            n = np.bincount(inv, weights=np.concatenate(cnt), minlength=len(keys)).astype(np.int64)
-            del allk, inv
+            u, inv, c = np.unique(key, return_inverse=True, return_counts=True)
+            parts.append((u, inv.astype(np.int32), c))
+            del key
+        if len(parts) == 1:
+            keys, inv, n = parts[0]
+            rows = inv
+        elif parts:
+            keys = np.unique(np.concatenate([u for u, _, _ in parts]))
+            n = np.zeros(len(keys), np.int64)
+            rows = np.empty(len(starts), np.int64 if len(keys) >= 2**31 else np.int32)
+            c0 = 0
+            for u, inv, c in parts:
+                idx = np.searchsorted(keys, u)  # sorted queries: cache friendly
+                n[idx] += c
+                rows[c0:c0 + len(inv)] = idx[inv]
+                c0 += len(inv)
         else:
-            keys, n = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        del uniq, cnt
-        # pass 2: row of every position's k-gram (needed for order k+1)
+            keys, n, rows = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+        del parts
+        # suffix (the n-gram without its first word) of the k-gram at p starts at p + 1
+        suffix = np.zeros(len(keys), np.int64)
+        suffix[rows] = row_prev[starts + 1]
         if k < order:
-            if len(keys) >= np.iinfo(np.int32).max:
-                dtype = np.int64
-            row = np.full(T, -1, dtype=dtype)
-            for c0 in range(0, len(starts), chunk):
-                p = starts[c0:c0 + chunk]
-                key = row_prev[p].astype(np.int64) * V + tok[p + (k - 1)]
-                row[p] = np.searchsorted(keys, key)
+            row = np.full(T, -1, dtype=rows.dtype)
+            row[starts] = rows
             row_prev = row
+        del rows, starts
         prefix = keys // V
-        word = keys - prefix * V
         counts.prefix.append(prefix)
-        counts.word.append(word)
-        counts.count.append(n)
-        counts.suffix.append(_suffix_rows(counts, k))
-        del starts
+        counts.word.append(keys - prefix * V)
+        counts.count.append(n.astype(np.int64))
+        counts.suffix.append(suffix)
     return counts
-
-
-def _suffix_rows(counts: NgramCounts, k: int) -> np.ndarray:
-    """Rows in order k-1 of each order-k n-gram without its first word (all exist in counts)."""
-    word = counts.word[k - 1]
-    if k == 2:
-        return word.copy()
-    V = len(counts.words)
-    prefix_suffix = counts.suffix[k - 2][counts.prefix[k - 1]]  # row (order k-2) of prefix minus first word
-    q = prefix_suffix * V + word
-    keys_lower = counts.prefix[k - 2] * V + counts.word[k - 2]
-    rows = np.searchsorted(keys_lower, q)
-    if len(rows) and (rows.max() >= len(keys_lower) or not np.array_equal(keys_lower[rows], q)):
-        raise LMError(f"internal error: an order-{k} n-gram has no order-{k - 1} suffix")
-    return rows

@@ -183,8 +183,12 @@ class NgramLM:
         (any h; only the last order-1 columns are used). Returns float64 [n].
         """
         words = np.asarray(words, dtype=np.int64)
-        hist = np.asarray(histories, dtype=np.int64).reshape(len(words), -1)
         n = len(words)
+        hist = np.asarray(histories, dtype=np.int64)
+        if hist.ndim != 2:
+            hist = hist.reshape(n, -1) if hist.size else np.zeros((n, 0), np.int64)
+        if hist.shape[0] != n:
+            raise LMError(f"logprob_batch: {n} words but {hist.shape[0]} histories")
         H = self.order - 1
         if hist.shape[1] > H:
             hist = hist[:, hist.shape[1] - H:]
