@@ -224,7 +224,8 @@ def count_ngrams(corpus: Corpus, order: int, chunk: int = DEFAULT_CHUNK) -> Ngra
             keys, inv, n = parts[0]
             rows = inv
         elif parts:
-            keys = np.unique(np.concatenate([u for u, _, _ in parts]))
+            keys = np.sort(np.concatenate([u for u, _, _ in parts]))
+            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # sort-based (np.unique may hash: slow)
             n = np.zeros(len(keys), np.int64)
             rows = np.empty(len(starts), np.int64 if len(keys) >= 2**31 else np.int32)
             c0 = 0
