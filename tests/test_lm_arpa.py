@@ -127,3 +127,17 @@ def test_unknown_word_without_unk(tmp_path):
     with pytest.raises(LMError, match="zz"):
         lm.logprob("zz")
     assert math.isfinite(lm.logprob("a"))
+
+
+def test_prune_lm_history_text_without_unk(tmp_path):
+    from asr.cli import main
+
+    arpa = write(tmp_path, ARPA.replace("ngram 1=6", "ngram 1=5").replace("-1.0\t<unk>\n", ""))
+    text = tmp_path / "t.txt"
+    text.write_text("a b c\na b\nzz a\n")
+    out = tmp_path / "p.arpa"
+    assert main(["prune-lm", "--threshold", "0.05", "--history-text", str(text), str(arpa), str(out)]) == 0
+    pruned = read_arpa(out)
+    assert pruned.num_ngrams() == [5, 3, 2]  # trigram contexts kept
+    # the hand-made unigrams do not sum to 1; every higher-order context is renormalised
+    assert max(pruned.context_sum_errors()[1:]) < 1e-6

@@ -286,3 +286,22 @@ def test_unigram_model_and_empty_text(tmp_path):
     empty.write_text("\n\n")
     with pytest.raises(LMError, match="no sentences"):
         make_lm(empty, order=3)
+
+
+def test_state_api_exact_on_pruned_model(corpus):
+    """score_ids over reduced states equals logprob with the full history (rescoring relies on it)."""
+    lm, _ = estimate_kneser_ney(count_ngrams(read_corpus(corpus[0]), 4))
+    pruned, _ = prune_entropy(lm, threshold=2e-5)
+    rng = random.Random(3)
+    sents = [l.split() for l in corpus[1].read_text().splitlines()[:40]]
+    vocab_ids = list(range(len(pruned.words)))
+    for s in sents + [[pruned.words[rng.choice(vocab_ids)] for _ in range(8)] for _ in range(20)]:
+        ids = [pruned.word_id(w) for w in s] + [pruned.eos]
+        state, hist, total = pruned.start_state(), [pruned.bos], 0.0
+        for w in ids:
+            lp, state = pruned.score_ids(state, w)
+            assert lp == pytest.approx(pruned.logprob_ids(w, tuple(hist)), abs=1e-12)
+            hist.append(w)
+            total += lp
+            assert len(state) <= 3
+        assert pruned.score_sentence(s) == pytest.approx(total, abs=1e-9)

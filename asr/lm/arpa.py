@@ -199,9 +199,9 @@ def _assemble(path, words, mats, lps, bos) -> NgramLM:
     V = len(words)
     prefix, word, lp_out, bo_out, keys_all = [], [], [], [], []
     for k, (M, lp, bo) in enumerate(zip(mats, lps, bos), 1):
-        if k == 1:
+        if k == 1 or len(M) == 0:
             pre = np.zeros(len(M), np.int64)
-            key = M[:, 0]
+            key = M[:, 0] if k == 1 else pre
         else:
             row = M[:, 0]
             for j in range(1, k - 1):

@@ -103,7 +103,9 @@ def _prune_lm(args) -> int:
     if args.history_text:
         from asr.lm.counting import count_ngrams, read_corpus
 
-        corpus = read_corpus(args.history_text, lm.words)
+        from asr.lm.ngram_lm import BOS, EOS, UNK
+
+        corpus = read_corpus(args.history_text, lm.words + [w for w in (BOS, EOS, UNK) if w not in lm.vocab])
         history = count_ngrams(corpus, max(1, lm.order - 1))
     pruned, threshold = prune_entropy(lm, args.threshold, args.target_ngrams, args.minorder, history)
     write_arpa(pruned, args.arpa_out)

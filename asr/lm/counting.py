@@ -93,6 +93,9 @@ def read_corpus(text: str | os.PathLike, vocab: list[str] | None = None, batch_l
     closed = vocab is not None
     words = list(vocab) if closed else list(_SPECIAL)
     index = {w: i for i, w in enumerate(words)}
+    missing = [w for w in _SPECIAL if w not in index]
+    if missing:
+        raise LMError(f"vocabulary lacks {' '.join(missing)}")
     unk = index[UNK]
     bos, eos = index[BOS], index[EOS]
     chunks: list[np.ndarray] = []

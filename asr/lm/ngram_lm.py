@@ -257,7 +257,7 @@ class NgramLM:
             row = self.prefix[j - 1][row]
         return out
 
-    def context_sums_ok(self, tol: float = 1e-6) -> list[float]:
+    def context_sum_errors(self) -> list[float]:
         """Max |1 - sum_w p(w|h)| per order over all contexts h (for tests and sanity checks).
 
         For each context of order k (an n-gram of order k-1 that has children, and the
