@@ -31,6 +31,8 @@ Lookup API (for perplexity and lattice rescoring):
   single dict hit). ``start_state()`` is the state after ``<s>``.
 - ``logprob_batch(word_ids, histories)``: vectorised log10 probabilities for many
   (history, word) pairs at once (histories as an int array padded on the left with -1).
+- ``score_batch(states, word_ids)``: vectorised ``score_ids`` (probabilities and next states);
+  ``find_rows_batch(ngrams)``: rows of many n-grams at once (-1 where absent).
 """
 
 from __future__ import annotations
@@ -214,6 +216,35 @@ class NgramLM:
                 bo = ok & ~done
                 result[bo] += self.backoffs[clen - 1][ctx_row[bo]]
         return result
+
+    def find_rows_batch(self, ngrams: np.ndarray) -> np.ndarray:
+        """Rows of many n-grams of one order (int array [n, k]; ids < 0 never match), -1 if absent."""
+        ngrams = np.asarray(ngrams, dtype=np.int64)
+        if ngrams.ndim != 2 or ngrams.shape[1] == 0:
+            raise LMError("find_rows_batch needs an [n, k >= 1] array of word ids")
+        return self._rows_batch(ngrams)
+
+    def score_batch(self, states: Sequence[tuple[int, ...]], words: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+        """Vectorised :meth:`score_ids`: (log10 probs [n], reduced states after each word)."""
+        words = np.asarray(words, dtype=np.int64)
+        n = len(words)
+        H = self.order - 1
+        if H == 0:
+            return self.logprobs[0][words].copy(), [()] * n
+        hist = np.full((n, H), -1, np.int64)
+        for i, st in enumerate(states):
+            if st:
+                hist[i, H - len(st):] = st[-H:]
+        lp = self.logprob_batch(words, hist)
+        ext = np.concatenate([hist, words[:, None]], axis=1)[:, 1:]
+        length = np.zeros(n, np.int64)
+        for L in range(H, 0, -1):  # longest suffix of (state, word) that is an n-gram
+            todo = np.flatnonzero(length == 0)
+            if len(todo) == 0:
+                break
+            rows = self._rows_batch(ext[todo, H - L:])
+            length[todo[rows >= 0]] = L
+        return lp, [tuple(e[H - L:]) if L else () for e, L in zip(ext.tolist(), length.tolist())]
 
     # ------------------------------------------------------------------ helpers
     def _child(self, k: int, prefix_row: int, w: int) -> int:
