@@ -59,6 +59,7 @@ def read_arpa(path: str | os.PathLike) -> NgramLM:
         bows: list[list[float]] = [[] for _ in range(order)]
         section = 0
         k = 0
+        getid = vocab.__getitem__
         for raw in f:
             lineno += 1
             parts = raw.split()
@@ -97,7 +98,7 @@ def read_arpa(path: str | os.PathLike) -> NgramLM:
                     words.append(w)
                     sec_ids.append(vocab[w])
                 else:
-                    sec_ids.extend([vocab[w] for w in parts[1:k + 1]])
+                    sec_ids.extend(map(getid, parts[1:k + 1]))
             except ValueError:
                 raise FormatError(f"{path}:{lineno}: bad number in {raw.strip()!r}") from None
             except KeyError as e:
