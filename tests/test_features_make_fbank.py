@@ -92,7 +92,7 @@ def test_bad_utterances_skipped_and_counted(data, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "features for 3 of 6 utterances, 3 failed (skipped); 1 jobs, 1 already done" in r.stdout
     assert "utterance spk1-u0: empty audio file" in r.stderr
-    assert "utterance spk1-u1: too short for one frame (160 samples)" in r.stderr
+    assert "utterance spk1-u1: too short for one frame (160 samples at 16000 Hz)" in r.stderr
     assert "utterance spk2-u0: command failed with exit status 1" in r.stderr and "decoder exploded" in r.stderr
     assert sorted(table(data / "feats.scp")) == ["spk2-u1", "spk3-u0", "spk3-u1"]
     # fix-data-dir then drops the utterances without features

@@ -155,24 +155,25 @@ def _run_jobs(todo: list[_Job], settings: dict, progress: bool, report: MakeFban
     from tqdm import tqdm
 
     total = sum(len(job.items) for job in todo)
-    bar = tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False)
-    try:
-        if len(todo) == 1:
+    if len(todo) == 1:
+        with tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False) as bar:
             results = [_compute_job(todo[0], settings, bar.update)]
-        else:
-            results = _run_parallel(todo, settings, bar)
-    finally:
-        bar.close()
+    else:
+        results = _run_parallel(todo, settings, total, progress)
     report.audio_seconds = sum(r for r in results)
 
 
-def _run_parallel(todo: list[_Job], settings: dict, bar) -> list[float]:
+def _run_parallel(todo: list[_Job], settings: dict, total: int, progress: bool) -> list[float]:
     import multiprocessing as mp
     import queue
 
-    ctx = mp.get_context("spawn")
+    from tqdm import tqdm
+
+    # fork starts workers fastest; the pool is created before the progress bar's thread exists
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     q = ctx.Queue()
-    with ctx.Pool(len(todo), initializer=_init_worker, initargs=(q,)) as pool:
+    with ctx.Pool(len(todo), initializer=_init_worker, initargs=(q,)) as pool, \
+            tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False) as bar:
         pending = pool.map_async(_worker, [(job, settings) for job in todo])
         while True:
             try:
@@ -209,9 +210,8 @@ def _compute_job(job: _Job, settings: dict, report_progress) -> float:
     tmp = job.ark + ".tmp"
     try:
         with open(tmp, "wb") as ark:
+            # no fsync: the .done marker (written atomically, last) guards against interruption
             frames, failed, scp, audio_seconds = _fill_ark(ark, job, settings, report_progress)
-            ark.flush()
-            os.fsync(ark.fileno())
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -249,9 +249,9 @@ def _fill_ark(ark, job: _Job, settings: dict, report_progress):
             if isinstance(rec, AsrError):
                 raise AudioError(f"utterance {utt}: {rec}")
             x = extract(rec, rate, settings["channel"], utt=utt, start=start, end=end, resample=settings["resample"])
-            feats = computer.compute(x * np.float32(32768.0))
+            feats = computer.compute(x * np.float32(32768.0))  # Kaldi's int16 scale; x may view the cached recording
             if len(feats) == 0:
-                raise FeatureError(f"utterance {utt}: too short for one frame ({len(x)} samples)")
+                raise FeatureError(f"utterance {utt}: too short for one frame ({len(x)} samples at {rate} Hz)")
         except AsrError as e:
             failed.append((utt, str(e)))
         else:
