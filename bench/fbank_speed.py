@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def make_corpus(root: Path, minutes: float, rate: int = 16000, speakers: int = 20) -> tuple[Path, list[np.ndarray]]:
     import soundfile as sf
-    from scipy.signal import lfilter
 
     rng = np.random.default_rng(0)
     d = root / "bench"
@@ -48,7 +47,8 @@ def make_corpus(root: Path, minutes: float, rate: int = 16000, speakers: int = 2
         t = np.arange(n) / rate
         f0 = rng.uniform(100, 300)
         chirp = np.sin(2 * np.pi * (f0 + rng.uniform(50, 400) * t) * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
-        noise = lfilter([1.0], [1.0, -rng.uniform(0.5, 0.95)], rng.normal(0, 1, n))
+        taps = np.hanning(int(rng.integers(3, 32)))  # low-pass FIR: coloured noise
+        noise = np.convolve(rng.normal(0, 1, n), taps / taps.sum(), mode="same")
         x = 6000 * chirp + 800 * noise / (np.abs(noise).max() + 1e-9)
         x = np.clip(x, -32768, 32767).astype(np.int16)
         path = wav_dir / f"{utt}.wav"

@@ -73,6 +73,11 @@ def test_rerun_skips_finished_jobs_and_redoes_changed_ones(data):
     assert r.jobs_skipped == 2 and len(table(data / "feats.scp")) == 6
     out = asr("make-fbank", "--nj", 3, "--no-progress", data)
     assert "3 jobs, 3 already done" in out.stdout
+    # fewer jobs: everything recomputed, the third job's files removed
+    r = make_fbank(data, nj=2, progress=False)
+    assert r.jobs_skipped == 0 and len(table(data / "feats.scp")) == 6
+    assert sorted(p.name for p in (data / "data").iterdir()) == [
+        f"raw_fbank_data.{j}.{ext}" for j in (1, 2) for ext in ("ark", "done", "scp")]
 
 
 def test_bad_utterances_skipped_and_counted(data, tmp_path):

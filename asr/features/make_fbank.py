@@ -105,6 +105,13 @@ def make_fbank(
             if (data_dir / stale).exists():
                 logger.info("%s: removing %s (features are being recomputed)", data_dir, stale)
                 (data_dir / stale).unlink()
+        for j in range(len(jobs) + 1, 10_000):  # jobs of an earlier run with more jobs
+            old = [ark_dir / f"raw_fbank_{name}.{j}.{ext}" for ext in ("done", "scp", "ark")]
+            if not any(p.exists() for p in old):
+                break
+            for p in old:
+                if p.exists():
+                    p.unlink()
         _run_jobs(todo, settings, progress, report)
     if report.jobs_skipped:
         logger.info("%s: %d of %d jobs already finished (skipped)", data_dir, report.jobs_skipped, len(jobs))
