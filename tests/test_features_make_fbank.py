@@ -179,3 +179,11 @@ def test_reader_errors(data):
     with pytest.raises(FeatureError, match="no-such-utt has no features"):
         FeatureReader(data, cmvn="none")["no-such-utt"]
     assert os.path.isfile(data / "utt2num_frames")
+
+
+def test_utterance_without_audio_entry_is_counted(data):
+    wav = (data / "wav.scp").read_text().splitlines()
+    (data / "wav.scp").write_text("\n".join(wav[1:]) + "\n")
+    r = make_fbank(data, progress=False)
+    assert r.failed == [("spk1-u0", "utterance spk1-u0: no audio entry in wav.scp/segments")]
+    assert r.num_done == 5

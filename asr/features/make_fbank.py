@@ -93,7 +93,7 @@ def make_fbank(
 
     jobs: list[_Job] = []
     for j, utts in enumerate(split_by_speaker(dd, max(nj, 1)), 1):
-        items = [(u, *dd.audio_spec(u)) for u in utts]
+        items = [(u, *_audio_spec(dd, u)) for u in utts]
         sig = hashlib.sha256(json.dumps([settings, items]).encode()).hexdigest()
         base = ark_dir / f"raw_fbank_{name}.{j}"
         jobs.append(_Job(j, items, f"{base}.ark", f"{base}.scp", f"{base}.done", sig))
@@ -146,6 +146,17 @@ def make_fbank(
     report.feats_scp = data_dir / "feats.scp"
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _audio_spec(dd, utt: str) -> tuple:
+    """(recording, wav.scp value, start, end); when the utterance has no audio entry:
+    ("", None, None, None) and the job reports it as failed."""
+    from asr.errors import DataDirError
+
+    try:
+        return dd.audio_spec(utt)
+    except DataDirError:
+        return "", None, None, None
 
 
 def _finished(job: _Job) -> bool:
@@ -247,6 +258,8 @@ def _fill_ark(ark, job: _Job, settings: dict, report_progress):
     pending = 0
     for utt, rec_id, spec, start, end in job.items:
         try:
+            if spec is None:
+                raise AudioError(f"utterance {utt}: no audio entry in wav.scp/segments")
             if cached[0] != rec_id:  # segments of one recording: decode it once
                 try:
                     cached = (rec_id, load_recording(spec))
