@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from asr.decode.lattice_io import Lattice, best_path, read_lattices, write_lattices
+from asr.decode.lattice_io import Lattice, best_path, best_paths, read_lattices, write_lattices
 from asr.errors import DecodeError, FormatError
 
 
@@ -54,9 +54,14 @@ def test_best_path_equals_brute_force_on_random_dags():
     rng = np.random.default_rng(0)
     for trial in range(60):
         lat = random_dag(rng, n_states=int(rng.integers(2, 9)), n_arcs=int(rng.integers(1, 18)))
-        for lmwt, wip in [(1.0, 0.0), (10.0, 0.5), (17.0, 1.0)]:
+        weights = [(1.0, 0.0), (10.0, 0.5), (17.0, 1.0)]
+        swept = best_paths(lat, weights)
+        for (lmwt, wip), bp_sweep in zip(weights, swept):
             cost, arcs = brute_best(lat, lmwt, wip)
             bp = best_path(lat, lmwt, wip)
+            assert (bp is None) == (bp_sweep is None)
+            if bp is not None:
+                assert bp.arcs.tolist() == bp_sweep.arcs.tolist()
             if arcs is None:
                 assert bp is None
                 continue

@@ -311,39 +311,49 @@ def topological_levels(lat: Lattice) -> np.ndarray:
 
 
 def shortest_distance(lat: Lattice, arc_cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Forward shortest distance from the start state with per-arc ``arc_cost``.
+    """Forward shortest distance from the start state.
 
-    Returns ``(dist[float64, num_states], back[int64, num_states])`` where ``back`` is the
-    best incoming arc (-1 for the start and unreachable states). Arcs are relaxed one
-    topological level of their destination at a time, all in numpy.
+    ``arc_cost``: float [num_arcs] or [num_arcs, K] (K cost functions at once, e.g. an LM
+    weight sweep). Returns ``(dist, back)`` of shape [num_states] or [num_states, K]:
+    distances (inf = unreachable) and the best incoming arc (-1 for the start and
+    unreachable states; ties go to the lowest arc index). Arcs are relaxed one topological
+    level of their destination at a time; within a level the minimum per destination is a
+    ``np.minimum.reduceat`` over arcs sorted by destination, so the Python loop runs over
+    levels only.
     """
-    ns = lat.num_states
-    dist = np.full(ns, np.inf)
-    back = np.full(ns, -1, np.int64)
-    if ns == 0:
-        return dist, back
-    dist[lat.start] = 0.0
-    if lat.num_arcs == 0:
-        return dist, back
-    level = topological_levels(lat)
-    arc_level = level[lat.dst]
-    by_level = np.argsort(arc_level, kind="stable")
-    bounds = np.searchsorted(arc_level[by_level], np.arange(1, int(level.max()) + 2))
     cost = np.asarray(arc_cost, dtype=np.float64)
-    for k in range(1, len(bounds)):
-        arcs = by_level[bounds[k - 1]:bounds[k]]
-        if len(arcs) == 0:
-            continue
-        d = lat.dst[arcs]
-        cand = dist[lat.src[arcs]] + cost[arcs]
-        o = np.lexsort((arcs, cand, d))  # per destination: cheapest, then lowest arc index
-        d_sorted = d[o]
-        first = np.ones(len(o), bool)
-        first[1:] = d_sorted[1:] != d_sorted[:-1]
-        sel = o[first]
-        ok = np.isfinite(cand[sel])
-        dist[d[sel[ok]]] = cand[sel[ok]]
-        back[d[sel[ok]]] = arcs[sel[ok]]
+    one_d = cost.ndim == 1
+    cost = cost.reshape(lat.num_arcs, -1)
+    K = cost.shape[1]
+    ns = lat.num_states
+    dist = np.full((ns, K), np.inf)
+    back = np.full((ns, K), -1, np.int64)
+    if ns:
+        dist[lat.start] = 0.0
+    if lat.num_arcs:
+        level = topological_levels(lat)
+        # arcs sorted by (level of destination, destination, arc index)
+        order = np.lexsort((np.arange(lat.num_arcs), lat.dst, level[lat.dst]))
+        lev_sorted = level[lat.dst[order]]
+        bounds = np.searchsorted(lev_sorted, np.arange(1, int(level.max()) + 2))
+        for k in range(1, len(bounds)):
+            arcs = order[bounds[k - 1]:bounds[k]]
+            if len(arcs) == 0:
+                continue
+            d = lat.dst[arcs]
+            seg = np.flatnonzero(np.r_[True, d[1:] != d[:-1]])  # first arc of each destination
+            cand = dist[lat.src[arcs]] + cost[arcs]  # [n, K]
+            best = np.minimum.reduceat(cand, seg, axis=0)  # [num_dst, K]
+            owner = np.repeat(np.arange(len(seg)), np.diff(np.r_[seg, len(arcs)]))
+            is_best = (cand == best[owner]) & np.isfinite(cand)
+            pos = np.where(is_best, np.arange(len(arcs))[:, None], len(arcs))
+            first = np.minimum.reduceat(pos, seg, axis=0)  # [num_dst, K]
+            dst_states = d[seg]
+            ok = first < len(arcs)
+            dist[dst_states] = np.where(ok, best, np.inf)
+            back[dst_states] = np.where(ok, arcs[np.minimum(first, len(arcs) - 1)], -1)
+    if one_d:
+        return dist[:, 0], back[:, 0]
     return dist, back
 
 
@@ -351,26 +361,42 @@ def best_path(lat: Lattice, lmwt: float = 1.0, wip: float = 0.0) -> BestPath | N
     """The path minimising ``graph + wip * num_words + acoustic / lmwt`` (Kaldi
     ``lattice-scale --inv-acoustic-scale=LMWT | lattice-add-penalty | lattice-best-path``).
     Returns None when no final state is reachable (Kaldi warns and skips the utterance)."""
-    if lmwt <= 0:
-        raise DecodeError(f"LM weight must be positive, got {lmwt}")
-    if lat.num_states == 0:
-        return None
-    cost = lat.graph.astype(np.float64) + wip * (lat.word != 0) + lat.acoustic.astype(np.float64) / lmwt
+    return best_paths(lat, [(lmwt, wip)])[0]
+
+
+def best_paths(lat: Lattice, weights: Iterable[tuple[float, float]]) -> list[BestPath | None]:
+    """``best_path`` for many ``(lmwt, wip)`` pairs in one vectorised pass."""
+    weights = [(float(a), float(b)) for a, b in weights]
+    if any(lmwt <= 0 for lmwt, _ in weights):
+        raise DecodeError(f"LM weights must be positive, got {[w for w, _ in weights]}")
+    if lat.num_states == 0 or not weights:
+        return [None] * len(weights)
+    inv = np.array([1.0 / a for a, _ in weights])
+    wips = np.array([b for _, b in weights])
+    g = lat.graph.astype(np.float64)[:, None]
+    a = lat.acoustic.astype(np.float64)[:, None]
+    cost = g + (lat.word != 0)[:, None] * wips[None, :] + a * inv[None, :]
     dist, back = shortest_distance(lat, cost)
-    total = dist + lat.final_graph.astype(np.float64) + lat.final_acoustic.astype(np.float64) / lmwt
-    s = int(np.argmin(total))
-    if not np.isfinite(total[s]):
-        return None
-    path = []
-    while back[s] >= 0:
-        path.append(back[s])
-        s = int(lat.src[back[s]])
-    arcs = np.asarray(path[::-1], dtype=np.int64)
-    final = int(lat.dst[arcs[-1]]) if len(arcs) else lat.start
-    words = lat.word[arcs]
-    return BestPath(
-        words=words[words != 0].astype(np.int32),
-        graph=float(lat.graph[arcs].astype(np.float64).sum() + lat.final_graph[final]),
-        acoustic=float(lat.acoustic[arcs].astype(np.float64).sum() + lat.final_acoustic[final]),
-        arcs=arcs,
-    )
+    fg = lat.final_graph.astype(np.float64)
+    fa = lat.final_acoustic.astype(np.float64)
+    total = dist + fg[:, None] + fa[:, None] * inv[None, :]
+    out: list[BestPath | None] = []
+    for k in range(len(weights)):
+        s = int(np.argmin(total[:, k]))
+        if not np.isfinite(total[s, k]):
+            out.append(None)
+            continue
+        final = s
+        path = []
+        while back[s, k] >= 0:
+            path.append(back[s, k])
+            s = int(lat.src[back[s, k]])
+        arcs = np.asarray(path[::-1], dtype=np.int64)
+        words = lat.word[arcs]
+        out.append(BestPath(
+            words=words[words != 0].astype(np.int32),
+            graph=float(lat.graph[arcs].astype(np.float64).sum() + fg[final]),
+            acoustic=float(lat.acoustic[arcs].astype(np.float64).sum() + fa[final]),
+            arcs=arcs,
+        ))
+    return out
