@@ -32,7 +32,7 @@ import numpy as np
 
 from asr.decode.lattice_io import Lattice, topological_levels
 from asr.errors import DecodeError, FormatError
-from asr.io.tables import iter_table
+from asr.lang.lang_dir import read_symbol_table
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,13 @@ def read_words(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such symbol table")
-    pairs = []
-    for e in iter_table(path, allow_empty_value=False):
-        try:
-            pairs.append((e.key, int(e.value)))
-        except ValueError:
-            raise FormatError(f"{path}:{e.line}: expected `symbol integer-id`, got {e.key} {e.value}") from None
-    size = 1 + max((i for _, i in pairs), default=-1)
-    table = [""] * size
-    for w, i in pairs:
-        if i < 0:
-            raise FormatError(f"{path}: negative id for {w!r}")
-        table[i] = w
-    return table
+    table = read_symbol_table(path)
+    if any(i < 0 for i in table.values()):
+        raise FormatError(f"{path}: negative symbol id")
+    words = [""] * (1 + max(table.values(), default=-1))
+    for w, i in table.items():
+        words[i] = w
+    return words
 
 
 class LatticeRescorer:
