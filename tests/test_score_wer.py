@@ -121,6 +121,23 @@ def test_kaldi_output_lines(tmp_path, capsys):
     )
 
 
+def test_kaldi_style_arguments_and_stdin(tmp_path):
+    ref = write_text(tmp_path / "ref", [("u1", "a b c d".split())])
+    hyp = write_text(tmp_path / "hyp", [("u1", "a b".split())])
+    p = subprocess.run([sys.executable, "-m", "asr", "compute-wer", "--text", "--mode=present", f"ark:{ref}", "ark,t:-"],
+                       input=Path(hyp).read_text(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0] == "%WER 50.00 [ 2 / 4, 0 ins, 2 del, 0 sub ]"
+
+
+def test_empty_reference_prints_like_kaldi(tmp_path, capsys):
+    ref = write_text(tmp_path / "ref", [("u1", [])])
+    hyp = write_text(tmp_path / "hyp", [("u1", ["x"])])
+    assert run_cli(capsys, ref, hyp)[1].splitlines()[:2] == ["%WER inf [ 1 / 0, 1 ins, 0 del, 0 sub ]",
+                                                            "%SER 100.00 [ 1 / 1 ]"]
+    assert run_cli(capsys, ref, ref)[1].splitlines()[0] == "%WER -nan [ 0 / 0, 0 ins, 0 del, 0 sub ]"
+
+
 def test_modes_and_partial(tmp_path, capsys):
     ref = write_text(tmp_path / "ref", [("u1", ["a", "b"]), ("u2", ["c", "d", "e"])])
     hyp = write_text(tmp_path / "hyp", [("u1", ["a", "b"])])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,8 +62,13 @@ class WerResult:
 
 def read_text(path: str | os.PathLike) -> dict[str, list[str]]:
     """Read a Kaldi text file (``utt word word ...``) into ``{utt: words}`` (in file order).
+    ``-`` is stdin; a Kaldi rspecifier prefix (``ark:``, ``ark,t:``) is accepted and dropped.
     Raises FormatError on a missing file, a blank line or a duplicate utterance id."""
-    path = Path("/dev/stdin" if str(path) == "-" else path)
+    path = str(path)
+    m = re.match(r"^ark(,[a-z]+)*:", path)  # a Kaldi rspecifier (ark:text, ark,t:-) names a file too
+    if m:
+        path = path[m.end():]
+    path = Path("/dev/stdin" if path == "-" else path)
     if not path.exists() or path.is_dir():
         raise FormatError(f"{path}: no such file")
     try:
