@@ -226,6 +226,7 @@ def sclite_counts(tmp_path, pairs):
 def test_sclite_mode_equals_sclite(tmp_path, capsys):
     pairs = random_pairs(600, seed=7)
     pairs += [(["Hello", "World"], ["hello", "WORLD", "x"]), (["A"], ["a"])]  # sclite ignores case
+    pairs += [(["a", "(b)", "c"], ["a", "c"]), (["foo-", "bar"], ["foo", "bar"]), (["x", "-", "y"], ["x", "y"])]
     sc = sclite_counts(tmp_path, pairs)
     ref = write_text(tmp_path / "ref", [(f"spk-{i:04d}", r) for i, (r, _) in enumerate(pairs)])
     hyp = write_text(tmp_path / "hyp", [(f"spk-{i:04d}", h) for i, (_, h) in enumerate(pairs)])
