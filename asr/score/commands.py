@@ -1,0 +1,82 @@
+"""Scoring commands: ``asr compute-wer``, ``asr score-lattices``, ``asr lmrescore``.
+
+(``lmrescore`` lives here rather than in asr.decode.commands so that the rescoring and
+the LM-weight sweep that follows it are registered together; its library code is
+asr.decode.lmrescore.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "compute-wer",
+        help="word error rate of a hypothesis text against a reference text (Kaldi compute-wer)",
+        description=(
+            "Compare two Kaldi text files (`utt-id word word ...`) and print Kaldi compute-wer's "
+            "lines: `%%WER 12.34 [ 5 / 40, 1 ins, 2 del, 2 sub ]`, `%%SER ...`, `Scored N "
+            "sentences, M not present in hyp.`. Default alignment: minimum edit distance with "
+            "Kaldi's tie-breaking. --sclite: NIST sclite's weighted alignment (sub 4, ins 3, "
+            "del 3, case-insensitive), whose per-utterance counts equal sclite's. Exit code 1 "
+            "on a missing file, a duplicate utterance id, a hypothesis utterance absent from "
+            "the reference, or (--mode strict) a reference utterance absent from the hypothesis."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("ref", metavar="REF", help="reference text (Kaldi text file)")
+    p.add_argument("hyp", metavar="HYP", help="hypothesis text (Kaldi text file); '-' = stdin")
+    p.add_argument(
+        "--mode", choices=("strict", "present", "all"), default="strict",
+        help="reference utterances missing from HYP: strict = error; present = skip them; "
+             "all = score them as empty (the %%WER line then ends with [PARTIAL])",
+    )
+    p.add_argument("--sclite", action="store_true", help="align as NIST sclite (sub 4, ins 3, del 3)")
+    p.add_argument(
+        "--details", action="store_true",
+        help="print per-utterance alignments after the summary (Kaldi per_utt format: "
+             "`utt ref ...`, `utt hyp ...`, `utt op ...`, `utt #csid C S I D`)",
+    )
+    p.add_argument("--details-out", metavar="FILE", default=None,
+                   help="write the per-utterance alignments to FILE instead of stdout")
+    p.add_argument(
+        "--utt2spk", metavar="FILE", default=None,
+        help="also print a per-speaker table (Kaldi per_spk format) using this utt2spk",
+    )
+    p.add_argument("--per-spk-out", metavar="FILE", default=None,
+                   help="write the per-speaker table to FILE instead of stdout (needs --utt2spk)")
+    p.set_defaults(func=run_compute_wer)
+
+
+def run_compute_wer(args: argparse.Namespace) -> int:
+    from asr.errors import FormatError
+    from asr.io.atomic import atomic_write_text
+    from asr.io.tables import read_table
+    from asr.score.wer import format_details, format_per_speaker, format_summary, read_text, score_texts
+
+    ref = read_text(args.ref)
+    hyp = read_text(args.hyp)
+    want_details = args.details or args.details_out is not None or args.utt2spk is not None
+    res = score_texts(ref, hyp, mode=args.mode, sclite=args.sclite, details=want_details,
+                      ref_name=args.ref, hyp_name=args.hyp)
+    out = [format_summary(res)]
+    if args.details_out is not None:
+        atomic_write_text(args.details_out, format_details(res))
+    elif args.details:
+        out.append(format_details(res))
+    if args.per_spk_out and not args.utt2spk:
+        raise FormatError("--per-spk-out needs --utt2spk")
+    if args.utt2spk:
+        from pathlib import Path
+
+        if not Path(args.utt2spk).is_file():
+            raise FormatError(f"{args.utt2spk}: no such file")
+        table = format_per_speaker(res, read_table(args.utt2spk, allow_empty_value=False))
+        if args.per_spk_out:
+            atomic_write_text(args.per_spk_out, table)
+        else:
+            out.append(table)
+    sys.stdout.write("".join(out))
+    return 0
