@@ -37,7 +37,6 @@ Lookup API (for perplexity and lattice rescoring):
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Iterable, Sequence
 
@@ -45,7 +44,6 @@ import numpy as np
 
 from asr.errors import LMError
 
-logger = logging.getLogger(__name__)
 
 BOS = "<s>"
 EOS = "</s>"

@@ -38,7 +38,7 @@ import numpy as np
 
 from asr.errors import LMError
 from asr.lm.counting import NgramCounts
-from asr.lm.ngram_lm import BOS, EOS, LOG10_ZERO, NgramLM
+from asr.lm.ngram_lm import LOG10_ZERO, NgramLM
 
 logger = logging.getLogger(__name__)
 
@@ -246,5 +246,5 @@ def _context_logprob(lm: NgramLM, k: int) -> np.ndarray:
 
 __all__ = [
     "prune_entropy", "prune_by_count", "relative_entropy_scores", "threshold_for_target",
-    "subset", "recompute_backoffs", "lookup_rows", "BOS", "EOS",
+    "subset", "recompute_backoffs", "lookup_rows",
 ]
