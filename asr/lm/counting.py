@@ -4,7 +4,7 @@ Pipeline:
 
 1. :func:`read_vocab` reads a closed vocabulary (a plain word list, or a Kaldi ``words.txt``
    ``word id`` table: the first column is used, ``<eps>`` and ``#N`` disambiguation symbols are
-   dropped). ``<s>``, ``</s>`` and ``<unk>`` are always in the vocabulary.
+   dropped). ``<s>``, ``</s>`` and the OOV symbol (``<unk>``) are always in the vocabulary.
 2. :func:`read_corpus` streams the text (one sentence per line) into one int32 array of word
    ids with ``<s>``/``</s>`` around every sentence. With a vocabulary, other words become
    ``<unk>`` (counted and reported); without one, the vocabulary is every word seen.
@@ -38,14 +38,13 @@ from asr.lm.ngram_lm import BOS, EOS, UNK
 logger = logging.getLogger(__name__)
 
 _DISAMBIG = re.compile(r"^#\d+$")
-_SPECIAL = (EOS, BOS, UNK)
 DEFAULT_CHUNK = 1 << 22  # positions per counting chunk (4 M)
 
 
-def read_vocab(path: str | os.PathLike) -> list[str]:
-    """Word list (plain, or Kaldi words.txt) -> vocabulary with </s>, <s>, <unk> first."""
+def read_vocab(path: str | os.PathLike, unk: str = UNK) -> list[str]:
+    """Word list (plain, or Kaldi words.txt) -> vocabulary with </s>, <s>, ``unk`` first."""
     path = Path(path)
-    words: list[str] = list(_SPECIAL)
+    words: list[str] = [EOS, BOS, unk]
     seen = set(words)
     try:
         with open(path, encoding="utf-8") as f:
@@ -62,7 +61,7 @@ def read_vocab(path: str | os.PathLike) -> list[str]:
                 words.append(w)
     except OSError as e:
         raise LMError(f"{path}: cannot read vocabulary: {e}") from e
-    if len(words) == len(_SPECIAL):
+    if len(words) == 3:
         raise LMError(f"{path}: vocabulary has no words")
     return words
 
@@ -85,21 +84,23 @@ class Corpus:
         return len(self.tokens)
 
 
-def read_corpus(text: str | os.PathLike, vocab: list[str] | None = None, batch_lines: int = 100_000) -> Corpus:
+def read_corpus(text: str | os.PathLike, vocab: list[str] | None = None, unk: str = UNK) -> Corpus:
     """Stream a text file (one sentence per line) into a :class:`Corpus`.
 
-    ``vocab``: closed vocabulary (from :func:`read_vocab`); words outside it map to <unk>.
-    Without it, the vocabulary is </s>, <s>, <unk> and then every word in order of first use.
+    ``vocab``: closed vocabulary (from :func:`read_vocab`); words outside it map to ``unk``
+    (default ``<unk>``; e.g. ``<UNK>`` for a LibriSpeech-style lexicon).
+    Without it, the vocabulary is </s>, <s>, ``unk`` and then every word in order of first use.
     Literal ``<s>``/``</s>`` tokens in the text are dropped (they are added around each line).
     """
     text = Path(text)
     closed = vocab is not None
-    words = list(vocab) if closed else list(_SPECIAL)
+    unk_symbol = unk
+    words = list(vocab) if closed else [EOS, BOS, unk_symbol]
     index = {w: i for i, w in enumerate(words)}
-    missing = [w for w in _SPECIAL if w not in index]
+    missing = [w for w in (EOS, BOS, unk_symbol) if w not in index]
     if missing:
         raise LMError(f"vocabulary lacks {' '.join(missing)}")
-    unk = index[UNK]
+    unk = index[unk_symbol]
     bos, eos = index[BOS], index[EOS]
     chunks: list[np.ndarray] = []
     lengths: list[int] = []
@@ -170,7 +171,7 @@ def read_corpus(text: str | os.PathLike, vocab: list[str] | None = None, batch_l
     corpus = Corpus(words, tokens, starts, S, int(lens.sum()), oov, skipped, len(oov_words))
     if oov:
         logger.info("%s: %d of %d words (%d types) not in the vocabulary, mapped to %s",
-                    text, oov, corpus.num_words, len(oov_words), UNK)
+                    text, oov, corpus.num_words, len(oov_words), unk_symbol)
     if skipped:
         logger.info("%s: skipped %d empty lines", text, skipped)
     return corpus

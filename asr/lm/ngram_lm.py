@@ -21,8 +21,8 @@ Lookup API (for perplexity and lattice rescoring):
 - ``logprob(word, history)``: log10 p(word | history) with exact back-off
   (history is a tuple of words, oldest first; only the last ``order - 1`` matter).
 - ``score_sentence(words)``: sum over the words and ``</s>`` with ``<s>`` as first history.
-- ``word_id(word)``: id, with words outside the vocabulary mapped to ``<unk>`` when the
-  model has it (else :class:`asr.errors.LMError`).
+- ``word_id(word)``: id, with words outside the vocabulary mapped to ``<unk>`` (or ``<UNK>``)
+  when the model has it (else :class:`asr.errors.LMError`).
 - State API, as Kaldi's ``lmrescore-const-arpa`` uses it: ``context_state(history_ids)``
   maps a history (tuple of word ids) to its longest suffix that exists as an n-gram in the
   model. ``p(w | history) == p(w | context_state(history))`` exactly, so states can be
@@ -48,6 +48,7 @@ from asr.errors import LMError
 BOS = "<s>"
 EOS = "</s>"
 UNK = "<unk>"
+UNK_SYMBOLS = (UNK, "<UNK>")  # recognised as the LM's unknown-word symbol, in this order
 LOG10_ZERO = -99.0  # ARPA's "probability zero" (used for <s>)
 
 
@@ -82,7 +83,7 @@ class NgramLM:
                 raise LMError(f"order {k + 1} keys are not strictly increasing")
         self.bos = self.vocab.get(BOS, -1)
         self.eos = self.vocab.get(EOS, -1)
-        self.unk = self.vocab.get(UNK, -1)
+        self.unk = next((self.vocab[w] for w in UNK_SYMBOLS if w in self.vocab), -1)
         self._index: list[dict[int, int] | None] = [None] * self.order
         self._score_cache: dict[tuple[tuple[int, ...], int], tuple[float, tuple[int, ...]]] = {}
 
