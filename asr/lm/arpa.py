@@ -27,6 +27,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from asr.errors import FormatError
 from asr.io.atomic import atomic_write
@@ -60,8 +61,14 @@ def read_arpa(path: str | os.PathLike) -> NgramLM:
         section = 0
         k = 0
         getid = vocab.__getitem__
+        total = sum(counts)
+        bar = tqdm(total=total, unit="ngram", unit_scale=True, desc=f"reading {path.name}", leave=False,
+                   disable=total < 2_000_000)
         for raw in f:
             lineno += 1
+            if not lineno & 0xFFFF:
+                bar.n = sum(map(len, probs))
+                bar.refresh()
             parts = raw.split()
             if not parts:
                 continue
@@ -103,6 +110,7 @@ def read_arpa(path: str | os.PathLike) -> NgramLM:
                 raise FormatError(f"{path}:{lineno}: bad number in {raw.strip()!r}") from None
             except KeyError as e:
                 raise FormatError(f"{path}:{lineno}: word {e.args[0]!r} has no unigram") from None
+        bar.close()
         if section != -1:
             raise FormatError(f"{path}: missing \\end\\ (truncated file?)")
     for k in range(1, order + 1):
@@ -129,7 +137,9 @@ def write_arpa(lm: NgramLM, path: str | os.PathLike, block: int = 200_000) -> No
     path = Path(path)
     counts = lm.num_ngrams()
     word_str = np.array(lm.words, dtype=object)
-    with atomic_write(path) as f:
+    total = sum(len(x) for x in lm.logprobs)
+    with atomic_write(path) as f, tqdm(total=total, unit="ngram", unit_scale=True, desc=f"writing {path.name}",
+                                       leave=False, disable=total < 2_000_000) as bar:
         f.write("\n\\data\\\n")
         for k, c in enumerate(counts, 1):
             f.write(f"ngram {k}={c}\n")
@@ -155,6 +165,7 @@ def write_arpa(lm: NgramLM, path: str | os.PathLike, block: int = 200_000) -> No
                 if hc.any():
                     lines[hc] = lines[hc] + "\t" + np.array([f"{x:.8g}" for x in bo[sl][keep][hc].tolist()], dtype=object)
                 f.write("\n".join(lines.tolist()))
+                bar.update(min(block, len(lp) - b0))
                 if len(lines):
                     f.write("\n")
             prev_text = text if k < lm.order else None
