@@ -222,6 +222,13 @@ def test_perplexity_matches_kenlm(corpus, tmp_path):
     ref_ppl = 10 ** (-total / (nwords + len(lines)))
     assert ours.ppl == pytest.approx(ref_ppl, rel=1e-4)
     assert ours.logprob == pytest.approx(total, rel=1e-5)
+    # and a pruned model (missing n-grams, recomputed back-off weights)
+    pruned, _ = prune_entropy(lm, target_ngrams=sum(lm.num_ngrams()) // 10)
+    write_arpa(pruned, tmp_path / "pruned.arpa")
+    ours = perplexity(read_arpa(tmp_path / "pruned.arpa"), clean)
+    ref = kenlm.Model(str(tmp_path / "pruned.arpa"))
+    total = sum(ref.score(l, bos=True, eos=True) for l in lines)
+    assert ours.ppl == pytest.approx(10 ** (-total / (nwords + len(lines))), rel=1e-4)
 
 
 def test_entropy_pruning_beats_count_cutoff(corpus, capsys):
