@@ -44,6 +44,7 @@ def test_make_fbank_cli_matches_fbank_and_kaldiio(data):
         got = feats[utt]
         assert got.dtype == np.float32 and np.array_equal(got, ref)
         assert int(n2f[utt]) == got.shape[0] == 1 + (len(x) - 400) // 160
+        assert float(table(data / "utt2dur")[utt]) == round(len(x) / 16000, 4)
     # the arks are Kaldi binary float matrices; kaldiio reads them sequentially too
     arks = sorted((data / "data").glob("raw_fbank_data.*.ark"))
     assert [a.name for a in arks] == ["raw_fbank_data.1.ark", "raw_fbank_data.2.ark"]
