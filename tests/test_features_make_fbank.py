@@ -213,3 +213,12 @@ def test_interrupted_run_leaves_no_scp_and_resumes(data, monkeypatch):
     assert r.jobs_skipped == 0 and r.num_done == 6
     feats = kaldiio.load_scp(str(data / "feats.scp"))
     assert np.array_equal(feats["spk1-u1"], feats["spk1-u0"])
+
+
+def test_dead_worker_is_an_error_not_a_hang(data, monkeypatch):
+    if "fork" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("needs fork so the patched method reaches the workers")
+    monkeypatch.setattr(FbankComputer, "compute", lambda self, x: os._exit(3))
+    with pytest.raises(FeatureError, match="worker process died"):
+        make_fbank(data, nj=2, progress=False)
+    assert not (data / "feats.scp").exists()

@@ -189,24 +189,35 @@ def _run_jobs(todo: list[_Job], settings: dict, progress: bool, report: MakeFban
 def _run_parallel(todo: list[_Job], settings: dict, total: int, progress: bool) -> list[float]:
     import multiprocessing as mp
     import queue
+    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     from tqdm import tqdm
 
-    # fork starts workers fastest; the pool is created before the progress bar's thread exists
+    # fork starts workers fastest; the pool is created before the progress bar's thread exists.
+    # ProcessPoolExecutor (not Pool): a worker that dies raises BrokenProcessPool, never hangs.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     q = ctx.Queue()
-    with ctx.Pool(len(todo), initializer=_init_worker, initargs=(q,)) as pool, \
+    with ProcessPoolExecutor(len(todo), mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool, \
             tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False) as bar:
-        pending = pool.map_async(_worker, [(job, settings) for job in todo])
+        futures = [pool.submit(_worker, (job, settings)) for job in todo]
         while True:
             try:
                 bar.update(q.get(timeout=0.2))
             except queue.Empty:
-                if pending.ready():
+                if all(f.done() for f in futures):
                     break
-        while not q.empty():
-            bar.update(q.get_nowait())
-        return pending.get()  # re-raises a worker's exception
+        while True:
+            try:
+                bar.update(q.get_nowait())
+            except queue.Empty:
+                break
+        wait(futures)
+        try:
+            return [f.result() for f in futures]  # re-raises a worker's exception
+        except BrokenProcessPool:
+            raise FeatureError("a make-fbank worker process died (out of memory or a crash in a library); "
+                               "finished jobs are kept, re-run to continue") from None
 
 
 _queue = None
