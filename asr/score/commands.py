@@ -27,12 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("ref", metavar="REF", help="reference text (Kaldi text file)")
-    p.add_argument("hyp", metavar="HYP", help="hypothesis text (Kaldi text file); '-' = stdin")
+    p.add_argument("hyp", metavar="HYP", help="hypothesis text (Kaldi text file); '-' = stdin; "
+                   "Kaldi-style `ark:FILE` / `ark,t:-` also work")
     p.add_argument(
         "--mode", choices=("strict", "present", "all"), default="strict",
         help="reference utterances missing from HYP: strict = error; present = skip them; "
              "all = score them as empty (the %%WER line then ends with [PARTIAL])",
     )
+    p.add_argument("--text", action="store_true", help=argparse.SUPPRESS)  # Kaldi's deprecated no-op
     p.add_argument("--sclite", action="store_true", help="align as NIST sclite (sub 4, ins 3, del 3)")
     p.add_argument(
         "--details", action="store_true",
