@@ -230,3 +230,27 @@ def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys):
     assert rc == 1 and "bad LM weight" in capsys.readouterr().err
     rc = main(["score-lattices", "--words", str(words), str(test_data), str(tmp_path)])
     assert rc == 1 and "no lattices" in capsys.readouterr().err
+
+
+def test_word_missing_from_lm_is_a_clear_error(lms):
+    old, new = lms
+    words = WORDS + ["zebra"]
+    lat = Lattice([0], [1], [4], [1.0], [1.0], [np.inf, 0.0], [np.inf, 0.0])
+    from asr.errors import DecodeError
+
+    with pytest.raises(DecodeError, match=r"utt7.*'zebra'"):
+        LatticeRescorer(old, new, words).rescore(lat, "utt7")
+    # a word the lattice does not use may be missing
+    ok = LatticeRescorer(old, new, words).rescore(Lattice.linear([1, 2]), "u")
+    assert [WORDS[i] for i in best_path(ok).words] == ["a", "b"]
+
+
+def test_epsilon_arcs_and_empty_lattices(lms):
+    old, new = lms
+    r = LatticeRescorer(old, new, WORDS)
+    assert r.rescore(Lattice.empty()).num_states == 0
+    # eps arcs keep the history: <s> a <eps> c </s> scores like "a c"
+    lat = Lattice.linear([1, 0, 3])
+    bp = best_path(r.rescore(lat))
+    assert bp.words.tolist() == [1, 3]
+    assert bp.graph == pytest.approx(lm_cost(new, ["a", "c"]) - lm_cost(old, ["a", "c"]), abs=1e-4)
