@@ -193,6 +193,7 @@ def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys):
         d.mkdir()
     refs = {"u1": ["a", "b"], "u2": ["b", "c"], "u3": ["a", "b"]}
     (data / "text").write_text("".join(f"{u} {' '.join(w)}\n" for u, w in refs.items()))
+    (data / "utt2spk").write_text("u1 s1\nu2 s1\nu3 s2\n")
     lats = [
         # X right iff 10 + 100/L < 20 + 5/L  <=>  L > 9.5
         ("u1", two_path(["a", "b"], ["c", "c"], 10, 100, 20, 5)),
@@ -215,6 +216,10 @@ def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys):
     assert len(list(dec.glob("wer_*_*"))) == 33
     assert (dec / "wer_7_0.0").read_text().startswith("%WER 50.00 [ 3 / 6, 1 ins, 0 del, 2 sub ]")
     assert (dec / "scoring" / "hyp_12_1.0.txt").read_text() == "u1 a b\nu2 b a\nu3 a b\n"
+    per_utt = (dec / "scoring" / "wer_details" / "per_utt").read_text()
+    assert "u3 #csid 2 0 0 0" in per_utt and "u1 op   C  C" in per_utt
+    per_spk = (dec / "scoring" / "wer_details" / "per_spk").read_text().splitlines()
+    assert per_spk[-2].split() == ["SUM", "raw", "3", "6", "6", "0", "0", "0", "0", "0"]
     # apply the dev choice to a test set
     (test_data / "text").write_text("u3 a b\n")
     write_lattices(test_dec / "lat.1.gz", lats[2:])

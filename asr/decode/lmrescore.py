@@ -16,8 +16,9 @@ histories the LMs cannot tell apart share a state. Every word arc gets
 and every final state ``- old_cost(</s> | h) + S * new_cost(</s> | h)`` on its final
 weight, where ``cost = -ln(10) * log10 p``. Epsilon arcs (word 0) keep their histories
 and weights; acoustic costs are untouched. Lattice states are visited in topological
-order, so each (state, history) pair is expanded once; LM look-ups are memoised per
-(history, word). The output is not re-determinized (Kaldi determinizes it; the best path
+order, so each (state, history) pair is expanded once; the LM look-ups one topological
+level needs go to the LMs as one vectorised batch (``NgramLM.logprob_batch`` and the
+trie's batched row search), and are memoised per (history pair, word). The output is not re-determinized (Kaldi determinizes it; the best path
 and all path scores are the same either way).
 """
 
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.decode.lattice_io import Lattice, topological_levels
-from asr.errors import DecodeError, FormatError
+from asr.errors import DecodeError, FormatError, LMError
 from asr.lang.lang_dir import read_symbol_table
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,7 @@ def read_words(path: str | os.PathLike) -> list[str]:
 class LatticeRescorer:
     """Replace the first-pass LM score in word lattices by a new LM's score.
 
-    ``old_lm``/``new_lm``: ``asr.lm.ngram_lm.NgramLM`` (or anything with ``start_state()``,
-    ``score_ids(state, word_id) -> (log10 p, state)``, ``logprob_ids``, ``word_id``, ``eos``);
-    ``words``: the lattice's word table (id -> word). ``old_lm=None`` only adds the new LM
+    ``old_lm``/``new_lm``: ``asr.lm.ngram_lm.NgramLM``; ``words``: the lattice's word table (id -> word). ``old_lm=None`` only adds the new LM
     (Kaldi's lattice-lmrescore-const-arpa alone).
     """
 
@@ -83,7 +82,7 @@ class LatticeRescorer:
                 continue
             try:
                 ids[i] = lm.word_id(w)
-            except Exception:  # not in the LM and no <unk>: an error only if a lattice uses it
+            except LMError:  # not in the LM and no <unk>: an error only if a lattice uses it
                 ids[i] = -1
         return ids
 

@@ -97,7 +97,8 @@ def register_lattice_commands(subparsers: argparse._SubParsersAction) -> None:
             "the best pair -> DECODE_DIR/scoring/{best_wer,lmwt,wip,best_hyp.txt}; prints the "
             "best %%WER line. Fixed pair (--lmwt N --wip P with single values, or --best-from "
             "DEV_DECODE_DIR): DECODE_DIR/hyp.txt and, when DATA_DIR/text exists, DECODE_DIR/wer. "
-            "Reference utterances without a hypothesis count as empty ([PARTIAL])."
+            "The chosen pair's per-utterance alignments and per-speaker table: "
+            "DECODE_DIR/scoring/wer_details/{per_utt,per_spk}."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -105,6 +106,9 @@ def register_lattice_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("decode_dir", metavar="DECODE_DIR", help="decode dir with lat.<job>.gz")
     p.add_argument("--lmwt", default="7:17", help="LM weights: range LO:HI (integers), or a comma list")
     p.add_argument("--wip", default="0.0,0.5,1.0", help="word insertion penalties, comma list")
+    p.add_argument("--mode", choices=("all", "present"), default="all",
+                   help="reference utterances without a hypothesis: all = scored as empty; "
+                        "present = skipped (Kaldi score.sh)")
     p.add_argument("--best-from", metavar="DEV_DECODE_DIR", default=None,
                    help="apply the (LMWT, WIP) a sweep chose on this dev decode dir (fixed-pair mode)")
     p.add_argument("--words", metavar="WORDS_TXT", default=None,
@@ -146,11 +150,11 @@ def run_score_lattices(args: argparse.Namespace) -> int:
     else:
         lmwts, wips = ls.parse_lmwts(args.lmwt), ls.parse_wips(args.wip)
     if len(lmwts) == 1 and len(wips) == 1:
-        res = ls.apply_fixed(args.data_dir, args.decode_dir, lmwts[0], wips[0], words)
+        res = ls.apply_fixed(args.data_dir, args.decode_dir, lmwts[0], wips[0], words, args.mode)
         if res is not None:
             sys.stdout.write(format_summary(res))
         return 0
-    best = ls.sweep(args.data_dir, args.decode_dir, lmwts, wips, words)
+    best = ls.sweep(args.data_dir, args.decode_dir, lmwts, wips, words, args.mode)
     print(f"{format_summary(best.wer).splitlines()[0]} LMWT={ls._fmt_lmwt(best.lmwt)} WIP={best.wip}")
     return 0
 
