@@ -150,7 +150,7 @@ def test_lmrescore_cli_changes_one_best(tmp_path, lms, capsys):
     assert [WORDS[i] for i in best_path(lat, 1.0).words] == ["a", "b"]
     write_lattices(tmp_path / "in" / "lat.1.gz", [("utt1", lat)])
     write_lattices(tmp_path / "in" / "lat.2.gz", [("utt2", lat)])
-    rc = main(["lmrescore", "--old-lm", str(tmp_path / "old.arpa"), "--new-lm", str(tmp_path / "new.arpa"),
+    rc = main(["lmrescore", "--nj", "2", "--old-lm", str(tmp_path / "old.arpa"), "--new-lm", str(tmp_path / "new.arpa"),
                str(tmp_path / "in"), str(tmp_path / "out")])
     assert rc == 0
     for job in (1, 2):

@@ -135,6 +135,7 @@ def register_lattice_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lm-scale", type=float, default=1.0, help="scale of the new LM's cost")
     p.add_argument("--words", metavar="WORDS_TXT", default=None,
                    help="word symbol table of the lattices (default: looked up as for score-lattices)")
+    p.add_argument("--nj", type=int, default=1, help="lattice files rescored in parallel (processes)")
     p.set_defaults(func=run_lmrescore)
 
 
@@ -160,62 +161,8 @@ def run_score_lattices(args: argparse.Namespace) -> int:
 
 
 def run_lmrescore(args: argparse.Namespace) -> int:
-    import json
-    import logging
-    import shutil
-    import time
-    from pathlib import Path
+    from asr.decode.lmrescore import rescore_decode_dir
 
-    from asr.decode.lattice_io import read_lattices, write_lattices
-    from asr.decode.lmrescore import LatticeRescorer, read_words
-    from asr.io.atomic import atomic_write_text
-    from asr.lm.arpa import read_arpa
-    from asr.score.lattice_scoring import find_words_table, lattice_files
-
-    log = logging.getLogger("asr.lmrescore")
-    in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
-    files = lattice_files(in_dir)
-    if in_dir.resolve() == out_dir.resolve():
-        from asr.errors import DecodeError
-
-        raise DecodeError("OUT_DECODE_DIR must differ from IN_DECODE_DIR")
-    words_path = find_words_table(in_dir, args.words)
-    words = read_words(words_path)
-    t0 = time.perf_counter()
-    old, new = read_arpa(args.old_lm), read_arpa(args.new_lm)
-    t_load = time.perf_counter() - t0
-    rescorer = LatticeRescorer(old, new, words, lm_scale=args.lm_scale)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    n_utt = arcs_in = arcs_out = 0
-    from tqdm import tqdm
-
-    for path in files:
-        def gen(path=path):
-            nonlocal n_utt, arcs_in, arcs_out
-            for utt, lat in tqdm(read_lattices(path), desc=path.name, unit="utt", leave=False, disable=None):
-                out = rescorer.rescore(lat, utt)
-                n_utt += 1
-                arcs_in += lat.num_arcs
-                arcs_out += out.num_arcs
-                yield utt, out
-
-        write_lattices(out_dir / path.name, gen())
-    seconds = time.perf_counter() - t0
-    if not (out_dir / "words.txt").exists():
-        shutil.copyfile(words_path, out_dir / "words.txt")
-    info = {}
-    if (in_dir / "decode.json").is_file():
-        try:
-            info = json.loads((in_dir / "decode.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            info = {}
-    info["rescoring"] = {
-        "old_lm": str(args.old_lm), "new_lm": str(args.new_lm), "lm_scale": args.lm_scale,
-        "input": str(in_dir), "utterances": n_utt, "arcs_in": arcs_in, "arcs_out": arcs_out,
-        "lm_load_seconds": round(t_load, 3), "rescore_seconds": round(seconds, 3),
-    }
-    atomic_write_text(out_dir / "decode.json", json.dumps(info, indent=2) + "\n")
-    log.info("rescored %d lattices (%d -> %d arcs) in %.2f s (+%.2f s loading LMs)",
-             n_utt, arcs_in, arcs_out, seconds, t_load)
+    rescore_decode_dir(args.in_dir, args.out_dir, args.old_lm, args.new_lm, lm_scale=args.lm_scale,
+                       words_path=args.words, nj=args.nj)
     return 0
