@@ -60,6 +60,8 @@ def run_compute_wer(args: argparse.Namespace) -> int:
     from asr.io.tables import read_table
     from asr.score.wer import format_details, format_per_speaker, format_summary, read_text, score_texts
 
+    if args.per_spk_out and not args.utt2spk:
+        raise FormatError("--per-spk-out needs --utt2spk")
     ref = read_text(args.ref)
     hyp = read_text(args.hyp)
     want_details = args.details or args.details_out is not None or args.utt2spk is not None
@@ -70,8 +72,6 @@ def run_compute_wer(args: argparse.Namespace) -> int:
         atomic_write_text(args.details_out, format_details(res))
     elif args.details:
         out.append(format_details(res))
-    if args.per_spk_out and not args.utt2spk:
-        raise FormatError("--per-spk-out needs --utt2spk")
     if args.utt2spk:
         from pathlib import Path
 
@@ -156,7 +156,7 @@ def run_score_lattices(args: argparse.Namespace) -> int:
             sys.stdout.write(format_summary(res))
         return 0
     best = ls.sweep(args.data_dir, args.decode_dir, lmwts, wips, words, args.mode)
-    print(f"{format_summary(best.wer).splitlines()[0]} LMWT={ls._fmt_lmwt(best.lmwt)} WIP={best.wip}")
+    print(f"{format_summary(best.wer).splitlines()[0]} LMWT={ls.format_lmwt(best.lmwt)} WIP={best.wip}")
     return 0
 
 

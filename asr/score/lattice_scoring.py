@@ -105,7 +105,7 @@ def parse_wips(spec: str) -> list[str]:
     return out
 
 
-def _fmt_lmwt(x: float) -> str:
+def format_lmwt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
@@ -141,7 +141,7 @@ def sweep(data_dir, decode_dir, lmwts: list[float], wips: list[str], words: list
     best: SweepResult | None = None
     lines = []
     for (lmwt, wip), hyp in zip(pairs, hyps):
-        name = f"{_fmt_lmwt(lmwt)}_{wip}"
+        name = f"{format_lmwt(lmwt)}_{wip}"
         write_table(decode_dir / "scoring" / f"hyp_{name}.txt", ((u, " ".join(w)) for u, w in hyp.items()))
         res = score_texts(ref, hyp, mode=mode, ref_name=str(Path(data_dir) / "text"), hyp_name=f"hyp_{name}.txt")
         summary = format_summary(res)
@@ -150,9 +150,9 @@ def sweep(data_dir, decode_dir, lmwts: list[float], wips: list[str], words: list
         if best is None or _rate(res) < _rate(best.wer):
             best = SweepResult(lmwt, wip, res, hyp)
     assert best is not None
-    name = f"{_fmt_lmwt(best.lmwt)}_{best.wip}"
+    name = f"{format_lmwt(best.lmwt)}_{best.wip}"
     atomic_write_text(decode_dir / "scoring" / "best_wer", f"{format_summary(best.wer).splitlines()[0]} {decode_dir / f'wer_{name}'}\n")
-    atomic_write_text(decode_dir / "scoring" / "lmwt", _fmt_lmwt(best.lmwt) + "\n")
+    atomic_write_text(decode_dir / "scoring" / "lmwt", format_lmwt(best.lmwt) + "\n")
     atomic_write_text(decode_dir / "scoring" / "wip", best.wip + "\n")
     write_table(decode_dir / "scoring" / "best_hyp.txt", ((u, " ".join(w)) for u, w in best.hyps.items()))
     write_wer_details(data_dir, decode_dir / "scoring" / "wer_details", ref, best.hyps, mode)
