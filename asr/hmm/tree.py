@@ -122,9 +122,13 @@ class ContextDependency:
             return np.zeros(0, dtype=np.int32)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         answers = np.empty(len(uniq), dtype=np.int32)
-        for i, row in enumerate(uniq.tolist()):
-            a = self.compute(tuple(row[:-1]), row[-1])
-            answers[i] = -1 if a is None else a
+        cache = self.__dict__.setdefault("_cache", {})
+        for i, row in enumerate(map(tuple, uniq.tolist())):
+            a = cache.get(row)
+            if a is None:
+                a = self.compute(row[:-1], row[-1])
+                a = cache[row] = -1 if a is None else a
+            answers[i] = a
         return answers[inverse.reshape(-1)]
 
     def get_pdf_info(self, phones: list[int], num_pdf_classes: dict[int, int]) -> list[list[tuple[int, int]]]:

@@ -108,7 +108,7 @@ def read_arpa(path: str | os.PathLike) -> NgramLM:
 
 
 def write_arpa(lm: NgramLM, path: str | os.PathLike) -> None:
-    """Write ``lm`` as an ARPA file atomically (7 significant digits, as SRILM). Blank rows are skipped."""
+    """Write ``lm`` as an ARPA file atomically (8 significant digits). Blank rows are skipped."""
     path = Path(path)
     counts = lm.num_ngrams()
     with atomic_write(path) as f:
@@ -124,14 +124,14 @@ def write_arpa(lm: NgramLM, path: str | os.PathLike) -> None:
             strs = np.array(lm.words, dtype=object)
             cols = [strs[M[:, j]] for j in range(k)]
             texts = cols[0] if k == 1 else [" ".join(t) for t in zip(*cols)]
-            lp_s = [f"{x:.7g}" for x in lps.tolist()]
+            lp_s = [f"{x:.8g}" for x in lps.tolist()]
             if k < lm.order:
                 bo = lm.backoffs[k - 1][keep]
                 has_children = np.zeros(len(lp), dtype=bool)
                 has_children[np.unique(lm.prefix[k])] = True
                 has_children = has_children[keep]
                 lines = [
-                    f"{p}\t{t}\t{b:.7g}\n" if c else f"{p}\t{t}\n"
+                    f"{p}\t{t}\t{b:.8g}\n" if c else f"{p}\t{t}\n"
                     for p, t, b, c in zip(lp_s, texts, bo.tolist(), has_children.tolist())
                 ]
             else:

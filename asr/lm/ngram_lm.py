@@ -94,6 +94,10 @@ class NgramLM:
         """Number of n-grams with a probability per order (blank context rows excluded)."""
         return [int(np.count_nonzero(~np.isnan(lp))) for lp in self.logprobs]
 
+    def clear_cache(self) -> None:
+        """Forget memoised scores (call after changing probabilities or back-off weights in place)."""
+        self._score_cache.clear()
+
     def word_id(self, word: str) -> int:
         """Id of ``word``; outside the vocabulary -> ``<unk>`` if the model has it, else LMError."""
         i = self.vocab.get(word)

@@ -213,7 +213,7 @@ def train(config: dict[str, Any], train_corpus, out_dir: str | os.PathLike, dev_
             if nvalid and ok:
                 with torch.no_grad():
                     correct = int((logits.argmax(-1)[valid] == yy[valid]).sum())
-                ls = float(loss_sum)
+                ls = float(loss_sum.detach())
                 pos["acc"][0] += ls
                 pos["acc"][1] += correct
                 pos["acc"][2] += nvalid
