@@ -273,3 +273,13 @@ def test_sclite_mode_equals_sclite(tmp_path, capsys):
     differ = sum(edit_counts(r, h, "kaldi") != edit_counts([w.lower() for w in r], [w.lower() for w in h], "sclite")
                  for r, h in pairs)
     assert differ > 0
+
+
+def test_batching_does_not_change_alignments():
+    from asr.score.align import _moves
+
+    pairs = random_pairs(300, seed=11, maxlen=60)
+    for rule in ("kaldi", "align-text", "sclite"):
+        one_batch = _moves(pairs, rule)
+        assert _moves(pairs, rule, max_cells=2000) == one_batch
+        assert _moves(pairs, rule, max_batch=1) == one_batch
