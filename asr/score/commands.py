@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="word error rate of a hypothesis text against a reference text (Kaldi compute-wer)",
         description=(
             "Compare two Kaldi text files (`utt-id word word ...`) and print Kaldi compute-wer's "
-            "lines: `%%WER 12.34 [ 5 / 40, 1 ins, 2 del, 2 sub ]`, `%%SER ...`, `Scored N "
+            "lines: `%WER 12.34 [ 5 / 40, 1 ins, 2 del, 2 sub ]`, `%SER ...`, `Scored N "
             "sentences, M not present in hyp.`. Default alignment: minimum edit distance with "
             "Kaldi's tie-breaking. --sclite: NIST sclite's weighted alignment (sub 4, ins 3, "
             "del 3, case-insensitive), whose per-utterance counts equal sclite's. Exit code 1 "
@@ -95,7 +95,7 @@ def register_lattice_commands(subparsers: argparse._SubParsersAction) -> None:
             "(default): for every LMWT and WIP the best path (min graph + WIP*words + "
             "acoustic/LMWT) -> DECODE_DIR/scoring/hyp_LMWT_WIP.txt and DECODE_DIR/wer_LMWT_WIP; "
             "the best pair -> DECODE_DIR/scoring/{best_wer,lmwt,wip,best_hyp.txt}; prints the "
-            "best %%WER line. Fixed pair (--lmwt N --wip P with single values, or --best-from "
+            "best %WER line. Fixed pair (--lmwt N --wip P with single values, or --best-from "
             "DEV_DECODE_DIR): DECODE_DIR/hyp.txt and, when DATA_DIR/text exists, DECODE_DIR/wer. "
             "The chosen pair's per-utterance alignments and per-speaker table: "
             "DECODE_DIR/scoring/wer_details/{per_utt,per_spk}."
