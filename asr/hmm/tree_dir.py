@@ -53,6 +53,7 @@ def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500
     write_model_files(out, tree, tm, lang)
     # map the alignments to the new pdfs (same phones and HMM states)
     comp = AlignmentCompiler(tree, tm)
+    comp.set_pdf_table(stats.windows, stats.pdf_classes)
     mapped = {}
     for utt in sorted(alis, key=lambda u: u.encode("utf-8")):
         ali = alis[utt]
