@@ -1,4 +1,4 @@
-"""Commands of the align stage: import-ali, ali-to-pdf, ali-to-phones."""
+"""Commands of the align stage: import-ali, ali-to-pdf, ali-to-phones, align."""
 
 from __future__ import annotations
 
@@ -62,6 +62,26 @@ def register(subparsers) -> None:
     p.add_argument("--per-frame", action="store_true", help="one phone per frame")
     p.set_defaults(func=_ali_to_phones)
 
+    p = subparsers.add_parser(
+        "align", help="Viterbi forced alignment of transcripts to per-frame log-likelihoods",
+        description="Align DATA_DIR/text to LOGLIKES (Kaldi matrix .ark/.scp, one row per frame, one column "
+        "per pdf: e.g. log p(s|x) - log p(s) from a network) over each utterance's training graph "
+        "(lexicon variants, optional silence, tree context, HMMs) with kaldi-decoder's C++ Viterbi search. "
+        "OUT_DIR gets ali.tid.ark, ali.pdf.ark, phones.ark, tree, final.mdl, align_stats.json. "
+        "Example: asr align --lang data/lang --tree-dir exp/tri data/train exp/lstm/loglikes.scp exp/lstm_ali",
+        formatter_class=_F)
+    p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with text (and utt2num_frames)")
+    p.add_argument("loglikes", metavar="LOGLIKES", help="Kaldi matrix ark or scp of per-pdf log-likelihoods")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--lang", required=True)
+    p.add_argument("--tree-dir", help="tree + final.mdl (default: a monophone model from --lang)")
+    p.add_argument("--acoustic-scale", type=float, default=0.1)
+    p.add_argument("--transition-scale", type=float, default=1.0)
+    p.add_argument("--self-loop-scale", type=float, default=0.1)
+    p.add_argument("--beam", type=float, default=10.0)
+    p.add_argument("--retry-beam", type=float, default=40.0)
+    p.set_defaults(func=_align)
+
 
 def _import_ali(args) -> int:
     from asr.align.import_ali import import_alignments
@@ -72,6 +92,14 @@ def _import_ali(args) -> int:
         frame_shift=args.frame_shift, frame_length=args.frame_length, reorder=args.reorder == "true",
         phone_map=args.phone_map, phone_tier=args.phone_tier, word_tier=args.word_tier,
     )
+    return 0
+
+
+def _align(args) -> int:
+    from asr.align.forced import align_dir
+
+    align_dir(args.data_dir, args.loglikes, args.out_dir, args.lang, args.tree_dir, args.acoustic_scale,
+              args.beam, args.retry_beam, args.transition_scale, args.self_loop_scale)
     return 0
 
 
