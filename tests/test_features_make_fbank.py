@@ -73,6 +73,11 @@ def test_rerun_skips_finished_jobs_and_redoes_changed_ones(data):
     assert r.jobs_skipped == 2 and len(table(data / "feats.scp")) == 6
     out = asr("make-fbank", "--nj", 3, "--no-progress", data)
     assert "3 jobs, 3 already done" in out.stdout
+    # fewer jobs: everything recomputed, the third job's files removed
+    r = make_fbank(data, nj=2, progress=False)
+    assert r.jobs_skipped == 0 and len(table(data / "feats.scp")) == 6
+    assert sorted(p.name for p in (data / "data").iterdir()) == [
+        f"raw_fbank_data.{j}.{ext}" for j in (1, 2) for ext in ("ark", "done", "scp")]
 
 
 def test_bad_utterances_skipped_and_counted(data, tmp_path):
@@ -92,7 +97,7 @@ def test_bad_utterances_skipped_and_counted(data, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "features for 3 of 6 utterances, 3 failed (skipped); 1 jobs, 1 already done" in r.stdout
     assert "utterance spk1-u0: empty audio file" in r.stderr
-    assert "utterance spk1-u1: too short for one frame (160 samples)" in r.stderr
+    assert "utterance spk1-u1: too short for one frame (160 samples at 16000 Hz)" in r.stderr
     assert "utterance spk2-u0: command failed with exit status 1" in r.stderr and "decoder exploded" in r.stderr
     assert sorted(table(data / "feats.scp")) == ["spk2-u1", "spk3-u0", "spk3-u1"]
     # fix-data-dir then drops the utterances without features
@@ -174,3 +179,11 @@ def test_reader_errors(data):
     with pytest.raises(FeatureError, match="no-such-utt has no features"):
         FeatureReader(data, cmvn="none")["no-such-utt"]
     assert os.path.isfile(data / "utt2num_frames")
+
+
+def test_utterance_without_audio_entry_is_counted(data):
+    wav = (data / "wav.scp").read_text().splitlines()
+    (data / "wav.scp").write_text("\n".join(wav[1:]) + "\n")
+    r = make_fbank(data, progress=False)
+    assert r.failed == [("spk1-u0", "utterance spk1-u0: no audio entry in wav.scp/segments")]
+    assert r.num_done == 5

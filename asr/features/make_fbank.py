@@ -93,7 +93,7 @@ def make_fbank(
 
     jobs: list[_Job] = []
     for j, utts in enumerate(split_by_speaker(dd, max(nj, 1)), 1):
-        items = [(u, *dd.audio_spec(u)) for u in utts]
+        items = [(u, *_audio_spec(dd, u)) for u in utts]
         sig = hashlib.sha256(json.dumps([settings, items]).encode()).hexdigest()
         base = ark_dir / f"raw_fbank_{name}.{j}"
         jobs.append(_Job(j, items, f"{base}.ark", f"{base}.scp", f"{base}.done", sig))
@@ -105,6 +105,13 @@ def make_fbank(
             if (data_dir / stale).exists():
                 logger.info("%s: removing %s (features are being recomputed)", data_dir, stale)
                 (data_dir / stale).unlink()
+        for j in range(len(jobs) + 1, 10_000):  # jobs of an earlier run with more jobs
+            old = [ark_dir / f"raw_fbank_{name}.{j}.{ext}" for ext in ("done", "scp", "ark")]
+            if not any(p.exists() for p in old):
+                break
+            for p in old:
+                if p.exists():
+                    p.unlink()
         _run_jobs(todo, settings, progress, report)
     if report.jobs_skipped:
         logger.info("%s: %d of %d jobs already finished (skipped)", data_dir, report.jobs_skipped, len(jobs))
@@ -141,6 +148,17 @@ def make_fbank(
     return report
 
 
+def _audio_spec(dd, utt: str) -> tuple:
+    """(recording, wav.scp value, start, end); when the utterance has no audio entry:
+    ("", None, None, None) and the job reports it as failed."""
+    from asr.errors import DataDirError
+
+    try:
+        return dd.audio_spec(utt)
+    except DataDirError:
+        return "", None, None, None
+
+
 def _finished(job: _Job) -> bool:
     if not (os.path.isfile(job.done) and os.path.isfile(job.ark) and os.path.isfile(job.scp)):
         return False
@@ -155,24 +173,25 @@ def _run_jobs(todo: list[_Job], settings: dict, progress: bool, report: MakeFban
     from tqdm import tqdm
 
     total = sum(len(job.items) for job in todo)
-    bar = tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False)
-    try:
-        if len(todo) == 1:
+    if len(todo) == 1:
+        with tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False) as bar:
             results = [_compute_job(todo[0], settings, bar.update)]
-        else:
-            results = _run_parallel(todo, settings, bar)
-    finally:
-        bar.close()
+    else:
+        results = _run_parallel(todo, settings, total, progress)
     report.audio_seconds = sum(r for r in results)
 
 
-def _run_parallel(todo: list[_Job], settings: dict, bar) -> list[float]:
+def _run_parallel(todo: list[_Job], settings: dict, total: int, progress: bool) -> list[float]:
     import multiprocessing as mp
     import queue
 
-    ctx = mp.get_context("spawn")
+    from tqdm import tqdm
+
+    # fork starts workers fastest; the pool is created before the progress bar's thread exists
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     q = ctx.Queue()
-    with ctx.Pool(len(todo), initializer=_init_worker, initargs=(q,)) as pool:
+    with ctx.Pool(len(todo), initializer=_init_worker, initargs=(q,)) as pool, \
+            tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False) as bar:
         pending = pool.map_async(_worker, [(job, settings) for job in todo])
         while True:
             try:
@@ -209,9 +228,8 @@ def _compute_job(job: _Job, settings: dict, report_progress) -> float:
     tmp = job.ark + ".tmp"
     try:
         with open(tmp, "wb") as ark:
+            # no fsync: the .done marker (written atomically, last) guards against interruption
             frames, failed, scp, audio_seconds = _fill_ark(ark, job, settings, report_progress)
-            ark.flush()
-            os.fsync(ark.fileno())
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -240,6 +258,8 @@ def _fill_ark(ark, job: _Job, settings: dict, report_progress):
     pending = 0
     for utt, rec_id, spec, start, end in job.items:
         try:
+            if spec is None:
+                raise AudioError(f"utterance {utt}: no audio entry in wav.scp/segments")
             if cached[0] != rec_id:  # segments of one recording: decode it once
                 try:
                     cached = (rec_id, load_recording(spec))
@@ -249,9 +269,9 @@ def _fill_ark(ark, job: _Job, settings: dict, report_progress):
             if isinstance(rec, AsrError):
                 raise AudioError(f"utterance {utt}: {rec}")
             x = extract(rec, rate, settings["channel"], utt=utt, start=start, end=end, resample=settings["resample"])
-            feats = computer.compute(x * np.float32(32768.0))
+            feats = computer.compute(x * np.float32(32768.0))  # Kaldi's int16 scale; x may view the cached recording
             if len(feats) == 0:
-                raise FeatureError(f"utterance {utt}: too short for one frame ({len(x)} samples)")
+                raise FeatureError(f"utterance {utt}: too short for one frame ({len(x)} samples at {rate} Hz)")
         except AsrError as e:
             failed.append((utt, str(e)))
         else:
