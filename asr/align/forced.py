@@ -8,7 +8,7 @@ searched without reordering, the result reordered as Kaldi's default ``--reorder
 arcs plus ``self_loop_scale``·log(1 − p(loop)), ``self_loop_scale``·log p(loop) on self-loops
 (Kaldi's defaults for alignment: 1.0 and 0.1). The search is kaldi-decoder's C++
 ``FasterDecoder`` over ``acoustic_scale``·loglik[t, pdf(tid)] (``DecodableCtc``), with a
-retry at ``retry_beam`` when the final state is not reached.
+retry at ``retry_beam`` when the final state is not reached, and a last unpruned search.
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ class ForcedAligner:
 
     # -- search ------------------------------------------------------------------
     def align(self, loglik: np.ndarray, word_ids: list[int], utt: str = "?") -> tuple[np.ndarray, float, bool]:
-        """Best transition-id sequence; returns (tids, total cost, used_retry)."""
+        """Best transition-id sequence; returns (tids, total cost, retries: 0 = first beam,
+        1 = retry beam, 2 = unpruned search)."""
         import kaldi_decoder
         import kaldifst
 
@@ -124,8 +125,9 @@ class ForcedAligner:
                                  f"than the {self.tm.num_pdfs} pdfs")
         hclg = self.graph(word_ids)
         mat = np.ascontiguousarray(self.acoustic_scale * loglik[:, self.tm.tid2pdf[1:]], dtype=np.float32)
-        for retry, beam in enumerate((self.beam, self.retry_beam)):
-            opts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=100000)
+        # the last try is an unpruned Viterbi search (the graph of one utterance is small)
+        for retry, beam in enumerate((self.beam, self.retry_beam, 1e9)):
+            opts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=1 << 30)
             dec = kaldi_decoder.FasterDecoder(hclg, opts)
             dec.decode(kaldi_decoder.DecodableCtc(mat))
             if dec.reached_final():
@@ -139,9 +141,9 @@ class ForcedAligner:
 
                     tids = reorder_alignment(self.tm, tids)
                 cost = float(weight.value1 + weight.value2) if hasattr(weight, "value1") else float("nan")
-                return tids, cost, bool(retry)
-        raise AlignmentError(f"utterance {utt}: no alignment reached the end of the transcript "
-                             f"(beam {self.retry_beam}); too few frames or wrong transcript?")
+                return tids, cost, retry
+        raise AlignmentError(f"utterance {utt}: no path through the transcript's graph fits its "
+                             f"{len(loglik)} frames (too few frames, or wrong transcript?)")
 
 
 def read_matrices(path: str | os.PathLike):
@@ -193,7 +195,7 @@ def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: f
         pass
     mapper = LabelMapper(lang)
     results, excluded = {}, []
-    stats = {"utterances": 0, "aligned": 0, "retried": 0, "oov_words": 0, "failed": 0, "no_transcript": 0,
+    stats = {"utterances": 0, "aligned": 0, "retried": 0, "unpruned": 0, "oov_words": 0, "failed": 0, "no_transcript": 0,
              "frames": 0, "length_mismatch": 0}
     for utt, ll in tqdm(read_matrices(loglikes), desc="align", unit="utt", disable=None, leave=False):
         stats["utterances"] += 1
@@ -215,7 +217,8 @@ def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: f
             if stats["failed"] <= 20:
                 log.warning("%s", e)
             continue
-        stats["retried"] += int(retried)
+        stats["retried"] += int(retried >= 1)
+        stats["unpruned"] += int(retried == 2)
         results[utt] = tids
         stats["aligned"] += 1
         stats["frames"] += len(tids)
@@ -227,8 +230,8 @@ def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: f
     write_model_files(out, tree, tm, lang)
     atomic_write_text(out / "excluded.txt", "".join(f"{u} {r}\n" for u, r in excluded))
     atomic_write_text(out / "align_stats.json", json.dumps(stats, indent=1) + "\n")
-    log.info("aligned %d of %d utterances (%d retried with beam %g, %d failed)", stats["aligned"],
-             stats["utterances"], stats["retried"], retry_beam, stats["failed"])
+    log.info("aligned %d of %d utterances (%d retried with beam %g, %d of them unpruned; %d failed)",
+             stats["aligned"], stats["utterances"], stats["retried"], retry_beam, stats["unpruned"], stats["failed"])
     if not utts:
         raise AlignmentError(f"no utterance could be aligned (see {out / 'excluded.txt'})")
     return stats
