@@ -243,3 +243,15 @@ def test_fix_short_segments():
     got, n = fix_short_segments(np.array([5, 1, 0, 9]), np.array([3, 3, 3, 3]))
     assert got.tolist() == [3, 3, 3, 6] and n == 2
     assert fix_short_segments(np.array([2, 2]), np.array([3, 3])) is None
+
+
+def test_textgrid_short_form(tmp_path):
+    from asr.align.timed import read_textgrid
+
+    p = tmp_path / "a.TextGrid"
+    p.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\n\n0\n0.3\n<exists>\n1\n"IntervalTier"\n'
+                 '"phones"\n0\n0.3\n2\n0\n0.1\n""\n0.1\n0.3\n"AA"\n')
+    assert [(iv.start, iv.end, iv.label) for iv in read_textgrid(p)["phones"]] == [(0, 0.1, ""), (0.1, 0.3, "AA")]
+    p.write_text("not a textgrid")
+    with pytest.raises(Exception, match="not a Praat TextGrid"):
+        read_textgrid(p)

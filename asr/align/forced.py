@@ -74,7 +74,9 @@ class ForcedAligner:
         return arcs
 
     def graph(self, word_ids: list[int]):
-        """The utterance's training graph (transition-ids in, words out)."""
+        """The utterance's training graph (words out) and the transition-ids it uses: input
+        label k stands for transition-id ``tids[k - 1]`` (a compact relabelling, so the
+        decodable needs one column per transition-id of this utterance only)."""
         kf = self.kaldifst
         g = "".join(f"{i} {i + 1} {w} {w}\n" for i, w in enumerate(word_ids)) + f"{len(word_ids)}\n"
         G = kf.compile(g, acceptor=False)
@@ -83,6 +85,7 @@ class ForcedAligner:
         n = CLG.num_states
         lines, finals = [], []
         next_state = n
+        compact: dict[int, int] = {}
         for s in range(n):
             fw = CLG.final(s).value
             if math.isfinite(fw):
@@ -104,14 +107,18 @@ class ForcedAligner:
                 next_state += num_states - 1
                 lines.append(f"{s} {ids[0]} 0 {arc.olabel} {w:.6g}")
                 for a, b, tid, cost in hmm:
-                    lines.append(f"{ids[a]} {ids[b]} {tid} 0 {cost:.6g}")
+                    label = compact.setdefault(tid, len(compact) + 1)
+                    lines.append(f"{ids[a]} {ids[b]} {label} 0 {cost:.6g}")
         if CLG.start < 0:
             raise AlignmentError("empty training graph (transcript words not in L.fst?)")
         # the compiler numbers states in order of appearance: put the start state first
         start_lines = [ln for ln in lines if ln.split(" ", 1)[0] == str(CLG.start)]
         other = [ln for ln in lines if ln.split(" ", 1)[0] != str(CLG.start)]
         text = "\n".join(start_lines + other + finals) + "\n"
-        return kf.compile(text, acceptor=False, keep_state_numbering=True)
+        tids = np.zeros(len(compact), dtype=np.int32)
+        for tid, label in compact.items():
+            tids[label - 1] = tid
+        return kf.compile(text, acceptor=False, keep_state_numbering=True), tids
 
     # -- search ------------------------------------------------------------------
     def align(self, loglik: np.ndarray, word_ids: list[int], utt: str = "?") -> tuple[np.ndarray, float, bool]:
@@ -123,8 +130,8 @@ class ForcedAligner:
         if loglik.ndim != 2 or loglik.shape[1] < self.tm.num_pdfs:
             raise AlignmentError(f"utterance {utt}: log-likelihood matrix {loglik.shape} has fewer columns "
                                  f"than the {self.tm.num_pdfs} pdfs")
-        hclg = self.graph(word_ids)
-        mat = np.ascontiguousarray(self.acoustic_scale * loglik[:, self.tm.tid2pdf[1:]], dtype=np.float32)
+        hclg, graph_tids = self.graph(word_ids)
+        mat = np.ascontiguousarray(self.acoustic_scale * loglik[:, self.tm.tid2pdf[graph_tids]], dtype=np.float32)
         # the last try is an unpruned Viterbi search (the graph of one utterance is small)
         for retry, beam in enumerate((self.beam, self.retry_beam, 1e9)):
             opts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=1 << 30)
@@ -133,7 +140,7 @@ class ForcedAligner:
             if dec.reached_final():
                 ok, best = dec.get_best_path()
                 ok2, isyms, _, weight = kaldifst.get_linear_symbol_sequence(best)
-                tids = np.array(isyms, dtype=np.int32)
+                tids = graph_tids[np.array(isyms, dtype=np.int64) - 1]
                 if len(tids) != len(loglik):
                     raise AlignmentError(f"utterance {utt}: best path has {len(tids)} frames, expected {len(loglik)}")
                 if self.reorder:
