@@ -9,7 +9,7 @@ from asr.hmm.build_tree import TreeStats, build_tree, gauss_loglike
 from asr.hmm.transition_model import TransitionModel
 from asr.hmm.tree import ContextDependency
 from asr.io.int_ark import read_int_ark
-from hmm_test_helpers import synth_corpus
+from hmm_test_helpers import make_data, synth_corpus
 
 
 def test_planted_context_split(tmp_path):
@@ -43,6 +43,15 @@ def test_planted_context_split(tmp_path):
     assert sil and all(tm.tid2pdf[t] in sil for t in range(1, tm.num_transition_ids + 1)
                        if tm.tid2phone[t] in lang.silence_phones)
     assert (out / "num_pdfs").read_text().strip() == "30"
+    # dev data (the CTM fixture) imported through the triphone tree: pdfs from its contexts
+    dev = make_data(tmp_path / "dev")
+    imp = tmp_path / "dev_ali"
+    assert main(["import-ali", "--format", "ctm", "--lang", str(lang_dir), "--tree-dir", str(out), str(dev),
+                 str(dev / "phones.ctm"), str(imp)]) == 0
+    ph = read_int_ark(imp / "phones.ark")["u2"]  # AA_S B_B AA_I T_E SIL
+    st = tm.tid2hmm_state[read_int_ark(imp / "ali.tid.ark")["u2"]]
+    pd = read_int_ark(imp / "ali.pdf.ark")["u2"]
+    assert pd[5] == tree.compute((ph[0], ph[5], lang.phones["AA_I"]), int(st[5]))  # B_B between AA_S and AA_I
 
 
 def test_monophone_context_width_1(tmp_path):
