@@ -41,6 +41,15 @@ def test_align_recovers_monophone_alignment(tmp_path):
     assert np.array_equal(got_tid["u2"], ref_tid["u2"])
     assert np.array_equal(read_int_ark(out / "phones.ark")["u1"], read_int_ark(ref / "phones.ark")["u1"])
     assert (read_int_ark(out / "ali.pdf.ark")["u1"] == pdfs["u1"]).mean() > 0.95
+    # log posteriors with zero log priors: the same alignment; wrong prior length: error
+    np.save(tmp_path / "prior.npy", np.zeros(num_pdfs, np.float32))
+    out2 = tmp_path / "fa2"
+    assert main(["align", "--log-priors", str(tmp_path / "prior.npy"), "--lang", str(lang), "--tree-dir",
+                 str(ref), str(data), scp, str(out2)]) == 0
+    assert (out2 / "ali.tid.ark").read_text() == (out / "ali.tid.ark").read_text()
+    np.save(tmp_path / "prior.npy", np.zeros(num_pdfs + 1, np.float32))
+    assert main(["align", "--log-priors", str(tmp_path / "prior.npy"), "--lang", str(lang), str(data), scp,
+                 str(out2)]) == 1
 
 
 def test_align_triphone_tree(tmp_path):

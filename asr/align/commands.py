@@ -80,6 +80,8 @@ def register(subparsers) -> None:
     p.add_argument("--self-loop-scale", type=float, default=0.1)
     p.add_argument("--beam", type=float, default=10.0)
     p.add_argument("--retry-beam", type=float, default=40.0)
+    p.add_argument("--log-priors", help="LOGLIKES are log posteriors: subtract these log priors "
+                   "(a model dir's log_priors.npy, or a text vector)")
     p.set_defaults(func=_align)
 
     p = subparsers.add_parser(
@@ -122,7 +124,7 @@ def _align(args) -> int:
     from asr.align.forced import align_dir
 
     align_dir(args.data_dir, args.loglikes, args.out_dir, args.lang, args.tree_dir, args.acoustic_scale,
-              args.beam, args.retry_beam, args.transition_scale, args.self_loop_scale)
+              args.beam, args.retry_beam, args.transition_scale, args.self_loop_scale, args.log_priors)
     return 0
 
 

@@ -176,7 +176,8 @@ def read_matrices(path: str | os.PathLike):
 
 
 def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: float = 0.1, beam: float = 10.0,
-              retry_beam: float = 40.0, transition_scale: float = 1.0, self_loop_scale: float = 0.1) -> dict:
+              retry_beam: float = 40.0, transition_scale: float = 1.0, self_loop_scale: float = 0.1,
+              log_priors: str | os.PathLike | None = None) -> dict:
     import json
 
     from tqdm import tqdm
@@ -201,6 +202,12 @@ def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: f
     except Exception:  # frame counts are only a check here
         pass
     mapper = LabelMapper(lang)
+    prior = None
+    if log_priors is not None:  # the matrices are log posteriors: subtract log p(s)
+        prior = np.load(log_priors) if str(log_priors).endswith(".npy") else np.loadtxt(log_priors)
+        prior = np.asarray(prior, dtype=np.float32).reshape(-1)
+        if len(prior) != tm.num_pdfs:
+            raise AlignmentError(f"{log_priors}: {len(prior)} log-priors for {tm.num_pdfs} pdfs")
     results, excluded = {}, []
     stats = {"utterances": 0, "aligned": 0, "retried": 0, "unpruned": 0, "oov_words": 0, "failed": 0, "no_transcript": 0,
              "frames": 0, "length_mismatch": 0}
@@ -214,6 +221,8 @@ def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: f
             stats["length_mismatch"] += 1
             excluded.append((utt, f"{len(ll)} log-likelihood rows but {num_frames[utt]} feature frames"))
             continue
+        if prior is not None:
+            ll = ll - prior
         words, n_oov = mapper.word_ids(text[utt])
         stats["oov_words"] += n_oov
         try:
