@@ -15,7 +15,7 @@ BUILDERS = {"residual_lstm": build_residual_lstm, "highway_lstm": build_highway_
 
 def make(family, **kw):
     torch.manual_seed(0)
-    config = {"num_layers": 3, "cell_dim": 16, "proj_dim": 8, "init_range": 0.3}
+    config = {"num_layers": 3, "cell_dim": 16, "proj_dim": 8, "init_scale": 0.3}
     config.update(kw)
     return BUILDERS[family](config, D, PDFS).double()
 
@@ -106,7 +106,7 @@ def test_highway_with_closed_depth_gate_equals_stacked_lstm():
     """Peepholes at zero, depth gate forced to 0: a highway LSTMP stack computes exactly what
     torch.nn.LSTM(num_layers, proj_size) computes with the same weights."""
     n, p, L = 16, 8, 3
-    model = HighwayLSTM(D, PDFS, L, n, p, init_range=0.3).double()
+    model = HighwayLSTM(D, PDFS, L, n, p, init_scale=0.3).double()
     ref = torch.nn.LSTM(D, n, num_layers=L, proj_size=p, batch_first=True).double()
     with torch.no_grad():
         for l, layer in enumerate(model.layers):
@@ -130,7 +130,7 @@ def test_highway_with_closed_depth_gate_equals_stacked_lstm():
 def test_highway_open_depth_gate_carries_lower_cell():
     """d = 1, i = 0, f = 0: the upper layer's cell is the lower layer's cell."""
     n = 16
-    model = HighwayLSTM(D, PDFS, 2, n, 0, init_range=0.3).double()
+    model = HighwayLSTM(D, PDFS, 2, n, 0, init_scale=0.3).double()
     up = model.layers[1]
     with torch.no_grad():
         up.depth_peep.zero_()
@@ -194,6 +194,23 @@ def test_ltlstm_layer_lstm_reads_every_layer():
 
 
 @pytest.mark.parametrize("family", sorted(BUILDERS))
-def test_bad_sizes_are_config_errors(family):
+@pytest.mark.parametrize("bad", [{"num_layers": 0}, {"cell_dim": "big"}, {"hidden": 3}, {"proj_dim": -1}])
+def test_bad_configs_are_config_errors(family, bad):
     with pytest.raises(ConfigError):
-        BUILDERS[family]({"num_layers": 0}, D, PDFS)
+        BUILDERS[family]({"family": family, **bad}, D, PDFS)
+
+
+def test_ltlstm_bad_layer_cell_dim():
+    with pytest.raises(ConfigError, match="layer_cell_dim"):
+        build_ltlstm({"family": "ltlstm", "layer_cell_dim": -4}, D, PDFS)
+
+
+@pytest.mark.parametrize("family", sorted(BUILDERS))
+def test_describe_and_default_init(family):
+    model = BUILDERS[family]({"family": family, "num_layers": 2, "cell_dim": 16, "cell_clip": None}, D, PDFS)
+    text = model.describe()
+    assert "cell clip off" in text and str(PDFS) in text
+    bound = 1 / 16 ** 0.5
+    for name, p in model.named_parameters():
+        if not name.startswith("output."):
+            assert p.abs().max() <= bound, name

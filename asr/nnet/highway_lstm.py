@@ -19,26 +19,17 @@ recurrent weights plus elementwise ops.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
-from asr.errors import ConfigError
+from asr.nnet.deep_common import init_uniform_, parse_sizes, script, zero_state
 
 
 def build_highway_lstm(config: dict, num_inputs: int, num_pdfs: int) -> "HighwayLSTM":
-    """Registry entry for family ``highway_lstm``."""
-    return HighwayLSTM(
-        num_inputs,
-        num_pdfs,
-        num_layers=int(config.get("num_layers", 3)),
-        cell_dim=int(config.get("cell_dim", 256)),
-        proj_dim=int(config.get("proj_dim", 0)),
-        cell_clip=float(config.get("cell_clip", 50.0)),
-        init_range=float(config.get("init_range", 0.02)),
-    )
+    """Registry entry for family ``highway_lstm`` (config keys: asr/nnet/deep_common.py)."""
+    return HighwayLSTM(num_inputs, num_pdfs, **parse_sizes(config))
 
 
 class HighwayLSTM(nn.Module):
@@ -49,10 +40,9 @@ class HighwayLSTM(nn.Module):
     """
 
     def __init__(self, num_inputs: int, num_pdfs: int, num_layers: int = 3, cell_dim: int = 256,
-                 proj_dim: int = 0, cell_clip: float = 50.0, init_range: float = 0.02):
+                 proj_dim: int = 0, cell_clip: float = 50.0, init_scale: float = 0.0):
         super().__init__()
-        if num_layers < 1 or cell_dim < 1 or proj_dim < 0:
-            raise ConfigError(f"highway_lstm: bad sizes num_layers={num_layers} cell_dim={cell_dim} proj_dim={proj_dim}")
+        self.num_inputs, self.num_pdfs = num_inputs, num_pdfs
         self.num_layers, self.cell_dim = num_layers, cell_dim
         self.out_dim = proj_dim or cell_dim
         self.layers = nn.ModuleList(
@@ -61,7 +51,7 @@ class HighwayLSTM(nn.Module):
             for l in range(num_layers)
         )
         self.output = nn.Linear(self.out_dim, num_pdfs)
-        uniform_init_(self, init_range)
+        init_uniform_(self, init_scale, cell_dim)
 
     def forward(self, x: Tensor, state: Optional[tuple[Tensor, Tensor]] = None):
         r0, c0 = state if state is not None else zero_state(x, self.num_layers, self.out_dim, self.cell_dim)
@@ -72,6 +62,14 @@ class HighwayLSTM(nn.Module):
             rs.append(r)
             cs.append(c)
         return self.output(x), (torch.stack(rs), torch.stack(cs))
+
+    def describe(self) -> str:
+        first = self.layers[0]
+        proj = first.w_rm.shape[0] if first.w_rm is not None else "-"
+        return (f"{self.num_layers} x highway peephole LSTM{'P' if first.w_rm is not None else ''} layer(s) "
+                f"(TorchScript), input {self.num_inputs}, cells {self.cell_dim}, recurrent proj {proj}, "
+                f"depth gate on layers 2..{self.num_layers}, cell clip {first.cell_clip or 'off'}; "
+                f"output {self.out_dim} -> {self.num_pdfs}")
 
 
 class PeepholeLSTMPLayer(nn.Module):
@@ -115,8 +113,7 @@ class PeepholeLSTMPLayer(nn.Module):
         return outs.transpose(0, 1), cells.transpose(0, 1), (r, c)
 
 
-@torch.jit.script
-def peephole_lstmp_recurrence(pre: Tensor, w_r_t: Tensor, peep: Tensor, w_rm: Optional[Tensor],
+def _peephole_lstmp_recurrence(pre: Tensor, w_r_t: Tensor, peep: Tensor, w_rm: Optional[Tensor],
                               r: Tensor, c: Tensor, carry: Optional[Tensor], pre_d: Optional[Tensor],
                               w_cd: Optional[Tensor], cell_clip: float):
     """Loop over time. ``pre[T, B, 4N]`` = input projections + biases (i, f, g, o);
@@ -135,7 +132,7 @@ def peephole_lstmp_recurrence(pre: Tensor, w_r_t: Tensor, peep: Tensor, w_rm: Op
         if carry is not None and pre_d is not None and w_cd is not None:
             d = torch.sigmoid(pre_d[t] + w_cd * c)
             c_new = c_new + d * carry[t]
-        c = torch.clamp(c_new, -cell_clip, cell_clip)
+        c = torch.clamp(c_new, -cell_clip, cell_clip) if cell_clip > 0.0 else c_new
         o = torch.sigmoid(zo + p_o * c)
         m = o * torch.tanh(c)
         r = m if w_rm is None else torch.mm(m, w_rm.t())
@@ -144,20 +141,4 @@ def peephole_lstmp_recurrence(pre: Tensor, w_r_t: Tensor, peep: Tensor, w_rm: Op
     return torch.stack(outs), torch.stack(cells), r, c
 
 
-def zero_state(x: Tensor, num_layers: int, out_dim: int, cell_dim: int) -> tuple[Tensor, Tensor]:
-    """All-zero (r, c) state for a batch of x[B, T, D]."""
-    b = x.shape[0]
-    return (x.new_zeros(num_layers, b, out_dim), x.new_zeros(num_layers, b, cell_dim))
-
-
-def uniform_init_(module: nn.Module, init_range: float) -> None:
-    """Every parameter uniform in (−init_range, init_range) (Sak et al. 2014: 0.02);
-    init_range <= 0 keeps PyTorch's defaults, scaled 1/sqrt(fan_in)."""
-    for p in module.parameters():
-        if init_range > 0:
-            nn.init.uniform_(p, -init_range, init_range)
-        elif p.dim() == 2:
-            bound = 1.0 / math.sqrt(p.shape[1])
-            nn.init.uniform_(p, -bound, bound)
-        else:
-            nn.init.zeros_(p)
+peephole_lstmp_recurrence = script(_peephole_lstmp_recurrence)

@@ -28,22 +28,19 @@ import torch
 from torch import Tensor, nn
 
 from asr.errors import ConfigError
-from asr.nnet.highway_lstm import PeepholeLSTMPLayer, uniform_init_, zero_state
+from asr.nnet.deep_common import init_uniform_, parse_sizes, script, zero_state
+from asr.nnet.highway_lstm import PeepholeLSTMPLayer
 
 
 def build_ltlstm(config: dict, num_inputs: int, num_pdfs: int) -> "LayerTrajectoryLSTM":
-    """Registry entry for family ``ltlstm``."""
-    cell_dim = int(config.get("cell_dim", 256))
-    return LayerTrajectoryLSTM(
-        num_inputs,
-        num_pdfs,
-        num_layers=int(config.get("num_layers", 3)),
-        cell_dim=cell_dim,
-        proj_dim=int(config.get("proj_dim", 0)),
-        layer_cell_dim=int(config.get("layer_cell_dim", 0)) or cell_dim,
-        cell_clip=float(config.get("cell_clip", 50.0)),
-        init_range=float(config.get("init_range", 0.02)),
-    )
+    """Registry entry for family ``ltlstm``: the common keys (asr/nnet/deep_common.py) for
+    the time-LSTMs plus ``layer_cell_dim`` (layer-LSTM cells; 0 = cell_dim)."""
+    sizes = parse_sizes(config, extra_keys=("layer_cell_dim",))
+    try:
+        layer_cell_dim = int(config.get("layer_cell_dim") or 0) or sizes["cell_dim"]
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model config for family ltlstm: layer_cell_dim: {e}") from None
+    return LayerTrajectoryLSTM(num_inputs, num_pdfs, layer_cell_dim=layer_cell_dim, **sizes)
 
 
 class LayerTrajectoryLSTM(nn.Module):
@@ -52,11 +49,11 @@ class LayerTrajectoryLSTM(nn.Module):
 
     def __init__(self, num_inputs: int, num_pdfs: int, num_layers: int = 3, cell_dim: int = 256,
                  proj_dim: int = 0, layer_cell_dim: int = 256, cell_clip: float = 50.0,
-                 init_range: float = 0.02):
+                 init_scale: float = 0.0):
         super().__init__()
-        if num_layers < 1 or cell_dim < 1 or proj_dim < 0 or layer_cell_dim < 1:
-            raise ConfigError(f"ltlstm: bad sizes num_layers={num_layers} cell_dim={cell_dim} "
-                              f"proj_dim={proj_dim} layer_cell_dim={layer_cell_dim}")
+        if layer_cell_dim < 1:
+            raise ConfigError(f"model config for family ltlstm: layer_cell_dim must be positive, got {layer_cell_dim}")
+        self.num_inputs, self.num_pdfs = num_inputs, num_pdfs
         self.num_layers, self.cell_dim = num_layers, cell_dim
         self.out_dim = proj_dim or cell_dim
         self.time_layers = nn.ModuleList(
@@ -65,7 +62,7 @@ class LayerTrajectoryLSTM(nn.Module):
         )
         self.layer_lstm = LayerLSTM(self.out_dim, layer_cell_dim)
         self.output = nn.Linear(layer_cell_dim, num_pdfs)
-        uniform_init_(self, init_range)
+        init_uniform_(self, init_scale, cell_dim)
 
     def forward(self, x: Tensor, state: Optional[tuple[Tensor, Tensor]] = None):
         layer_outputs, new_state = self.time_stack(x, state)
@@ -81,6 +78,15 @@ class LayerTrajectoryLSTM(nn.Module):
             rs.append(r)
             cs.append(c)
         return torch.stack(outs), (torch.stack(rs), torch.stack(cs))
+
+    def describe(self) -> str:
+        first = self.time_layers[0]
+        proj = first.w_rm.shape[0] if first.w_rm is not None else "-"
+        k = self.layer_lstm.q.shape[1]
+        return (f"{self.num_layers} x time peephole LSTM{'P' if first.w_rm is not None else ''} layer(s) "
+                f"(TorchScript), input {self.num_inputs}, cells {self.cell_dim}, recurrent proj {proj}, "
+                f"cell clip {first.cell_clip or 'off'}; layer-LSTM over depth (shared weights, {k} cells, "
+                f"batched over frames); output {k} -> {self.num_pdfs}")
 
 
 class LayerLSTM(nn.Module):
@@ -100,8 +106,7 @@ class LayerLSTM(nn.Module):
         return g.reshape(b, t, -1)
 
 
-@torch.jit.script
-def layer_lstm_recurrence(pre: Tensor, u_g_t: Tensor, q: Tensor) -> Tensor:
+def _layer_lstm_recurrence(pre: Tensor, u_g_t: Tensor, q: Tensor) -> Tensor:
     """Loop over depth: ``pre[L, F, 4K]`` (F frames). Returns g^L [F, K]."""
     k = q.shape[1]
     g = pre.new_zeros(pre.shape[1], k)
@@ -115,3 +120,6 @@ def layer_lstm_recurrence(pre: Tensor, u_g_t: Tensor, q: Tensor) -> Tensor:
         v = torch.sigmoid(zv + q[2] * m)
         g = v * torch.tanh(m)
     return g
+
+
+layer_lstm_recurrence = script(_layer_lstm_recurrence)

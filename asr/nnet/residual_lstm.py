@@ -22,22 +22,15 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from asr.errors import ConfigError
-from asr.nnet.highway_lstm import uniform_init_, zero_state
+from asr.nnet.deep_common import init_uniform_, parse_sizes, script, zero_state
 
 
 def build_residual_lstm(config: dict, num_inputs: int, num_pdfs: int) -> "ResidualLSTM":
-    """Registry entry for family ``residual_lstm``."""
-    cell_dim = int(config.get("cell_dim", 256))
-    return ResidualLSTM(
-        num_inputs,
-        num_pdfs,
-        num_layers=int(config.get("num_layers", 3)),
-        cell_dim=cell_dim,
-        proj_dim=int(config.get("proj_dim", 0)) or cell_dim,
-        cell_clip=float(config.get("cell_clip", 50.0)),
-        init_range=float(config.get("init_range", 0.02)),
-    )
+    """Registry entry for family ``residual_lstm`` (config keys: asr/nnet/deep_common.py;
+    ``proj_dim`` is the output size P, 0 = cell_dim)."""
+    sizes = parse_sizes(config)
+    sizes["proj_dim"] = sizes["proj_dim"] or sizes["cell_dim"]
+    return ResidualLSTM(num_inputs, num_pdfs, **sizes)
 
 
 class ResidualLSTM(nn.Module):
@@ -47,17 +40,16 @@ class ResidualLSTM(nn.Module):
     """
 
     def __init__(self, num_inputs: int, num_pdfs: int, num_layers: int = 3, cell_dim: int = 256,
-                 proj_dim: int = 256, cell_clip: float = 50.0, init_range: float = 0.02):
+                 proj_dim: int = 256, cell_clip: float = 50.0, init_scale: float = 0.0):
         super().__init__()
-        if num_layers < 1 or cell_dim < 1 or proj_dim < 1:
-            raise ConfigError(f"residual_lstm: bad sizes num_layers={num_layers} cell_dim={cell_dim} proj_dim={proj_dim}")
+        self.num_inputs, self.num_pdfs = num_inputs, num_pdfs
         self.num_layers, self.cell_dim, self.out_dim = num_layers, cell_dim, proj_dim
         self.layers = nn.ModuleList(
             ResidualLSTMLayer(num_inputs if l == 0 else proj_dim, cell_dim, proj_dim, cell_clip)
             for l in range(num_layers)
         )
         self.output = nn.Linear(proj_dim, num_pdfs)
-        uniform_init_(self, init_range)
+        init_uniform_(self, init_scale, cell_dim)
 
     def forward(self, x: Tensor, state: Optional[tuple[Tensor, Tensor]] = None):
         h0, c0 = state if state is not None else zero_state(x, self.num_layers, self.out_dim, self.cell_dim)
@@ -67,6 +59,14 @@ class ResidualLSTM(nn.Module):
             hs.append(h)
             cs.append(c)
         return self.output(x), (torch.stack(hs), torch.stack(cs))
+
+    def describe(self) -> str:
+        first = self.layers[0]
+        return (f"{self.num_layers} x residual peephole LSTM layer(s) (TorchScript), input {self.num_inputs}, "
+                f"cells {self.cell_dim}, projection/output {self.out_dim}, shortcut "
+                f"{'W_h' if first.shortcut is not None else 'identity'} on layer 1, identity above, "
+                f"output-gate peephole {'on' if first.peep_o is not None else 'off (P != N)'}, "
+                f"cell clip {first.cell_clip or 'off'}; output {self.out_dim} -> {self.num_pdfs}")
 
 
 class ResidualLSTMLayer(nn.Module):
@@ -92,8 +92,7 @@ class ResidualLSTMLayer(nn.Module):
         return outs.transpose(0, 1), (h, c)
 
 
-@torch.jit.script
-def residual_lstm_recurrence(pre: Tensor, skip: Tensor, w_h_t: Tensor, peep: Tensor,
+def _residual_lstm_recurrence(pre: Tensor, skip: Tensor, w_h_t: Tensor, peep: Tensor,
                              peep_o: Optional[Tensor], w_p_t: Tensor, h: Tensor, c: Tensor,
                              cell_clip: float):
     """Loop over time: ``pre[T, B, 3N+P]`` input projections + biases, ``skip[T, B, P]`` the
@@ -105,10 +104,15 @@ def residual_lstm_recurrence(pre: Tensor, skip: Tensor, w_h_t: Tensor, peep: Ten
         zi, zf, zg, zo = z[:, :n], z[:, n:2 * n], z[:, 2 * n:3 * n], z[:, 3 * n:]
         i = torch.sigmoid(zi + peep[0] * c)
         f = torch.sigmoid(zf + peep[1] * c)
-        c = torch.clamp(f * c + i * torch.tanh(zg), -cell_clip, cell_clip)
+        c = f * c + i * torch.tanh(zg)
+        if cell_clip > 0.0:
+            c = torch.clamp(c, -cell_clip, cell_clip)
         if peep_o is not None:
             zo = zo + peep_o * c
         o = torch.sigmoid(zo)
         h = o * (torch.mm(torch.tanh(c), w_p_t) + skip[t])
         outs.append(h)
     return torch.stack(outs), h, c
+
+
+residual_lstm_recurrence = script(_residual_lstm_recurrence)
