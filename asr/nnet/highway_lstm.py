@@ -123,15 +123,19 @@ def _peephole_lstmp_recurrence(pre: Tensor, w_r_t: Tensor, peep: Tensor, w_rm: O
     outs: list[Tensor] = []
     cells: list[Tensor] = []
     p_i, p_f, p_o = peep[0], peep[1], peep[2]
-    for t in range(pre.shape[0]):
-        z = torch.addmm(pre[t], r, w_r_t)
+    # unbind once: indexing pre[t] would cost a full-size zero tensor per step in backward
+    pres = pre.unbind(0)
+    carries = carry.unbind(0) if carry is not None else pres
+    pre_ds = pre_d.unbind(0) if pre_d is not None else pres
+    for t in range(len(pres)):
+        z = torch.addmm(pres[t], r, w_r_t)
         zi, zf, zg, zo = z.chunk(4, 1)
         i = torch.sigmoid(zi + p_i * c)
         f = torch.sigmoid(zf + p_f * c)
         c_new = f * c + i * torch.tanh(zg)
         if carry is not None and pre_d is not None and w_cd is not None:
-            d = torch.sigmoid(pre_d[t] + w_cd * c)
-            c_new = c_new + d * carry[t]
+            d = torch.sigmoid(pre_ds[t] + w_cd * c)
+            c_new = c_new + d * carries[t]
         c = torch.clamp(c_new, -cell_clip, cell_clip) if cell_clip > 0.0 else c_new
         o = torch.sigmoid(zo + p_o * c)
         m = o * torch.tanh(c)

@@ -111,8 +111,8 @@ def _layer_lstm_recurrence(pre: Tensor, u_g_t: Tensor, q: Tensor) -> Tensor:
     k = q.shape[1]
     g = pre.new_zeros(pre.shape[1], k)
     m = pre.new_zeros(pre.shape[1], k)
-    for l in range(pre.shape[0]):
-        z = torch.addmm(pre[l], g, u_g_t)
+    for pre_l in pre.unbind(0):
+        z = torch.addmm(pre_l, g, u_g_t)
         zj, ze, zs, zv = z.chunk(4, 1)
         j = torch.sigmoid(zj + q[0] * m)
         e = torch.sigmoid(ze + q[1] * m)

@@ -99,9 +99,10 @@ def _residual_lstm_recurrence(pre: Tensor, skip: Tensor, w_h_t: Tensor, peep: Te
     shortcut (x or W_h x). Returns h[T, B, P] and the final (h, c)."""
     n = peep.shape[1]
     outs: list[Tensor] = []
-    for t in range(pre.shape[0]):
-        z = torch.addmm(pre[t], h, w_h_t)
-        zi, zf, zg, zo = z[:, :n], z[:, n:2 * n], z[:, 2 * n:3 * n], z[:, 3 * n:]
+    pres, skips = pre.unbind(0), skip.unbind(0)  # not pre[t]: see peephole_lstmp_recurrence
+    for t in range(len(pres)):
+        z = torch.addmm(pres[t], h, w_h_t)
+        zi, zf, zg, zo = torch.split(z, [n, n, n, z.shape[1] - 3 * n], 1)
         i = torch.sigmoid(zi + peep[0] * c)
         f = torch.sigmoid(zf + peep[1] * c)
         c = f * c + i * torch.tanh(zg)
@@ -110,7 +111,7 @@ def _residual_lstm_recurrence(pre: Tensor, skip: Tensor, w_h_t: Tensor, peep: Te
         if peep_o is not None:
             zo = zo + peep_o * c
         o = torch.sigmoid(zo)
-        h = o * (torch.mm(torch.tanh(c), w_p_t) + skip[t])
+        h = o * (torch.mm(torch.tanh(c), w_p_t) + skips[t])
         outs.append(h)
     return torch.stack(outs), h, c
 
