@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 . ../../scripts/log.sh
 
 stage=0; stop_stage=100   # kept for parse_options; this script's steps are idempotent instead
-base_config=conf/train.yaml          # the recipe's training config (its training: section is used)
+base_config=../../conf/lstmp.yaml   # its training: section (and cell_clip/init_scale) are used
 train_data=data/train
 dev_data=data/dev
 test_data=data/test
@@ -68,7 +68,7 @@ train_system() {
       || { log "training $name failed: see $dir/train.log"; return 1; }
   fi
   if [ ! -f "$dir/final/log_priors.npy" ]; then
-    python -m asr compute-priors --tree-dir "$tree_dir" "$dir/final" > "$dir/priors.log" 2>&1 \
+    python -m asr compute-priors "$tree_dir/ali.pdf.ark" --model-dir "$dir/final" > "$dir/priors.log" 2>&1 \
       || { log "priors for $name failed: see $dir/priors.log"; return 1; }
   fi
   python -m asr nnet-info "$dir/final" > "$dir/nnet-info.txt"
