@@ -1,6 +1,7 @@
 """Layer-trajectory LSTM (Li, Liu, Gong 2018, arXiv 1808.09522).
 
-A standard stack of time-LSTMs (peephole LSTMP layers, recurrent over t) and a layer-LSTM
+A standard stack of time-LSTMs (the peephole LSTM(P) layers of the lstm/lstmp families,
+asr.nnet.lstm_cell, recurrent over t) and a layer-LSTM
 that, at every frame t, scans the time-LSTM outputs h_t^1 .. h_t^L over the layer index::
 
     j_t^l = σ(U_jh h_t^l + U_jg g_t^{l-1} + q_j ⊙ m_t^{l-1} + d_j)
@@ -28,8 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from asr.errors import ConfigError
-from asr.nnet.deep_common import init_uniform_, parse_sizes, script, zero_state
-from asr.nnet.highway_lstm import PeepholeLSTMPLayer
+from asr.nnet.deep_common import init_uniform_, parse_sizes, script
+from asr.nnet.lstm_cell import CellOptions, PeepholeLSTMLayer
 
 
 def build_ltlstm(config: dict, num_inputs: int, num_pdfs: int) -> "LayerTrajectoryLSTM":
@@ -44,8 +45,8 @@ def build_ltlstm(config: dict, num_inputs: int, num_pdfs: int) -> "LayerTrajecto
 
 
 class LayerTrajectoryLSTM(nn.Module):
-    """``forward(x[B, T, D], state=None) -> (logits[B, T, num_pdfs], (r[L, B, P], c[L, B, N]))``;
-    the state is the time-LSTMs' state only."""
+    """``forward(x[B, T, D], state=None) -> (logits[B, T, num_pdfs], state)``; the state is the
+    time-LSTMs' state only, as the lstmp family's: (r[L, B, P], c[L, B, N], gates[L, B, 0])."""
 
     def __init__(self, num_inputs: int, num_pdfs: int, num_layers: int = 3, cell_dim: int = 256,
                  proj_dim: int = 0, layer_cell_dim: int = 256, cell_clip: float = 50.0,
@@ -57,7 +58,8 @@ class LayerTrajectoryLSTM(nn.Module):
         self.num_layers, self.cell_dim = num_layers, cell_dim
         self.out_dim = proj_dim or cell_dim
         self.time_layers = nn.ModuleList(
-            PeepholeLSTMPLayer(num_inputs if l == 0 else self.out_dim, cell_dim, proj_dim, cell_clip=cell_clip)
+            PeepholeLSTMLayer(CellOptions(num_inputs if l == 0 else self.out_dim, cell_dim, proj_dim,
+                                          cell_clip=cell_clip))
             for l in range(num_layers)
         )
         self.layer_lstm = LayerLSTM(self.out_dim, layer_cell_dim)
@@ -68,24 +70,22 @@ class LayerTrajectoryLSTM(nn.Module):
         layer_outputs, new_state = self.time_stack(x, state)
         return self.output(self.layer_lstm(layer_outputs)), new_state
 
-    def time_stack(self, x: Tensor, state: Optional[tuple[Tensor, Tensor]] = None):
+    def time_stack(self, x: Tensor, state: Optional[tuple[Tensor, ...]] = None):
         """The time-LSTMs alone: (outputs of every layer [L, B, T, P], new state)."""
-        r0, c0 = state if state is not None else zero_state(x, self.num_layers, self.out_dim, self.cell_dim)
-        outs, rs, cs = [], [], []
+        y = x.transpose(0, 1)  # time-major for the recurrence
+        outs, new = [], []
         for l, layer in enumerate(self.time_layers):
-            x, _, (r, c) = layer(x, r0[l], c0[l])
-            outs.append(x)
-            rs.append(r)
-            cs.append(c)
-        return torch.stack(outs), (torch.stack(rs), torch.stack(cs))
+            y, s = layer(y, None if state is None else tuple(t[l] for t in state))
+            outs.append(y)
+            new.append(s)
+        return torch.stack(outs).transpose(1, 2), tuple(torch.stack(parts) for parts in zip(*new))
 
     def describe(self) -> str:
-        first = self.time_layers[0]
-        proj = first.w_rm.shape[0] if first.w_rm is not None else "-"
+        o = self.time_layers[0].opts
         k = self.layer_lstm.q.shape[1]
-        return (f"{self.num_layers} x time peephole LSTM{'P' if first.w_rm is not None else ''} layer(s) "
-                f"(TorchScript), input {self.num_inputs}, cells {self.cell_dim}, recurrent proj {proj}, "
-                f"cell clip {first.cell_clip or 'off'}; layer-LSTM over depth (shared weights, {k} cells, "
+        return (f"{self.num_layers} x time peephole LSTM{'P' if o.rec_proj_dim else ''} layer(s) "
+                f"(TorchScript), input {self.num_inputs}, cells {self.cell_dim}, recurrent proj "
+                f"{o.rec_proj_dim or '-'}, cell clip {o.cell_clip or 'off'}; layer-LSTM over depth (shared weights, {k} cells, "
                 f"batched over frames); output {k} -> {self.num_pdfs}")
 
 
