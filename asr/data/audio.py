@@ -53,17 +53,13 @@ def load_recording(spec: str | os.PathLike, utt: str | None = None) -> Recording
     import soundfile as sf
 
     spec = str(spec)
-    name = _name(spec, utt)
+    name = _prefix(utt)
     if is_pipe(spec):
         data = _run_pipe(spec.rstrip()[:-1].strip(), name)
         source: object = io.BytesIO(data)
         if not data:
-            raise AudioError(f"{name}: command produced no audio: {spec}")
+            raise AudioError(f"{name}command produced no audio: {spec}")
     else:
-        if not os.path.isfile(spec):
-            raise AudioError(f"{name}: no such audio file: {spec}")
-        if os.path.getsize(spec) == 0:
-            raise AudioError(f"{name}: empty audio file: {spec}")
         source = spec
     try:
         samples, rate = sf.read(source, dtype="float32", always_2d=True)
@@ -72,7 +68,11 @@ def load_recording(spec: str | os.PathLike, utt: str | None = None) -> Recording
             fallback = _parse_streamed_wav(data)
             if fallback is not None:
                 return fallback
-        raise AudioError(f"{name}: cannot decode audio {spec}: {e}") from None
+        elif not os.path.isfile(spec):
+            raise AudioError(f"{name}no such audio file: {spec}") from None
+        elif os.path.getsize(spec) == 0:
+            raise AudioError(f"{name}empty audio file: {spec}") from None
+        raise AudioError(f"{name}cannot decode audio {spec}: {e}") from None
     return Recording(samples, int(rate))
 
 
@@ -94,8 +94,8 @@ def read_audio(
     into the channels, or -1 for the average of all channels. ``utt`` names the utterance in
     error messages. ``start``/``end``: segment times in seconds (see module doc)."""
     rec = load_recording(path_or_pipe, utt)
-    return extract(rec, target_rate, channel, utt=utt or str(path_or_pipe), start=start, end=end,
-                   resample=resample, max_overshoot=max_overshoot)
+    return extract(rec, target_rate, channel, utt=utt, start=start, end=end, resample=resample,
+                   max_overshoot=max_overshoot, source=str(path_or_pipe))
 
 
 def extract(
@@ -103,14 +103,17 @@ def extract(
     target_rate: int | None = 16000,
     channel: int = 0,
     *,
-    utt: str,
+    utt: str | None = None,
     start: float | None = None,
     end: float | None = None,
     resample: bool = True,
     max_overshoot: float = MAX_OVERSHOOT,
+    source: str | None = None,
 ) -> np.ndarray:
     """Channel choice, segment cutting and resampling of an already decoded recording
-    (lets a caller decode a recording once for its many segments)."""
+    (lets a caller decode a recording once for its many segments). Errors name ``utt``, else
+    ``source``."""
+    name = _prefix(utt) or (f"{source}: " if source else "")
     samples, rate = rec.samples, rec.rate
     nchan = samples.shape[1]
     if channel == -1:
@@ -118,50 +121,50 @@ def extract(
     elif 0 <= channel < nchan:
         x = samples[:, channel]
     else:
-        raise AudioError(f"{utt}: channel {channel} requested but the audio has {nchan} channel(s)")
+        raise AudioError(f"{name}channel {channel} requested but the audio has {nchan} channel(s)")
     if start is not None or end is not None:
-        x = _cut(x, rate, start or 0.0, end, utt, max_overshoot)
+        x = _cut(x, rate, start or 0.0, end, name, max_overshoot)
     if target_rate is not None and rate != target_rate:
         if not resample:
-            raise AudioError(f"{utt}: sample rate {rate} Hz, expected {target_rate} Hz (resampling disabled)")
+            raise AudioError(f"{name}sample rate {rate} Hz, expected {target_rate} Hz (resampling disabled)")
         import soxr
 
         x = soxr.resample(x, rate, target_rate) if len(x) else x
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _cut(x: np.ndarray, rate: int, start: float, end: float | None, utt: str, max_overshoot: float) -> np.ndarray:
+def _cut(x: np.ndarray, rate: int, start: float, end: float | None, name: str, max_overshoot: float) -> np.ndarray:
     length = len(x) / rate
     if start < 0:
-        raise AudioError(f"{utt}: segment start {start} s is negative")
+        raise AudioError(f"{name}segment start {start} s is negative")
     if start >= length:
-        raise AudioError(f"{utt}: segment starts at {start} s, after the end of the audio ({length:.3f} s)")
+        raise AudioError(f"{name}segment starts at {start} s, after the end of the audio ({length:.3f} s)")
     if end is None or end == -1:
         end = length
     if end <= start:
-        raise AudioError(f"{utt}: segment end {end} s is not after its start {start} s")
+        raise AudioError(f"{name}segment end {end} s is not after its start {start} s")
     if end > length:
         if end - length > max_overshoot:
             raise AudioError(
-                f"{utt}: segment ends at {end} s, {end - length:.3f} s past the end of the audio "
+                f"{name}segment ends at {end} s, {end - length:.3f} s past the end of the audio "
                 f"({length:.3f} s; tolerance {max_overshoot} s)"
             )
         end = length
     return x[int(start * rate) : min(int(end * rate), len(x))]
 
 
-def _name(spec: str, utt: str | None) -> str:
-    return f"utterance {utt}" if utt else spec
+def _prefix(utt: str | None) -> str:
+    return f"utterance {utt}: " if utt else ""
 
 
-def _run_pipe(cmd: str, name: str) -> bytes:
+def _run_pipe(cmd: str, name: str) -> bytes:  # name: message prefix
     try:
         proc = subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     except OSError as e:
-        raise AudioError(f"{name}: cannot run command {cmd!r}: {e}") from None
+        raise AudioError(f"{name}cannot run command {cmd!r}: {e}") from None
     if proc.returncode != 0:
         tail = proc.stderr.decode("utf-8", "replace").strip()[-_STDERR_TAIL:]
-        raise AudioError(f"{name}: command failed with exit status {proc.returncode}: {cmd}" + (f": {tail}" if tail else ""))
+        raise AudioError(f"{name}command failed with exit status {proc.returncode}: {cmd}" + (f": {tail}" if tail else ""))
     return proc.stdout
 
 
