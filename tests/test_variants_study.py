@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 HELPER = Path(__file__).resolve().parents[1] / "recipes" / "synth" / "local" / "family_study.py"
 
@@ -22,18 +23,24 @@ def load_helper():
 fs = load_helper()
 
 
-def fake_system(root: Path, name, params, dev_accs, wer, layers=3, fps=(1000.0, 1200.0)):
+def fake_system(root: Path, name, cell_dim, dev_accs, wer, layers=3, fps=(1000.0, 1200.0)):
+    """An exp dir as asr train + asr decode leave it: log.csv, final/model.yaml, decode_test/wer."""
     exp = root / name
     (exp / "decode_test").mkdir(parents=True)
-    (exp / "nnet-info.txt").write_text(f"family x\nnum-params-no-bias {params - 10}\nnum-params {params}\n")
+    (exp / "final").mkdir()
+    model = {"family": "lstm", "num_layers": layers, "cell_dim": cell_dim}
+    (exp / "final" / "model.yaml").write_text(yaml.safe_dump({"model": model, "num_inputs": 3, "num_pdfs": 5}))
     rows = ["epoch,updates,lr,train_loss,train_acc,dev_loss,dev_acc,train_frames,seconds,frames_per_second"]
     for k, acc in enumerate(dev_accs, 1):
         rows.append(f"{k},{100 * k},0.001,1.0,0.5,1.1,{acc},{int(fps[k - 1] * 10)},10,{fps[k - 1]}")
     (exp / "log.csv").write_text("\n".join(rows) + "\n")
-    (exp / "config.yaml").write_text(f"model:\n  family: x\n  num_layers: {layers}\n")
     if wer is not None:
         (exp / "decode_test" / "wer").write_text(f"%WER {wer:.2f} [ 3 / 100, 1 ins, 1 del, 1 sub ]\n%SER 10.00 [ 1 / 10 ]\n")
-    return f"{name}={exp},{exp / 'decode_test'}"
+    return f"{name}={exp}"
+
+
+def lstm_params(cell, layers, d=3, p=5):  # peephole LSTM layers (3 peepholes each) + output layer
+    return 4 * cell * (d + cell + 1) + (layers - 1) * 4 * cell * (2 * cell + 1) + layers * 3 * cell + cell * p + p
 
 
 def test_split_name():
@@ -55,11 +62,11 @@ def test_model_section_variants_and_inheritance():
 
 def test_table_appends_markdown_and_json(tmp_path):
     specs = [
-        fake_system(tmp_path, "lstm_3l", 300_000, [0.5, 0.61], 5.0, layers=3),
-        fake_system(tmp_path, "lstm_8l", 299_000, [0.4, 0.45], 9.0, layers=8),
-        fake_system(tmp_path, "residual_lstm_3l", 301_000, [0.55, 0.6], 4.0, layers=3),
-        fake_system(tmp_path, "residual_lstm_8l", 300_500, [0.6, 0.65], 3.0, layers=8),
-        fake_system(tmp_path, "ltlstm_3l", 300_000, [0.6, 0.62], None, layers=3),
+        fake_system(tmp_path, "lstm_3l", 4, [0.5, 0.61], 5.0, layers=3),
+        fake_system(tmp_path, "lstm_8l", 2, [0.4, 0.45], 9.0, layers=8),
+        fake_system(tmp_path, "residual_lstm_3l", 4, [0.55, 0.6], 4.0, layers=3),
+        fake_system(tmp_path, "residual_lstm_8l", 4, [0.6, 0.65], 3.0, layers=8),
+        fake_system(tmp_path, "ltlstm_3l", 4, [0.6, 0.62], None, layers=3),
     ]
     md = tmp_path / "RESULTS.md"
     md.write_text("# Results\n\nearlier table\n")
@@ -74,28 +81,30 @@ def test_table_appends_markdown_and_json(tmp_path):
     text = md.read_text()
     assert text.startswith("# Results\n\nearlier table\n\n### Depth study")
     assert "Command: `local/compare_families.sh --budget 300000`" in text
-    assert "| lstm_3l | lstm | vanilla | 3 | 300,000 | 61.00 | 5.00 | 1,100 |" in text
-    assert "| ltlstm_3l | ltlstm | vanilla | 3 | 300,000 | 62.00 | n/a | 1,100 |" in text
+    p3 = lstm_params(4, 3)
+    assert f"| lstm_3l | lstm | vanilla | 3 | {p3:,} | 0.610 | 5.00 | 1,100 |" in text
+    assert f"| ltlstm_3l | ltlstm | vanilla | 3 | {p3:,} | 0.620 | n/a | 1,100 |" in text
     assert "Incomplete (training or decoding output missing): ltlstm_3l." in text
-    assert "- lstm: test WER 5.00 % (3 layers) → 9.00 % (8 layers), +80.0 % relative (worse when deeper)" in text
-    assert "- residual_lstm: test WER 4.00 % (3 layers) → 3.00 % (8 layers), -25.0 % relative (better when deeper)" in text
+    assert "- lstm: test WER 5.00 (3 layers) → 9.00 (8 layers), +80.0 % relative (worse when deeper)" in text
+    assert "- residual_lstm: test WER 4.00 (3 layers) → 3.00 (8 layers), -25.0 % relative (better when deeper)" in text
     data = json.loads(results.read_text())
     names = [d["name"] for d in data]
     assert names[0] == "lstmp" and names.count("lstm_3l") == 1 and len(data) == 6
     e = next(d for d in data if d["name"] == "lstm_8l")
-    assert e == {"name": "lstm_8l", "study": "depth", "family": "lstm", "variant": "vanilla", "layers": 8,
-                 "params": 299000, "dev_frame_acc": 45.0, "train_frames_per_s": 1100.0, "updates": 200,
-                 "test_wer": 9.0}
+    assert {k: e[k] for k in ("study", "family", "variant", "layers", "params", "dev_frame_acc", "train_frames_per_s",
+                              "updates", "test_wer_first_pass")} == {
+        "study": "depth", "family": "lstm", "variant": "vanilla", "layers": 8, "params": lstm_params(2, 8),
+        "dev_frame_acc": 0.45, "train_frames_per_s": 1100.0, "updates": 200, "test_wer_first_pass": 9.0}
 
 
 def test_table_rejects_bad_spec_and_bad_json(tmp_path):
     rc = subprocess.run([sys.executable, str(HELPER), "table", "--title", "t", "--command", "c",
                          "--results", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "R.md"),
-                         "lstm=onlyone"], capture_output=True, text=True)
-    assert rc.returncode == 1 and "SYSTEM=EXP_DIR,DECODE_DIR" in rc.stderr
+                         "lstm"], capture_output=True, text=True)
+    assert rc.returncode == 1 and "SYSTEM=EXP_DIR" in rc.stderr
     bad = tmp_path / "r2.json"
     bad.write_text('{"not": "a list"}')
-    spec = fake_system(tmp_path, "lstmp", 10, [0.5], 1.0)
+    spec = fake_system(tmp_path, "lstmp", 4, [0.5], 1.0)
     rc = subprocess.run([sys.executable, str(HELPER), "table", "--title", "t", "--command", "c",
                          "--results", str(bad), "--markdown", str(tmp_path / "R.md"), spec],
                         capture_output=True, text=True)
@@ -103,8 +112,8 @@ def test_table_rejects_bad_spec_and_bad_json(tmp_path):
 
 
 def test_missing_outputs_are_na(tmp_path):
-    e = fs.collect("lstm_np", tmp_path / "nothing", tmp_path / "nothing", "families")
-    assert e["params"] is None and e["test_wer"] is None and "dev_frame_acc" not in e
+    e = fs.collect("lstm_np", tmp_path / "nothing", "families")
+    assert e["params"] is None and e["test_wer_first_pass"] is None and e["dev_frame_acc"] is None
     assert "| lstm_np | lstm | NP | n/a | n/a | n/a | n/a | n/a |" in fs.markdown_table("t", "c", [e])
 
 

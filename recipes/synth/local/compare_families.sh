@@ -92,7 +92,7 @@ run_systems() {  # run_systems LAYERS SUFFIX NAME... ; prints the table argument
   for name in "$@"; do
     local sys=$name$suffix
     if train_system "$sys" "$nl" && decode_system "$sys"; then :; else log "$sys incomplete"; fi
-    echo "$sys=$out/$sys,$out/$sys/decode_test"
+    echo "$sys=$out/$sys"
   done
 }
 

@@ -7,11 +7,11 @@
         about P parameters); prints "SYSTEM PARAMS".
 
     family_study.py table --title T --study S --command CMD --results exp/results.json \\
-        --markdown RESULTS.md SYSTEM=EXP_DIR,DECODE_DIR ...
-        Read each system's training log (EXP_DIR/log.csv), parameter count
-        (EXP_DIR/nnet-info.txt, "num-params N") and test WER (DECODE_DIR/wer, "%WER x"),
-        append a table to RESULTS.md and put one entry per system into results.json
-        (replacing entries of the same name).
+        --markdown RESULTS.md SYSTEM=EXP_DIR ...
+        Collect each system as `asr results` does (asr.report.results: EXP_DIR/log.csv,
+        EXP_DIR/final/model.yaml, EXP_DIR/decode_test/wer), add the study's tags (family,
+        variant, layers) and train frames/s, append a table to RESULTS.md and merge one entry
+        per system into results.json (replacing entries of the same name).
 
 SYSTEM names: lstmp, lstm (Greff's vanilla: peephole LSTM, no projection), lstm_<flag> for
 the eight Greff variants (lstm_nig, lstm_nfg, lstm_nog, lstm_niaf, lstm_noaf, lstm_np,
@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
-import json
 import re
 import sys
 from pathlib import Path
@@ -96,73 +94,47 @@ def make_config(args) -> int:
 # ---------------------------------------------------------------- results
 
 
-def read_params(exp: Path) -> int | None:
-    f = exp / "nnet-info.txt"
-    if f.exists():
-        m = re.search(r"^num-params (\d+)", f.read_text(encoding="utf-8"), re.M)
-        if m:
-            return int(m.group(1))
-    return None
+def training_speed(exp: Path) -> dict:
+    """Train frames/s (all epochs' frames over their seconds) and updates, from EXP/log.csv."""
+    from asr.report.results import read_train_log
 
+    rows = read_train_log(exp / "log.csv")
 
-def read_training_log(exp: Path) -> dict:
-    """Best dev frame accuracy (%), updates and train frames/s from EXP/log.csv."""
-    f = exp / "log.csv"
-    if not f.exists():
-        return {}
-    with open(f, encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        return {}
-
-    def col(name):
+    def column(key):
         vals = []
         for r in rows:
             try:
-                vals.append(float(r[name]))
+                vals.append(float(r[key]))
             except (KeyError, TypeError, ValueError):
                 pass
         return vals
 
     out = {}
-    dev = col("dev_acc")
-    if dev:
-        best = max(dev)
-        out["dev_frame_acc"] = round(100 * best if best <= 1.0 else best, 2)
-    frames, seconds = col("train_frames"), col("seconds")
-    if frames and seconds and len(frames) == len(seconds) and sum(seconds) > 0:
+    frames, seconds = column("train_frames"), column("seconds")
+    if frames and len(frames) == len(seconds) and sum(seconds) > 0:
         out["train_frames_per_s"] = round(sum(frames) / sum(seconds), 1)
-    elif col("frames_per_second"):
-        fps = col("frames_per_second")
-        out["train_frames_per_s"] = round(sum(fps) / len(fps), 1)
-    upd = col("updates")
-    if upd:
-        out["updates"] = int(max(upd))
+    updates = column("updates")
+    if updates:
+        out["updates"] = int(max(updates))
     return out
 
 
-def read_wer(decode_dir: Path) -> float | None:
-    f = decode_dir / "wer"
-    if f.exists():
-        m = re.search(r"%WER\s+([0-9.]+)", f.read_text(encoding="utf-8"))
-        if m:
-            return float(m.group(1))
-    return None
+def collect(system: str, exp: Path, study: str) -> dict:
+    """asr results' entry for the system (params, dev frame accuracy, WERs) plus the study's
+    tags (family, variant, layers) and training speed."""
+    from asr.report.results import collect_system
 
-
-def collect(system: str, exp: Path, decode_dir: Path, study: str) -> dict:
     family, variant, layers = split_name(system)
-    entry = {"name": system, "study": study, "family": family, "variant": variant or "vanilla"}
-    cfg_file = exp / "config.yaml"
-    if cfg_file.exists():
+    entry = collect_system(system, exp)
+    entry.update(study=study, family=family, variant=variant or "vanilla")
+    model_yaml = exp / "final" / "model.yaml"
+    if model_yaml.exists():
         import yaml
 
-        model = (yaml.safe_load(cfg_file.read_text(encoding="utf-8")) or {}).get("model") or {}
+        model = (yaml.safe_load(model_yaml.read_text(encoding="utf-8")) or {}).get("model") or {}
         layers = model.get("num_layers", layers)
     entry["layers"] = layers
-    entry["params"] = read_params(exp)
-    entry.update(read_training_log(exp))
-    entry["test_wer"] = read_wer(decode_dir)
+    entry.update(training_speed(exp))
     return entry
 
 
@@ -172,13 +144,13 @@ def fmt(v, spec=""):
 
 def markdown_table(title: str, command: str, entries: list[dict], note: str = "") -> str:
     lines = [f"### {title}", "", f"Command: `{command}`", ""]
-    lines += ["| system | family | variant | layers | params | dev frame acc % | test WER % | train frames/s |",
+    lines += ["| system | family | variant | layers | params | dev frame acc | test WER % | train frames/s |",
               "|---|---|---|---:|---:|---:|---:|---:|"]
     for e in entries:
         lines.append(f"| {e['name']} | {e['family']} | {e['variant']} | {fmt(e.get('layers'))} | "
-                     f"{fmt(e.get('params'), ',')} | {fmt(e.get('dev_frame_acc'), '.2f')} | "
-                     f"{fmt(e.get('test_wer'), '.2f')} | {fmt(e.get('train_frames_per_s'), ',.0f')} |")
-    missing = [e["name"] for e in entries if e.get("test_wer") is None or e.get("dev_frame_acc") is None]
+                     f"{fmt(e.get('params'), ',')} | {fmt(e.get('dev_frame_acc'), '.3f')} | "
+                     f"{fmt(e.get('test_wer_first_pass'), '.2f')} | {fmt(e.get('train_frames_per_s'), ',.0f')} |")
+    missing = [e["name"] for e in entries if e.get("test_wer_first_pass") is None or e.get("dev_frame_acc") is None]
     if missing:
         lines += ["", f"Incomplete (training or decoding output missing): {', '.join(missing)}."]
     depth = depth_lines(entries)
@@ -189,55 +161,46 @@ def markdown_table(title: str, command: str, entries: list[dict], note: str = ""
     return "\n".join(lines) + "\n"
 
 
-def depth_lines(entries: list[dict]) -> list[str]:
-    """For families run at several depths: how WER changes from the shallowest to the deepest."""
-    by_family: dict[str, list[dict]] = {}
+def depth_lines(entries: list[dict], key: str = "test_wer_first_pass", label: str = "test WER") -> list[str]:
+    """For systems run at several depths: how the figure changes from the shallowest to the deepest."""
+    by_system: dict[str, list[dict]] = {}
     for e in entries:
-        if e.get("layers") is not None and e.get("test_wer") is not None:
-            by_family.setdefault(f"{e['family']}{'_' + e['variant'].lower() if e['variant'] != 'vanilla' else ''}", []).append(e)
+        if e.get("layers") is not None and e.get(key) is not None:
+            base = e["family"] if e["variant"] == "vanilla" else f"{e['family']}_{e['variant'].lower()}"
+            by_system.setdefault(base, []).append(e)
     out = []
-    for fam, es in by_family.items():
+    for name, es in by_system.items():
         es = sorted(es, key=lambda e: e["layers"])
-        if len(es) < 2 or es[0]["layers"] == es[-1]["layers"]:
-            continue
         a, b = es[0], es[-1]
-        rel = (b["test_wer"] - a["test_wer"]) / a["test_wer"] * 100 if a["test_wer"] > 0 else float("nan")
-        trend = "worse" if b["test_wer"] > a["test_wer"] else ("better" if b["test_wer"] < a["test_wer"] else "equal")
-        out.append(f"- {fam}: test WER {a['test_wer']:.2f} % ({a['layers']} layers) → {b['test_wer']:.2f} % "
-                   f"({b['layers']} layers), {rel:+.1f} % relative ({trend} when deeper)")
+        if a["layers"] == b["layers"]:
+            continue
+        rel = f", {(b[key] - a[key]) / a[key] * 100:+.1f} % relative" if a[key] > 0 else ""
+        trend = "worse" if b[key] > a[key] else ("better" if b[key] < a[key] else "equal")
+        out.append(f"- {name}: {label} {a[key]:.2f} ({a['layers']} layers) → {b[key]:.2f} "
+                   f"({b['layers']} layers){rel} ({trend} when deeper)")
     return out
 
 
-def update_results_json(path: Path, entries: list[dict]) -> None:
-    data = []
-    if path.exists():
-        text = path.read_text(encoding="utf-8").strip()
-        data = json.loads(text) if text else []
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON list of systems")
-    names = {e["name"] for e in entries}
-    data = [d for d in data if d.get("name") not in names] + entries
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def table(args) -> int:
+    from asr.report.results import upsert_results_json
+
     entries = []
     for spec in args.systems:
-        name, sep, dirs = spec.partition("=")
-        exp, sep2, dec = dirs.partition(",")
-        if not sep or not sep2:
-            raise ValueError(f"expected SYSTEM=EXP_DIR,DECODE_DIR, got {spec!r}")
-        entries.append(collect(name, Path(exp), Path(dec), args.study))
+        name, sep, exp = spec.partition("=")
+        if not sep or not name or not exp:
+            raise ValueError(f"expected SYSTEM=EXP_DIR, got {spec!r}")
+        entries.append(collect(name, Path(exp), args.study))
     md = Path(args.markdown)
     md.parent.mkdir(parents=True, exist_ok=True)
     old = md.read_text(encoding="utf-8") if md.exists() else ""
     sep = "" if not old or old.endswith("\n\n") else ("\n" if old.endswith("\n") else "\n\n")
-    md.write_text(old + sep + markdown_table(args.title, args.command, entries, args.note), encoding="utf-8")
-    update_results_json(Path(args.results), entries)
-    incomplete = sum(1 for e in entries if e.get("test_wer") is None or e.get("dev_frame_acc") is None)
+    text = markdown_table(args.title, args.command, entries, args.note)
+    from asr.io.atomic import atomic_write_text
+
+    atomic_write_text(md, old + sep + text)
+    upsert_results_json(args.results, entries)
+    print(text, end="")
+    incomplete = sum(1 for e in entries if e.get("test_wer_first_pass") is None or e.get("dev_frame_acc") is None)
     print(f"{len(entries)} systems written to {md} and {args.results}; {incomplete} incomplete")
     return 0
 
@@ -261,7 +224,7 @@ def main(argv=None) -> int:
     p.add_argument("--note", default="")
     p.add_argument("--results", required=True, help="exp/results.json")
     p.add_argument("--markdown", required=True, help="RESULTS.md")
-    p.add_argument("systems", nargs="+", metavar="SYSTEM=EXP_DIR,DECODE_DIR")
+    p.add_argument("systems", nargs="+", metavar="SYSTEM=EXP_DIR")
     p.set_defaults(func=table)
     args = ap.parse_args(argv)
     from asr.errors import AsrError
