@@ -150,3 +150,20 @@ def test_make_config_writes_a_trainable_config(tmp_path):
     assert cfg["training"] == {"epochs": 2, "lr": 0.002}
     assert cfg["model"]["variant"] == ["NOG"] and cfg["model"]["num_layers"] == 2 and cfg["model"]["cell_clip"] == 50
     registry.build_model(cfg["model"], 40, 100)
+
+
+SCRIPT = HELPER.parent / "compare_families.sh"
+
+
+def test_compare_script_help_and_missing_inputs(tmp_path):
+    rc = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert rc.returncode == 0 and "--budget 300000" in rc.stdout and "--depth-layers" in rc.stdout
+    rc = subprocess.run(["bash", str(SCRIPT), "--train-data", str(tmp_path), "--test-data", str(tmp_path)],
+                        capture_output=True, text=True)
+    assert rc.returncode != 0 and "run stage 2" in rc.stderr
+    (tmp_path / "feats.scp").write_text("")
+    rc = subprocess.run(["bash", str(SCRIPT), "--train-data", str(tmp_path), "--test-data", str(tmp_path),
+                         "--tree-dir", str(tmp_path / "no_tree")], capture_output=True, text=True)
+    assert rc.returncode != 0 and "run stage 3" in rc.stderr and "no_tree/ali.pdf.ark" in rc.stderr
+    rc = subprocess.run(["bash", str(SCRIPT), "--bogus", "1"], capture_output=True, text=True)
+    assert rc.returncode != 0 and "invalid option --bogus" in rc.stderr

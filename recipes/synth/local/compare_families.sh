@@ -11,7 +11,8 @@
 # Every system: config = --base-config's training: section + the family's model: section
 # sized to about --budget parameters (local/family_study.py make-config), `asr train` with
 # --max-updates, priors, `asr decode` on the test set, `asr compute-wer`. Finished steps are
-# skipped when re-run (delete exp/compare/<system> to redo one).
+# skipped when re-run (delete exp/compare/<system> to redo one). The tables also go to
+# exp/compare/tables.md (stage 9's `asr results --markdown` rewrites RESULTS.md: run this after it).
 #
 # Run from recipes/synth (run.sh does):  local/compare_families.sh [options]
 set -euo pipefail
@@ -40,7 +41,9 @@ out=exp/compare
 __options="base_config train_data dev_data test_data tree_dir dev_ali graph_dir lang_dir budget max_updates layers depth_layers systems depth_systems do_families do_depth nj out"
 . ../../scripts/parse_options.sh || exit 1
 
-require "$base_config" "$train_data/feats.scp" "$test_data/feats.scp" "$tree_dir/ali.pdf.ark" "$tree_dir/num_pdfs" 3
+[ -f "$base_config" ] || die "no base config $base_config (--base-config)"
+require "$train_data/feats.scp" "$test_data/feats.scp" 2
+require "$tree_dir/ali.pdf.ark" "$tree_dir/num_pdfs" 3
 require "$graph_dir/HCLG.fst" 5
 num_pdfs=$(cat "$tree_dir/num_pdfs")
 num_inputs=$(python -c "import kaldiio,sys; f=next(iter(kaldiio.load_scp('$train_data/feats.scp').values())); print(f.shape[1])")
@@ -102,7 +105,7 @@ if [ "$do_families" = true ]; then
   # shellcheck disable=SC2086
   python local/family_study.py table --study families \
     --title "LSTM family comparison: $layers layers, ~$budget parameters, $max_updates updates" \
-    --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs
+    --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs | tee -a "$out/tables.md"
 fi
 
 if [ "$do_depth" = true ]; then
@@ -114,6 +117,6 @@ if [ "$do_depth" = true ]; then
   # shellcheck disable=SC2086
   python local/family_study.py table --study depth \
     --title "Depth study: plain vs residual vs highway vs ltLSTM at $depth_layers layers, ~$budget parameters, $max_updates updates" \
-    --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs
+    --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs | tee -a "$out/tables.md"
 fi
 log "done: tables appended to RESULTS.md, entries in exp/results.json"
