@@ -43,6 +43,14 @@ CONFIGS = [
     ("lstm (nn.LSTM)", "conf/lstm.yaml", {}),
     ("dnn", "conf/dnn.yaml", {}),
     ("lstmp peephole cell", "conf/lstmp.yaml", {"peepholes": True, "cell_clip": 50, "implementation": "custom"}),
+    # Greff et al. vanilla and its eight variants, and the deep families, at conf/lstm.yaml's shape
+    ("lstm peephole (vanilla)", "conf/lstm.yaml", {"peepholes": True, "cell_clip": 50, "implementation": "custom"}),
+    *[(f"lstm_{v.lower()}", "conf/lstm.yaml", {"peepholes": True, "cell_clip": 50, "implementation": "custom",
+                                               "variant": [v]})
+      for v in ("NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")],
+    ("residual_lstm", "conf/residual_lstm.yaml", {"num_layers": 2, "cell_dim": 288, "proj_dim": 288}),
+    ("highway_lstm", "conf/highway_lstm.yaml", {"num_layers": 2, "cell_dim": 288}),
+    ("ltlstm", "conf/ltlstm.yaml", {"num_layers": 2, "cell_dim": 288, "layer_cell_dim": 288}),
 ]
 
 
@@ -143,6 +151,9 @@ def main() -> None:
         bare_ref[label] = bare
         print(f"{label:<24} {B:>4} {T:>4} {n_params:>9} {bare:>9.0f} {fps:>11.0f} {fps / bare:>6.2f} {share:>12.2f}",
               flush=True)
+    if "lstm (nn.LSTM)" in bare_ref:
+        print("bare frames/s relative to lstm (nn.LSTM): " + ", ".join(
+            f"{label} {fps / bare_ref['lstm (nn.LSTM)']:.2f}" for label, fps in bare_ref.items()))
     if "lstmp peephole cell" in bare_ref and "lstmp (nn.LSTM proj)" in bare_ref:
         r = bare_ref["lstmp peephole cell"] / bare_ref["lstmp (nn.LSTM proj)"]
         print(f"peephole cell / nn.LSTM(proj_size), bare loops: {r:.2f} (goal >= 0.5)")
