@@ -220,17 +220,19 @@ def frame_segments(
 
 
 def render_utterance(
+    engine,
     spec: UttSpec, wav_path: str, channel: ChannelConfig, babble_bank: list[np.ndarray],
     known_prons: dict[str, list[tuple[str, ...]]] | None = None, min_phone_frames: int = 3,
 ) -> UttResult:
-    """Synthesise, segment, pass through the channel and write ``wav_path`` (16 kHz, 16 bit).
+    """Synthesise with ``engine`` (a ``FreshEspeak``), segment, pass through the channel and
+    write ``wav_path`` (16 kHz, 16 bit).
     Errors in the events are returned in ``UttResult.error`` (nothing written)."""
     import soundfile as sf
     import soxr
 
     res = UttResult(spec.utt)
     espeak_seed = int(np.random.SeedSequence(list(spec.seed)).generate_state(1)[0])
-    syn = Espeak.instance().synthesize(" ".join(spec.words), spec.voice, spec.rate, spec.pitch, spec.pitch_range,
+    syn = engine.synthesize(" ".join(spec.words), spec.voice, spec.rate, spec.pitch, spec.pitch_range,
                                        espeak_seed)
     speech = soxr.resample(syn.samples.astype(np.float64) / 32768.0, syn.sample_rate, SAMPLE_RATE)
     speech_frames = int(np.ceil(len(speech) / FRAME))
