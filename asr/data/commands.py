@@ -1,0 +1,118 @@
+"""Commands on Kaldi data dirs: validate-data-dir, fix-data-dir, subset-data-dir, split-data-dir."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "validate-data-dir",
+        help="report every problem of a Kaldi data dir (file:line: message)",
+        description="Check a Kaldi data dir (wav.scp, segments, text, utt2spk, spk2utt, utt2dur, "
+        "feats.scp, cmvn.scp) and print every problem as FILE:LINE: MESSAGE: unsorted or duplicate "
+        "ids, missing/unreadable audio, utterances without (or with empty) text, speakers without "
+        "utterances, utt2spk/spk2utt disagreement, segments on missing recordings or past the end "
+        "of the audio. Exit status 1 if any problem, else 0.",
+    )
+    p.add_argument("data_dir", metavar="DIR")
+    p.add_argument("--no-check-audio", dest="check_audio", action="store_false",
+                   help="do not open audio files to check they decode and how long they are (faster)")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser(
+        "fix-data-dir",
+        help="keep the consistent part of a data dir, sort it, regenerate spk2utt",
+        description="Repair a Kaldi data dir in place: keep the utterances that have a speaker, "
+        "usable audio, non-empty text (and features/durations where those files exist), sort every "
+        "file, regenerate spk2utt. Prints every dropped item with its reason. The originals are "
+        "copied to DIR/.backup/ first.",
+    )
+    p.add_argument("data_dir", metavar="DIR")
+    p.add_argument("--no-check-audio", dest="check_audio", action="store_false",
+                   help="do not open audio files (only check they exist)")
+    p.set_defaults(func=_fix)
+
+    p = sub.add_parser(
+        "subset-data-dir",
+        help="write a data dir holding a subset of the utterances",
+        description="Copy the utterances chosen by --utt-list, --spk-list or --first of SRC into "
+        "the data dir DST (every per-utterance, per-recording and per-speaker file is filtered).",
+    )
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--utt-list", metavar="FILE", help="file with one utterance id per line (first field)")
+    g.add_argument("--spk-list", metavar="FILE", help="file with one speaker id per line (first field)")
+    g.add_argument("--first", type=int, metavar="N", help="the first N utterances (sorted order)")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.set_defaults(func=_subset)
+
+    p = sub.add_parser(
+        "split-data-dir",
+        help="split a data dir by speaker into N parts (DIR/splitN/1..N)",
+        description="Write DIR/splitN/1 .. DIR/splitN/N, complete data dirs with about equal "
+        "numbers of utterances; no speaker is split across parts (Kaldi split_data.sh).",
+    )
+    p.add_argument("data_dir", metavar="DIR")
+    p.add_argument("num_jobs", type=int, metavar="N")
+    p.set_defaults(func=_split)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from asr.data.validate import validate_data_dir
+
+    d = Path(args.data_dir)
+    problems = validate_data_dir(d, check_audio=args.check_audio)
+    for p in problems:
+        print(p.format(d))
+    n = len(problems)
+    if n:
+        print(f"{d}: {n} problem{'s' if n != 1 else ''} (run `asr fix-data-dir` to keep the consistent part)")
+    else:
+        from asr.data.datadir import DataDir
+
+        dd = DataDir.load(d)
+        recs = len({s.recording for s in dd.segments.values()}) if dd.segments is not None else len(dd.wav)
+        print(f"{d}: 0 problems ({len(dd.utt2spk)} utterances, {len(dd.spk2utt)} speakers, {recs} recordings)")
+    return 1 if problems else 0
+
+
+def _fix(args: argparse.Namespace) -> int:
+    from asr.data.fix import fix_data_dir
+
+    r = fix_data_dir(args.data_dir, check_audio=args.check_audio)
+    for line in r.dropped:
+        print(line)
+    print(
+        f"{args.data_dir}: kept {r.num_utts} utterances, {r.num_speakers} speakers, {r.num_recordings} recordings; "
+        f"dropped {r.num_dropped_utts} utterances ({len(r.dropped)} items); originals in {r.backup}"
+    )
+    return 0
+
+
+def _subset(args: argparse.Namespace) -> int:
+    from asr.data.datadir import DataDir, subset_data_dir
+    from asr.io.tables import iter_table
+
+    dd = DataDir.load(args.src)
+    if args.first is not None:
+        utts = dd.utt_ids[: args.first]
+    elif args.utt_list:
+        utts = [e.key for e in iter_table(args.utt_list)]
+    else:
+        spks = {e.key for e in iter_table(args.spk_list)}
+        utts = [u for u in dd.utt_ids if dd.utt2spk[u] in spks]
+    subset_data_dir(args.src, args.dst, utts)
+    print(f"{args.dst}: {len(set(utts))} utterances", file=sys.stderr)
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from asr.data.split import split_data_dir
+
+    for path in split_data_dir(args.data_dir, args.num_jobs):
+        print(path)
+    return 0

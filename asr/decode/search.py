@@ -1,0 +1,95 @@
+"""Search over HCLG with kaldi-decoder's C++ decoders.
+
+- :func:`decode_best`: ``FasterDecoder`` (beam, max-active), 1-best only.
+- :func:`decode_lattice`: ``LatticeSimpleDecoder`` (beam, lattice-beam; it has no
+  max-active) then :func:`asr.decode.word_lattice.word_lattice`; the 1-best is the word
+  lattice's best path at the decoding acoustic scale.
+
+Both take the scaled pdf log-likelihood matrix [T, num_pdfs] and ``tid2pdf``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from asr.decode.decodable import make_decodable
+from asr.decode.lattice_io import Lattice, best_path
+from asr.errors import DecodeError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchConfig:
+    beam: float = 13.0
+    max_active: int = 7000
+    min_active: int = 200
+    lattice_beam: float = 8.0
+    acoustic_scale: float = 0.1
+
+
+@dataclass
+class Result:
+    words: list[int]
+    graph_cost: float  # of the best path
+    acoustic_cost: float  # scaled, as the decoder saw it
+    reached_final: bool
+    lattice: Lattice | None = None
+
+
+class Searcher:
+    """Holds the graph and decoder objects; decode utterance after utterance."""
+
+    def __init__(self, graph, cfg: SearchConfig):
+        import kaldi_decoder
+
+        self.graph = graph
+        self.cfg = cfg
+        self._fast = kaldi_decoder.FasterDecoder(
+            graph, kaldi_decoder.FasterDecoderOptions(beam=cfg.beam, max_active=cfg.max_active,
+                                                      min_active=min(cfg.min_active, cfg.max_active)))
+        self._lat = None
+
+    def best(self, loglik: np.ndarray, tid2pdf: np.ndarray) -> Result:
+        import kaldifst
+
+        if loglik.shape[0] == 0:
+            return Result([], 0.0, 0.0, False)
+        dec = make_decodable(loglik, tid2pdf)
+        self._fast.decode(dec)
+        reached = bool(self._fast.reached_final())
+        ok, lat = self._fast.get_best_path(use_final_probs=True)
+        if not ok:
+            raise DecodeError("decoder found no path (graph and acoustic model do not match?)")
+        ok, _, words, w = kaldifst.get_linear_symbol_sequence(lat)
+        return Result(list(words), float(w.value1), float(w.value2), reached)
+
+    def lattice(self, loglik: np.ndarray, tid2pdf: np.ndarray) -> Result:
+        import kaldi_decoder
+
+        from asr.decode.word_lattice import word_lattice
+
+        if self._lat is None:
+            self._lat = kaldi_decoder.LatticeSimpleDecoder(
+                self.graph, kaldi_decoder.LatticeSimpleDecoderConfig(beam=self.cfg.beam,
+                                                                     lattice_beam=self.cfg.lattice_beam))
+        if loglik.shape[0] == 0:
+            return Result([], 0.0, 0.0, False, word_lattice_empty())
+        dec = make_decodable(loglik, tid2pdf)
+        self._lat.decode(dec)
+        ok, raw = self._lat.get_raw_lattice(use_final_probs=True)
+        if not ok:
+            raise DecodeError("lattice decoder produced no lattice")
+        lat = word_lattice(raw, self.cfg.lattice_beam, self.cfg.acoustic_scale)
+        bp = best_path(lat, lmwt=1.0 / self.cfg.acoustic_scale)
+        if bp is None:
+            raise DecodeError("empty word lattice")
+        return Result([int(w) for w in bp.words], bp.graph, bp.acoustic * self.cfg.acoustic_scale, True, lat)
+
+
+def word_lattice_empty() -> Lattice:
+    z = np.zeros(0)
+    return Lattice(z, z, z, z, z, z, z, -1)

@@ -1,0 +1,288 @@
+"""``asr make-fbank``: features for a whole data dir, in parallel jobs, resumable.
+
+Layout (Kaldi's make_fbank.sh convention):
+    ARK_DIR/raw_fbank_<name>.<job>.ark    Kaldi binary float matrices (kaldiio/Kaldi readable)
+    ARK_DIR/raw_fbank_<name>.<job>.scp    that job's scp
+    ARK_DIR/raw_fbank_<name>.<job>.done   JSON written last: the job's signature, frame counts, failures
+    DATA_DIR/feats.scp, DATA_DIR/utt2num_frames   (absolute ark paths)
+<name> is the data dir's base name; ARK_DIR defaults to DATA_DIR/data.
+
+Jobs split the data by speaker. A job is finished when its ``.done`` file exists and holds
+the signature of its inputs (fbank options, channel, resampling, and the job's utterances
+with their wav.scp/segments entries); re-running skips finished jobs and recomputes the
+others. feats.scp is only written once every job has finished, atomically; when a job has to
+be recomputed the old feats.scp/utt2num_frames/cmvn.scp are removed first, so no scp ever
+points into an ark being rewritten.
+
+Utterances whose audio cannot be read (or is too short for one frame) are skipped, logged
+and counted; they are absent from feats.scp (``asr fix-data-dir`` then drops them from the
+data dir). The run fails (FeatureError, no feats.scp) when every utterance failed, or with
+``strict`` when any did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from asr.errors import AsrError, AudioError, FeatureError
+
+logger = logging.getLogger(__name__)
+
+MAX_LOGGED_FAILURES = 20
+
+
+@dataclass
+class MakeFbankReport:
+    num_utts: int = 0  # utterances in the data dir
+    num_done: int = 0  # with features
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (utt, reason)
+    num_jobs: int = 0
+    jobs_skipped: int = 0  # already finished by an earlier run
+    seconds: float = 0.0
+    audio_seconds: float = 0.0  # audio processed in this run (jobs not skipped)
+    feats_scp: Path | None = None
+
+
+@dataclass
+class _Job:
+    index: int  # 1-based
+    items: list[tuple[str, str, str, float | None, float | None]]  # (utt, rec, spec, start, end)
+    ark: str
+    scp: str
+    done: str
+    signature: str
+
+
+def make_fbank(
+    data_dir: str | os.PathLike,
+    ark_dir: str | os.PathLike | None = None,
+    config: str | os.PathLike | None = None,
+    nj: int = 1,
+    channel: int = 0,
+    resample: bool = True,
+    strict: bool = False,
+    force: bool = False,
+    progress: bool = True,
+) -> MakeFbankReport:
+    from asr.data.datadir import DataDir
+    from asr.data.split import split_by_speaker
+    from asr.features.fbank import FbankComputer
+
+    t0 = time.perf_counter()
+    data_dir = Path(data_dir)
+    dd = DataDir.load(data_dir)
+    computer = FbankComputer(config)  # validates the config before any work
+    ark_dir = Path(ark_dir) if ark_dir is not None else data_dir / "data"
+    ark_dir = ark_dir.absolute()
+    ark_dir.mkdir(parents=True, exist_ok=True)
+    name = data_dir.absolute().name
+    num_spk = len(dd.spk2utt)
+    if nj > num_spk:
+        logger.warning("%s: %d jobs requested but only %d speakers; using %d jobs", data_dir, nj, num_spk, num_spk)
+        nj = num_spk
+    report = MakeFbankReport(num_utts=len(dd.utt2spk), num_jobs=nj)
+    settings = {"fbank": computer.options, "channel": channel, "resample": resample}
+
+    jobs: list[_Job] = []
+    for j, utts in enumerate(split_by_speaker(dd, max(nj, 1)), 1):
+        items = [(u, *_audio_spec(dd, u)) for u in utts]
+        sig = hashlib.sha256(json.dumps([settings, items]).encode()).hexdigest()
+        base = ark_dir / f"raw_fbank_{name}.{j}"
+        jobs.append(_Job(j, items, f"{base}.ark", f"{base}.scp", f"{base}.done", sig))
+
+    todo = [job for job in jobs if force or not _finished(job)]
+    report.jobs_skipped = len(jobs) - len(todo)
+    if todo:
+        for stale in ("feats.scp", "utt2num_frames", "cmvn.scp"):
+            if (data_dir / stale).exists():
+                logger.info("%s: removing %s (features are being recomputed)", data_dir, stale)
+                (data_dir / stale).unlink()
+        for j in range(len(jobs) + 1, 10_000):  # jobs of an earlier run with more jobs
+            old = [ark_dir / f"raw_fbank_{name}.{j}.{ext}" for ext in ("done", "scp", "ark")]
+            if not any(p.exists() for p in old):
+                break
+            for p in old:
+                if p.exists():
+                    p.unlink()
+        _run_jobs(todo, settings, progress, report)
+    if report.jobs_skipped:
+        logger.info("%s: %d of %d jobs already finished (skipped)", data_dir, report.jobs_skipped, len(jobs))
+
+    scp_lines: list[str] = []
+    n2f: list[tuple[str, str]] = []
+    for job in jobs:
+        with open(job.done, encoding="utf-8") as f:
+            done = json.load(f)
+        report.failed.extend((u, r) for u, r in done["failed"])
+        n2f.extend((u, str(n)) for u, n in done["frames"].items())
+        with open(job.scp, encoding="utf-8") as f:
+            scp_lines.extend(line for line in f if line.strip())
+    report.num_done = len(n2f)
+    for utt, reason in report.failed[:MAX_LOGGED_FAILURES]:
+        logger.warning("skipped %s", reason)
+    if len(report.failed) > MAX_LOGGED_FAILURES:
+        logger.warning("... and %d more failed utterances", len(report.failed) - MAX_LOGGED_FAILURES)
+    if report.num_done == 0:
+        raise FeatureError(f"{data_dir}: no features computed: all {report.num_utts} utterances failed"
+                           + (f" (first: {report.failed[0][1]})" if report.failed else ""))
+    if strict and report.failed:
+        raise FeatureError(f"{data_dir}: {len(report.failed)} of {report.num_utts} utterances failed (--strict); feats.scp not written")
+
+    from asr.io.atomic import atomic_write
+    from asr.io.tables import write_table
+
+    scp_lines.sort(key=lambda line: line.split(" ", 1)[0].encode("utf-8"))
+    write_table(data_dir / "utt2num_frames", n2f)
+    with atomic_write(data_dir / "feats.scp") as f:
+        f.writelines(scp_lines)
+    report.feats_scp = data_dir / "feats.scp"
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _audio_spec(dd, utt: str) -> tuple:
+    """(recording, wav.scp value, start, end); when the utterance has no audio entry:
+    ("", None, None, None) and the job reports it as failed."""
+    from asr.errors import DataDirError
+
+    try:
+        return dd.audio_spec(utt)
+    except DataDirError:
+        return "", None, None, None
+
+
+def _finished(job: _Job) -> bool:
+    if not (os.path.isfile(job.done) and os.path.isfile(job.ark) and os.path.isfile(job.scp)):
+        return False
+    try:
+        with open(job.done, encoding="utf-8") as f:
+            return json.load(f).get("signature") == job.signature
+    except (OSError, ValueError):
+        return False
+
+
+def _run_jobs(todo: list[_Job], settings: dict, progress: bool, report: MakeFbankReport) -> None:
+    from tqdm import tqdm
+
+    total = sum(len(job.items) for job in todo)
+    if len(todo) == 1:
+        with tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False) as bar:
+            results = [_compute_job(todo[0], settings, bar.update)]
+    else:
+        results = _run_parallel(todo, settings, total, progress)
+    report.audio_seconds = sum(r for r in results)
+
+
+def _run_parallel(todo: list[_Job], settings: dict, total: int, progress: bool) -> list[float]:
+    import multiprocessing as mp
+    import queue
+
+    from tqdm import tqdm
+
+    # fork starts workers fastest; the pool is created before the progress bar's thread exists
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    q = ctx.Queue()
+    with ctx.Pool(len(todo), initializer=_init_worker, initargs=(q,)) as pool, \
+            tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False) as bar:
+        pending = pool.map_async(_worker, [(job, settings) for job in todo])
+        while True:
+            try:
+                bar.update(q.get(timeout=0.2))
+            except queue.Empty:
+                if pending.ready():
+                    break
+        while not q.empty():
+            bar.update(q.get_nowait())
+        return pending.get()  # re-raises a worker's exception
+
+
+_queue = None
+
+
+def _init_worker(q) -> None:
+    global _queue
+    _queue = q
+
+
+def _worker(args) -> float:
+    job, settings = args
+    return _compute_job(job, settings, _queue.put)
+
+
+def _compute_job(job: _Job, settings: dict, report_progress) -> float:
+    """Compute one job's features into its ark, then write its scp and (last) its .done file.
+    Returns the seconds of audio processed."""
+    from asr.io.atomic import atomic_write
+
+    for path in (job.done, job.scp):  # an unfinished job has no .done (nor a stale scp)
+        if os.path.exists(path):
+            os.unlink(path)
+    tmp = job.ark + ".tmp"
+    try:
+        with open(tmp, "wb") as ark:
+            # no fsync: the .done marker (written atomically, last) guards against interruption
+            frames, failed, scp, audio_seconds = _fill_ark(ark, job, settings, report_progress)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    os.replace(tmp, job.ark)
+    with atomic_write(job.scp) as f:
+        f.writelines(scp)
+    with atomic_write(job.done) as f:
+        json.dump({"signature": job.signature, "frames": frames, "failed": failed}, f)
+    return audio_seconds
+
+
+def _fill_ark(ark, job: _Job, settings: dict, report_progress):
+    import kaldiio
+
+    from asr.data.audio import extract, load_recording
+    from asr.features.fbank import FbankComputer
+
+    computer = FbankComputer.from_options(settings["fbank"])
+    rate = computer.sample_rate
+    frames: dict[str, int] = {}
+    failed: list[tuple[str, str]] = []
+    scp: list[str] = []
+    audio_seconds = 0.0
+    cached: tuple[str, object] = ("", None)  # (recording id, Recording or AsrError)
+    pending = 0
+    for utt, rec_id, spec, start, end in job.items:
+        try:
+            if spec is None:
+                raise AudioError(f"utterance {utt}: no audio entry in wav.scp/segments")
+            if cached[0] != rec_id:  # segments of one recording: decode it once
+                try:
+                    cached = (rec_id, load_recording(spec))
+                except AsrError as e:
+                    cached = (rec_id, e)
+            rec = cached[1]
+            if isinstance(rec, AsrError):
+                raise AudioError(f"utterance {utt}: {rec}")
+            x = extract(rec, rate, settings["channel"], utt=utt, start=start, end=end, resample=settings["resample"])
+            feats = computer.compute(x * np.float32(32768.0))  # Kaldi's int16 scale; x may view the cached recording
+            if len(feats) == 0:
+                raise FeatureError(f"utterance {utt}: too short for one frame ({len(x)} samples at {rate} Hz)")
+        except AsrError as e:
+            failed.append((utt, str(e)))
+        else:
+            offset = ark.tell() + len(utt.encode("utf-8")) + 1
+            kaldiio.save_ark(ark, {utt: feats})
+            scp.append(f"{utt} {job.ark}:{offset}\n")
+            frames[utt] = int(feats.shape[0])
+            audio_seconds += len(x) / rate
+        pending += 1
+        if pending >= 20:
+            report_progress(pending)
+            pending = 0
+    report_progress(pending)
+    return frames, failed, scp, audio_seconds

@@ -1,0 +1,135 @@
+"""Read a data dir's features with CMVN applied: what the trainer, aligner and decoder use.
+
+    reader = FeatureReader("data/train", cmvn="speaker")
+    reader.utt_ids            # sorted utterance ids that have features
+    reader.num_frames(utt)    # from utt2num_frames (or the matrix header)
+    reader[utt]               # float32 [T, D], CMVN applied
+    for utt, feats in reader: ...   # sequential read (arks opened once)
+
+cmvn: "speaker" (cmvn.scp keyed by speaker + utt2spk, as Kaldi), "utterance" (mean
+normalisation from the utterance itself; what ``asr transcribe`` uses), "global"
+(DATA_DIR/global_cmvn.stats from ``asr compute-cmvn --global``) or "none".
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from asr.errors import DataDirError, FeatureError, FormatError
+from asr.features.cmvn import apply_cmvn, cmvn_stats
+from asr.io.tables import read_table
+
+CMVN_MODES = ("speaker", "utterance", "global", "none")
+GLOBAL_CMVN_FILE = "global_cmvn.stats"
+
+
+class FeatureReader:
+    def __init__(self, data_dir: str | os.PathLike, cmvn: str = "speaker", norm_vars: bool = False):
+        import kaldiio
+
+        if cmvn not in CMVN_MODES:
+            raise FeatureError(f"unknown cmvn mode {cmvn!r} (one of {', '.join(CMVN_MODES)})")
+        self.data_dir = Path(data_dir)
+        self.cmvn = cmvn
+        self.norm_vars = norm_vars
+        feats_scp = self.data_dir / "feats.scp"
+        if not feats_scp.is_file():
+            raise DataDirError(f"{feats_scp}: no features (run `asr make-fbank {self.data_dir}` first)")
+        self._scp = read_table(feats_scp, allow_empty_value=False)
+        self.utt_ids: list[str] = sorted(self._scp, key=lambda u: u.encode("utf-8"))
+        self._kaldiio = kaldiio
+        self._fds: dict = {}
+        self._pid = os.getpid()
+        n2f = self.data_dir / "utt2num_frames"
+        self._num_frames: dict[str, int] = {}
+        if n2f.is_file():
+            for utt, v in read_table(n2f, allow_empty_value=False).items():
+                try:
+                    self._num_frames[utt] = int(v)
+                except ValueError:
+                    raise FormatError(f"{n2f}: utterance {utt}: frame count {v!r} is not an integer") from None
+        self._utt2spk: dict[str, str] = {}
+        self._spk_stats: dict[str, np.ndarray] = {}
+        self._global_stats: np.ndarray | None = None
+        if cmvn == "speaker":
+            cmvn_scp = self.data_dir / "cmvn.scp"
+            if not cmvn_scp.is_file():
+                raise DataDirError(f"{cmvn_scp}: no CMVN stats (run `asr compute-cmvn {self.data_dir}` first)")
+            u2s = self.data_dir / "utt2spk"
+            if not u2s.is_file():
+                raise DataDirError(f"{u2s}: missing (needed for per-speaker CMVN)")
+            self._utt2spk = read_table(u2s, allow_empty_value=False)
+            for spk, spec in read_table(cmvn_scp, allow_empty_value=False).items():
+                self._spk_stats[spk] = np.asarray(kaldiio.load_mat(spec), dtype=np.float64)
+        elif cmvn == "global":
+            path = self.data_dir / GLOBAL_CMVN_FILE
+            if not path.is_file():
+                raise DataDirError(f"{path}: no global CMVN stats (run `asr compute-cmvn --global {self.data_dir}`)")
+            self._global_stats = np.asarray(kaldiio.load_mat(str(path)), dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.utt_ids)
+
+    def __contains__(self, utt: str) -> bool:
+        return utt in self._scp
+
+    def num_frames(self, utt: str) -> int:
+        if utt not in self._scp:
+            raise FeatureError(f"{self.data_dir}: utterance {utt} has no features")
+        n = self._num_frames.get(utt)
+        if n is None:
+            n = self._num_frames[utt] = int(self.raw(utt).shape[0])
+        return n
+
+    def raw(self, utt: str) -> np.ndarray:
+        """Features without CMVN."""
+        spec = self._scp.get(utt)
+        if spec is None:
+            raise FeatureError(f"{self.data_dir}: utterance {utt} has no features")
+        if self._pid != os.getpid():  # forked (e.g. a DataLoader worker): never share file offsets
+            self._fds = {}
+            self._pid = os.getpid()
+        try:
+            return np.asarray(self._kaldiio.load_mat(spec, fd_dict=self._fds), dtype=np.float32)
+        except Exception as e:  # kaldiio raises plain exceptions on bad arks
+            raise FeatureError(f"{self.data_dir}/feats.scp: utterance {utt}: cannot read {spec}: {e}") from None
+
+    def normalise(self, utt: str, feats: np.ndarray) -> np.ndarray:
+        """Apply this reader's CMVN to ``feats`` of utterance ``utt``."""
+        if self.cmvn == "none":
+            return np.asarray(feats, dtype=np.float32)
+        if self.cmvn == "utterance":
+            if len(feats) == 0:
+                return np.asarray(feats, dtype=np.float32)
+            return apply_cmvn(feats, cmvn_stats(feats), self.norm_vars)
+        if self.cmvn == "global":
+            return apply_cmvn(feats, self._global_stats, self.norm_vars)
+        spk = self._utt2spk.get(utt)
+        if spk is None:
+            raise FeatureError(f"{self.data_dir}/utt2spk: utterance {utt} has no speaker")
+        stats = self._spk_stats.get(spk)
+        if stats is None:
+            raise FeatureError(f"{self.data_dir}/cmvn.scp: no stats for speaker {spk} (utterance {utt})")
+        return apply_cmvn(feats, stats, self.norm_vars)
+
+    def __getitem__(self, utt: str) -> np.ndarray:
+        return self.normalise(utt, self.raw(utt))
+
+    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
+        for utt in self.utt_ids:
+            yield utt, self[utt]
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            fd.close()
+        self._fds.clear()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

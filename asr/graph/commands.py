@@ -1,0 +1,39 @@
+"""Commands of the graph stage: ``asr make-graph``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "make-graph",
+        help="build the decoding graph HCLG.fst (Kaldi mkgraph.sh)",
+        description="Build HCLG.fst as Kaldi's utils/mkgraph.sh does: G from an ARPA LM (arpa2fst, #0 on "
+        "back-off arcs) or a given G.fst, L_disambig o G determinized and minimized, context expansion "
+        "(triphone or monophone, from the tree), H from the transition model and tree, disambiguation "
+        "symbols removed, HMM self-loops added (reordered), arcs sorted. GRAPH_DIR gets HCLG.fst "
+        "(OpenFst ConstFst by default), words.txt, phones.txt and disambig_tid.int.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("lang_dir", metavar="LANG_DIR", help="lang dir (L_disambig.fst, words.txt, phones.txt, phones/)")
+    p.add_argument("tree_dir", metavar="TREE_DIR", help="dir with tree and final.mdl")
+    p.add_argument("lm", metavar="LM", help="ARPA LM (.arpa or .arpa.gz) or an OpenFst G.fst")
+    p.add_argument("graph_dir", metavar="GRAPH_DIR")
+    p.add_argument("--transition-scale", type=float, default=1.0)
+    p.add_argument("--self-loop-scale", type=float, default=0.1)
+    p.add_argument("--fst-type", choices=("const", "vector"), default="const",
+                   help="OpenFst type of HCLG.fst (const decodes faster)")
+    p.set_defaults(func=_make_graph)
+
+
+def _make_graph(args) -> int:
+    import json
+
+    from asr.graph.mkgraph import make_graph
+
+    stats = make_graph(args.lang_dir, args.tree_dir, args.lm, args.graph_dir,
+                       transition_scale=args.transition_scale, self_loop_scale=args.self_loop_scale,
+                       fst_type=args.fst_type)
+    print(json.dumps(stats))
+    return 0

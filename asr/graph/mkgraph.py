@@ -1,0 +1,194 @@
+"""HCLG construction with Kaldi ``utils/mkgraph.sh`` semantics.
+
+    G     = arpa2fst(LM, #0 on back-off arcs)            (or a given G.fst)
+    LG    = minimize_encoded(determinize_star(L_disambig o G, log semiring))
+    CLG   = compose_context(LG)                          (N, P from the tree; mono when N = 1)
+    Ha    = H transducer without self-loops              (asr.graph.h_transducer)
+    HCLGa = minimize_encoded(rmsymbols(determinize_star(Ha o CLG), disambig tids))
+    HCLG  = arcsort(add_self_loops(HCLGa, reorder, self-loop scale 0.1))
+
+Differences from mkgraph.sh: no ``fstpushspecial`` on LG and no ``fstrmepslocal`` after
+removing the disambiguation symbols (kaldifst has neither; both only change weight
+placement / epsilon count, not the weighted language), so graphs are equivalent but not
+byte-identical to Kaldi's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from asr.errors import GraphError
+from asr.graph import fst_arrays as fa_mod
+from asr.graph.fst_arrays import FstArrays
+from asr.graph.h_transducer import make_h_transducer
+from asr.graph.self_loops import add_self_loops
+from asr.io.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+
+def read_symbols(path: str | os.PathLike) -> dict[str, int]:
+    out: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise GraphError(f"{path}:{lineno}: expected 'symbol id'")
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def read_int_list(path: str | os.PathLike) -> list[int]:
+    with open(path, encoding="utf-8") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def make_g(lm_path: str | os.PathLike, words_txt: str | os.PathLike) -> FstArrays:
+    """G from an ARPA file (kaldilm.arpa2fst with ``#0`` on back-off arcs) or a G.fst."""
+    lm_path = Path(lm_path)
+    if lm_path.suffix != ".arpa" and not str(lm_path).endswith(".arpa.gz"):
+        with open(lm_path, "rb") as f:
+            head = f.read(4)
+        if head == fa_mod.FST_MAGIC.to_bytes(4, "little", signed=True):
+            return fa_mod.read_fst(lm_path)
+    if "#0" not in read_symbols(words_txt):
+        raise GraphError(f"{words_txt}: no #0 symbol (needed for G's back-off arcs)")
+    with tempfile.TemporaryDirectory(dir=fa_mod._tmp_dir()) as tmp:
+        src = lm_path
+        if str(lm_path).endswith(".gz"):
+            import gzip
+
+            src = Path(tmp) / "lm.arpa"
+            with gzip.open(lm_path, "rb") as fi, open(src, "wb") as fo:
+                shutil.copyfileobj(fi, fo)
+        out = Path(tmp) / "G.fst"
+        # kaldilm aborts the process on a bad ARPA file, so it runs in a child process.
+        code = ("import sys, kaldilm; kaldilm.arpa2fst(sys.argv[1], sys.argv[2], disambig_symbol='#0', "
+                "read_symbol_table=sys.argv[3], max_arpa_warnings=0)")
+        proc = subprocess.run([sys.executable, "-c", code, str(src), str(out), str(words_txt)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not out.exists():
+            errs = [ln.strip() for ln in proc.stderr.splitlines() if ln.startswith("[E]") or "rror" in ln]
+            why = errs[-1] if errs else (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+            raise GraphError(f"{lm_path}: arpa2fst failed: {why.removeprefix('[E] ')}")
+        return fa_mod.read_fst(out)
+
+
+def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float = 1.0,
+               self_loop_scale: float = 0.1, fst_type: str = "const") -> dict:
+    """Build ``graph_dir/HCLG.fst`` (+ words.txt, phones.txt, disambig_tid.int); returns stats."""
+    import kaldifst
+
+    from asr.hmm.transition_model import TransitionModel
+    from asr.hmm.tree import ContextDependency
+
+    lang_dir, tree_dir, graph_dir = Path(lang_dir), Path(tree_dir), Path(graph_dir)
+    for p in (lang_dir / "L_disambig.fst", lang_dir / "words.txt", lang_dir / "phones.txt",
+              lang_dir / "phones" / "disambig.int", tree_dir / "tree", tree_dir / "final.mdl"):
+        if not p.exists():
+            raise GraphError(f"missing {p}")
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        t = time.perf_counter()
+        times[name] = round(t - t0, 3)
+        t0 = t
+
+    tree = ContextDependency.read(tree_dir / "tree")
+    tm = TransitionModel.read(tree_dir / "final.mdl")
+    disambig_phones = read_int_list(lang_dir / "phones" / "disambig.int")
+    L = fa_mod.read_fst(lang_dir / "L_disambig.fst").sorted_arcs("olabel")
+    G = make_g(lm_path, lang_dir / "words.txt").sorted_arcs("ilabel")
+    lap("read")
+    log.info("L: %d states, %d arcs; G: %d states, %d arcs", L.num_states, L.num_arcs, G.num_states, G.num_arcs)
+
+    LG = kaldifst.compose(fa_mod.to_kaldifst(L), fa_mod.to_kaldifst(G), match_side="left",
+                          compose_filter="sequence", connect=True)
+    if LG.num_states == 0:
+        raise GraphError("L o G is empty (do words.txt of the lang dir and the LM agree?)")
+    kaldifst.determinize_star(LG, use_log=True)
+    kaldifst.minimize_encoded(LG)
+    lap("LG")
+    log.info("LG: %d states", LG.num_states)
+
+    CLG, ilabels = kaldifst.compose_context(disambig_phones, tree.context_width, tree.central_position, LG)
+    del LG
+    lap("CLG")
+    log.info("CLG: %d states, %d ilabels", CLG.num_states, len(ilabels))
+
+    Ha, disambig_tids = make_h_transducer(ilabels, tree, tm, transition_scale)
+    lap("H")
+    clg = fa_mod.from_kaldifst(CLG).sorted_arcs("ilabel")
+    del CLG
+    HCLGa = kaldifst.compose(fa_mod.to_kaldifst(Ha), fa_mod.to_kaldifst(clg), match_side="left",
+                             compose_filter="sequence", connect=True)
+    del clg, Ha
+    kaldifst.determinize_star(HCLGa, use_log=True)
+    lap("HCLGa")
+    a = fa_mod.from_kaldifst(HCLGa)
+    del HCLGa
+    if len(disambig_tids):
+        a.ilabel[a.ilabel >= disambig_tids[0]] = 0  # fstrmsymbols
+    k = fa_mod.to_kaldifst(a)
+    kaldifst.minimize_encoded(k)
+    a = fa_mod.from_kaldifst(k).connect()
+    del k
+    lap("rmsymbols+minimize")
+    hclg = add_self_loops(a, tm, self_loop_scale).sorted_arcs("ilabel")
+    lap("self-loops")
+    if hclg.num_states == 0:
+        raise GraphError("HCLG is empty")
+
+    graph_dir.mkdir(parents=True, exist_ok=True)
+    fa_mod.write_fst(hclg, graph_dir / "HCLG.fst", fst_type)
+    shutil.copyfile(lang_dir / "words.txt", graph_dir / "words.txt")
+    shutil.copyfile(lang_dir / "phones.txt", graph_dir / "phones.txt")
+    atomic_write_text(graph_dir / "disambig_tid.int", "".join(f"{t}\n" for t in disambig_tids))
+    lap("write")
+    stats = {"states": hclg.num_states, "arcs": hclg.num_arcs, "context_width": tree.context_width,
+             "central_position": tree.central_position, "ilabels": len(ilabels), "seconds": times,
+             "total_seconds": round(sum(times.values()), 3)}
+    log.info("HCLG: %d states, %d arcs in %.1f s (%s)", hclg.num_states, hclg.num_arcs,
+             stats["total_seconds"], times)
+    return stats
+
+
+def load_graph(path: str | os.PathLike):
+    """Read an HCLG (ours or Kaldi's, vector or const) as a kaldifst FST for the decoders."""
+    import kaldifst
+
+    path = Path(path)
+    if not path.exists():
+        raise GraphError(f"missing graph {path}")
+    with open(path, "rb") as f:
+        buf = f.read(256)
+    try:
+        hdr, _ = fa_mod.parse_header(buf, str(path))
+    except GraphError:
+        raise
+    except Exception as e:  # noqa: BLE001 - truncated header
+        raise GraphError(f"{path}: not an OpenFst file ({e})") from e
+    if hdr["arc_type"] != "standard":
+        raise GraphError(f"{path}: arc type {hdr['arc_type']!r}, expected 'standard'")
+    if hdr["flags"] & 0x3:
+        g = fa_mod.to_kaldifst(fa_mod.read_fst(path), const=True)
+    elif hdr["fst_type"] == "const":
+        g = kaldifst.StdConstFst.read(str(path))
+    elif hdr["fst_type"] == "vector":
+        g = kaldifst.StdVectorFst.read(str(path))
+    else:
+        g = fa_mod.to_kaldifst(fa_mod.read_fst(path), const=True)
+    if g is None:
+        raise GraphError(f"{path}: kaldifst could not read the graph")
+    return g

@@ -1,0 +1,46 @@
+"""Commands of the lang stage: ``asr prepare-lang``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "prepare-lang",
+        help="build a Kaldi lang dir (phones.txt, words.txt, topo, L.fst, ...) from a dict dir",
+        description="Build a Kaldi lang dir from a Kaldi dict dir, as utils/prepare_lang.sh does. "
+        "DICT_DIR holds lexicon.txt or lexiconp.txt, silence_phones.txt, nonsilence_phones.txt, "
+        "optional_silence.txt and optionally extra_questions.txt. LANG_DIR gets phones.txt, words.txt "
+        "(with #0 <s> </s>), topo, L.fst, L_disambig.fst, oov.txt/oov.int and phones/*.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("dict_dir", metavar="DICT_DIR")
+    p.add_argument("lang_dir", metavar="LANG_DIR")
+    p.add_argument("--oov", default="<UNK>", help="OOV word; given the garbage phone if not in the lexicon")
+    p.add_argument("--garbage-phone", default="SPN", help="phone of the OOV word when the lexicon has none")
+    p.add_argument("--position-dependent-phones", default="true", choices=["true", "false"],
+                   help="word-position phone variants _B _E _I _S")
+    p.add_argument("--sil-prob", type=float, default=0.5, help="optional silence probability between words")
+    p.add_argument("--num-sil-states", type=int, default=5)
+    p.add_argument("--num-nonsil-states", type=int, default=3)
+    p.add_argument("--share-silence-phones", default="false", choices=["true", "false"],
+                   help="one shared tree root (pdfs) for all silence phones")
+    p.set_defaults(func=_prepare_lang)
+
+
+def _prepare_lang(args) -> int:
+    from asr.lang.prepare import prepare_lang
+
+    prepare_lang(
+        args.dict_dir,
+        args.lang_dir,
+        oov_word=args.oov,
+        position_dependent_phones=args.position_dependent_phones == "true",
+        sil_prob=args.sil_prob,
+        num_sil_states=args.num_sil_states,
+        num_nonsil_states=args.num_nonsil_states,
+        share_silence_phones=args.share_silence_phones == "true",
+        garbage_phone=args.garbage_phone,
+    )
+    return 0

@@ -1,0 +1,118 @@
+"""Word lattices from raw decoder lattices: exact (graph, acoustic) split per word
+sequence, determinism, pruning, best path == 1-best decoder output."""
+
+import numpy as np
+import pytest
+
+from graph_fixtures import ARPA, make_lang, make_tree_dir, sharp_loglikes, target_pdfs
+
+
+def _paths(src, dst, word, g, a, fg, fa, start):
+    """All complete paths of a small acyclic lattice: {word tuple: best (g, a)} by (g+a, g)."""
+    out = {}
+    stack = [(start, (), 0.0, 0.0)]
+    while stack:
+        s, ws, cg, ca = stack.pop()
+        if np.isfinite(fg[s]):
+            tot = (cg + fg[s], ca + fa[s])
+            old = out.get(ws)
+            if old is None or (sum(tot), tot[0]) < (sum(old), old[0]):
+                out[ws] = tot
+        for k in np.flatnonzero(src == s):
+            w = int(word[k])
+            stack.append((int(dst[k]), ws + ((w,) if w else ()), cg + float(g[k]), ca + float(a[k])))
+    return out
+
+
+def _random_raw(rng, n=14):
+    from asr.decode.word_lattice import RawLattice
+
+    src, dst = [], []
+    for s in range(n - 1):
+        for d in rng.choice(np.arange(s + 1, n), size=min(2, n - 1 - s), replace=False):
+            src.append(s), dst.append(int(d))
+    m = len(src)
+    word = np.where(rng.random(m) < 0.4, rng.integers(1, 4, m), 0).astype(np.int32)
+    fg = np.full(n, np.inf, np.float32)
+    fa = np.full(n, np.inf, np.float32)
+    fg[n - 1] = fa[n - 1] = 0.0
+    fg[n - 3], fa[n - 3] = 0.5, 0.25
+    order = np.argsort(src, kind="stable")
+    return RawLattice(0, np.array(src, np.int32)[order], np.array(dst, np.int32)[order], np.ones(m, np.int32),
+                      word[order], rng.random(m).astype(np.float32) * 3, (rng.random(m) * 3 - 1).astype(np.float32),
+                      fg, fa)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_determinize_keeps_best_split_per_word_sequence(seed):
+    from asr.decode.word_lattice import collapse_epsilon_chains, determinize
+
+    raw = _random_raw(np.random.default_rng(seed))
+    want = _paths(raw.src, raw.dst, raw.word, raw.g, raw.a, raw.final_g, raw.final_a, raw.start)
+    lat = determinize(collapse_epsilon_chains(raw))
+    got = _paths(lat.src, lat.dst, lat.word, lat.graph, lat.acoustic, lat.final_graph, lat.final_acoustic, lat.start)
+    assert set(got) == set(want)
+    for ws, (g, a) in want.items():
+        assert got[ws] == pytest.approx((g, a), abs=1e-4), ws
+    # deterministic: no state has two arcs with the same word, and no epsilon arcs
+    assert (lat.word != 0).all()
+    pairs = np.stack([lat.src, lat.word], 1)
+    assert len(np.unique(pairs, axis=0)) == len(pairs)
+
+
+def test_prune_drops_paths_outside_beam():
+    from asr.decode.word_lattice import determinize, prune_raw
+
+    raw = _random_raw(np.random.default_rng(7), n=16)
+    want = _paths(raw.src, raw.dst, raw.word, raw.g, raw.a, raw.final_g, raw.final_a, raw.start)
+    best = min(g + a for g, a in want.values())
+    lat = determinize(prune_raw(raw, 1.0))
+    got = _paths(lat.src, lat.dst, lat.word, lat.graph, lat.acoustic, lat.final_graph, lat.final_acoustic, lat.start)
+    assert set(got) == {ws for ws, (g, a) in want.items() if g + a <= best + 1.0 + 1e-4}
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory):
+    from asr.graph.mkgraph import load_graph, make_graph
+    from asr.hmm.transition_model import TransitionModel
+
+    root = tmp_path_factory.mktemp("lat")
+    lang = make_lang(root)
+    (root / "lm.arpa").write_text(ARPA)
+    out = []
+    for tri in (False, True):
+        td = make_tree_dir(root, lang, tri)
+        make_graph(lang, td, root / "lm.arpa", td / "graph")
+        out.append((lang, td, load_graph(td / "graph" / "HCLG.fst"), TransitionModel.read(td / "final.mdl")))
+    return out
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_lattice_best_path_equals_one_best(graphs, which, tmp_path):
+    from asr.decode.lattice_io import best_path, read_lattices, write_lattices
+    from asr.decode.search import SearchConfig, Searcher
+
+    lang, td, graph, tm = graphs[which]
+    cfg = SearchConfig(beam=16, lattice_beam=6, acoustic_scale=0.1)
+    s = Searcher(graph, cfg)
+    rng = np.random.default_rng(which)
+    cases = [sharp_loglikes(target_pdfs(lang, td, ["CAT", "AT", "TAB"]), tm.num_pdfs)]
+    # noisy scores around a target: many competing paths in the lattice
+    for _ in range(3):
+        m = sharp_loglikes(target_pdfs(lang, td, ["BAT", "A", "AT"]), tm.num_pdfs, off=-1.0)
+        cases.append(m + rng.normal(scale=0.7, size=m.shape).astype(np.float32))
+    items = []
+    for i, ll in enumerate(cases):
+        one = s.best(ll, tm.tid2pdf)
+        lr = s.lattice(ll, tm.tid2pdf)
+        assert lr.words == one.words
+        assert lr.graph_cost == pytest.approx(one.graph_cost, abs=1e-3)
+        assert lr.acoustic_cost == pytest.approx(one.acoustic_cost, abs=1e-3)
+        items.append((f"utt{i}", lr.lattice))
+        if i:
+            assert lr.lattice.num_arcs > len(one.words)  # alternatives kept
+    write_lattices(tmp_path / "lat.1.gz", items)
+    back = dict(read_lattices(tmp_path / "lat.1.gz"))
+    for i, ll in enumerate(cases):
+        bp = best_path(back[f"utt{i}"], lmwt=1 / cfg.acoustic_scale)
+        assert list(bp.words) == s.best(ll, tm.tid2pdf).words

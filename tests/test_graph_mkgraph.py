@@ -1,0 +1,127 @@
+"""asr make-graph: HCLG from a tiny hand-made lang dir, tree and LM; decoding known pdf
+sequences gives the right words; graphs in other OpenFst layouts are accepted."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from graph_fixtures import ARPA, make_lang, make_tree_dir, sharp_loglikes, target_pdfs
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("graph")
+    lang = make_lang(root)
+    (root / "lm.arpa").write_text(ARPA)
+    return root, lang
+
+
+def _words(lang):
+    return {int(v): k for k, v in (line.split() for line in (lang / "words.txt").read_text().splitlines())}
+
+
+@pytest.mark.parametrize("triphone", [False, True])
+def test_make_graph_decodes_known_state_sequences(setup, triphone):
+    from asr.decode.search import SearchConfig, Searcher
+    from asr.graph.mkgraph import load_graph
+    from asr.hmm.transition_model import TransitionModel
+
+    root, lang = setup
+    td = make_tree_dir(root, lang, triphone)
+    gd = td / "graph"
+    out = subprocess.run([sys.executable, "-m", "asr", "make-graph", str(lang), str(td), str(root / "lm.arpa"),
+                          str(gd)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    assert stats["context_width"] == (3 if triphone else 1) and stats["states"] > 0
+    for f in ("HCLG.fst", "words.txt", "phones.txt", "disambig_tid.int"):
+        assert (gd / f).exists()
+    tm = TransitionModel.read(td / "final.mdl")
+    # disambiguation tids are numbered after the real transition-ids
+    dis = [int(x) for x in (gd / "disambig_tid.int").read_text().split()]
+    assert dis and min(dis) == tm.num_transition_ids + 1
+    inv = _words(lang)
+    s = Searcher(load_graph(gd / "HCLG.fst"), SearchConfig())
+    for words in (["CAT", "AT"], ["BAT", "TAB", "A"], ["A"], ["TAB", "CAT"]):
+        pdfs = target_pdfs(lang, td, words)
+        r = s.best(sharp_loglikes(pdfs, tm.num_pdfs), tm.tid2pdf)
+        assert [inv[w] for w in r.words] == words
+        assert r.reached_final and r.acoustic_cost == 0.0  # every frame on its target pdf
+
+
+def test_graph_cost_of_known_path(setup):
+    """Graph cost of 'CAT AT' = LM + optional-silence choices + HMM transitions."""
+    from asr.decode.search import SearchConfig, Searcher
+    from asr.graph.mkgraph import load_graph, make_graph
+    from asr.hmm.transition_model import TransitionModel
+
+    root, lang = setup
+    td = make_tree_dir(root, lang, False)
+    make_graph(lang, td, root / "lm.arpa", td / "g2")
+    tm = TransitionModel.read(td / "final.mdl")
+    pdfs = target_pdfs(lang, td, ["CAT", "AT"], frames_per_state=2)
+    r = Searcher(load_graph(td / "g2" / "HCLG.fst"), SearchConfig()).best(sharp_loglikes(pdfs, tm.num_pdfs), tm.tid2pdf)
+    lm = (0.2 + 0.3 + 0.1) * np.log(10)
+    sil = 3 * np.log(2)  # no silence at the start and after each word (prob 0.5 each)
+    hmm = 15 * (-0.1 * np.log(0.75) - 0.1 * np.log(0.25))  # 15 states, 1 self-loop + 1 exit each
+    assert r.graph_cost == pytest.approx(lm + sil + hmm, abs=1e-3)
+
+
+def test_kaldi_style_graph_files_accepted(setup, tmp_path):
+    """A vector-type HCLG with embedded symbol tables (as OpenFst/Kaldi tools may write)."""
+    import pywrapfst
+
+    from asr.decode.search import SearchConfig, Searcher
+    from asr.graph.mkgraph import load_graph, make_graph
+    from asr.hmm.transition_model import TransitionModel
+
+    root, lang = setup
+    td = make_tree_dir(root, lang, True)
+    make_graph(lang, td, root / "lm.arpa", td / "g3", fst_type="vector")
+    f = pywrapfst.Fst.read(str(td / "g3" / "HCLG.fst"))
+    assert f.fst_type() == "vector"
+    syms = pywrapfst.SymbolTable()
+    for k, v in _words(lang).items():
+        syms.add_symbol(v, k)
+    f.set_output_symbols(syms)
+    f.write(str(tmp_path / "HCLG.fst"))
+    tm = TransitionModel.read(td / "final.mdl")
+    pdfs = target_pdfs(lang, td, ["BAT", "A"])
+    for path in (td / "g3" / "HCLG.fst", tmp_path / "HCLG.fst"):
+        r = Searcher(load_graph(path), SearchConfig()).best(sharp_loglikes(pdfs, tm.num_pdfs), tm.tid2pdf)
+        assert [_words(lang)[w] for w in r.words] == ["BAT", "A"]
+
+
+def test_fst_arrays_round_trip(tmp_path):
+    from asr.graph.fst_arrays import FstArrays, from_kaldifst, read_fst, to_kaldifst, write_fst
+
+    rng = np.random.default_rng(0)
+    n, m = 50, 300
+    src = np.sort(rng.integers(0, n, m)).astype(np.int32)
+    fa = FstArrays(3, np.where(rng.random(n) < 0.2, rng.random(n), np.inf).astype(np.float32), src,
+                   rng.integers(0, 9, m).astype(np.int32), rng.integers(0, 9, m).astype(np.int32),
+                   rng.random(m).astype(np.float32), rng.integers(0, n, m).astype(np.int32))
+    for kind in ("const", "vector"):
+        write_fst(fa, tmp_path / f"{kind}.fst", kind)
+        back = read_fst(tmp_path / f"{kind}.fst")
+        assert back.start == 3 and np.array_equal(back.final, fa.final)
+        for a in ("src", "ilabel", "olabel", "weight", "dst"):
+            assert np.array_equal(getattr(back, a), getattr(fa, a)), (kind, a)
+    k = from_kaldifst(to_kaldifst(fa))
+    assert np.array_equal(k.dst, fa.dst) and k.num_states == n
+
+
+def test_make_graph_errors(setup, tmp_path):
+    root, lang = setup
+    td = make_tree_dir(root, lang, False)
+    out = subprocess.run([sys.executable, "-m", "asr", "make-graph", str(lang), str(tmp_path / "nope"),
+                          str(root / "lm.arpa"), str(tmp_path / "g")], capture_output=True, text=True)
+    assert out.returncode == 1 and "nope" in out.stderr and out.stderr.count("\n") == 1
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0 ZEBRA\n\n\\end\\\n")
+    out = subprocess.run([sys.executable, "-m", "asr", "make-graph", str(lang), str(td), str(bad),
+                          str(tmp_path / "g")], capture_output=True, text=True)
+    assert out.returncode == 1 and "error" in out.stderr

@@ -1,0 +1,85 @@
+"""asr prepare-lang: Kaldi lang dir layout, disambiguation, L.fst paths, bad dict dirs."""
+
+import subprocess
+import sys
+
+import pytest
+
+from asr.cli import main
+from asr.hmm.topology import Topology
+from asr.lang.lang_dir import LangDir
+from asr.lang.prepare import add_lex_disambig
+from hmm_test_helpers import make_dict
+
+
+def read(p):
+    return p.read_text().splitlines()
+
+
+def test_prepare_lang_layout(tmp_path):
+    d = make_dict(tmp_path / "dict")
+    lang = tmp_path / "lang"
+    assert main(["prepare-lang", str(d), str(lang)]) == 0
+    phones = read(lang / "phones.txt")
+    assert phones[:7] == ["<eps> 0", "SIL 1", "SIL_B 2", "SIL_E 3", "SIL_I 4", "SIL_S 5", "SPN 6"]
+    assert phones[11] == "AA_B 11" and phones[-2:] == ["#0 27", "#1 28"]
+    # <UNK> was added with the garbage phone SPN
+    assert read(lang / "words.txt") == ["<eps> 0", "<UNK> 1", "A 2", "AT 3", "BAT 4", "CAT 5", "TAB 6",
+                                        "#0 7", "<s> 8", "</s> 9"]
+    assert read(lang / "oov.txt") == ["<UNK>"] and read(lang / "oov.int") == ["1"]
+    assert read(lang / "phones" / "roots.txt")[2] == "shared split AA_B AA_E AA_I AA_S"
+    assert read(lang / "phones" / "sets.int")[0] == "1 2 3 4 5"
+    assert read(lang / "phones" / "optional_silence.int") == ["1"]
+    assert read(lang / "phones" / "disambig.txt") == ["#0", "#1"]
+    assert read(lang / "phones" / "silence.csl") == ["1:2:3:4:5:6:7:8:9:10"]
+    assert "T_E end" in read(lang / "phones" / "word_boundary.txt")
+    assert "SIL nonword" in read(lang / "phones" / "word_boundary.txt")
+    assert read(lang / "phones" / "extra_questions.txt")[0] == "B_B B_E B_I B_S K_B K_E K_I K_S T_B T_E T_I T_S"
+    assert "TAB TAB T_B AA_I B_I AA_E" in read(lang / "phones" / "align_lexicon.txt")
+    topo = Topology.read(lang / "topo")
+    assert topo.num_pdf_classes(1) == 5 and topo.num_pdf_classes(11) == 3
+    ld = LangDir(lang)
+    assert ld.silence_phones == list(range(1, 11)) and ld.roots[0] == (True, True, [1, 2, 3, 4, 5])
+    assert ld.align_lexicon[ld.words["A"]] == [[14]]
+    assert ld.base_phone("AA_B") == "AA"
+
+    import kaldifst
+
+    L = kaldifst.StdVectorFst.read(str(lang / "L.fst"))
+    # "CAT" alone: start -(eps, no-sil 0.693)-> loop -K_B:CAT-> .. -T_E-> loop(final)
+    cat = kaldifst.compile("0 1 19 19\n1 2 13 13\n2 3 24 24\n3\n", acceptor=False)
+    path = kaldifst.shortest_path(kaldifst.compose(cat, L))
+    labels = [(a.ilabel, a.olabel) for s in range(path.num_states) for a in kaldifst.ArcIterator(path, s)]
+    assert sorted(x for x in labels if x != (0, 0)) == sorted([(19, 5), (13, 0), (24, 0)])
+    Ld = kaldifst.StdVectorFst.read(str(lang / "L_disambig.fst"))
+    loops = [a for s in range(Ld.num_states) for a in kaldifst.ArcIterator(Ld, s) if a.ilabel == 27]
+    assert loops and all(a.olabel == 7 for a in loops)  # #0:#0 self-loops
+    assert any(a.ilabel == 28 for s in range(Ld.num_states) for a in kaldifst.ArcIterator(Ld, s))  # sil disambig
+
+
+def test_add_lex_disambig_like_kaldi():
+    lex = [("A", 1.0, ["a"]), ("AB", 1.0, ["a", "b"]), ("X", 1.0, ["a", "b"]), ("C", 1.0, ["c"])]
+    out, mx = add_lex_disambig(lex)
+    assert [p for _, _, p in out] == [["a", "#1"], ["a", "b", "#1"], ["a", "b", "#2"], ["c"]]
+    assert mx == 2
+
+
+def test_lexiconp_and_no_position(tmp_path):
+    d = make_dict(tmp_path / "dict", "A 1.0 AA\nA 0.5 AA T\n<UNK> 1.0 SPN\n", probs=True)
+    lang = tmp_path / "lang"
+    assert main(["prepare-lang", "--position-dependent-phones", "false", str(d), str(lang)]) == 0
+    assert read(lang / "phones.txt")[:4] == ["<eps> 0", "SIL 1", "SPN 2", "AA 3"]
+    assert not (lang / "phones" / "word_boundary.txt").exists()
+    assert read(lang / "phones" / "disambig.txt") == ["#0", "#1", "#2"]
+
+
+@pytest.mark.parametrize("bad,msg", [
+    ("BAT B AA X\n", "undeclared phone"),
+    ("<s> AA\n", "reserved symbol"),
+    ("A\n", "empty pronunciation"),
+])
+def test_bad_dict(tmp_path, bad, msg):
+    d = make_dict(tmp_path / "dict", bad)
+    r = subprocess.run([sys.executable, "-m", "asr", "prepare-lang", str(d), str(tmp_path / "lang")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and msg in r.stderr
