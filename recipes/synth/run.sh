@@ -10,9 +10,15 @@ stop_stage=100
 nj=2
 quick=false
 __options="stage stop_stage nj quick"
+help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false]
+Default recipe on the synthetic corpus. Stages:
+  0  synthetic corpus -> data/{train,dev,test}, data/local/{lm_text.txt,dict}
+  1  lang dir -> data/lang"
 . ../../scripts/parse_options.sh
 . ../../scripts/log.sh
 
+# use this checkout's asr package (also when an older one is installed)
+export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 asr() { python -m asr "$@"; }
 quick_opt=""
 [ "$quick" = true ] && quick_opt="--quick"

@@ -10,6 +10,7 @@ boundary by the fewest frames needed), so a 3-state HMM fits in every phone.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -150,9 +151,11 @@ def _edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
 CONTEXT_FOLLOWERS = ("is", "for")
 
 
-def context_pronunciations(word: str, voice: str) -> list[tuple[str, ...]]:
+@functools.lru_cache(maxsize=None)
+def context_pronunciations(word: str, voice: str) -> tuple[tuple[str, ...], ...]:
     """espeak's pronunciations of ``word`` by ``voice`` (phonemised, not synthesised):
-    alone, and before a vowel and a consonant (distinct, in that order)."""
+    alone, and before a vowel and a consonant (distinct, in that order). Cached: text-only
+    phonemisation depends on nothing else."""
     out: list[tuple[str, ...]] = []
     for follower in ("",) + CONTEXT_FOLLOWERS:
         groups = Espeak.instance().phonemize(f"{word} {follower}".strip(), voice)
@@ -164,7 +167,7 @@ def context_pronunciations(word: str, voice: str) -> list[tuple[str, ...]]:
         pron = tuple(p for p in phones if p and p != SILENCE)
         if pron and pron not in out:
             out.append(pron)
-    return out
+    return tuple(out)
 
 
 def frame_segments(

@@ -91,6 +91,21 @@ def run_tasks(fn: Callable, tasks: Sequence, nj: int, init_args: tuple, what: st
             close_worker()
     chunk = max(1, min(64, len(tasks) // (nj * 8)))
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(nj, initializer=init_worker, initargs=init_args) as pool:
-        return list(tqdm(pool.imap(fn, tasks, chunksize=chunk), total=len(tasks), desc=what, unit="",
-                         leave=False, mininterval=1.0))
+    pool = ctx.Pool(nj, initializer=_init_pool_worker, initargs=init_args)
+    try:
+        results = list(tqdm(pool.imap(fn, tasks, chunksize=chunk), total=len(tasks), desc=what, unit="",
+                            leave=False, mininterval=1.0))
+        pool.close()  # let workers exit normally so their synthesis servers are shut down
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    return results
+
+
+def _init_pool_worker(*args) -> None:
+    from multiprocessing.util import Finalize
+
+    init_worker(*args)
+    Finalize(None, close_worker, exitpriority=10)
