@@ -23,9 +23,18 @@ num_leaves=           # senones (default 1500; 200 with --quick)
 lm_target_ngrams=     # size of the pruned first-pass 5-gram (default 60000; 8000 with --quick)
 train_opts=""         # extra options for `asr train` (e.g. "--device cuda")
 __options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts"
+help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
+         [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...']
+Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
+  0 synthetic corpus   1 dict + lang dir   2 fbank + CMVN   3 CTM alignment import + tree
+  4 5-gram LMs         5 HCLG              6 training       7 decode (lattices)
+  8 5-gram rescoring   9 scoring, RESULTS.md, exp/results.json, exp/final
+  10 (only when asked) LSTM family comparison and depth study"
 . ../../scripts/parse_options.sh
 . ../../scripts/log.sh
 
+# use this checkout's asr package (also when an older one is installed)
+export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 asr() { python -m asr "$@"; }
 quick_opt=""
 conf=../../conf
