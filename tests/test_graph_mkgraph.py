@@ -50,6 +50,10 @@ def test_make_graph_decodes_known_state_sequences(setup, triphone):
         r = s.best(sharp_loglikes(pdfs, tm.num_pdfs), tm.tid2pdf)
         assert [inv[w] for w in r.words] == words
         assert r.reached_final and r.acoustic_cost == 0.0  # every frame on its target pdf
+        # with optional silence (5-state ergodic silence HMM) around and between the words
+        pdfs = target_pdfs(lang, td, words, frames_per_state=1, silence=True)
+        r = s.best(sharp_loglikes(pdfs, tm.num_pdfs), tm.tid2pdf)
+        assert [inv[w] for w in r.words] == words and r.acoustic_cost == 0.0
 
 
 def test_graph_cost_of_known_path(setup):

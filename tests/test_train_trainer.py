@@ -54,7 +54,7 @@ def data(tmp_path_factory):
 def train_args(cfg, data, out, *extra):
     root, tr, tr_ali, dv, dv_ali = data
     return ["train", "--config", str(cfg), "--feats", str(tr), "--ali", str(tr_ali), "--dev-feats", str(dv),
-            "--dev-ali", str(dv_ali), "--out", str(out), "--num-pdfs", str(NUM_PDFS), "--no-progress", *extra]
+            "--dev-ali", str(dv_ali), "--out", str(out), "--num-pdfs", str(NUM_PDFS), "--no-progress", "--num-threads", "1", *extra]
 
 
 def losses(exp):
