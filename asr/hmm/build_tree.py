@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asr.errors import AlignmentError, ModelError
-from asr.hmm.tree import PDF_CLASS, ConstantNode, ContextDependency, SplitNode, TableNode, map_event, stub_map
+from asr.hmm.tree import PDF_CLASS, ConstantNode, allow_deep_trees, ContextDependency, SplitNode, TableNode, map_event, stub_map
 
 log = logging.getLogger(__name__)
 
@@ -316,6 +316,7 @@ def build_tree(stats: TreeStats, roots: list[tuple[bool, bool, list[int]]], num_
             if b is not None:
                 heapq.heappush(heap, (-b[0], len(leaves) - 1, b))
     # assemble: replace stub leaves by grown subtrees, number leaves depth-first
+    allow_deep_trees()
     next_pdf = [0]
 
     def to_map(node: dict):

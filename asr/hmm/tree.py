@@ -27,6 +27,14 @@ from asr.hmm.kaldi_objects import KaldiReader, KaldiWriter
 PDF_CLASS = -1
 
 
+def allow_deep_trees() -> None:
+    """Readers/writers recurse once per tree level: make room for very unbalanced trees."""
+    import sys
+
+    if sys.getrecursionlimit() < 20000:
+        sys.setrecursionlimit(20000)
+
+
 @dataclass
 class ConstantNode:
     answer: int
@@ -189,6 +197,7 @@ class ContextDependency:
 
     @classmethod
     def read_from(cls, r: KaldiReader) -> "ContextDependency":
+        allow_deep_trees()
         r.expect("ContextDependency")
         n = r.int32()
         p = r.int32()
@@ -205,6 +214,7 @@ class ContextDependency:
         return cls(n, p, to_pdf)
 
     def write_to(self, w: KaldiWriter) -> None:
+        allow_deep_trees()
         w.token("ContextDependency")
         w.int32(self.context_width)
         w.int32(self.central_position)
