@@ -164,13 +164,35 @@ def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float =
     return stats
 
 
-def load_graph(path: str | os.PathLike):
-    """Read an HCLG (ours or Kaldi's, vector or const) as a kaldifst FST for the decoders."""
+def load_graph(path: str | os.PathLike, tid2pdf=None):
+    """Read an HCLG (ours or Kaldi's, vector or const) as a kaldifst FST for the decoders.
+
+    With ``tid2pdf`` the input labels are relabelled from transition-ids to ``pdf + 1``
+    (a ConstFst is returned): the decoder then reads the [T, num_pdfs] log-likelihood
+    matrix directly instead of a [T, num_tids] copy with one column per transition-id,
+    which costs more than the search itself on a sharp acoustic model. The search is the
+    same (same arcs, weights and scores); only the raw lattice's input labels differ.
+    """
     import kaldifst
 
     path = Path(path)
     if not path.exists():
         raise GraphError(f"missing graph {path}")
+    if tid2pdf is not None:
+        import numpy as np
+
+        fa = fa_mod.read_fst(path)
+        tid2pdf = np.asarray(tid2pdf, dtype=np.int64)
+        if fa.num_arcs and int(fa.ilabel.max()) >= len(tid2pdf):
+            raise GraphError(f"{path}: input label {int(fa.ilabel.max())} is not a transition-id of the model "
+                             f"({len(tid2pdf) - 1} transition-ids): graph and model do not match")
+        if fa.num_arcs and int(fa.ilabel.min()) < 0:
+            raise GraphError(f"{path}: negative input labels")
+        lab = fa.ilabel.astype(np.int64)
+        nz = lab > 0
+        lab[nz] = tid2pdf[lab[nz]] + 1
+        fa.ilabel = lab.astype(np.int32)
+        return fa_mod.to_kaldifst(fa.sorted_arcs("ilabel"), const=True)
     with open(path, "rb") as f:
         buf = f.read(256)
     try:
