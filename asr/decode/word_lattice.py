@@ -87,11 +87,11 @@ def parse_vector_lattice(buf: bytes) -> RawLattice:
     # per state: final (2 x f32), int64 narcs, then narcs arcs of 5 int32 words
     heads = np.empty(ns, np.int64)
     narcs = np.empty(ns, np.int64)
-    mv = body.tolist() if len(body) < 50_000_000 else body
+    item = body.item
     p = 0
     for s in range(ns):  # one step per state; arcs are parsed in bulk below
         heads[s] = p
-        k = mv[p + 2]
+        k = item(p + 2)
         narcs[s] = k
         p += 4 + 5 * k
     fin = body.view(np.float32)
