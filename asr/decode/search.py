@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class SearchConfig:
     beam: float = 13.0
     max_active: int = 7000
-    min_active: int = 200
+    min_active: int = 20  # Kaldi FasterDecoderOptions default
     lattice_beam: float = 8.0
     acoustic_scale: float = 0.1
 
