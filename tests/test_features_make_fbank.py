@@ -44,6 +44,7 @@ def test_make_fbank_cli_matches_fbank_and_kaldiio(data):
         got = feats[utt]
         assert got.dtype == np.float32 and np.array_equal(got, ref)
         assert int(n2f[utt]) == got.shape[0] == 1 + (len(x) - 400) // 160
+        assert float(table(data / "utt2dur")[utt]) == round(len(x) / 16000, 4)
     # the arks are Kaldi binary float matrices; kaldiio reads them sequentially too
     arks = sorted((data / "data").glob("raw_fbank_data.*.ark"))
     assert [a.name for a in arks] == ["raw_fbank_data.1.ark", "raw_fbank_data.2.ark"]
@@ -73,6 +74,11 @@ def test_rerun_skips_finished_jobs_and_redoes_changed_ones(data):
     assert r.jobs_skipped == 2 and len(table(data / "feats.scp")) == 6
     out = asr("make-fbank", "--nj", 3, "--no-progress", data)
     assert "3 jobs, 3 already done" in out.stdout
+    # fewer jobs: everything recomputed, the third job's files removed
+    r = make_fbank(data, nj=2, progress=False)
+    assert r.jobs_skipped == 0 and len(table(data / "feats.scp")) == 6
+    assert sorted(p.name for p in (data / "data").iterdir()) == [
+        f"raw_fbank_data.{j}.{ext}" for j in (1, 2) for ext in ("ark", "done", "scp")]
 
 
 def test_bad_utterances_skipped_and_counted(data, tmp_path):
@@ -92,7 +98,7 @@ def test_bad_utterances_skipped_and_counted(data, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "features for 3 of 6 utterances, 3 failed (skipped); 1 jobs, 1 already done" in r.stdout
     assert "utterance spk1-u0: empty audio file" in r.stderr
-    assert "utterance spk1-u1: too short for one frame (160 samples)" in r.stderr
+    assert "utterance spk1-u1: too short for one frame (160 samples at 16000 Hz)" in r.stderr
     assert "utterance spk2-u0: command failed with exit status 1" in r.stderr and "decoder exploded" in r.stderr
     assert sorted(table(data / "feats.scp")) == ["spk2-u1", "spk3-u0", "spk3-u1"]
     # fix-data-dir then drops the utterances without features
@@ -174,3 +180,45 @@ def test_reader_errors(data):
     with pytest.raises(FeatureError, match="no-such-utt has no features"):
         FeatureReader(data, cmvn="none")["no-such-utt"]
     assert os.path.isfile(data / "utt2num_frames")
+
+
+def test_utterance_without_audio_entry_is_counted(data):
+    wav = (data / "wav.scp").read_text().splitlines()
+    (data / "wav.scp").write_text("\n".join(wav[1:]) + "\n")
+    r = make_fbank(data, progress=False)
+    assert r.failed == [("spk1-u0", "utterance spk1-u0: no audio entry in wav.scp/segments")]
+    assert r.num_done == 5
+
+
+def test_interrupted_run_leaves_no_scp_and_resumes(data, monkeypatch):
+    make_fbank(data, nj=3, progress=False)
+    calls = {"n": 0}
+    real = FbankComputer.compute
+
+    def flaky(self, samples):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, samples)
+
+    monkeypatch.setattr(FbankComputer, "compute", flaky)
+    (data / "wav.scp").write_text((data / "wav.scp").read_text().replace("spk1-u1.wav", "spk1-u0.wav"))
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, nj=1, progress=False)  # one job: runs in this process
+    ark_dir = data / "data"
+    assert not (data / "feats.scp").exists() and not (data / "utt2num_frames").exists()
+    assert not list(ark_dir.glob("*.tmp")) and not (ark_dir / "raw_fbank_data.1.done").exists()
+    monkeypatch.setattr(FbankComputer, "compute", real)
+    r = make_fbank(data, nj=1, progress=False)
+    assert r.jobs_skipped == 0 and r.num_done == 6
+    feats = kaldiio.load_scp(str(data / "feats.scp"))
+    assert np.array_equal(feats["spk1-u1"], feats["spk1-u0"])
+
+
+def test_dead_worker_is_an_error_not_a_hang(data, monkeypatch):
+    if "fork" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("needs fork so the patched method reaches the workers")
+    monkeypatch.setattr(FbankComputer, "compute", lambda self, x: os._exit(3))
+    with pytest.raises(FeatureError, match="worker process died"):
+        make_fbank(data, nj=2, progress=False)
+    assert not (data / "feats.scp").exists()

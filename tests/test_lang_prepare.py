@@ -9,16 +9,7 @@ from asr.cli import main
 from asr.hmm.topology import Topology
 from asr.lang.lang_dir import LangDir
 from asr.lang.prepare import add_lex_disambig
-
-
-def make_dict(d, lexicon="BAT B AA T\nCAT K AA T\nA AA\nAT AA T\nTAB T AA B\nTAB T AA B AA\n", probs=False):
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "silence_phones.txt").write_text("SIL\nSPN\n")
-    (d / "nonsilence_phones.txt").write_text("AA\nB\nK\nT\n")
-    (d / "optional_silence.txt").write_text("SIL\n")
-    (d / "extra_questions.txt").write_text("B K T\n")
-    (d / ("lexiconp.txt" if probs else "lexicon.txt")).write_text(lexicon)
-    return d
+from hmm_test_helpers import make_dict
 
 
 def read(p):

@@ -1,10 +1,10 @@
-import sys
 import subprocess
 
 import numpy as np
 import pytest
 import torch
 
+from asr.cli import main
 from asr.errors import ConfigError
 from asr.nnet import build_model, count_parameters
 from asr.nnet.inference import log_posteriors
@@ -12,8 +12,10 @@ from asr.nnet.lstm_cell import GREFF_FLAGS
 from asr.nnet.model_dir import load_acoustic_model, save_model_dir
 
 
-def run_asr(*args):
-    return subprocess.run([sys.executable, "-m", "asr", *args], capture_output=True, text=True)
+def run_asr(capsys, *args):
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, rc, out, err)
 
 
 def small(family="lstmp", **kw):
@@ -124,8 +126,8 @@ def test_paper_init_range():
     assert max(p.abs().max().item() for p in m.parameters()) <= 0.02
 
 
-def test_nnet_info_paper_preset():
-    r = run_asr("nnet-info", "conf/lstmp_paper.yaml")
+def test_nnet_info_paper_preset(capsys):
+    r = run_asr(capsys, "nnet-info", "conf/lstmp_paper.yaml")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert "params layer 1: 2178400 weights + 3200 biases" in lines
@@ -135,10 +137,10 @@ def test_nnet_info_paper_preset():
     assert f"num-params {2178400 + 3688800 + 7294464 + 2 * 3200 + 14247}" in lines
 
 
-def test_nnet_info_needs_num_pdfs(tmp_path):
-    r = run_asr("nnet-info", "conf/lstmp.yaml")
+def test_nnet_info_needs_num_pdfs(capsys):
+    r = run_asr(capsys, "nnet-info", "conf/lstmp.yaml")
     assert r.returncode == 1 and "--num-pdfs" in r.stderr
-    r = run_asr("nnet-info", "conf/dnn.yaml", "--num-pdfs", "10", "--num-inputs", "13")
+    r = run_asr(capsys, "nnet-info", "conf/dnn.yaml", "--num-pdfs", "10", "--num-inputs", "13")
     assert r.returncode == 0 and "DNN: splice ±5 frames (13 x 11 = 143 inputs)" in r.stdout
 
 

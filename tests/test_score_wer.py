@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from asr.cli import main
-from asr.score.align import align, edit_counts
+from asr.score.align import align_many, count, counts_many, edit_counts
 
 SCLITE = shutil.which("sclite") or next(
     (p for p in ("/usr/lib/sctk/bin/sclite", "/usr/bin/sclite") if Path(p).is_file()), None
@@ -60,18 +60,79 @@ def run_cli(capsys, *args):
     return rc, cap.out, cap.err
 
 
+def kaldi_levenshtein_alignment(a, b, eps="***"):
+    """Literal port of Kaldi's LevenshteinAlignment (util/edit-distance-inl.h)."""
+    M, N = len(a), len(b)
+    e = [[0] * (N + 1) for _ in range(M + 1)]
+    for n in range(N + 1):
+        e[0][n] = n
+    for m in range(1, M + 1):
+        e[m][0] = e[m - 1][0] + 1
+        for n in range(1, N + 1):
+            e[m][n] = min(e[m - 1][n - 1] + (a[m - 1] != b[n - 1]), e[m - 1][n] + 1, e[m][n - 1] + 1)
+    out = []
+    m, n = M, N
+    while m or n:
+        if m == 0:
+            lm, ln = m, n - 1
+        elif n == 0:
+            lm, ln = m - 1, n
+        else:
+            sub_or_ok = e[m - 1][n - 1] + (a[m - 1] != b[n - 1])
+            dele, ins = e[m - 1][n] + 1, e[m][n - 1] + 1
+            if sub_or_ok <= min(dele, ins):
+                lm, ln = m - 1, n - 1
+            elif dele <= ins:
+                lm, ln = m - 1, n
+            else:
+                lm, ln = m, n - 1
+        out.append((eps if lm == m else a[lm], eps if ln == n else b[ln]))
+        m, n = lm, ln
+    return out[::-1]
+
+
+def kaldi_levenshtein_edit_distance(ref, hyp):
+    """Literal port of Kaldi's LevenshteinEditDistance with ins/del/sub (compute-wer)."""
+    e = [dict(ins=0, sub=0, dele=i, cost=i) for i in range(len(ref) + 1)]
+    for h in range(1, len(hyp) + 1):
+        cur = [dict(e[0])]
+        cur[0]["ins"] += 1
+        cur[0]["cost"] += 1
+        for r in range(1, len(ref) + 1):
+            ins_err = e[r]["cost"] + 1
+            del_err = cur[r - 1]["cost"] + 1
+            sub_err = e[r - 1]["cost"] + (hyp[h - 1] != ref[r - 1])
+            if sub_err < ins_err and sub_err < del_err:
+                c = dict(e[r - 1], cost=sub_err)
+                c["sub"] += hyp[h - 1] != ref[r - 1]
+            elif del_err < ins_err:
+                c = dict(cur[r - 1], cost=del_err)
+                c["dele"] += 1
+            else:
+                c = dict(e[r], cost=ins_err)
+                c["ins"] += 1
+            cur.append(c)
+        e = cur
+    return e[-1]["ins"], e[-1]["dele"], e[-1]["sub"]
+
+
 def test_edit_distance_equals_reference_and_kaldialign():
     kaldialign = pytest.importorskip("kaldialign")
-    for ref, hyp in random_pairs(400, seed=1):
-        c = edit_counts(ref, hyp, "kaldi")
+    pairs = random_pairs(400, seed=1)
+    counts = counts_many(pairs, "kaldi")  # one batch of mixed lengths
+    details = align_many(pairs, "align-text")
+    sclite = align_many(pairs, "sclite")
+    for (ref, hyp), c, steps, sc in zip(pairs, counts, details, sclite):
         assert c.errors == levenshtein(ref, hyp)
         k = kaldialign.edit_distance(ref, hyp)
         assert (c.ins, c.dele, c.sub) == (k["ins"], k["del"], k["sub"]), (ref, hyp)
-        for rule in ("align-text", "sclite"):
-            steps = align(ref, hyp, rule)
-            assert [s[0] for s in steps if s[0] is not None] == ref
-            assert [s[1] for s in steps if s[1] is not None] == hyp
-        assert edit_counts(ref, hyp, "align-text").errors == c.errors
+        assert (c.ins, c.dele, c.sub) == kaldi_levenshtein_edit_distance(ref, hyp)
+        assert edit_counts(ref, hyp, "kaldi") == c  # single-pair path agrees with the batch
+        assert [(r or "***", h or "***") for r, h, _ in steps] == kaldi_levenshtein_alignment(ref, hyp)
+        for st in (steps, sc):
+            assert [x[0] for x in st if x[0] is not None] == ref
+            assert [x[1] for x in st if x[1] is not None] == hyp
+        assert count(steps).errors == c.errors
 
 
 def test_kaldi_output_lines(tmp_path, capsys):
@@ -84,6 +145,23 @@ def test_kaldi_output_lines(tmp_path, capsys):
         "%SER 50.00 [ 1 / 2 ]\n"
         "Scored 2 sentences, 0 not present in hyp.\n"
     )
+
+
+def test_kaldi_style_arguments_and_stdin(tmp_path):
+    ref = write_text(tmp_path / "ref", [("u1", "a b c d".split())])
+    hyp = write_text(tmp_path / "hyp", [("u1", "a b".split())])
+    p = subprocess.run([sys.executable, "-m", "asr", "compute-wer", "--text", "--mode=present", f"ark:{ref}", "ark,t:-"],
+                       input=Path(hyp).read_text(), capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0] == "%WER 50.00 [ 2 / 4, 0 ins, 2 del, 0 sub ]"
+
+
+def test_empty_reference_prints_like_kaldi(tmp_path, capsys):
+    ref = write_text(tmp_path / "ref", [("u1", [])])
+    hyp = write_text(tmp_path / "hyp", [("u1", ["x"])])
+    assert run_cli(capsys, ref, hyp)[1].splitlines()[:2] == ["%WER inf [ 1 / 0, 1 ins, 0 del, 0 sub ]",
+                                                            "%SER 100.00 [ 1 / 1 ]"]
+    assert run_cli(capsys, ref, ref)[1].splitlines()[0] == "%WER -nan [ 0 / 0, 0 ins, 0 del, 0 sub ]"
 
 
 def test_modes_and_partial(tmp_path, capsys):
@@ -174,6 +252,7 @@ def sclite_counts(tmp_path, pairs):
 def test_sclite_mode_equals_sclite(tmp_path, capsys):
     pairs = random_pairs(600, seed=7)
     pairs += [(["Hello", "World"], ["hello", "WORLD", "x"]), (["A"], ["a"])]  # sclite ignores case
+    pairs += [(["a", "(b)", "c"], ["a", "c"]), (["foo-", "bar"], ["foo", "bar"]), (["x", "-", "y"], ["x", "y"])]
     sc = sclite_counts(tmp_path, pairs)
     ref = write_text(tmp_path / "ref", [(f"spk-{i:04d}", r) for i, (r, _) in enumerate(pairs)])
     hyp = write_text(tmp_path / "hyp", [(f"spk-{i:04d}", h) for i, (_, h) in enumerate(pairs)])
@@ -194,3 +273,13 @@ def test_sclite_mode_equals_sclite(tmp_path, capsys):
     differ = sum(edit_counts(r, h, "kaldi") != edit_counts([w.lower() for w in r], [w.lower() for w in h], "sclite")
                  for r, h in pairs)
     assert differ > 0
+
+
+def test_batching_does_not_change_alignments():
+    from asr.score.align import _moves
+
+    pairs = random_pairs(300, seed=11, maxlen=60)
+    for rule in ("kaldi", "align-text", "sclite"):
+        one_batch = _moves(pairs, rule)
+        assert _moves(pairs, rule, max_cells=2000) == one_batch
+        assert _moves(pairs, rule, max_batch=1) == one_batch

@@ -60,10 +60,6 @@ def load_recording(spec: str | os.PathLike, utt: str | None = None) -> Recording
         if not data:
             raise AudioError(f"{name}command produced no audio: {spec}")
     else:
-        if not os.path.isfile(spec):
-            raise AudioError(f"{name}no such audio file: {spec}")
-        if os.path.getsize(spec) == 0:
-            raise AudioError(f"{name}empty audio file: {spec}")
         source = spec
     try:
         samples, rate = sf.read(source, dtype="float32", always_2d=True)
@@ -72,6 +68,10 @@ def load_recording(spec: str | os.PathLike, utt: str | None = None) -> Recording
             fallback = _parse_streamed_wav(data)
             if fallback is not None:
                 return fallback
+        elif not os.path.isfile(spec):
+            raise AudioError(f"{name}no such audio file: {spec}") from None
+        elif os.path.getsize(spec) == 0:
+            raise AudioError(f"{name}empty audio file: {spec}") from None
         raise AudioError(f"{name}cannot decode audio {spec}: {e}") from None
     return Recording(samples, int(rate))
 

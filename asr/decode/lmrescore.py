@@ -16,8 +16,9 @@ histories the LMs cannot tell apart share a state. Every word arc gets
 and every final state ``- old_cost(</s> | h) + S * new_cost(</s> | h)`` on its final
 weight, where ``cost = -ln(10) * log10 p``. Epsilon arcs (word 0) keep their histories
 and weights; acoustic costs are untouched. Lattice states are visited in topological
-order, so each (state, history) pair is expanded once; LM look-ups are memoised per
-(history, word). The output is not re-determinized (Kaldi determinizes it; the best path
+order, so each (state, history) pair is expanded once; the LM look-ups one topological
+level needs go to the LMs as one vectorised batch (``NgramLM.logprob_batch`` and the
+trie's batched row search), and are memoised per (history pair, word). The output is not re-determinized (Kaldi determinizes it; the best path
 and all path scores are the same either way).
 """
 
@@ -31,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from asr.decode.lattice_io import Lattice, topological_levels
-from asr.errors import DecodeError, FormatError
-from asr.io.tables import iter_table
+from asr.errors import DecodeError, FormatError, LMError
+from asr.lang.lang_dir import read_symbol_table
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +45,19 @@ def read_words(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such symbol table")
-    pairs = []
-    for e in iter_table(path, allow_empty_value=False):
-        try:
-            pairs.append((e.key, int(e.value)))
-        except ValueError:
-            raise FormatError(f"{path}:{e.line}: expected `symbol integer-id`, got {e.key} {e.value}") from None
-    size = 1 + max((i for _, i in pairs), default=-1)
-    table = [""] * size
-    for w, i in pairs:
-        if i < 0:
-            raise FormatError(f"{path}: negative id for {w!r}")
-        table[i] = w
-    return table
+    table = read_symbol_table(path)
+    if any(i < 0 for i in table.values()):
+        raise FormatError(f"{path}: negative symbol id")
+    words = [""] * (1 + max(table.values(), default=-1))
+    for w, i in table.items():
+        words[i] = w
+    return words
 
 
 class LatticeRescorer:
     """Replace the first-pass LM score in word lattices by a new LM's score.
 
-    ``old_lm``/``new_lm``: ``asr.lm.ngram_lm.NgramLM`` (or anything with ``start_state()``,
-    ``score_ids(state, word_id) -> (log10 p, state)``, ``logprob_ids``, ``word_id``, ``eos``);
-    ``words``: the lattice's word table (id -> word). ``old_lm=None`` only adds the new LM
+    ``old_lm``/``new_lm``: ``asr.lm.ngram_lm.NgramLM``; ``words``: the lattice's word table (id -> word). ``old_lm=None`` only adds the new LM
     (Kaldi's lattice-lmrescore-const-arpa alone).
     """
 
@@ -75,8 +68,12 @@ class LatticeRescorer:
         self.lm_scale = float(lm_scale)
         self._old_ids = self._map_words(old_lm) if old_lm is not None else None
         self._new_ids = self._map_words(new_lm)
-        self._arc_cache: dict[tuple, tuple] = {}
-        self._final_cache: dict[tuple, float] = {}
+        # joint LM state (old history, new history) <-> small int; caches keyed by ints
+        self._joint: dict[tuple, int] = {}
+        self._joint_list: list[tuple] = []
+        self._arc_cache: dict[int, tuple[int, float]] = {}
+        self._final_cache: dict[int, float] = {}
+        self._nw = max(len(words), 1)
 
     def _map_words(self, lm) -> np.ndarray:
         ids = np.full(len(self.words), -1, np.int64)
@@ -85,41 +82,53 @@ class LatticeRescorer:
                 continue
             try:
                 ids[i] = lm.word_id(w)
-            except Exception:  # not in the LM and no <unk>: an error only if a lattice uses it
+            except LMError:  # not in the LM and no <unk>: an error only if a lattice uses it
                 ids[i] = -1
         return ids
 
-    def _lm_id(self, table: np.ndarray, word: int, utt: str) -> int:
-        if word >= len(table) or table[word] < 0:
-            name = self.words[word] if word < len(self.words) else f"#{word}"
-            raise DecodeError(f"utterance {utt!r}: lattice word {name!r} (id {word}) is not in the LM "
-                              "and the LM has no <unk>")
-        return int(table[word])
-
-    def _arc(self, ho, hn, word: int, utt: str):
-        key = (ho, hn, word)
-        hit = self._arc_cache.get(key)
-        if hit is None:
-            lp_new, hn2 = self.new.score_ids(hn, self._lm_id(self._new_ids, word, utt))
-            delta = -self.lm_scale * LN10 * lp_new
-            ho2 = ho
-            if self.old is not None:
-                lp_old, ho2 = self.old.score_ids(ho, self._lm_id(self._old_ids, word, utt))
-                delta += LN10 * lp_old
-            hit = (ho2, hn2, delta)
-            if len(self._arc_cache) > 2_000_000:
-                self._arc_cache.clear()
-            self._arc_cache[key] = hit
-        return hit
-
-    def _final(self, ho, hn) -> float:
+    def _jid(self, ho, hn) -> int:
         key = (ho, hn)
-        hit = self._final_cache.get(key)
+        j = self._joint.get(key)
+        if j is None:
+            j = self._joint[key] = len(self._joint_list)
+            self._joint_list.append(key)
+        return j
+
+    def _resolve(self, pairs: list[tuple[int, int]], utt: str) -> None:
+        """Fill the arc cache for (joint state, word) pairs: one vectorised LM query per LM."""
+        J = np.fromiter((j for j, _ in pairs), np.int64, len(pairs))
+        W = np.fromiter((w for _, w in pairs), np.int64, len(pairs))
+        joint = self._joint_list
+        lp_new, hn2 = _score_batch(self.new, [joint[j][1] for j in J.tolist()], self._lm_ids(self._new_ids, W, utt))
+        delta = -self.lm_scale * LN10 * lp_new
+        if self.old is not None:
+            lp_old, ho2 = _score_batch(self.old, [joint[j][0] for j in J.tolist()], self._lm_ids(self._old_ids, W, utt))
+            delta += LN10 * lp_old
+        else:
+            ho2 = [()] * len(pairs)
+        if len(self._arc_cache) > 4_000_000:
+            self._arc_cache.clear()
+        nw = self._nw
+        for j, w, o, n, d in zip(J.tolist(), W.tolist(), ho2, hn2, delta.tolist()):
+            self._arc_cache[j * nw + w] = (self._jid(o, n), d)
+
+    def _lm_ids(self, table: np.ndarray, words: np.ndarray, utt: str) -> np.ndarray:
+        bad = (words >= len(table)) | (table[np.minimum(words, len(table) - 1)] < 0)
+        if bad.any():
+            w = int(words[np.flatnonzero(bad)[0]])
+            name = self.words[w] if w < len(self.words) else f"#{w}"
+            raise DecodeError(f"utterance {utt!r}: lattice word {name!r} (id {w}) is not in the LM "
+                              "and the LM has no <unk>")
+        return table[words]
+
+    def _final(self, jid: int) -> float:
+        hit = self._final_cache.get(jid)
         if hit is None:
+            ho, hn = self._joint_list[jid]
             hit = -self.lm_scale * LN10 * self.new.logprob_ids(self.new.eos, hn)
             if self.old is not None:
                 hit += LN10 * self.old.logprob_ids(self.old.eos, ho)
-            self._final_cache[key] = hit
+            self._final_cache[jid] = hit
         return hit
 
     def rescore(self, lat: Lattice, utt: str = "") -> Lattice:
@@ -130,49 +139,192 @@ class LatticeRescorer:
         order = np.argsort(lat.src, kind="stable")
         indptr = np.zeros(lat.num_states + 1, np.int64)
         np.cumsum(np.bincount(lat.src, minlength=lat.num_states), out=indptr[1:])
-        src_l, dst_l, word_l = lat.src.tolist(), lat.dst.tolist(), lat.word.tolist()
-        graph_l = lat.graph.tolist()
-        order_l = order.tolist()
-        is_final = lat.is_final()
+        dst_l, word_l, graph_l = lat.dst.tolist(), lat.word.tolist(), lat.graph.tolist()
+        out_arcs = [order[a:b].tolist() for a, b in zip(indptr[:-1].tolist(), indptr[1:].tolist())]
+        is_final = lat.is_final().tolist()
+        final_graph = lat.final_graph.tolist()
 
         ho0 = self.old.start_state() if self.old is not None else ()
-        hn0 = self.new.start_state()
-        ids: dict[tuple, int] = {(lat.start, ho0, hn0): 0}
-        pending: dict[int, list[tuple]] = {lat.start: [(ho0, hn0, 0)]}
-        o_src, o_dst, o_word, o_graph, o_arc = [], [], [], [], []
-        f_state, f_graph, f_arcstate = [], [], []
-        for s in np.argsort(level, kind="stable").tolist():
-            todo = pending.pop(s, None)
-            if not todo:
-                continue
-            arcs = order_l[indptr[s]:indptr[s + 1]]
-            for ho, hn, pid in todo:
-                for i in arcs:
-                    w = word_l[i]
-                    d = dst_l[i]
-                    if w == 0:
-                        ho2, hn2, delta = ho, hn, 0.0
-                    else:
-                        ho2, hn2, delta = self._arc(ho, hn, w, utt)
-                    key = (d, ho2, hn2)
-                    pid2 = ids.get(key)
-                    if pid2 is None:
-                        pid2 = ids[key] = len(ids)
-                        pending.setdefault(d, []).append((ho2, hn2, pid2))
-                    o_src.append(pid)
-                    o_dst.append(pid2)
-                    o_word.append(w)
-                    o_graph.append(graph_l[i] + delta)
-                    o_arc.append(i)
-                if is_final[s]:
-                    f_state.append(pid)
-                    f_graph.append(float(lat.final_graph[s]) + self._final(ho, hn))
-                    f_arcstate.append(s)
+        j0 = self._jid(ho0, self.new.start_state())
+        shift = 1 << 32  # product-state key: lattice state * shift + joint LM state
+        nw = self._nw
+        cache = self._arc_cache
+        ids: dict[int, int] = {lat.start * shift + j0: 0}
+        pending: dict[int, list[tuple[int, int]]] = {lat.start: [(j0, 0)]}
+        o_src: list[int] = []
+        o_dst: list[int] = []
+        o_word: list[int] = []
+        o_graph: list[float] = []
+        o_arc: list[int] = []
+        f_state: list[int] = []
+        f_graph: list[float] = []
+        f_arcstate: list[int] = []
+        by_level = np.argsort(level, kind="stable")
+        bounds = np.flatnonzero(np.diff(level[by_level])) + 1
+        for group in np.split(by_level, bounds):
+            # One topological level of lattice states: every (state, history) pair that
+            # reaches them is known now; their LM look-ups go in one vectorised batch.
+            work = [(s, pending.pop(s)) for s in group.tolist() if s in pending]
+            miss = {
+                (jid, w)
+                for s, todo in work
+                for w in {word_l[i] for i in out_arcs[s]} - {0}
+                for jid, _ in todo
+                if jid * nw + w not in cache
+            }
+            if miss:
+                self._resolve(list(miss), utt)
+            for s, todo in work:
+                arcs = out_arcs[s]
+                for jid, pid in todo:
+                    for i in arcs:
+                        w = word_l[i]
+                        if w == 0:
+                            j2, delta = jid, 0.0
+                        else:
+                            hit = cache.get(jid * nw + w)
+                            if hit is None:  # the cache was cleared while being filled
+                                self._resolve([(jid, w)], utt)
+                                hit = cache[jid * nw + w]
+                            j2, delta = hit
+                        d = dst_l[i]
+                        key = d * shift + j2
+                        pid2 = ids.get(key)
+                        if pid2 is None:
+                            pid2 = ids[key] = len(ids)
+                            pending.setdefault(d, []).append((j2, pid2))
+                        o_src.append(pid)
+                        o_dst.append(pid2)
+                        o_word.append(w)
+                        o_graph.append(graph_l[i] + delta)
+                        o_arc.append(i)
+                    if is_final[s]:
+                        f_state.append(pid)
+                        f_graph.append(final_graph[s] + self._final(jid))
+                        f_arcstate.append(s)
         n = len(ids)
         fg = np.full(n, np.inf, np.float32)
         fa = np.full(n, np.inf, np.float32)
         if f_state:
             fg[f_state] = f_graph
             fa[f_state] = lat.final_acoustic[f_arcstate]
-        o_arc_a = np.asarray(o_arc, np.int64)
-        return Lattice(o_src, o_dst, o_word, o_graph, lat.acoustic[o_arc_a] if len(o_arc) else [], fg, fa, start=0)
+        acoustic = lat.acoustic[np.asarray(o_arc, np.int64)] if o_arc else np.zeros(0, np.float32)
+        return Lattice(o_src, o_dst, o_word, o_graph, acoustic, fg, fa, start=0)
+
+
+def _score_batch(lm, states: list[tuple[int, ...]], words: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Vectorised ``lm.score_ids`` over many (state, word) pairs: log10 probabilities and
+    the reduced states after each word (longest suffix of state + word that is an n-gram
+    of the model, as ``NgramLM.context_state``)."""
+    n = len(states)
+    H = lm.order - 1
+    if H == 0:
+        return lm.logprob_batch(words, np.zeros((n, 0), np.int64)), [()] * n
+    hist = np.full((n, H), -1, np.int64)
+    for i, st in enumerate(states):
+        if st:
+            hist[i, H - len(st):] = st
+    lp = lm.logprob_batch(words, hist)
+    ext = np.concatenate([hist, words[:, None]], axis=1)[:, 1:]
+    length = np.zeros(n, np.int64)
+    for L in range(H, 0, -1):
+        todo = np.flatnonzero(length == 0)
+        if len(todo) == 0:
+            break
+        rows = lm._rows_batch(ext[todo, H - L:])
+        length[todo[rows >= 0]] = L
+    ext_l = ext.tolist()
+    return lp, [tuple(e[H - L:]) if L else () for e, L in zip(ext_l, length.tolist())]
+
+
+# ----------------------------------------------------------------------------- decode dirs
+
+_WORKER_RESCORER: LatticeRescorer | None = None
+
+
+def rescore_file(rescorer: LatticeRescorer, in_path: Path, out_path: Path, progress: bool = True) -> tuple[int, int, int]:
+    """Rescore one lattice archive; returns (lattices, arcs in, arcs out)."""
+    from tqdm import tqdm
+
+    from asr.decode.lattice_io import read_lattices, write_lattices
+
+    stats = [0, 0, 0]
+
+    def gen():
+        for utt, lat in tqdm(read_lattices(in_path), desc=in_path.name, unit="utt", leave=False,
+                             disable=None if progress else True):
+            out = rescorer.rescore(lat, utt)
+            stats[0] += 1
+            stats[1] += lat.num_arcs
+            stats[2] += out.num_arcs
+            yield utt, out
+
+    write_lattices(out_path, gen())
+    return stats[0], stats[1], stats[2]
+
+
+def _worker(job: tuple[Path, Path]) -> tuple[int, int, int]:
+    assert _WORKER_RESCORER is not None
+    return rescore_file(_WORKER_RESCORER, job[0], job[1], progress=False)
+
+
+def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: float = 1.0,
+                       words_path=None, nj: int = 1) -> dict:
+    """``asr lmrescore``: rescore IN/lat.<job>.gz into OUT/lat.<job>.gz (same jobs), copy the
+    word table, write OUT/decode.json (IN's, plus a ``rescoring`` entry). ``nj`` > 1 runs
+    lattice files in parallel processes (forked after the LMs are loaded, so they share
+    them). Returns the ``rescoring`` entry."""
+    import json
+    import shutil
+    import time
+
+    from asr.io.atomic import atomic_write_text
+    from asr.lm.arpa import read_arpa
+    from asr.score.lattice_scoring import find_words_table, lattice_files
+
+    global _WORKER_RESCORER
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    files = lattice_files(in_dir)
+    if out_dir.exists() and in_dir.resolve() == out_dir.resolve():
+        raise DecodeError("OUT_DECODE_DIR must differ from IN_DECODE_DIR")
+    words_path = find_words_table(in_dir, words_path)
+    words = read_words(words_path)
+    t0 = time.perf_counter()
+    old, new = read_arpa(old_lm_path), read_arpa(new_lm_path)
+    t_load = time.perf_counter() - t0
+    rescorer = LatticeRescorer(old, new, words, lm_scale=lm_scale)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(p, out_dir / p.name) for p in files]
+    t0 = time.perf_counter()
+    if nj > 1 and len(jobs) > 1:
+        import multiprocessing
+
+        _WORKER_RESCORER = rescorer
+        try:
+            with multiprocessing.get_context("fork").Pool(min(nj, len(jobs))) as pool:
+                results = pool.map(_worker, jobs, chunksize=1)
+        finally:
+            _WORKER_RESCORER = None
+    else:
+        results = [rescore_file(rescorer, a, b) for a, b in jobs]
+    seconds = time.perf_counter() - t0
+    if not (out_dir / "words.txt").exists():
+        shutil.copyfile(words_path, out_dir / "words.txt")
+    info: dict = {}
+    if (in_dir / "decode.json").is_file():
+        try:
+            info = json.loads((in_dir / "decode.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            log.warning("%s: unreadable decode.json, not copied", in_dir)
+    n_utt, arcs_in, arcs_out = (sum(r[k] for r in results) for k in range(3))
+    entry = {
+        "old_lm": str(old_lm_path), "new_lm": str(new_lm_path), "lm_scale": lm_scale,
+        "input": str(in_dir), "jobs": len(jobs), "nj": nj, "utterances": n_utt,
+        "arcs_in": arcs_in, "arcs_out": arcs_out,
+        "lm_load_seconds": round(t_load, 3), "rescore_seconds": round(seconds, 3),
+    }
+    info["rescoring"] = entry
+    atomic_write_text(out_dir / "decode.json", json.dumps(info, indent=2) + "\n")
+    log.info("rescored %d lattices (%d -> %d arcs) in %.2f s (+%.2f s loading LMs)",
+             n_utt, arcs_in, arcs_out, seconds, t_load)
+    return entry

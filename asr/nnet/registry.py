@@ -18,6 +18,9 @@ FAMILIES: dict[str, str] = {
     "lstmp": "asr.nnet.lstmp:build_lstmp",
     "lstm": "asr.nnet.lstm:build_lstm",
     "dnn": "asr.nnet.dnn:build_dnn",
+    "residual_lstm": "asr.nnet.residual_lstm:build_residual_lstm",
+    "highway_lstm": "asr.nnet.highway_lstm:build_highway_lstm",
+    "ltlstm": "asr.nnet.ltlstm:build_ltlstm",
 }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from asr.errors import FormatError
 from asr.io.tables import read_table
-from asr.score.align import Counts, Step, align, count, edit_counts
+from asr.score.align import Counts, Step, align, align_many, count, counts_many
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,13 @@ class WerResult:
 
 def read_text(path: str | os.PathLike) -> dict[str, list[str]]:
     """Read a Kaldi text file (``utt word word ...``) into ``{utt: words}`` (in file order).
+    ``-`` is stdin; a Kaldi rspecifier prefix (``ark:``, ``ark,t:``) is accepted and dropped.
     Raises FormatError on a missing file, a blank line or a duplicate utterance id."""
-    path = Path("/dev/stdin" if str(path) == "-" else path)
+    path = str(path)
+    m = re.match(r"^ark(,[a-z]+)*:", path)  # a Kaldi rspecifier (ark:text, ark,t:-) names a file too
+    if m:
+        path = path[m.end():]
+    path = Path("/dev/stdin" if path == "-" else path)
     if not path.exists() or path.is_dir():
         raise FormatError(f"{path}: no such file")
     try:
@@ -91,6 +97,7 @@ def score_texts(
             f"e.g. {extra[0]!r}"
         )
     res = WerResult()
+    scored: list[tuple[str, list[str], list[str]]] = []
     for utt, r in ref.items():
         h = hyp.get(utt)
         if h is None:
@@ -100,17 +107,19 @@ def score_texts(
             if mode == "present":
                 continue
             h = []
-        if sclite:
-            steps = align([w.lower() for w in r], [w.lower() for w in h], "sclite")
-            steps = _restore_words(steps, r, h)
-            c = count(steps)
-        else:
-            c = edit_counts(r, h, "kaldi")
-            steps = align(r, h, "align-text") if details else None
+        scored.append((utt, r, h))
+    if sclite:
+        folded = [([w.lower() for w in r], [w.lower() for w in h]) for _, r, h in scored]
+        shown = [_restore_words(st, r, h) for st, (_, r, h) in zip(align_many(folded, "sclite"), scored)]
+        counts = [count(st) for st in shown]
+    else:
+        counts = counts_many([(r, h) for _, r, h in scored], "kaldi")
+        shown = align_many([(r, h) for _, r, h in scored], "align-text") if details else [None] * len(scored)
+    for (utt, r, h), c, steps in zip(scored, counts, shown):
         res.counts = res.counts + c
         res.num_words += len(r)
         res.num_sent += 1
-        res.sent_errs += int(r != h) if not sclite else int(c.errors > 0)
+        res.sent_errs += int(c.errors > 0) if sclite else int(r != h)
         res.utts.append(UttResult(utt, r, h, c, steps))
     if res.num_absent:
         log.warning("%d reference utterance(s) have no hypothesis (--mode %s)", res.num_absent, mode)

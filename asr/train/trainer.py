@@ -34,7 +34,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -78,11 +78,13 @@ def training_config(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def train(config: dict[str, Any], train_corpus, out_dir: str | os.PathLike, dev_corpus=None, num_pdfs: int | None = None,
-          device: str = "cpu", resume: bool = False, max_updates: int | None = None, progress: bool = True) -> dict[str, Any]:
+          device: str = "cpu", resume: bool = False, max_updates: int | None = None, progress: bool = True,
+          on_update: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train on ``train_corpus`` (asr.train.data.Corpus); returns a summary dict.
 
     ``max_updates``: stop (with a checkpoint) once this many updates have been done in
-    total; ``resume`` then continues exactly where it stopped."""
+    total; ``resume`` then continues exactly where it stopped. ``on_update(update)`` is
+    called after every update (benchmarks use it to time the inner loop)."""
     import torch
     import torch.nn.functional as F
     import yaml
@@ -213,7 +215,7 @@ def train(config: dict[str, Any], train_corpus, out_dir: str | os.PathLike, dev_
             if nvalid and ok:
                 with torch.no_grad():
                     correct = int((logits.argmax(-1)[valid] == yy[valid]).sum())
-                ls = float(loss_sum)
+                ls = float(loss_sum.detach())
                 pos["acc"][0] += ls
                 pos["acc"][1] += correct
                 pos["acc"][2] += nvalid
@@ -224,6 +226,8 @@ def train(config: dict[str, Any], train_corpus, out_dir: str | os.PathLike, dev_
                 bar.set_postfix(loss=f"{a[0] / max(a[2], 1):.3f}", acc=f"{a[1] / max(a[2], 1):.3f}",
                                 fps=f"{a[2] / max(a[3], 1e-9):.0f}", refresh=False)
             bar.update(1)
+            if on_update is not None:
+                on_update(pos["update"])
             every = int(tcfg["checkpoint_every"] or 0)
             if max_updates is not None and pos["update"] >= max_updates:
                 stopped = True

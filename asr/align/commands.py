@@ -1,0 +1,207 @@
+"""Commands of the align stage: import-ali, ali-to-pdf, ali-to-phones, align, ali-stats, plot-ali."""
+
+from __future__ import annotations
+
+import argparse
+
+_F = argparse.ArgumentDefaultsHelpFormatter
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "import-ali",
+        help="import external alignments (CTM, TextGrid, Kaldi ali + final.mdl, pdf arks)",
+        description="Import alignments into frame-synchronous arks: OUT_DIR/ali.pdf.ark, ali.tid.ark, "
+        "phones.ark (one entry per feature frame), plus the tree/final.mdl used, num_pdfs and "
+        "silence_pdfs.int. Frame counts are checked against DATA_DIR/utt2num_frames. "
+        "Examples: asr import-ali --format ctm --lang data/lang data/train data/train/phones.ctm exp/ali_mono; "
+        "asr import-ali --format kaldi data/train exp/tri3_ali/ali.*.gz exp/ali_kaldi; "
+        "asr import-ali --format textgrid --lang data/lang data/train mfa_out/ exp/ali_mfa",
+        formatter_class=_F,
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with utt2num_frames (and text)")
+    p.add_argument("sources", metavar="SRC", nargs="+",
+                   help="CTM file(s); TextGrid dir/files; Kaldi ali files or their dir; pdf arks")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--format", required=True, choices=["ctm", "textgrid", "kaldi", "pdf"])
+    p.add_argument("--lang", help="lang dir (needed for ctm/textgrid; gives silence_pdfs.int otherwise)")
+    p.add_argument("--tree-dir", help="map HMM states through this dir's tree and final.mdl "
+                   "(default: a monophone model built from --lang; for kaldi: the alignments' own model)")
+    p.add_argument("--mdl", help="kaldi format: the final.mdl of the alignments (default: next to them)")
+    p.add_argument("--words-ctm", help="word CTM giving word boundaries when the transcript cannot")
+    p.add_argument("--tolerance", type=int, default=1, help="frames of length mismatch to pad/trim")
+    p.add_argument("--frame-convention", choices=["center", "kaldi"], default="center",
+                   help="center: frame k belongs to the label holding k*shift+length/2; "
+                   "kaldi: the label holding (k+0.5)*shift")
+    p.add_argument("--frame-shift", type=float, default=0.01)
+    p.add_argument("--frame-length", type=float, default=0.025)
+    p.add_argument("--reorder", default="true", choices=["true", "false"],
+                   help="transition-id order as Kaldi's --reorder (self-loops after the forward transition)")
+    p.add_argument("--phone-map", help="file of 'label phone' lines applied to CTM/TextGrid labels "
+                   "(a line with one phone maps the empty label)")
+    p.add_argument("--phone-tier", default="phones")
+    p.add_argument("--word-tier", default="words")
+    p.set_defaults(func=_import_ali)
+
+    p = subparsers.add_parser(
+        "ali-to-pdf", help="transition-id alignments to pdf ids (Kaldi ali-to-pdf)",
+        description="As Kaldi's ali-to-pdf MDL ark:ALI_IN ark,t:OUT. ALI_IN: int-vector ark, text or "
+        "binary, gzipped or not. OUT: text ark 'utt pdf pdf ...' ('-' for stdout).", formatter_class=_F)
+    p.add_argument("mdl", metavar="MDL")
+    p.add_argument("ali_in", metavar="ALI_IN")
+    p.add_argument("out", metavar="OUT")
+    p.set_defaults(func=_ali_to_pdf)
+
+    p = subparsers.add_parser(
+        "ali-to-phones", help="transition-id alignments to phone sequences (Kaldi ali-to-phones)",
+        description="As Kaldi's ali-to-phones MDL ark:ALI_IN ark,t:OUT: one phone per phone instance, "
+        "or one per frame with --per-frame.", formatter_class=_F)
+    p.add_argument("mdl", metavar="MDL")
+    p.add_argument("ali_in", metavar="ALI_IN")
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--per-frame", action="store_true", help="one phone per frame")
+    p.set_defaults(func=_ali_to_phones)
+
+    p = subparsers.add_parser(
+        "align", help="Viterbi forced alignment of transcripts to per-frame log-likelihoods",
+        description="Align DATA_DIR/text to LOGLIKES (Kaldi matrix .ark/.scp, one row per frame, one column "
+        "per pdf: e.g. log p(s|x) - log p(s) from a network) over each utterance's training graph "
+        "(lexicon variants, optional silence, tree context, HMMs) with kaldi-decoder's C++ Viterbi search. "
+        "OUT_DIR gets ali.tid.ark, ali.pdf.ark, phones.ark, tree, final.mdl, align_stats.json. "
+        "Example: asr align --lang data/lang --tree-dir exp/tri data/train exp/lstm/loglikes.scp exp/lstm_ali",
+        formatter_class=_F)
+    p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with text (and utt2num_frames)")
+    p.add_argument("loglikes", metavar="LOGLIKES", help="Kaldi matrix ark or scp of per-pdf log-likelihoods")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--lang", required=True)
+    p.add_argument("--tree-dir", help="tree + final.mdl (default: a monophone model from --lang)")
+    p.add_argument("--acoustic-scale", type=float, default=0.1)
+    p.add_argument("--transition-scale", type=float, default=1.0)
+    p.add_argument("--self-loop-scale", type=float, default=0.1)
+    p.add_argument("--beam", type=float, default=10.0)
+    p.add_argument("--retry-beam", type=float, default=40.0)
+    p.add_argument("--log-priors", help="LOGLIKES are log posteriors: subtract these log priors "
+                   "(a model dir's log_priors.npy, or a text vector)")
+    p.set_defaults(func=_align)
+
+    p = subparsers.add_parser(
+        "ali-stats", help="per-phone duration statistics of an alignment dir",
+        description="Print per-phone duration statistics (frames) of ALI_DIR (ali.tid.ark + final.mdl, or "
+        "phones.ark): instances, mean, std, min, 5th/50th/95th percentile, max, share of frames.",
+        formatter_class=_F)
+    p.add_argument("ali_dir", metavar="ALI_DIR")
+    p.add_argument("--lang", help="lang dir for phone names (default: ALI_DIR/phones.txt if present)")
+    p.add_argument("--base-phones", action="store_true", help="group word-position variants (AA_B, AA_E ...)")
+    p.add_argument("--json", help="also write the table as JSON here")
+    p.set_defaults(func=_ali_stats)
+
+    p = subparsers.add_parser(
+        "plot-ali", help="PNG of one utterance's alignment over its spectrogram",
+        description="Write a PNG: the utterance's filterbank features (from --data) with phone boundaries and "
+        "labels (solid lines) and HMM-state boundaries (dotted), and the pdf-id track below.",
+        formatter_class=_F)
+    p.add_argument("ali_dir", metavar="ALI_DIR")
+    p.add_argument("utt", metavar="UTT")
+    p.add_argument("out_png", metavar="OUT_PNG")
+    p.add_argument("--data", help="data dir whose feats.scp gives the spectrogram")
+    p.add_argument("--lang", help="lang dir for phone names (default: ALI_DIR/phones.txt if present)")
+    p.set_defaults(func=_plot_ali)
+
+
+def _import_ali(args) -> int:
+    from asr.align.import_ali import import_alignments
+
+    import_alignments(
+        args.format, args.data_dir, args.sources, args.out_dir, lang_dir=args.lang, tree_dir=args.tree_dir,
+        mdl=args.mdl, words_ctm=args.words_ctm, tolerance=args.tolerance, convention=args.frame_convention,
+        frame_shift=args.frame_shift, frame_length=args.frame_length, reorder=args.reorder == "true",
+        phone_map=args.phone_map, phone_tier=args.phone_tier, word_tier=args.word_tier,
+    )
+    return 0
+
+
+def _align(args) -> int:
+    from asr.align.forced import align_dir
+
+    align_dir(args.data_dir, args.loglikes, args.out_dir, args.lang, args.tree_dir, args.acoustic_scale,
+              args.beam, args.retry_beam, args.transition_scale, args.self_loop_scale, args.log_priors)
+    return 0
+
+
+def _phone_names(ali_dir: str, lang: str | None) -> dict[int, str] | None:
+    from pathlib import Path
+
+    from asr.lang.lang_dir import read_symbol_table
+
+    path = Path(lang) / "phones.txt" if lang else Path(ali_dir) / "phones.txt"
+    if not path.exists():
+        return None
+    return {i: p for p, i in read_symbol_table(path).items()}
+
+
+def _ali_stats(args) -> int:
+    import json
+    import re
+    import sys
+
+    from asr.align.inspect import ali_stats, format_stats
+
+    names = _phone_names(args.ali_dir, args.lang)
+    base = (lambda n: re.sub(r"_[BEIS]$", "", n)) if args.base_phones else None
+    rows = ali_stats(args.ali_dir, names, base)
+    sys.stdout.write(format_stats(rows))
+    if args.json:
+        from asr.io.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def _plot_ali(args) -> int:
+    from asr.align.inspect import plot_alignment
+
+    plot_alignment(args.ali_dir, args.utt, args.out_png, args.data, _phone_names(args.ali_dir, args.lang))
+    return 0
+
+
+def _write_text_ark(out: str, items) -> None:
+    import sys
+
+    from asr.io.int_ark import write_int_ark
+
+    if out == "-":
+        for key, arr in items:
+            sys.stdout.write(" ".join([key, *map(str, arr.tolist())]) + "\n")
+    else:
+        write_int_ark(out, items)
+
+
+def _ali_to_pdf(args) -> int:
+    import logging
+
+    from asr.align.kaldi_ali import ali_to_pdf
+    from asr.hmm.transition_model import TransitionModel
+    from asr.io.int_ark import iter_int_ark
+
+    tm = TransitionModel.read(args.mdl)
+    n = [0]
+
+    def items():
+        for utt, ali in iter_int_ark(args.ali_in):
+            n[0] += 1
+            yield utt, ali_to_pdf(tm, ali, utt)
+
+    _write_text_ark(args.out, items())
+    logging.getLogger("asr.align").info("converted %d alignments", n[0])
+    return 0
+
+
+def _ali_to_phones(args) -> int:
+    from asr.align.kaldi_ali import ali_to_phones
+    from asr.hmm.transition_model import TransitionModel
+    from asr.io.int_ark import iter_int_ark
+
+    tm = TransitionModel.read(args.mdl)
+    _write_text_ark(args.out, ((utt, ali_to_phones(tm, ali, args.per_frame, utt))
+                               for utt, ali in iter_int_ark(args.ali_in)))
+    return 0

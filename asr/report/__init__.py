@@ -1,0 +1,1 @@
+"""Experiment reports: results tables (RESULTS.md, results.json) collected from exp dirs."""

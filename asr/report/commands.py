@@ -1,0 +1,63 @@
+"""``asr results``: the results table of a recipe's systems (RESULTS.md, results.json)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "results",
+        help="collect systems' figures from exp dirs into RESULTS.md and results.json",
+        description=(
+            "For each NAME=EXP_DIR read EXP_DIR/log.csv (dev frame accuracy, train time), "
+            "EXP_DIR/final/model.yaml (parameters), EXP_DIR/decode_{dev,test}[_rescore] (WER: dev "
+            "from the LMWT/WIP sweep, test at the dev-chosen pair) and decode_test/decode.json "
+            "(RTF). Writes a markdown report, merges one entry per system into a results.json "
+            "list, optionally links the best system's model dir (lowest dev WER), and prints the table."
+        ),
+    )
+    p.add_argument("systems", nargs="+", metavar="NAME=EXP_DIR")
+    p.add_argument("--markdown", metavar="RESULTS.md", help="write the report here")
+    p.add_argument("--json", metavar="results.json", help="merge the entries into this JSON list")
+    p.add_argument("--corpus-json", metavar="FILE", help="corpus facts (asr synth-corpus's corpus.json)")
+    p.add_argument("--lm-ppl", metavar="FILE", help="output of `asr lm-ppl` on the test text")
+    p.add_argument("--link-best", metavar="PATH", help="make PATH a symlink to the best system's model dir")
+    p.add_argument("--title", default="Results", help="report title")
+    p.add_argument("--command", default="", help="the command that produced the results (shown in the report)")
+    p.set_defaults(func=run_results)
+
+
+def run_results(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from asr.errors import ConfigError
+    from asr.io.atomic import atomic_write_text
+    from asr.report.report import render_report
+    from asr.report.results import best_system, collect_system, markdown_table, upsert_results_json
+
+    entries = []
+    for spec in args.systems:
+        name, sep, exp = spec.partition("=")
+        if not sep or not name or not exp:
+            raise ConfigError(f"expected NAME=EXP_DIR, got {spec!r}")
+        entries.append(collect_system(name, exp))
+    best = best_system(entries)
+    print(markdown_table(entries), end="")
+    if best:
+        print(f"best system (lowest dev WER): {best['name']}")
+    if args.markdown:
+        atomic_write_text(args.markdown, render_report(args.title, entries, best, args.corpus_json, args.lm_ppl,
+                                                       args.command, Path(args.markdown).parent))
+    if args.json:
+        upsert_results_json(args.json, entries)
+    if args.link_best and best:
+        link = Path(args.link_best)
+        target = os.path.relpath(Path(best["exp_dir"]) / "final", link.parent)
+        tmp = link.with_name(f".{link.name}.tmp")
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(target)
+        os.replace(tmp, link)
+    return 0

@@ -1,0 +1,153 @@
+"""Collect a system's figures from its experiment dir and write the results table.
+
+An experiment dir is what ``asr train`` + ``asr decode`` + ``asr lmrescore`` +
+``asr score-lattices`` leave behind (the recipe layout)::
+
+    EXP/log.csv                   training log (dev_acc per epoch, seconds)
+    EXP/final/                    model dir (model.yaml: network config)
+    EXP/decode_dev/scoring/       LMWT/WIP sweep on dev, first pass (best_wer, lmwt, wip)
+    EXP/decode_dev_rescore/scoring/  the same after full-LM rescoring
+    EXP/decode_test/wer           test WER at the dev-chosen LMWT/WIP, first pass
+    EXP/decode_test_rescore/wer   the same after rescoring
+    EXP/decode_test/decode.json   decoding timings (rtf)
+
+Missing pieces become ``None`` (shown as ``n/a``) so a partly run recipe still reports.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from asr.errors import FormatError
+from asr.io.atomic import atomic_write_text
+
+_WER_RE = re.compile(r"%WER\s+([0-9.]+)")
+
+# (results.json key, decode dir, file with the %WER line)
+WER_SOURCES = (
+    ("dev_wer", "decode_dev", "scoring/best_wer"),
+    ("dev_wer_rescored", "decode_dev_rescore", "scoring/best_wer"),
+    ("test_wer_first_pass", "decode_test", "wer"),
+    ("test_wer_rescored", "decode_test_rescore", "wer"),
+)
+
+
+def read_wer(path: str | os.PathLike) -> float | None:
+    """The number of the first ``%WER`` line of a file, or None when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    m = _WER_RE.search(path.read_text(encoding="utf-8"))
+    if not m:
+        raise FormatError(f"{path}: no %WER line")
+    return float(m.group(1))
+
+
+def read_train_log(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a trainer ``log.csv`` (empty list when absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _floats(rows: list[dict[str, str]], key: str) -> list[float]:
+    return [float(r[key]) for r in rows if r.get(key) not in (None, "", "nan")]
+
+
+def count_model_params(model_dir: str | os.PathLike) -> int | None:
+    """Trainable parameters of the network described by ``model_dir/model.yaml``."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "model.yaml").is_file():
+        return None
+    from asr.nnet.model_dir import read_model_config
+    from asr.nnet.registry import build_model, count_parameters
+
+    cfg = read_model_config(model_dir)
+    model = build_model(cfg["model"], int(cfg["num_inputs"]), int(cfg["num_pdfs"]))
+    return int(count_parameters(model)["total"])
+
+
+def collect_system(name: str, exp_dir: str | os.PathLike) -> dict[str, Any]:
+    """One results.json entry for the system trained and decoded in ``exp_dir``."""
+    exp = Path(exp_dir)
+    rows = read_train_log(exp / "log.csv")
+    dev_acc = _floats(rows, "dev_acc")
+    seconds = _floats(rows, "seconds")
+    entry: dict[str, Any] = {
+        "name": name,
+        "exp_dir": str(exp),
+        "params": count_model_params(exp / "final"),
+        "dev_frame_acc": max(dev_acc) if dev_acc else None,
+        "train_seconds": round(sum(seconds), 1) if seconds else None,
+        "epochs": len(rows) or None,
+    }
+    for key, sub, file in WER_SOURCES:
+        entry[key] = read_wer(exp / sub / file)
+    for sub in ("decode_dev", "decode_dev_rescore"):
+        lmwt = exp / sub / "scoring" / "lmwt"
+        wip = exp / sub / "scoring" / "wip"
+        if lmwt.is_file() and wip.is_file():
+            entry[f"{sub[7:]}_lmwt_wip"] = f"{lmwt.read_text().strip()}/{wip.read_text().strip()}"
+    info = exp / "decode_test" / "decode.json"
+    entry["decode_rtf"] = json.loads(info.read_text()).get("rtf") if info.is_file() else None
+    return entry
+
+
+def best_system(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The system with the lowest dev WER (rescored if available, else first pass)."""
+    def key(e):
+        w = e.get("dev_wer_rescored")
+        w = e.get("dev_wer") if w is None else w
+        return float("inf") if w is None else w
+
+    scored = [e for e in entries if key(e) != float("inf")]
+    return min(scored, key=key) if scored else None
+
+
+def _fmt(x: Any, spec: str = "") -> str:
+    if x is None:
+        return "n/a"
+    return format(x, spec) if spec else str(x)
+
+
+COLUMNS = (
+    ("system", "name", ""),
+    ("params", "params", ","),
+    ("dev frame acc", "dev_frame_acc", ".3f"),
+    ("dev WER 1st pass", "dev_wer", ".2f"),
+    ("dev WER rescored", "dev_wer_rescored", ".2f"),
+    ("test WER 1st pass", "test_wer_first_pass", ".2f"),
+    ("test WER rescored", "test_wer_rescored", ".2f"),
+    ("train time (s)", "train_seconds", ".0f"),
+    ("decode RTF", "decode_rtf", ".3f"),
+)
+
+
+def markdown_table(entries: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(c[0] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for e in entries:
+        lines.append("| " + " | ".join(_fmt(e.get(k), spec) for _, k, spec in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def upsert_results_json(path: str | os.PathLike, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Merge ``entries`` into ``path`` (a JSON list of systems), replacing entries of the
+    same name and keeping the others (e.g. the comparison stage's)."""
+    path = Path(path)
+    systems: list[dict[str, Any]] = []
+    if path.is_file():
+        text = path.read_text(encoding="utf-8").strip()
+        systems = json.loads(text) if text else []
+        if not isinstance(systems, list):
+            raise FormatError(f"{path}: expected a JSON list of systems")
+    names = {e["name"] for e in entries}
+    systems = [s for s in systems if s.get("name") not in names] + entries
+    atomic_write_text(path, json.dumps(systems, indent=1) + "\n")
+    return systems

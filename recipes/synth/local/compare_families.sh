@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Stage 10 of recipes/synth/run.sh (off by default): compare the LSTM family at an equal
+# parameter budget and an equal number of updates, decode each system, and append tables
+# to RESULTS.md and entries to exp/results.json.
+#
+#   1. families: lstmp, lstm (Greff's vanilla), the eight Greff variants lstm_<flag>,
+#      residual_lstm, highway_lstm, ltlstm — all at --layers layers;
+#   2. depth study: plain lstm, residual_lstm, highway_lstm, ltlstm at each of --depth-layers
+#      (the seeds' claim: plain degrades with depth, residual/ltLSTM do not).
+#
+# Every system: config = --base-config's training: section + the family's model: section
+# sized to about --budget parameters (local/family_study.py make-config), `asr train` with
+# --max-updates, priors, `asr decode` on the test set, `asr compute-wer`. Finished steps are
+# skipped when re-run (delete exp/compare/<system> to redo one). The tables also go to
+# exp/compare/tables.md (stage 9's `asr results --markdown` rewrites RESULTS.md: run this after it).
+#
+# Run from recipes/synth (run.sh does):  local/compare_families.sh [options]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. ../../scripts/log.sh
+
+stage=0; stop_stage=100   # kept for parse_options; this script's steps are idempotent instead
+base_config=../../conf/lstmp.yaml   # its training: section (and cell_clip/init_scale) are used
+train_data=data/train
+dev_data=data/dev
+test_data=data/test
+tree_dir=exp/tree                    # ali.pdf.ark, num_pdfs, final.mdl, tree (stage 3)
+dev_ali=exp/tree/ali_dev.pdf.ark     # dev alignments (frame accuracy monitor)
+graph_dir=exp/graph                  # HCLG of the pruned LM (stage 5)
+lang_dir=data/lang
+budget=300000                        # parameters per system (all layers + output layer)
+max_updates=1500                     # updates per system
+layers=3
+depth_layers="3 8"
+systems="lstmp lstm lstm_nig lstm_nfg lstm_nog lstm_niaf lstm_noaf lstm_np lstm_cifg lstm_fgr residual_lstm highway_lstm ltlstm"
+depth_systems="lstm residual_lstm highway_lstm ltlstm"
+do_families=true
+do_depth=true
+nj=2
+out=exp/compare
+__options="base_config train_data dev_data test_data tree_dir dev_ali graph_dir lang_dir budget max_updates layers depth_layers systems depth_systems do_families do_depth nj out"
+. ../../scripts/parse_options.sh || exit 1
+
+[ -f "$base_config" ] || die "no base config $base_config (--base-config)"
+require "$train_data/feats.scp" "$test_data/feats.scp" 2
+require "$tree_dir/ali.pdf.ark" "$tree_dir/num_pdfs" 3
+require "$graph_dir/HCLG.fst" 5
+num_pdfs=$(cat "$tree_dir/num_pdfs")
+num_inputs=$(python -c "import kaldiio,sys; f=next(iter(kaldiio.load_scp('$train_data/feats.scp').values())); print(f.shape[1])")
+cmd_line="local/compare_families.sh --budget $budget --max-updates $max_updates --layers $layers --depth-layers \"$depth_layers\""
+
+dev_opts=()
+if [ -f "$dev_data/feats.scp" ] && [ -f "$dev_ali" ]; then
+  dev_opts=(--dev-feats "$dev_data" --dev-ali "$dev_ali")
+else
+  log "no dev set ($dev_data, $dev_ali): dev frame accuracy will be n/a"
+fi
+
+# train_system NAME LAYERS: config at the budget, training, priors, model info
+train_system() {
+  local name=$1 nl=$2 dir=$out/$1
+  mkdir -p "$dir"
+  if [ ! -f "$dir/config.yaml" ]; then
+    python local/family_study.py make-config "$base_config" "$name" --layers "$nl" \
+      --num-inputs "$num_inputs" --num-pdfs "$num_pdfs" --budget "$budget" --out "$dir/config.yaml" >&2
+  fi
+  if [ ! -f "$dir/final/model.safetensors" ]; then
+    log "training $name ($nl layers)"
+    python -m asr train --config "$dir/config.yaml" --feats "$train_data" --ali "$tree_dir/ali.pdf.ark" \
+      "${dev_opts[@]}" --max-updates "$max_updates" --out "$dir" > "$dir/train.log" 2>&1 \
+      || { log "training $name failed: see $dir/train.log"; return 1; }
+  fi
+  if [ ! -f "$dir/final/log_priors.npy" ]; then
+    python -m asr compute-priors "$tree_dir/ali.pdf.ark" --model-dir "$dir/final" > "$dir/priors.log" 2>&1 \
+      || { log "priors for $name failed: see $dir/priors.log"; return 1; }
+  fi
+  python -m asr nnet-info "$dir/final" > "$dir/nnet-info.txt"
+}
+
+# decode_system NAME: first-pass decode of the test set and its WER
+decode_system() {
+  local name=$1 dir=$out/$1/decode_test
+  if [ ! -f "$dir/wer" ]; then
+    log "decoding $name"
+    python -m asr decode --model-dir "$out/$name/final" --graph-dir "$graph_dir" --nj "$nj" \
+      "$test_data" "$dir" > "$out/$name/decode.log" 2>&1 \
+      || { log "decoding $name failed: see $out/$name/decode.log"; return 1; }
+    [ -f "$dir/wer" ] || python -m asr compute-wer "$test_data/text" "$dir/hyp.txt" > "$dir/wer"
+  fi
+}
+
+run_systems() {  # run_systems LAYERS SUFFIX NAME... ; prints the table arguments
+  local nl=$1 suffix=$2; shift 2
+  local name
+  for name in "$@"; do
+    local sys=$name$suffix
+    if train_system "$sys" "$nl" && decode_system "$sys"; then :; else log "$sys incomplete"; fi
+    echo "$sys=$out/$sys"
+  done
+}
+
+if [ "$do_families" = true ]; then
+  # shellcheck disable=SC2086
+  specs=$(run_systems "$layers" "" $systems)
+  # shellcheck disable=SC2086
+  python local/family_study.py table --study families \
+    --title "LSTM family comparison: $layers layers, ~$budget parameters, $max_updates updates" \
+    --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs | tee -a "$out/tables.md"
+fi
+
+if [ "$do_depth" = true ]; then
+  specs=""
+  for nl in $depth_layers; do
+    # shellcheck disable=SC2086
+    specs="$specs $(run_systems "$nl" "_${nl}l" $depth_systems)"
+  done
+  # shellcheck disable=SC2086
+  python local/family_study.py table --study depth \
+    --title "Depth study: plain vs residual vs highway vs ltLSTM at $depth_layers layers, ~$budget parameters, $max_updates updates" \
+    --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs | tee -a "$out/tables.md"
+fi
+log "done: tables appended to RESULTS.md, entries in exp/results.json"
