@@ -14,7 +14,9 @@ kaldifst has no lattice determinization, so this module does Kaldi's job
    cost), ``times`` adds pairwise. Epsilon (non-word) arcs are removed inside the subset
    construction (epsilon closure in topological order). The result is exact: every word
    sequence of the pruned lattice appears once, with the (graph, acoustic) split of its
-   best path. The subset loop is Python, but it runs over word-level subsets of a lattice
+   best path (subsets are identified with residual costs rounded to 1e-3, as Kaldi's
+   determinization compares weights with a delta, so costs agree with the raw lattice
+   to about 1e-3). The subset loop is Python, but it runs over word-level subsets of a lattice
    already pruned and reduced to branching states, so it is small next to the search.
 4. acoustic costs are divided by the acoustic scale (the contract's unscaled costs).
 

@@ -179,20 +179,30 @@ def load_graph(path: str | os.PathLike, tid2pdf=None):
     if not path.exists():
         raise GraphError(f"missing graph {path}")
     if tid2pdf is not None:
-        import numpy as np
+        import tempfile
 
-        fa = fa_mod.read_fst(path)
-        tid2pdf = np.asarray(tid2pdf, dtype=np.int64)
-        if fa.num_arcs and int(fa.ilabel.max()) >= len(tid2pdf):
-            raise GraphError(f"{path}: input label {int(fa.ilabel.max())} is not a transition-id of the model "
-                             f"({len(tid2pdf) - 1} transition-ids): graph and model do not match")
-        if fa.num_arcs and int(fa.ilabel.min()) < 0:
-            raise GraphError(f"{path}: negative input labels")
-        lab = fa.ilabel.astype(np.int64)
-        nz = lab > 0
-        lab[nz] = tid2pdf[lab[nz]] + 1
-        fa.ilabel = lab.astype(np.int32)
-        return fa_mod.to_kaldifst(fa.sorted_arcs("ilabel"), const=True)
+        buf = bytearray(path.read_bytes())
+        try:
+            hdr, pos = fa_mod.parse_header(buf, str(path))
+        except GraphError:
+            raise
+        except Exception as e:  # noqa: BLE001 - truncated header
+            raise GraphError(f"{path}: not an OpenFst file ({e})") from e
+        if not (hdr["fst_type"] == "const" and hdr["version"] == 2 and not hdr["flags"] & 0x3):
+            buf = bytearray(fa_mod.to_const_bytes(fa_mod.read_fst(path)))
+            hdr, pos = fa_mod.parse_header(buf, str(path))
+        fa_mod.relabel_const_inplace(buf, hdr, pos, tid2pdf, str(path))
+        fd, tmp = tempfile.mkstemp(suffix=".fst", dir=fa_mod._tmp_dir())
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(buf)
+            del buf
+            g = kaldifst.StdConstFst.read(tmp)
+        finally:
+            os.unlink(tmp)
+        if g is None:
+            raise GraphError(f"{path}: kaldifst could not read the relabelled graph")
+        return g
     with open(path, "rb") as f:
         buf = f.read(256)
     try:
