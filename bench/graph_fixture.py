@@ -51,7 +51,10 @@ def _write_arpa(path: Path, words: list[str], rng, num_bigrams: int, num_trigram
 
 
 def make_fixture(root, num_words=5000, num_phones=40, num_bigrams=100_000, num_trigrams=130_000,
-                 leaves_per_class=16, triphone=True, seed=0) -> dict:
+                 leaves_per_class=16, triphone=True, seed=0, position_dependent=True, num_questions=12) -> dict:
+    """Tree: per root (base phone), per pdf class, a balanced tree of depth log2(leaves) whose
+    questions (about the left, then the right phone) come from a fixed pool of
+    ``num_questions`` phone sets, as a trained tree's do (Kaldi's clustered questions)."""
     from asr.hmm.topology import Topology
     from asr.hmm.transition_model import TransitionModel
     from asr.hmm.tree import PDF_CLASS, ConstantNode, ContextDependency, SplitNode, TableNode, monophone_tree
@@ -73,7 +76,7 @@ def make_fixture(root, num_words=5000, num_phones=40, num_bigrams=100_000, num_t
         lex.append(w + " " + " ".join(rng.choice(phones, n)))
     (d / "lexicon.txt").write_text("\n".join(lex) + "\n<UNK> SIL\n")
     lang = root / "lang"
-    prepare_lang(d, lang)
+    prepare_lang(d, lang, position_dependent_phones=position_dependent)
     n_ngrams = _write_arpa(root / "lm.arpa", words, rng, num_bigrams, num_trigrams)
 
     topo = Topology.read(lang / "topo")
@@ -82,18 +85,22 @@ def make_fixture(root, num_words=5000, num_phones=40, num_bigrams=100_000, num_t
         all_phones = topo.phones
         counter = [0]
 
+        roots = [[int(x) for x in line.split()[2:]] for line in (lang / "phones" / "roots.int").read_text().splitlines()]
+        pool = []
+        for _ in range(num_questions):
+            chosen = rng.choice(len(roots), len(roots) // 2, replace=False)
+            pool.append(frozenset(p for i in chosen for p in roots[i]))
+
         def split(depth):
             if depth == 0:
                 counter[0] += 1
                 return ConstantNode(counter[0] - 1)
             key = 0 if depth % 2 else 2
-            yes = frozenset(int(p) for p in rng.choice(all_phones, len(all_phones) // 2, replace=False))
-            return SplitNode(key, yes, split(depth - 1), split(depth - 1))
+            return SplitNode(key, pool[int(rng.integers(len(pool)))], split(depth - 1), split(depth - 1))
 
         depth = int(round(math.log2(leaves_per_class)))
         table = [None] * (max(all_phones) + 1)
         # position variants of one base phone share a root, as Kaldi's roots.txt says
-        roots = [[int(x) for x in line.split()[2:]] for line in (lang / "phones" / "roots.int").read_text().splitlines()]
         for group in roots:
             node = TableNode(PDF_CLASS, [split(depth) for _ in range(npc[group[0]])])
             for p in group:

@@ -67,7 +67,7 @@ class Recognizer:
         self.tm = TransitionModel.read(self.model_dir / "final.mdl")
         self.log_priors = np.load(self.model_dir / "log_priors.npy").astype(np.float32)
         self.words = read_words(self.graph_dir / "words.txt")
-        self.graph = load_graph(self.graph_dir / "HCLG.fst")
+        self.graph = load_graph(self.graph_dir / "HCLG.fst", self.tm.tid2pdf)  # input labels pdf + 1
         if len(self.log_priors) < self.tm.num_pdfs:
             raise ModelError(f"{self.model_dir}/log_priors.npy has {len(self.log_priors)} pdfs, "
                              f"final.mdl needs {self.tm.num_pdfs}")
@@ -95,9 +95,11 @@ class Recognizer:
         return [scaled_loglikes(p, self.log_priors, self.cfg.acoustic_scale) for p in posts]
 
     def search(self, loglik: np.ndarray, lattice: bool = False) -> Result:
+        if loglik.shape[1] < self.tm.num_pdfs:
+            raise DecodeError(f"acoustic matrix has {loglik.shape[1]} pdfs, the transition model {self.tm.num_pdfs}")
         if lattice:
-            return self.searcher.lattice(loglik, self.tm.tid2pdf)
-        return self.searcher.best(loglik, self.tm.tid2pdf)
+            return self.searcher.lattice(loglik)
+        return self.searcher.best(loglik)
 
     def to_words(self, ids: list[int]) -> list[str]:
         try:
