@@ -142,12 +142,12 @@ def test_make_config_writes_a_trainable_config(tmp_path):
     base.write_text("model:\n  family: lstmp\n  cell_clip: 50\ntraining:\n  epochs: 2\n  lr: 0.002\n")
     out = tmp_path / "lstm_nog" / "config.yaml"
     rc = subprocess.run([sys.executable, str(HELPER), "make-config", str(base), "lstm_nog", "--num-pdfs", "100",
-                         "--budget", "50000", "--layers", "2", "--out", str(out)], capture_output=True, text=True)
+                         "--budget", "50000", "--layers", "2", "--epochs", "3", "--out", str(out)], capture_output=True, text=True)
     assert rc.returncode == 0, rc.stderr
     name, params = rc.stdout.split()
     assert name == "lstm_nog" and abs(int(params) - 50_000) < 1000
     cfg = yaml.safe_load(out.read_text())
-    assert cfg["training"] == {"epochs": 2, "lr": 0.002}
+    assert cfg["training"] == {"epochs": 3, "lr": 0.002}
     assert cfg["model"]["variant"] == ["NOG"] and cfg["model"]["num_layers"] == 2 and cfg["model"]["cell_clip"] == 50
     registry.build_model(cfg["model"], 40, 100)
 
@@ -157,7 +157,7 @@ SCRIPT = HELPER.parent / "compare_families.sh"
 
 def test_compare_script_help_and_missing_inputs(tmp_path):
     rc = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True)
-    assert rc.returncode == 0 and "--budget 300000" in rc.stdout and "--depth-layers" in rc.stdout
+    assert rc.returncode == 0 and "--budget 300000" in rc.stdout and "--epochs 4" in rc.stdout
     rc = subprocess.run(["bash", str(SCRIPT), "--train-data", str(tmp_path), "--test-data", str(tmp_path)],
                         capture_output=True, text=True)
     assert rc.returncode != 0 and "run stage 2" in rc.stderr

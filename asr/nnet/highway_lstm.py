@@ -46,7 +46,7 @@ class HighwayLSTM(nn.Module):
         self.num_layers, self.cell_dim = num_layers, cell_dim
         self.out_dim = proj_dim or cell_dim
         self.layers = nn.ModuleList(
-            PeepholeLSTMPLayer(num_inputs if l == 0 else self.out_dim, cell_dim, proj_dim,
+            HighwayLSTMLayer(num_inputs if l == 0 else self.out_dim, cell_dim, proj_dim,
                                depth_gate=l > 0, cell_clip=cell_clip)
             for l in range(num_layers)
         )
@@ -72,8 +72,8 @@ class HighwayLSTM(nn.Module):
                 f"output {self.out_dim} -> {self.num_pdfs}")
 
 
-class PeepholeLSTMPLayer(nn.Module):
-    """One peephole LSTM(P) layer, optionally with the highway depth gate.
+class HighwayLSTMLayer(nn.Module):
+    """One highway layer: a peephole LSTM(P) layer with the depth gate (without it on the first layer).
 
     ``forward(x[B, T, D], r0[B, P], c0[B, N], lower_cells[B, T, N] | None)
     -> (outputs[B, T, P], cells[B, T, N], (r_T, c_T))``. Gate order of the fused input

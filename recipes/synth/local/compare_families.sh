@@ -10,8 +10,8 @@
 #
 # Every system: config = --base-config's training: section + the family's model: section
 # sized to about --budget parameters (local/family_study.py make-config), `asr train` with
-# --max-updates, priors, `asr decode` on the test set, `asr compute-wer`. Finished steps are
-# skipped when re-run (delete exp/compare/<system> to redo one). The tables also go to
+# the same --epochs (hence the same updates), priors, `asr decode` on the test set,
+# `asr compute-wer`. Finished steps are skipped when re-run (delete exp/compare/<system> to redo one). The tables also go to
 # exp/compare/tables.md (stage 9's `asr results --markdown` rewrites RESULTS.md: run this after it).
 #
 # Run from recipes/synth (run.sh does):  local/compare_families.sh [options]
@@ -29,7 +29,8 @@ dev_ali=exp/tree/ali_dev.pdf.ark     # dev alignments (frame accuracy monitor)
 graph_dir=exp/graph                  # HCLG of the pruned LM (stage 5)
 lang_dir=data/lang
 budget=300000                        # parameters per system (all layers + output layer)
-max_updates=1500                     # updates per system
+epochs=4                             # epochs per system: same data, streams and chunk -> same updates
+max_updates=""                       # optional cap on updates (dev accuracy is measured at epoch ends)
 layers=3
 depth_layers="3 8"
 systems="lstmp lstm lstm_nig lstm_nfg lstm_nog lstm_niaf lstm_noaf lstm_np lstm_cifg lstm_fgr residual_lstm highway_lstm ltlstm"
@@ -38,7 +39,7 @@ do_families=true
 do_depth=true
 nj=2
 out=exp/compare
-__options="base_config train_data dev_data test_data tree_dir dev_ali graph_dir lang_dir budget max_updates layers depth_layers systems depth_systems do_families do_depth nj out"
+__options="base_config train_data dev_data test_data tree_dir dev_ali graph_dir lang_dir budget epochs max_updates layers depth_layers systems depth_systems do_families do_depth nj out"
 . ../../scripts/parse_options.sh || exit 1
 
 [ -f "$base_config" ] || die "no base config $base_config (--base-config)"
@@ -47,7 +48,9 @@ require "$tree_dir/ali.pdf.ark" "$tree_dir/num_pdfs" 3
 require "$graph_dir/HCLG.fst" 5
 num_pdfs=$(cat "$tree_dir/num_pdfs")
 num_inputs=$(python -c "import kaldiio,sys; f=next(iter(kaldiio.load_scp('$train_data/feats.scp').values())); print(f.shape[1])")
-cmd_line="local/compare_families.sh --budget $budget --max-updates $max_updates --layers $layers --depth-layers \"$depth_layers\""
+cmd_line="local/compare_families.sh --budget $budget --epochs $epochs${max_updates:+ --max-updates $max_updates} --layers $layers --depth-layers \"$depth_layers\""
+cap_opts=()
+[ -n "$max_updates" ] && cap_opts=(--max-updates "$max_updates")
 
 dev_opts=()
 if [ -f "$dev_data/feats.scp" ] && [ -f "$dev_ali" ]; then
@@ -62,12 +65,12 @@ train_system() {
   mkdir -p "$dir"
   if [ ! -f "$dir/config.yaml" ]; then
     python local/family_study.py make-config "$base_config" "$name" --layers "$nl" \
-      --num-inputs "$num_inputs" --num-pdfs "$num_pdfs" --budget "$budget" --out "$dir/config.yaml" >&2
+      --num-inputs "$num_inputs" --num-pdfs "$num_pdfs" --budget "$budget" --epochs "$epochs" --out "$dir/config.yaml" >&2
   fi
   if [ ! -f "$dir/final/model.safetensors" ]; then
     log "training $name ($nl layers)"
     python -m asr train --config "$dir/config.yaml" --feats "$train_data" --ali "$tree_dir/ali.pdf.ark" \
-      "${dev_opts[@]}" --max-updates "$max_updates" --out "$dir" > "$dir/train.log" 2>&1 \
+      "${dev_opts[@]}" "${cap_opts[@]}" --out "$dir" > "$dir/train.log" 2>&1 \
       || { log "training $name failed: see $dir/train.log"; return 1; }
   fi
   if [ ! -f "$dir/final/log_priors.npy" ]; then
@@ -104,7 +107,7 @@ if [ "$do_families" = true ]; then
   specs=$(run_systems "$layers" "" $systems)
   # shellcheck disable=SC2086
   python local/family_study.py table --study families \
-    --title "LSTM family comparison: $layers layers, ~$budget parameters, $max_updates updates" \
+    --title "LSTM family comparison: $layers layers, ~$budget parameters, $epochs epochs" \
     --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs | tee -a "$out/tables.md"
 fi
 
@@ -116,7 +119,7 @@ if [ "$do_depth" = true ]; then
   done
   # shellcheck disable=SC2086
   python local/family_study.py table --study depth \
-    --title "Depth study: plain vs residual vs highway vs ltLSTM at $depth_layers layers, ~$budget parameters, $max_updates updates" \
+    --title "Depth study: plain vs residual vs highway vs ltLSTM at $depth_layers layers, ~$budget parameters, $epochs epochs" \
     --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs | tee -a "$out/tables.md"
 fi
 log "done: tables appended to RESULTS.md, entries in exp/results.json"

@@ -2,7 +2,7 @@
 """Helpers of the LSTM-family comparison (recipes/synth/local/compare_families.sh).
 
     family_study.py make-config BASE.yaml SYSTEM --num-inputs 40 --num-pdfs N --budget P \\
-        --layers L --out EXP/SYSTEM/config.yaml
+        --layers L [--epochs E] --out EXP/SYSTEM/config.yaml
         Write BASE's config with its model: section replaced by SYSTEM's family (sized to
         about P parameters); prints "SYSTEM PARAMS".
 
@@ -84,6 +84,8 @@ def make_config(args) -> int:
     sized, params = scale_to_budget(model, args.num_inputs, args.num_pdfs, args.budget)
     cfg = dict(base)
     cfg["model"] = sized
+    if args.epochs:
+        cfg["training"] = {**(cfg.get("training") or {}), "epochs": args.epochs}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
@@ -215,6 +217,7 @@ def main(argv=None) -> int:
     p.add_argument("--num-pdfs", type=int, required=True)
     p.add_argument("--budget", type=int, required=True, help="target number of parameters")
     p.add_argument("--layers", type=int, required=True)
+    p.add_argument("--epochs", type=int, default=0, help="training epochs (default: the base config's)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=make_config)
     p = sub.add_parser("table", help="append a results table to RESULTS.md and results.json")
