@@ -3,7 +3,7 @@ import subprocess
 import numpy as np
 
 from asr.io.int_ark import write_int_ark
-from asr.train.priors import log_priors_from_counts
+from asr.train.priors import UNSEEN_LOG_PRIOR, log_priors_from_counts
 
 
 from asr.cli import main
@@ -29,10 +29,13 @@ def _cap(capsys):
 def test_priors_silence_factor_toy_count():
     # pdf 0 is silence: 27 frames → 10 after /2.7; pdf 1: 30, pdf 2: 60, pdf 3: unseen
     logp = log_priors_from_counts(np.array([27.0, 30, 60, 0]), [0], 2.7, floor=1e-3)
-    p = np.exp(logp.astype(np.float64))
-    raw = np.array([10 / 100, 30 / 100, 60 / 100, 1e-3])
-    assert np.allclose(p, raw / raw.sum(), rtol=1e-6)
+    p = np.exp(logp[:3].astype(np.float64))
+    assert np.allclose(p, [0.1, 0.3, 0.6], rtol=1e-6)
+    assert logp[3] == UNSEEN_LOG_PRIOR  # unseen: disabled in decoding, not boosted by a tiny prior
     assert logp.dtype == np.float32
+    # the floor applies to rare but seen pdfs
+    logp = log_priors_from_counts(np.array([1.0, 1e9]), [], floor=1e-3)
+    assert np.allclose(np.exp(logp.astype(np.float64)), np.array([1e-3, 1.0]) / 1.001, rtol=1e-6)
 
 
 def test_compute_priors_cli(tmp_path):
@@ -42,17 +45,14 @@ def test_compute_priors_cli(tmp_path):
     out = tmp_path / "priors.npy"
     r = run_asr("compute-priors", "--silence-pdfs", str(tmp_path / "sil"), "--num-pdfs", "4", str(ali), str(out))
     assert r.returncode == 0, r.stderr
-    p = np.exp(np.load(out).astype(np.float64))
-    floor = 1e-8
-    raw = np.maximum(np.array([10, 30, 60, 0]) / 100, floor)
-    assert np.allclose(p, raw / raw.sum())
+    logp = np.load(out).astype(np.float64)
+    assert np.allclose(np.exp(logp[:3]), [0.1, 0.3, 0.6]) and logp[3] == UNSEEN_LOG_PRIOR
     # default: silence_pdfs.int / num_pdfs beside the alignments (a tree dir), out into a model dir
     (tmp_path / "silence_pdfs.int").write_text("0\n")
     (tmp_path / "num_pdfs").write_text("4\n")
     r = run_asr("compute-priors", "--silence-factor", "1", str(ali), str(tmp_path / "p2.npy"))
     assert r.returncode == 0, r.stderr
-    assert np.allclose(np.exp(np.load(tmp_path / "p2.npy")), np.maximum(np.array([27, 30, 60, 0]) / 117, floor) /
-                       np.maximum(np.array([27, 30, 60, 0]) / 117, floor).sum(), rtol=1e-5)
+    assert np.allclose(np.exp(np.load(tmp_path / "p2.npy")[:3]), np.array([27, 30, 60]) / 117, rtol=1e-5)
 
 
 def test_compute_priors_bad_input(tmp_path):

@@ -5,6 +5,7 @@ Decoding uses the scaled likelihood log p(s|x) − log p(s)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Iterable
@@ -12,6 +13,8 @@ from typing import Iterable
 import numpy as np
 
 from asr.errors import AlignmentError, FormatError
+
+log = logging.getLogger(__name__)
 
 
 def count_pdfs(alignments: Iterable[tuple[str, np.ndarray]], num_pdfs: int, source: str = "alignments") -> np.ndarray:
@@ -28,9 +31,17 @@ def count_pdfs(alignments: Iterable[tuple[str, np.ndarray]], num_pdfs: int, sour
     return counts
 
 
+# Log prior of a pdf never seen in the alignments: so large that ``log p(s|x) - log p(s)``
+# rules the pdf out in decoding (Kaldi nnet1's PdfPrior "disables" such pdfs the same way).
+# Without it an unseen pdf's tiny floored prior would turn its near-zero posterior into
+# the best score of every frame.
+UNSEEN_LOG_PRIOR = 1.0e4
+
+
 def log_priors_from_counts(counts: np.ndarray, silence_pdfs: Iterable[int] = (), silence_factor: float = 2.7,
                            floor: float = 1e-8) -> np.ndarray:
-    """``float32`` log-priors: silence counts / ``silence_factor``, normalise, floor, renormalise."""
+    """``float32`` log-priors: silence counts / ``silence_factor``, normalise, floor, renormalise;
+    pdfs with no count get ``UNSEEN_LOG_PRIOR`` (disabled in decoding)."""
     c = np.asarray(counts, dtype=np.float64).copy()
     if c.sum() <= 0:
         raise AlignmentError("no frames to estimate priors from")
@@ -41,10 +52,14 @@ def log_priors_from_counts(counts: np.ndarray, silence_pdfs: Iterable[int] = (),
         if sil.min() < 0 or sil.max() >= len(c):
             raise AlignmentError(f"silence pdf id out of range [0, {len(c)})")
         c[sil] /= silence_factor
-    p = c / c.sum()
-    p = np.maximum(p, floor)
-    p /= p.sum()
-    return np.log(p).astype(np.float32)
+    seen = c > 0
+    p = np.maximum(c[seen] / c[seen].sum(), floor)
+    out = np.full(len(c), UNSEEN_LOG_PRIOR)
+    out[seen] = np.log(p / p.sum())
+    if not seen.all():
+        log.warning("%d of %d pdfs never occur in the alignments; they are disabled in decoding",
+                    int((~seen).sum()), len(c))
+    return out.astype(np.float32)
 
 
 def read_int_list(path: str | os.PathLike) -> list[int]:
