@@ -76,21 +76,25 @@ def make_tree_dir(root: Path, lang: Path, triphone: bool) -> Path:
     return out
 
 
-def target_pdfs(lang: Path, tree_dir: Path, words: list[str], frames_per_state: int = 2) -> np.ndarray:
-    """The pdf sequence of ``words`` spoken without silence, computed from the lexicon,
+def target_pdfs(lang: Path, tree_dir: Path, words: list[str], frames_per_state: int = 2,
+                silence: bool = False) -> np.ndarray:
+    """The pdf sequence of ``words`` spoken without silence (or with the optional silence
+    phone SIL before, between and after the words), computed from the lexicon,
     position-dependent phones, the tree and the topology -- independently of HCLG."""
     from asr.hmm.topology import Topology
     from asr.hmm.tree import ContextDependency
 
     phones = dict(line.split() for line in (lang / "phones.txt").read_text().splitlines())
     lex = {ln.split()[0]: ln.split()[1:] for ln in LEXICON.splitlines()}
-    seq = []
+    seq = ["SIL"] if silence else []
     for w in words:
         pr = lex[w]
         if len(pr) == 1:
             seq.append(pr[0] + "_S")
         else:
             seq += [pr[0] + "_B"] + [p + "_I" for p in pr[1:-1]] + [pr[-1] + "_E"]
+        if silence:
+            seq.append("SIL")
     ids = [int(phones[p]) for p in seq]
     tree = ContextDependency.read(tree_dir / "tree")
     topo = Topology.read(lang / "topo")

@@ -243,3 +243,27 @@ def test_fix_short_segments():
     got, n = fix_short_segments(np.array([5, 1, 0, 9]), np.array([3, 3, 3, 3]))
     assert got.tolist() == [3, 3, 3, 6] and n == 2
     assert fix_short_segments(np.array([2, 2]), np.array([3, 3])) is None
+
+
+def test_textgrid_short_form(tmp_path):
+    from asr.align.timed import read_textgrid
+
+    p = tmp_path / "a.TextGrid"
+    p.write_text('File type = "ooTextFile"\nObject class = "TextGrid"\n\n0\n0.3\n<exists>\n1\n"IntervalTier"\n'
+                 '"phones"\n0\n0.3\n2\n0\n0.1\n""\n0.1\n0.3\n"AA"\n')
+    assert [(iv.start, iv.end, iv.label) for iv in read_textgrid(p)["phones"]] == [(0, 0.1, ""), (0.1, 0.3, "AA")]
+    p.write_text("not a textgrid")
+    with pytest.raises(Exception, match="not a Praat TextGrid"):
+        read_textgrid(p)
+
+
+def test_frame_conventions():
+    from asr.align.timed import Interval, expected_frames, intervals_to_frames
+
+    ivs = [Interval(0.0, 0.1, "a"), Interval(0.1, 0.15, "b"), Interval(0.2, 0.3, "c")]
+    # centre: frame k's centre k*0.01 + 0.0125; gap 0.15-0.2 holds centres of frames 14..18
+    labels, lens = intervals_to_frames(ivs, 30, "center")
+    assert labels == ["a", "b", None, "c"] and lens.tolist() == [9, 5, 5, 11]
+    labels, lens = intervals_to_frames(ivs, 30, "kaldi")  # (k + 0.5) * 0.01
+    assert labels == ["a", "b", None, "c"] and lens.tolist() == [10, 5, 5, 10]
+    assert expected_frames(0.3) == 28 and expected_frames(0.02) == 0

@@ -116,3 +116,24 @@ def test_lattice_best_path_equals_one_best(graphs, which, tmp_path):
     for i, ll in enumerate(cases):
         bp = best_path(back[f"utt{i}"], lmwt=1 / cfg.acoustic_scale)
         assert list(bp.words) == s.best(ll, tm.tid2pdf).words
+
+
+def test_pdf_relabelled_graph_searches_the_same(graphs):
+    """load_graph(path, tid2pdf) (input labels pdf + 1, pdf matrix read directly) gives the
+    same 1-best and lattice as the transition-id graph with one column per tid."""
+    from asr.decode.search import SearchConfig, Searcher
+    from asr.graph.mkgraph import load_graph
+
+    lang, td, graph, tm = graphs[1]
+    rng = np.random.default_rng(5)
+    m = sharp_loglikes(target_pdfs(lang, td, ["TAB", "A", "CAT"]), tm.num_pdfs, off=-1.0)
+    m = m + rng.normal(scale=0.7, size=m.shape).astype(np.float32)
+    a = Searcher(graph, SearchConfig())
+    b = Searcher(load_graph(td / "graph" / "HCLG.fst", tm.tid2pdf), SearchConfig())
+    ra, rb = a.best(m, tm.tid2pdf), b.best(m)
+    assert ra.words == rb.words and ra.graph_cost == pytest.approx(rb.graph_cost, abs=1e-4)
+    assert ra.acoustic_cost == pytest.approx(rb.acoustic_cost, abs=1e-4)
+    la, lb = a.lattice(m, tm.tid2pdf).lattice, b.lattice(m).lattice
+    assert la.num_arcs == lb.num_arcs and np.allclose(np.sort(la.graph), np.sort(lb.graph), atol=1e-3)
+    with pytest.raises(Exception, match="do not match"):
+        load_graph(td / "graph" / "HCLG.fst", tm.tid2pdf[:5])

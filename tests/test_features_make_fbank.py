@@ -44,6 +44,7 @@ def test_make_fbank_cli_matches_fbank_and_kaldiio(data):
         got = feats[utt]
         assert got.dtype == np.float32 and np.array_equal(got, ref)
         assert int(n2f[utt]) == got.shape[0] == 1 + (len(x) - 400) // 160
+        assert float(table(data / "utt2dur")[utt]) == round(len(x) / 16000, 4)
     # the arks are Kaldi binary float matrices; kaldiio reads them sequentially too
     arks = sorted((data / "data").glob("raw_fbank_data.*.ark"))
     assert [a.name for a in arks] == ["raw_fbank_data.1.ark", "raw_fbank_data.2.ark"]
@@ -187,3 +188,37 @@ def test_utterance_without_audio_entry_is_counted(data):
     r = make_fbank(data, progress=False)
     assert r.failed == [("spk1-u0", "utterance spk1-u0: no audio entry in wav.scp/segments")]
     assert r.num_done == 5
+
+
+def test_interrupted_run_leaves_no_scp_and_resumes(data, monkeypatch):
+    make_fbank(data, nj=3, progress=False)
+    calls = {"n": 0}
+    real = FbankComputer.compute
+
+    def flaky(self, samples):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, samples)
+
+    monkeypatch.setattr(FbankComputer, "compute", flaky)
+    (data / "wav.scp").write_text((data / "wav.scp").read_text().replace("spk1-u1.wav", "spk1-u0.wav"))
+    with pytest.raises(KeyboardInterrupt):
+        make_fbank(data, nj=1, progress=False)  # one job: runs in this process
+    ark_dir = data / "data"
+    assert not (data / "feats.scp").exists() and not (data / "utt2num_frames").exists()
+    assert not list(ark_dir.glob("*.tmp")) and not (ark_dir / "raw_fbank_data.1.done").exists()
+    monkeypatch.setattr(FbankComputer, "compute", real)
+    r = make_fbank(data, nj=1, progress=False)
+    assert r.jobs_skipped == 0 and r.num_done == 6
+    feats = kaldiio.load_scp(str(data / "feats.scp"))
+    assert np.array_equal(feats["spk1-u1"], feats["spk1-u0"])
+
+
+def test_dead_worker_is_an_error_not_a_hang(data, monkeypatch):
+    if "fork" not in __import__("multiprocessing").get_all_start_methods():
+        pytest.skip("needs fork so the patched method reaches the workers")
+    monkeypatch.setattr(FbankComputer, "compute", lambda self, x: os._exit(3))
+    with pytest.raises(FeatureError, match="worker process died"):
+        make_fbank(data, nj=2, progress=False)
+    assert not (data / "feats.scp").exists()

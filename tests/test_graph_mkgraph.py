@@ -50,6 +50,10 @@ def test_make_graph_decodes_known_state_sequences(setup, triphone):
         r = s.best(sharp_loglikes(pdfs, tm.num_pdfs), tm.tid2pdf)
         assert [inv[w] for w in r.words] == words
         assert r.reached_final and r.acoustic_cost == 0.0  # every frame on its target pdf
+        # with optional silence (5-state ergodic silence HMM) around and between the words
+        pdfs = target_pdfs(lang, td, words, frames_per_state=1, silence=True)
+        r = s.best(sharp_loglikes(pdfs, tm.num_pdfs), tm.tid2pdf)
+        assert [inv[w] for w in r.words] == words and r.acoustic_cost == 0.0
 
 
 def test_graph_cost_of_known_path(setup):
@@ -125,3 +129,17 @@ def test_make_graph_errors(setup, tmp_path):
     out = subprocess.run([sys.executable, "-m", "asr", "make-graph", str(lang), str(td), str(bad),
                           str(tmp_path / "g")], capture_output=True, text=True)
     assert out.returncode == 1 and "error" in out.stderr
+
+
+def test_make_graph_from_g_fst_equals_arpa(setup, tmp_path):
+    from asr.graph.fst_arrays import read_fst, write_fst
+    from asr.graph.mkgraph import make_g, make_graph
+
+    root, lang = setup
+    td = make_tree_dir(root, lang, True)
+    write_fst(make_g(root / "lm.arpa", lang / "words.txt"), tmp_path / "G.fst", "vector")
+    a = make_graph(lang, td, root / "lm.arpa", tmp_path / "ga")
+    b = make_graph(lang, td, tmp_path / "G.fst", tmp_path / "gb")
+    assert (a["states"], a["arcs"]) == (b["states"], b["arcs"])
+    fa, fb = read_fst(tmp_path / "ga" / "HCLG.fst"), read_fst(tmp_path / "gb" / "HCLG.fst")
+    assert np.array_equal(fa.ilabel, fb.ilabel) and np.allclose(fa.weight, fb.weight)

@@ -4,61 +4,12 @@ import json
 
 import numpy as np
 
-from asr.align.compile import AlignmentCompiler
 from asr.cli import main
 from asr.hmm.build_tree import TreeStats, build_tree, gauss_loglike
 from asr.hmm.transition_model import TransitionModel
-from asr.hmm.tree import ContextDependency, monophone_tree
-from asr.io.int_ark import read_int_ark, write_int_ark
-from asr.lang.lang_dir import LangDir
-from hmm_test_helpers import make_lang
-
-
-def synth_corpus(tmp, n_utts=80, dim=5, seed=0):
-    """Alignments (monophone model) and features: each (base phone, state) has its own mean;
-    the middle state of AA is shifted by +4 when the left phone is a K."""
-    import kaldiio
-
-    rng = np.random.default_rng(seed)
-    lang_dir = make_lang(tmp)
-    lang = LangDir(lang_dir)
-    topo = lang.topology()
-    tree = monophone_tree(lang.sets, {p: topo.num_pdf_classes(p) for p in topo.phones})
-    tm = TransitionModel.build(tree, topo)
-    comp = AlignmentCompiler(tree, tm)
-    words = [w for w in lang.align_lexicon if lang.word_names[w] not in ("<eps>", "<UNK>")]
-    names = lang.phone_names
-    base = {p: lang.base_phone(names[p]) for p in names}
-    means = {(b, s): rng.normal(0, 3, dim) for b in {"SIL", "SPN", "AA", "B", "K", "T"} for s in range(5)}
-    data = tmp / "data"
-    data.mkdir()
-    alis = {}
-    with kaldiio.WriteHelper(f"ark,scp:{data}/feats.ark,{data}/feats.scp") as w:
-        for u in range(n_utts):
-            phones = [lang.optional_silence]
-            for wid in rng.choice(words, size=6):
-                phones += lang.align_lexicon[wid][0]
-            phones.append(lang.optional_silence)
-            phones = np.array(phones)
-            lens = np.array([rng.integers(topo.num_states(p), 3 * topo.num_states(p) + 1) for p in phones])
-            fa = comp.compile(phones, lens)
-            states = tm.tid2hmm_state[fa.tids]
-            x = np.stack([means[(base[p], s)] for p, s in zip(fa.phones, states)])
-            inst = np.repeat(np.arange(len(phones)), lens)
-            left = np.concatenate([[0], phones[:-1]])[inst]
-            planted = (np.array([base[p] == "AA" for p in fa.phones]) & (states == 1)
-                       & np.array([base.get(p, "") == "K" for p in left]))
-            x[planted] += 4.0
-            x += rng.normal(0, 1, x.shape)
-            utt = f"utt{u:03d}"
-            w[utt] = x.astype(np.float32)
-            alis[utt] = fa.tids
-    (data / "utt2spk").write_text("".join(f"{u} {u}\n" for u in sorted(alis)))
-    ali = tmp / "ali"
-    ali.mkdir()
-    tm.write(ali / "final.mdl")
-    write_int_ark(ali / "ali.tid.ark", sorted(alis.items()))
-    return lang_dir, data, ali, lang
+from asr.hmm.tree import ContextDependency
+from asr.io.int_ark import read_int_ark
+from hmm_test_helpers import make_data, synth_corpus
 
 
 def test_planted_context_split(tmp_path):
@@ -92,6 +43,15 @@ def test_planted_context_split(tmp_path):
     assert sil and all(tm.tid2pdf[t] in sil for t in range(1, tm.num_transition_ids + 1)
                        if tm.tid2phone[t] in lang.silence_phones)
     assert (out / "num_pdfs").read_text().strip() == "30"
+    # dev data (the CTM fixture) imported through the triphone tree: pdfs from its contexts
+    dev = make_data(tmp_path / "dev")
+    imp = tmp_path / "dev_ali"
+    assert main(["import-ali", "--format", "ctm", "--lang", str(lang_dir), "--tree-dir", str(out), str(dev),
+                 str(dev / "phones.ctm"), str(imp)]) == 0
+    ph = read_int_ark(imp / "phones.ark")["u2"]  # AA_S B_B AA_I T_E SIL
+    st = tm.tid2hmm_state[read_int_ark(imp / "ali.tid.ark")["u2"]]
+    pd = read_int_ark(imp / "ali.pdf.ark")["u2"]
+    assert pd[5] == tree.compute((ph[0], ph[5], lang.phones["AA_I"]), int(st[5]))  # B_B between AA_S and AA_I
 
 
 def test_monophone_context_width_1(tmp_path):

@@ -161,3 +161,21 @@ def test_bad_model_files(tmp_path):
         TransitionModel.read(p)
     with pytest.raises(ModelError):
         TransitionModel.read(tmp_path / "missing.mdl")
+
+
+def test_mle_update_like_kaldi():
+    _, _, tm = small_model()
+    counts = np.zeros(13)
+    counts[1:3] = [30, 10]  # tstate 1: self-loop 0.75, forward 0.25 -> unchanged
+    counts[3:5] = [1000, 0]  # tstate 2: forward floored at 0.01 (renormalised 3 times, then floored)
+    counts[7:9] = [2, 1]  # tstate 4: 3 counts < mincount 5 -> kept
+    info = tm.mle_update(counts)
+    assert info["transition_states_updated"] == 2 and info["transition_states_skipped"] == 4
+    np.testing.assert_allclose(np.exp(tm.log_probs[1:3]), [0.75, 0.25], rtol=1e-6)
+    p = np.array([1.0, 0.0])
+    for _ in range(3):
+        p = np.maximum(p / p.sum(), 0.01)
+    np.testing.assert_allclose(np.exp(tm.log_probs[3:5]), p, rtol=1e-6)
+    np.testing.assert_allclose(np.exp(tm.log_probs[7:9]), [0.6, 0.4], rtol=1e-6)
+    assert tm.non_self_loop_log_probs[2] == pytest.approx(np.log(1 - p[0]), rel=1e-5)
+    assert info["transition_objf_gain"] > 0

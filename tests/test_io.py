@@ -55,3 +55,13 @@ def test_int_ark_bad_text_names_line(tmp_path):
     p.write_text("u1 1 2\nu2 3 x\n")
     with pytest.raises(FormatError, match=r"a.ark:2: utterance u2"):
         read_int_ark(p)
+
+
+def test_atomic_write_gives_umask_mode(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "m.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.txt").stat().st_mode & 0o777 == 0o644

@@ -127,3 +127,33 @@ def test_unknown_word_without_unk(tmp_path):
     with pytest.raises(LMError, match="zz"):
         lm.logprob("zz")
     assert math.isfinite(lm.logprob("a"))
+
+
+def test_prune_lm_history_text_without_unk(tmp_path):
+    from asr.cli import main
+
+    arpa = write(tmp_path, ARPA.replace("ngram 1=6", "ngram 1=5").replace("-1.0\t<unk>\n", ""))
+    text = tmp_path / "t.txt"
+    text.write_text("a b c\na b\nzz a\n")
+    out = tmp_path / "p.arpa"
+    assert main(["prune-lm", "--threshold", "0.05", "--history-text", str(text), str(arpa), str(out)]) == 0
+    pruned = read_arpa(out)
+    assert pruned.num_ngrams() == [5, 3, 2]  # trigram contexts kept
+    # the hand-made unigrams do not sum to 1; every higher-order context is renormalised
+    assert max(pruned.context_sum_errors()[1:]) < 1e-6
+
+
+def test_score_batch_equals_score_ids(tmp_path):
+    lm = read_arpa(write(tmp_path, ARPA))
+    rng = np.random.default_rng(0)
+    states = [lm.start_state(), (), (lm.vocab["a"],), (lm.vocab["a"], lm.vocab["b"])]
+    st = [states[i] for i in rng.integers(0, 4, 50)]
+    ws = rng.integers(0, len(lm.words), 50)
+    ws[ws == lm.bos] = lm.eos
+    lp, nxt = lm.score_batch(st, ws)
+    for s, w, l, n in zip(st, ws.tolist(), lp, nxt):
+        ref_lp, ref_state = lm.score_ids(s, w)
+        assert n == ref_state
+        assert l == pytest.approx(ref_lp, abs=1e-12)
+    assert list(lm.find_rows_batch(np.array([[lm.vocab["a"], lm.vocab["b"]], [lm.vocab["b"], lm.vocab["b"]]]))) == [
+        lm.find_row((lm.vocab["a"], lm.vocab["b"])), -1]

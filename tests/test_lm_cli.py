@@ -114,3 +114,17 @@ def test_prune_lm_needs_one_criterion(tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["prune-lm", "in.arpa", "out.arpa"])
     assert e.value.code == 2
+
+
+def test_custom_unk_symbol(files, capsys):
+    d, train, test = files
+    vocab = d / "words.txt"
+    vocab.write_text("<eps> 0\n<UNK> 1\nthe 2\nship 3\nmoves 4\n#0 5\n")
+    arpa = d / "u.arpa"
+    assert main(["make-lm", "--order", "2", "--vocab", str(vocab), "--unk", "<UNK>", str(train), str(arpa)]) == 0
+    lm = read_arpa(arpa)
+    assert "<UNK>" in lm.vocab and "<unk>" not in lm.vocab
+    assert lm.word_id("zebra") == lm.vocab["<UNK>"]
+    capsys.readouterr()
+    assert main(["lm-ppl", "--unk", str(arpa), str(test)]) == 0
+    assert capsys.readouterr().out.startswith(f"file {test}: 2 sentences, 8 words, 0 OOVs\n")

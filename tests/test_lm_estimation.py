@@ -222,6 +222,13 @@ def test_perplexity_matches_kenlm(corpus, tmp_path):
     ref_ppl = 10 ** (-total / (nwords + len(lines)))
     assert ours.ppl == pytest.approx(ref_ppl, rel=1e-4)
     assert ours.logprob == pytest.approx(total, rel=1e-5)
+    # and a pruned model (missing n-grams, recomputed back-off weights)
+    pruned, _ = prune_entropy(lm, target_ngrams=sum(lm.num_ngrams()) // 10)
+    write_arpa(pruned, tmp_path / "pruned.arpa")
+    ours = perplexity(read_arpa(tmp_path / "pruned.arpa"), clean)
+    ref = kenlm.Model(str(tmp_path / "pruned.arpa"))
+    total = sum(ref.score(l, bos=True, eos=True) for l in lines)
+    assert ours.ppl == pytest.approx(10 ** (-total / (nwords + len(lines))), rel=1e-4)
 
 
 def test_entropy_pruning_beats_count_cutoff(corpus, capsys):
@@ -267,3 +274,41 @@ def test_vocab_maps_oov_to_unk(tmp_path):
     lm = make_lm(text, order=3, vocab=vocab)
     assert lm.logprob("c", ["b"]) > lm.logprob("<unk>", ["b"])
     assert "d" not in lm.vocab and lm.word_id("d") == lm.vocab["<unk>"]
+
+
+def test_unigram_model_and_empty_text(tmp_path):
+    from asr.errors import LMError
+
+    text = tmp_path / "t.txt"
+    text.write_text("a b a\nb\n")
+    lm = make_lm(text, order=1)
+    assert lm.order == 1
+    # continuation counts do not exist for order 1: raw counts a=2, b=2, </s>=2 (constants fallback)
+    assert max(brute_force_sums(lm)) < 1e-9
+    write_arpa(lm, tmp_path / "u.arpa")
+    res = perplexity(read_arpa(tmp_path / "u.arpa"), text)
+    assert res.words == 4 and res.sentences == 2
+    assert res.logprob == pytest.approx(sum(lm.logprob(w) for w in "a b a </s> b </s>".split()), abs=1e-6)
+    empty = tmp_path / "e.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(LMError, match="no sentences"):
+        make_lm(empty, order=3)
+
+
+def test_state_api_exact_on_pruned_model(corpus):
+    """score_ids over reduced states equals logprob with the full history (rescoring relies on it)."""
+    lm, _ = estimate_kneser_ney(count_ngrams(read_corpus(corpus[0]), 4))
+    pruned, _ = prune_entropy(lm, threshold=2e-5)
+    rng = random.Random(3)
+    sents = [l.split() for l in corpus[1].read_text().splitlines()[:40]]
+    vocab_ids = list(range(len(pruned.words)))
+    for s in sents + [[pruned.words[rng.choice(vocab_ids)] for _ in range(8)] for _ in range(20)]:
+        ids = [pruned.word_id(w) for w in s] + [pruned.eos]
+        state, hist, total = pruned.start_state(), [pruned.bos], 0.0
+        for w in ids:
+            lp, state = pruned.score_ids(state, w)
+            assert lp == pytest.approx(pruned.logprob_ids(w, tuple(hist)), abs=1e-12)
+            hist.append(w)
+            total += lp
+            assert len(state) <= 3
+        assert pruned.score_sentence(s) == pytest.approx(total, abs=1e-9)

@@ -150,7 +150,7 @@ def test_lmrescore_cli_changes_one_best(tmp_path, lms, capsys):
     assert [WORDS[i] for i in best_path(lat, 1.0).words] == ["a", "b"]
     write_lattices(tmp_path / "in" / "lat.1.gz", [("utt1", lat)])
     write_lattices(tmp_path / "in" / "lat.2.gz", [("utt2", lat)])
-    rc = main(["lmrescore", "--old-lm", str(tmp_path / "old.arpa"), "--new-lm", str(tmp_path / "new.arpa"),
+    rc = main(["lmrescore", "--nj", "2", "--old-lm", str(tmp_path / "old.arpa"), "--new-lm", str(tmp_path / "new.arpa"),
                str(tmp_path / "in"), str(tmp_path / "out")])
     assert rc == 0
     for job in (1, 2):
@@ -193,6 +193,7 @@ def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys):
         d.mkdir()
     refs = {"u1": ["a", "b"], "u2": ["b", "c"], "u3": ["a", "b"]}
     (data / "text").write_text("".join(f"{u} {' '.join(w)}\n" for u, w in refs.items()))
+    (data / "utt2spk").write_text("u1 s1\nu2 s1\nu3 s2\n")
     lats = [
         # X right iff 10 + 100/L < 20 + 5/L  <=>  L > 9.5
         ("u1", two_path(["a", "b"], ["c", "c"], 10, 100, 20, 5)),
@@ -215,6 +216,10 @@ def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys):
     assert len(list(dec.glob("wer_*_*"))) == 33
     assert (dec / "wer_7_0.0").read_text().startswith("%WER 50.00 [ 3 / 6, 1 ins, 0 del, 2 sub ]")
     assert (dec / "scoring" / "hyp_12_1.0.txt").read_text() == "u1 a b\nu2 b a\nu3 a b\n"
+    per_utt = (dec / "scoring" / "wer_details" / "per_utt").read_text()
+    assert "u3 #csid 2 0 0 0" in per_utt and "u1 op   C  C" in per_utt
+    per_spk = (dec / "scoring" / "wer_details" / "per_spk").read_text().splitlines()
+    assert per_spk[-2].split() == ["SUM", "raw", "3", "6", "6", "0", "0", "0", "0", "0"]
     # apply the dev choice to a test set
     (test_data / "text").write_text("u3 a b\n")
     write_lattices(test_dec / "lat.1.gz", lats[2:])
@@ -230,3 +235,27 @@ def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys):
     assert rc == 1 and "bad LM weight" in capsys.readouterr().err
     rc = main(["score-lattices", "--words", str(words), str(test_data), str(tmp_path)])
     assert rc == 1 and "no lattices" in capsys.readouterr().err
+
+
+def test_word_missing_from_lm_is_a_clear_error(lms):
+    old, new = lms
+    words = WORDS + ["zebra"]
+    lat = Lattice([0], [1], [4], [1.0], [1.0], [np.inf, 0.0], [np.inf, 0.0])
+    from asr.errors import DecodeError
+
+    with pytest.raises(DecodeError, match=r"utt7.*'zebra'"):
+        LatticeRescorer(old, new, words).rescore(lat, "utt7")
+    # a word the lattice does not use may be missing
+    ok = LatticeRescorer(old, new, words).rescore(Lattice.linear([1, 2]), "u")
+    assert [WORDS[i] for i in best_path(ok).words] == ["a", "b"]
+
+
+def test_epsilon_arcs_and_empty_lattices(lms):
+    old, new = lms
+    r = LatticeRescorer(old, new, WORDS)
+    assert r.rescore(Lattice.empty()).num_states == 0
+    # eps arcs keep the history: <s> a <eps> c </s> scores like "a c"
+    lat = Lattice.linear([1, 0, 3])
+    bp = best_path(r.rescore(lat))
+    assert bp.words.tolist() == [1, 3]
+    assert bp.graph == pytest.approx(lm_cost(new, ["a", "c"]) - lm_cost(old, ["a", "c"]), abs=1e-4)

@@ -91,6 +91,31 @@ def kaldi_levenshtein_alignment(a, b, eps="***"):
     return out[::-1]
 
 
+def kaldi_levenshtein_edit_distance(ref, hyp):
+    """Literal port of Kaldi's LevenshteinEditDistance with ins/del/sub (compute-wer)."""
+    e = [dict(ins=0, sub=0, dele=i, cost=i) for i in range(len(ref) + 1)]
+    for h in range(1, len(hyp) + 1):
+        cur = [dict(e[0])]
+        cur[0]["ins"] += 1
+        cur[0]["cost"] += 1
+        for r in range(1, len(ref) + 1):
+            ins_err = e[r]["cost"] + 1
+            del_err = cur[r - 1]["cost"] + 1
+            sub_err = e[r - 1]["cost"] + (hyp[h - 1] != ref[r - 1])
+            if sub_err < ins_err and sub_err < del_err:
+                c = dict(e[r - 1], cost=sub_err)
+                c["sub"] += hyp[h - 1] != ref[r - 1]
+            elif del_err < ins_err:
+                c = dict(cur[r - 1], cost=del_err)
+                c["dele"] += 1
+            else:
+                c = dict(e[r], cost=ins_err)
+                c["ins"] += 1
+            cur.append(c)
+        e = cur
+    return e[-1]["ins"], e[-1]["dele"], e[-1]["sub"]
+
+
 def test_edit_distance_equals_reference_and_kaldialign():
     kaldialign = pytest.importorskip("kaldialign")
     pairs = random_pairs(400, seed=1)
@@ -101,6 +126,7 @@ def test_edit_distance_equals_reference_and_kaldialign():
         assert c.errors == levenshtein(ref, hyp)
         k = kaldialign.edit_distance(ref, hyp)
         assert (c.ins, c.dele, c.sub) == (k["ins"], k["del"], k["sub"]), (ref, hyp)
+        assert (c.ins, c.dele, c.sub) == kaldi_levenshtein_edit_distance(ref, hyp)
         assert edit_counts(ref, hyp, "kaldi") == c  # single-pair path agrees with the batch
         assert [(r or "***", h or "***") for r, h, _ in steps] == kaldi_levenshtein_alignment(ref, hyp)
         for st in (steps, sc):
@@ -247,3 +273,13 @@ def test_sclite_mode_equals_sclite(tmp_path, capsys):
     differ = sum(edit_counts(r, h, "kaldi") != edit_counts([w.lower() for w in r], [w.lower() for w in h], "sclite")
                  for r, h in pairs)
     assert differ > 0
+
+
+def test_batching_does_not_change_alignments():
+    from asr.score.align import _moves
+
+    pairs = random_pairs(300, seed=11, maxlen=60)
+    for rule in ("kaldi", "align-text", "sclite"):
+        one_batch = _moves(pairs, rule)
+        assert _moves(pairs, rule, max_cells=2000) == one_batch
+        assert _moves(pairs, rule, max_batch=1) == one_batch

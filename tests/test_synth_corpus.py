@@ -211,3 +211,31 @@ def test_frame_segments_min_durations_and_zero_length_phones():
     assert all(s[1] - s[0] >= 3 for s in segs if s[2] != "SIL")
     with pytest.raises(EventError):
         frame_segments([(0, "K", 0)], 100, 22050, lead_frames=0, total_frames=2, min_phone_frames=3)
+
+
+def test_fresh_espeak_is_repeatable():
+    from asr.data.synth.zygote import FreshEspeak
+
+    engine = FreshEspeak()
+    try:
+        a = engine.synthesize("set the speed of the carrier to twenty knots", "en-us+f2", 160, 40, 60, seed=5)
+        engine.synthesize("where is the flagship", "en-gb-scotland+m3", 190, 70, 20, seed=9)
+        b = engine.synthesize("set the speed of the carrier to twenty knots", "en-us+f2", 160, 40, 60, seed=5)
+        assert a.pcm == b.pcm and a.events == b.events and len(a.pcm) > 16000
+        starts = [e[2] for e in a.events if e[0] == "W"]
+        # word events at word starts (espeak joins some function words: "of the")
+        assert starts[0] == 1 and set(starts) <= {1, 5, 9, 15, 18, 22, 30, 33, 40} and len(starts) >= 6
+        with pytest.raises(Exception, match="voice"):
+            engine.synthesize("hello", "xx-nonexistent+m1")
+    finally:
+        engine.close()
+
+
+def test_recipe_options():
+    run_sh = Path(__file__).resolve().parents[1] / "recipes" / "synth" / "run.sh"
+    r = subprocess.run(["bash", str(run_sh), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "--quick" in r.stdout and "stage" in r.stdout.lower()
+    r = subprocess.run(["bash", str(run_sh), "--no-such-option", "1"], capture_output=True, text=True)
+    assert r.returncode == 1 and "invalid option" in r.stderr
+    r = subprocess.run(["bash", str(run_sh), "--quick", "maybe"], capture_output=True, text=True)
+    assert r.returncode == 1

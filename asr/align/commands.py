@@ -1,4 +1,4 @@
-"""Commands of the align stage: import-ali, ali-to-pdf, ali-to-phones."""
+"""Commands of the align stage: import-ali, ali-to-pdf, ali-to-phones, align, ali-stats, plot-ali."""
 
 from __future__ import annotations
 
@@ -62,6 +62,51 @@ def register(subparsers) -> None:
     p.add_argument("--per-frame", action="store_true", help="one phone per frame")
     p.set_defaults(func=_ali_to_phones)
 
+    p = subparsers.add_parser(
+        "align", help="Viterbi forced alignment of transcripts to per-frame log-likelihoods",
+        description="Align DATA_DIR/text to LOGLIKES (Kaldi matrix .ark/.scp, one row per frame, one column "
+        "per pdf: e.g. log p(s|x) - log p(s) from a network) over each utterance's training graph "
+        "(lexicon variants, optional silence, tree context, HMMs) with kaldi-decoder's C++ Viterbi search. "
+        "OUT_DIR gets ali.tid.ark, ali.pdf.ark, phones.ark, tree, final.mdl, align_stats.json. "
+        "Example: asr align --lang data/lang --tree-dir exp/tri data/train exp/lstm/loglikes.scp exp/lstm_ali",
+        formatter_class=_F)
+    p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with text (and utt2num_frames)")
+    p.add_argument("loglikes", metavar="LOGLIKES", help="Kaldi matrix ark or scp of per-pdf log-likelihoods")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--lang", required=True)
+    p.add_argument("--tree-dir", help="tree + final.mdl (default: a monophone model from --lang)")
+    p.add_argument("--acoustic-scale", type=float, default=0.1)
+    p.add_argument("--transition-scale", type=float, default=1.0)
+    p.add_argument("--self-loop-scale", type=float, default=0.1)
+    p.add_argument("--beam", type=float, default=10.0)
+    p.add_argument("--retry-beam", type=float, default=40.0)
+    p.add_argument("--log-priors", help="LOGLIKES are log posteriors: subtract these log priors "
+                   "(a model dir's log_priors.npy, or a text vector)")
+    p.set_defaults(func=_align)
+
+    p = subparsers.add_parser(
+        "ali-stats", help="per-phone duration statistics of an alignment dir",
+        description="Print per-phone duration statistics (frames) of ALI_DIR (ali.tid.ark + final.mdl, or "
+        "phones.ark): instances, mean, std, min, 5th/50th/95th percentile, max, share of frames.",
+        formatter_class=_F)
+    p.add_argument("ali_dir", metavar="ALI_DIR")
+    p.add_argument("--lang", help="lang dir for phone names (default: ALI_DIR/phones.txt if present)")
+    p.add_argument("--base-phones", action="store_true", help="group word-position variants (AA_B, AA_E ...)")
+    p.add_argument("--json", help="also write the table as JSON here")
+    p.set_defaults(func=_ali_stats)
+
+    p = subparsers.add_parser(
+        "plot-ali", help="PNG of one utterance's alignment over its spectrogram",
+        description="Write a PNG: the utterance's filterbank features (from --data) with phone boundaries and "
+        "labels (solid lines) and HMM-state boundaries (dotted), and the pdf-id track below.",
+        formatter_class=_F)
+    p.add_argument("ali_dir", metavar="ALI_DIR")
+    p.add_argument("utt", metavar="UTT")
+    p.add_argument("out_png", metavar="OUT_PNG")
+    p.add_argument("--data", help="data dir whose feats.scp gives the spectrogram")
+    p.add_argument("--lang", help="lang dir for phone names (default: ALI_DIR/phones.txt if present)")
+    p.set_defaults(func=_plot_ali)
+
 
 def _import_ali(args) -> int:
     from asr.align.import_ali import import_alignments
@@ -72,6 +117,50 @@ def _import_ali(args) -> int:
         frame_shift=args.frame_shift, frame_length=args.frame_length, reorder=args.reorder == "true",
         phone_map=args.phone_map, phone_tier=args.phone_tier, word_tier=args.word_tier,
     )
+    return 0
+
+
+def _align(args) -> int:
+    from asr.align.forced import align_dir
+
+    align_dir(args.data_dir, args.loglikes, args.out_dir, args.lang, args.tree_dir, args.acoustic_scale,
+              args.beam, args.retry_beam, args.transition_scale, args.self_loop_scale, args.log_priors)
+    return 0
+
+
+def _phone_names(ali_dir: str, lang: str | None) -> dict[int, str] | None:
+    from pathlib import Path
+
+    from asr.lang.lang_dir import read_symbol_table
+
+    path = Path(lang) / "phones.txt" if lang else Path(ali_dir) / "phones.txt"
+    if not path.exists():
+        return None
+    return {i: p for p, i in read_symbol_table(path).items()}
+
+
+def _ali_stats(args) -> int:
+    import json
+    import re
+    import sys
+
+    from asr.align.inspect import ali_stats, format_stats
+
+    names = _phone_names(args.ali_dir, args.lang)
+    base = (lambda n: re.sub(r"_[BEIS]$", "", n)) if args.base_phones else None
+    rows = ali_stats(args.ali_dir, names, base)
+    sys.stdout.write(format_stats(rows))
+    if args.json:
+        from asr.io.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+def _plot_ali(args) -> int:
+    from asr.align.inspect import plot_alignment
+
+    plot_alignment(args.ali_dir, args.utt, args.out_png, args.data, _phone_names(args.ali_dir, args.lang))
     return 0
 
 

@@ -58,6 +58,8 @@ class AlignmentCompiler:
         self.tid_table = np.zeros((tm.num_transition_states + 1, max_s + 1), dtype=np.int32)
         t = np.arange(1, tm.num_transition_ids + 1)
         self.tid_table[tm.tid2tstate[t], tm.tid2dest[t]] = t
+        self._base = max_phone + 1
+        self._table_keys = None
 
     def _encode(self, phone, state, fpdf, lpdf) -> np.ndarray:
         return ((phone.astype(np.int64) * self._ms + state) * self._np + fpdf) * self._np + lpdf
@@ -133,11 +135,34 @@ class AlignmentCompiler:
                                  "in its topology")
         return FrameAlignment(tids.astype(np.int32), self.tm.tid2pdf[tids], frame_phone.astype(np.int32))
 
+    def set_pdf_table(self, windows: np.ndarray, classes: np.ndarray) -> None:
+        """Precompute the pdfs of many (window, pdf class) rows at once (vectorised over the
+        tree); ``compile`` then looks them up instead of walking the tree per utterance."""
+        keys = self._context_keys(windows, classes)
+        order = np.argsort(keys)
+        self._table_keys = keys[order]
+        self._table_pdfs = self.tree.compute_many(np.asarray(windows)[order], np.asarray(classes)[order])
+
+    def _context_keys(self, windows, classes) -> np.ndarray:
+        code = np.zeros(len(windows), dtype=np.int64)
+        for k in range(self.tree.context_width):
+            code = code * self._base + np.asarray(windows)[:, k]
+        return code * 1024 + np.asarray(classes)
+
     def _pdfs(self, windows, seg, classes, utt) -> np.ndarray:
         pair = seg.astype(np.int64) * 1024 + classes
         uniq, inv = np.unique(pair, return_inverse=True)
         segs, cls = uniq // 1024, uniq % 1024
-        out = self.tree.compute_many(windows[segs], cls)
+        out = None
+        if self._table_keys is not None:
+            keys = self._context_keys(windows[segs], cls)
+            pos = np.minimum(np.searchsorted(self._table_keys, keys), len(self._table_keys) - 1)
+            hit = self._table_keys[pos] == keys
+            out = np.where(hit, self._table_pdfs[pos], -1)
+            if not hit.all():
+                out[~hit] = self.tree.compute_many(windows[segs][~hit], cls[~hit])
+        else:
+            out = self.tree.compute_many(windows[segs], cls)
         if np.any(out < 0):
             i = int(np.nonzero(out < 0)[0][0])
             raise AlignmentError(f"utterance {utt}: the tree has no pdf for phone window "

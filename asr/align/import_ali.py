@@ -18,8 +18,9 @@ excluded utterances and the reason are listed in ``excluded.txt``.
 Output dir: ``ali.pdf.ark``, ``ali.tid.ark``, ``phones.ark`` (text int arks, one entry per
 frame), ``tree``, ``final.mdl``, ``num_pdfs``, ``silence_pdfs.int``, ``import_stats.json``.
 Without ``--tree-dir`` the model is a monophone one built from the lang dir (phones of one
-line of ``phones/sets.txt`` share pdfs, as Kaldi's ``gmm-init-mono --shared-phones``);
-with it, states are mapped through that tree and ``final.mdl``.
+line of ``phones/sets.txt`` share pdfs, as Kaldi's ``gmm-init-mono --shared-phones``), its
+transition probabilities estimated from the imported alignments (Kaldi ``MleUpdate``);
+with it, states are mapped through that tree and ``final.mdl`` (kept as it is).
 """
 
 from __future__ import annotations
@@ -172,6 +173,10 @@ def import_alignments(
         write_int_ark(out / "ali.tid.ark", ((u, results[u][1]) for u in utts))
         write_int_ark(out / "phones.ark", ((u, results[u][2]) for u in utts))
     if tm is not None:
+        if fmt in ("ctm", "textgrid") and tree_dir is None and utts:
+            # a model built here: transition probabilities from the imported alignments
+            upd = tm.mle_update(tm.accumulate(results[u][1] for u in utts))
+            stats.c["transition_states_updated"] = upd["transition_states_updated"]
         write_model_files(out, tree, tm, lang)
     stats.c["utterances_imported"] = len(utts)
     stats.c["frames_imported"] = int(sum(len(results[u][0]) for u in utts))

@@ -66,3 +66,15 @@ def ali_to_phones(tm: TransitionModel, ali: np.ndarray, per_frame: bool = False,
     """Kaldi ``ali-to-phones``: the phone sequence, or one phone per frame with ``per_frame``."""
     phones, lengths = split_to_phones(tm, ali, utt)
     return np.repeat(phones, lengths) if per_frame else phones
+
+
+def reorder_alignment(tm: TransitionModel, ali: np.ndarray) -> np.ndarray:
+    """Non-reordered (self-loops, then the forward transition, per HMM-state visit) →
+    Kaldi's reordered form (forward transition first, then the self-loops)."""
+    ali = np.asarray(ali, dtype=np.int32).copy()
+    ends = np.nonzero(~tm.is_self_loop[ali])[0]
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    first = ali[starts].copy()
+    ali[starts] = ali[ends]
+    ali[ends] = first
+    return ali

@@ -38,10 +38,14 @@ def tid_matrix(loglik: np.ndarray, tid2pdf: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(loglik[:, tid2pdf[1:]], dtype=np.float32)
 
 
-def make_decodable(loglik: np.ndarray, tid2pdf: np.ndarray, offset: int = 0):
-    """A ``kaldi_decoder.DecodableCtc`` over scaled pdf log-likelihoods [T, num_pdfs]."""
+def make_decodable(loglik: np.ndarray, tid2pdf: np.ndarray | None, offset: int = 0):
+    """A ``kaldi_decoder.DecodableCtc`` over scaled pdf log-likelihoods [T, num_pdfs]: one
+    column per transition-id when ``tid2pdf`` is given (graph labelled with tids), the
+    matrix itself when None (graph relabelled to pdf + 1, see asr.graph.mkgraph.load_graph)."""
     import kaldi_decoder
 
+    if tid2pdf is None:
+        return kaldi_decoder.DecodableCtc(np.ascontiguousarray(loglik, dtype=np.float32), offset)
     return kaldi_decoder.DecodableCtc(tid_matrix(loglik, tid2pdf), offset)
 
 

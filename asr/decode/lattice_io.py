@@ -222,7 +222,7 @@ def write_lattices(path: str | os.PathLike, items: Iterable[tuple[str, Lattice]]
     path = Path(path)
     count = 0
     with atomic_write(path, "wb") as raw:
-        gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) if path.suffix == ".gz" else None
+        gz = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) if path.suffix == ".gz" else None
         out: IO[bytes] = gz if gz is not None else raw
         for utt, lat in items:
             if not utt or any(c.isspace() for c in utt):
@@ -234,9 +234,12 @@ def write_lattices(path: str | os.PathLike, items: Iterable[tuple[str, Lattice]]
     return count
 
 
-def _fmt(x: np.ndarray) -> np.ndarray:
-    """Shortest round-trip text of float32 values (``0.1``, not ``0.100000001``)."""
-    return np.char.replace(x.astype(np.float32).astype(str), "inf", "Infinity")
+def _weights(g: np.ndarray, a: np.ndarray) -> list[str]:
+    """``graph,acoustic`` texts with 7 significant digits (Kaldi itself writes 6)."""
+    out = [f"{x:.7g},{y:.7g}" for x, y in zip(g.tolist(), a.tolist())]
+    if not (np.isfinite(g).all() and np.isfinite(a).all()):
+        out = [w.replace("inf", "Infinity") for w in out]
+    return out
 
 
 def format_lattice(utt: str, lat: Lattice) -> str:
@@ -246,20 +249,17 @@ def format_lattice(utt: str, lat: Lattice) -> str:
         return utt + "\n\n"
     order = np.argsort(lat.src != lat.start, kind="stable")
     fin = np.flatnonzero(lat.is_final())
-    arc_lines: list[str] = []
-    if len(order):
-        w = np.char.add(np.char.add(_fmt(lat.graph[order]), ","), _fmt(lat.acoustic[order]))
-        srcs, dsts, words = (a[order].astype(str) for a in (lat.src, lat.dst, lat.word))
-        arc_lines = [f"{s} {d} {wd} {wd} {ww}" for s, d, wd, ww in zip(srcs, dsts, words, w)]
-    fin_lines: list[str] = []
-    if len(fin):
-        fw = np.char.add(np.char.add(_fmt(lat.final_graph[fin]), ","), _fmt(lat.final_acoustic[fin]))
-        fin_lines = [f"{s} {ww}" for s, ww in zip(fin.astype(str), fw)]
+    arc_lines = [
+        f"{s} {d} {w} {w} {ww}"
+        for s, d, w, ww in zip(lat.src[order].tolist(), lat.dst[order].tolist(), lat.word[order].tolist(),
+                               _weights(lat.graph[order], lat.acoustic[order]))
+    ]
+    fin_lines = [f"{s} {ww}" for s, ww in zip(fin.tolist(), _weights(lat.final_graph[fin], lat.final_acoustic[fin]))]
     if len(order) and lat.src[order[0]] == lat.start:
         lines = arc_lines + fin_lines
     else:  # the start state has no arcs: its final line must come first
         if not lat.is_final()[lat.start]:
-            raise DecodeError(f"lattice of {utt!r}: start state {lat.start} has no arcs and is not final")
+            return utt + "\n\n"  # no path at all: written as the empty lattice
         i = int(np.flatnonzero(fin == lat.start)[0])
         lines = [fin_lines[i]] + arc_lines + fin_lines[:i] + fin_lines[i + 1:]
     return utt + "\n" + "\n".join(lines) + "\n\n"

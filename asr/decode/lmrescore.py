@@ -16,8 +16,9 @@ histories the LMs cannot tell apart share a state. Every word arc gets
 and every final state ``- old_cost(</s> | h) + S * new_cost(</s> | h)`` on its final
 weight, where ``cost = -ln(10) * log10 p``. Epsilon arcs (word 0) keep their histories
 and weights; acoustic costs are untouched. Lattice states are visited in topological
-order, so each (state, history) pair is expanded once; LM look-ups are memoised per
-(history, word). The output is not re-determinized (Kaldi determinizes it; the best path
+order, so each (state, history) pair is expanded once; the LM look-ups one topological
+level needs go to the LMs as one vectorised batch (``NgramLM.logprob_batch`` and the
+trie's batched row search), and are memoised per (history pair, word). The output is not re-determinized (Kaldi determinizes it; the best path
 and all path scores are the same either way).
 """
 
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.decode.lattice_io import Lattice, topological_levels
-from asr.errors import DecodeError, FormatError
+from asr.errors import DecodeError, FormatError, LMError
 from asr.lang.lang_dir import read_symbol_table
 
 log = logging.getLogger(__name__)
@@ -56,9 +57,7 @@ def read_words(path: str | os.PathLike) -> list[str]:
 class LatticeRescorer:
     """Replace the first-pass LM score in word lattices by a new LM's score.
 
-    ``old_lm``/``new_lm``: ``asr.lm.ngram_lm.NgramLM`` (or anything with ``start_state()``,
-    ``score_ids(state, word_id) -> (log10 p, state)``, ``logprob_ids``, ``word_id``, ``eos``);
-    ``words``: the lattice's word table (id -> word). ``old_lm=None`` only adds the new LM
+    ``old_lm``/``new_lm``: ``asr.lm.ngram_lm.NgramLM``; ``words``: the lattice's word table (id -> word). ``old_lm=None`` only adds the new LM
     (Kaldi's lattice-lmrescore-const-arpa alone).
     """
 
@@ -83,7 +82,7 @@ class LatticeRescorer:
                 continue
             try:
                 ids[i] = lm.word_id(w)
-            except Exception:  # not in the LM and no <unk>: an error only if a lattice uses it
+            except LMError:  # not in the LM and no <unk>: an error only if a lattice uses it
                 ids[i] = -1
         return ids
 
@@ -236,3 +235,96 @@ def _score_batch(lm, states: list[tuple[int, ...]], words: np.ndarray) -> tuple[
         length[todo[rows >= 0]] = L
     ext_l = ext.tolist()
     return lp, [tuple(e[H - L:]) if L else () for e, L in zip(ext_l, length.tolist())]
+
+
+# ----------------------------------------------------------------------------- decode dirs
+
+_WORKER_RESCORER: LatticeRescorer | None = None
+
+
+def rescore_file(rescorer: LatticeRescorer, in_path: Path, out_path: Path, progress: bool = True) -> tuple[int, int, int]:
+    """Rescore one lattice archive; returns (lattices, arcs in, arcs out)."""
+    from tqdm import tqdm
+
+    from asr.decode.lattice_io import read_lattices, write_lattices
+
+    stats = [0, 0, 0]
+
+    def gen():
+        for utt, lat in tqdm(read_lattices(in_path), desc=in_path.name, unit="utt", leave=False,
+                             disable=None if progress else True):
+            out = rescorer.rescore(lat, utt)
+            stats[0] += 1
+            stats[1] += lat.num_arcs
+            stats[2] += out.num_arcs
+            yield utt, out
+
+    write_lattices(out_path, gen())
+    return stats[0], stats[1], stats[2]
+
+
+def _worker(job: tuple[Path, Path]) -> tuple[int, int, int]:
+    assert _WORKER_RESCORER is not None
+    return rescore_file(_WORKER_RESCORER, job[0], job[1], progress=False)
+
+
+def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: float = 1.0,
+                       words_path=None, nj: int = 1) -> dict:
+    """``asr lmrescore``: rescore IN/lat.<job>.gz into OUT/lat.<job>.gz (same jobs), copy the
+    word table, write OUT/decode.json (IN's, plus a ``rescoring`` entry). ``nj`` > 1 runs
+    lattice files in parallel processes (forked after the LMs are loaded, so they share
+    them). Returns the ``rescoring`` entry."""
+    import json
+    import shutil
+    import time
+
+    from asr.io.atomic import atomic_write_text
+    from asr.lm.arpa import read_arpa
+    from asr.score.lattice_scoring import find_words_table, lattice_files
+
+    global _WORKER_RESCORER
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    files = lattice_files(in_dir)
+    if out_dir.exists() and in_dir.resolve() == out_dir.resolve():
+        raise DecodeError("OUT_DECODE_DIR must differ from IN_DECODE_DIR")
+    words_path = find_words_table(in_dir, words_path)
+    words = read_words(words_path)
+    t0 = time.perf_counter()
+    old, new = read_arpa(old_lm_path), read_arpa(new_lm_path)
+    t_load = time.perf_counter() - t0
+    rescorer = LatticeRescorer(old, new, words, lm_scale=lm_scale)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(p, out_dir / p.name) for p in files]
+    t0 = time.perf_counter()
+    if nj > 1 and len(jobs) > 1:
+        import multiprocessing
+
+        _WORKER_RESCORER = rescorer
+        try:
+            with multiprocessing.get_context("fork").Pool(min(nj, len(jobs))) as pool:
+                results = pool.map(_worker, jobs, chunksize=1)
+        finally:
+            _WORKER_RESCORER = None
+    else:
+        results = [rescore_file(rescorer, a, b) for a, b in jobs]
+    seconds = time.perf_counter() - t0
+    if not (out_dir / "words.txt").exists():
+        shutil.copyfile(words_path, out_dir / "words.txt")
+    info: dict = {}
+    if (in_dir / "decode.json").is_file():
+        try:
+            info = json.loads((in_dir / "decode.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            log.warning("%s: unreadable decode.json, not copied", in_dir)
+    n_utt, arcs_in, arcs_out = (sum(r[k] for r in results) for k in range(3))
+    entry = {
+        "old_lm": str(old_lm_path), "new_lm": str(new_lm_path), "lm_scale": lm_scale,
+        "input": str(in_dir), "jobs": len(jobs), "nj": nj, "utterances": n_utt,
+        "arcs_in": arcs_in, "arcs_out": arcs_out,
+        "lm_load_seconds": round(t_load, 3), "rescore_seconds": round(seconds, 3),
+    }
+    info["rescoring"] = entry
+    atomic_write_text(out_dir / "decode.json", json.dumps(info, indent=2) + "\n")
+    log.info("rescored %d lattices (%d -> %d arcs) in %.2f s (+%.2f s loading LMs)",
+             n_utt, arcs_in, arcs_out, seconds, t_load)
+    return entry

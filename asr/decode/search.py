@@ -5,7 +5,11 @@
   max-active) then :func:`asr.decode.word_lattice.word_lattice`; the 1-best is the word
   lattice's best path at the decoding acoustic scale.
 
-Both take the scaled pdf log-likelihood matrix [T, num_pdfs] and ``tid2pdf``.
+Both take the scaled pdf log-likelihood matrix [T, num_pdfs]. With a graph whose input
+labels are transition-ids pass ``tid2pdf`` (one column per tid is made, as
+``DecodableCtc`` reads ``matrix[t, label - 1]``); with a graph relabelled to pdf + 1 by
+``asr.graph.mkgraph.load_graph(path, tid2pdf)`` (what ``Recognizer`` does) pass None and
+the matrix is used as is -- same search, no [T, num_tids] copy.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ log = logging.getLogger(__name__)
 class SearchConfig:
     beam: float = 13.0
     max_active: int = 7000
-    min_active: int = 200
+    min_active: int = 20  # Kaldi FasterDecoderOptions default
     lattice_beam: float = 8.0
     acoustic_scale: float = 0.1
 
@@ -53,7 +57,7 @@ class Searcher:
                                                       min_active=min(cfg.min_active, cfg.max_active)))
         self._lat = None
 
-    def best(self, loglik: np.ndarray, tid2pdf: np.ndarray) -> Result:
+    def best(self, loglik: np.ndarray, tid2pdf: np.ndarray | None = None) -> Result:
         import kaldifst
 
         if loglik.shape[0] == 0:
@@ -67,7 +71,7 @@ class Searcher:
         ok, _, words, w = kaldifst.get_linear_symbol_sequence(lat)
         return Result(list(words), float(w.value1), float(w.value2), reached)
 
-    def lattice(self, loglik: np.ndarray, tid2pdf: np.ndarray) -> Result:
+    def lattice(self, loglik: np.ndarray, tid2pdf: np.ndarray | None = None) -> Result:
         import kaldi_decoder
 
         from asr.decode.word_lattice import word_lattice

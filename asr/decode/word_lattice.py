@@ -14,7 +14,9 @@ kaldifst has no lattice determinization, so this module does Kaldi's job
    cost), ``times`` adds pairwise. Epsilon (non-word) arcs are removed inside the subset
    construction (epsilon closure in topological order). The result is exact: every word
    sequence of the pruned lattice appears once, with the (graph, acoustic) split of its
-   best path. The subset loop is Python, but it runs over word-level subsets of a lattice
+   best path (subsets are identified with residual costs rounded to 1e-3, as Kaldi's
+   determinization compares weights with a delta, so costs agree with the raw lattice
+   to about 1e-3). The subset loop is Python, but it runs over word-level subsets of a lattice
    already pruned and reduced to branching states, so it is small next to the search.
 4. acoustic costs are divided by the acoustic scale (the contract's unscaled costs).
 
@@ -87,11 +89,11 @@ def parse_vector_lattice(buf: bytes) -> RawLattice:
     # per state: final (2 x f32), int64 narcs, then narcs arcs of 5 int32 words
     heads = np.empty(ns, np.int64)
     narcs = np.empty(ns, np.int64)
-    mv = body.tolist() if len(body) < 50_000_000 else body
+    item = body.item
     p = 0
     for s in range(ns):  # one step per state; arcs are parsed in bulk below
         heads[s] = p
-        k = mv[p + 2]
+        k = item(p + 2)
         narcs[s] = k
         p += 4 + 5 * k
     fin = body.view(np.float32)

@@ -59,9 +59,6 @@ DEFAULT_OPTIONS: dict[str, str] = {
     "snip-edges": "true",
 }
 
-# Kaldi defaults where kaldi-native-fbank's differ (knf uses dither 3e-5).
-_KALDI_DEFAULTS = {"dither": "1.0", "window-type": "povey", "num-mel-bins": "23"}
-
 
 def _parse_value(name: str, value: str, typ: type, source: str) -> Any:
     try:
@@ -87,8 +84,7 @@ class FbankComputer:
     def __init__(self, config: str | os.PathLike | None = None, overrides: dict[str, str] | None = None):
         import kaldi_native_fbank as knf
 
-        options = dict(_KALDI_DEFAULTS)
-        options.update(DEFAULT_OPTIONS)
+        options = dict(DEFAULT_OPTIONS)  # options not set here keep Kaldi's defaults (knf = Kaldi)
         source = "default fbank options"
         if config is not None:
             source = str(config)

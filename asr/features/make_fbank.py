@@ -4,7 +4,8 @@ Layout (Kaldi's make_fbank.sh convention):
     ARK_DIR/raw_fbank_<name>.<job>.ark    Kaldi binary float matrices (kaldiio/Kaldi readable)
     ARK_DIR/raw_fbank_<name>.<job>.scp    that job's scp
     ARK_DIR/raw_fbank_<name>.<job>.done   JSON written last: the job's signature, frame counts, failures
-    DATA_DIR/feats.scp, DATA_DIR/utt2num_frames   (absolute ark paths)
+    DATA_DIR/feats.scp (absolute ark paths), DATA_DIR/utt2num_frames, and DATA_DIR/utt2dur
+    (seconds, only when the data dir has none)
 <name> is the data dir's base name; ARK_DIR defaults to DATA_DIR/data.
 
 Jobs split the data by speaker. A job is finished when its ``.done`` file exists and holds
@@ -118,11 +119,13 @@ def make_fbank(
 
     scp_lines: list[str] = []
     n2f: list[tuple[str, str]] = []
+    u2d: list[tuple[str, str]] = []
     for job in jobs:
         with open(job.done, encoding="utf-8") as f:
             done = json.load(f)
         report.failed.extend((u, r) for u, r in done["failed"])
         n2f.extend((u, str(n)) for u, n in done["frames"].items())
+        u2d.extend((u, str(t)) for u, t in done["durations"].items())
         with open(job.scp, encoding="utf-8") as f:
             scp_lines.extend(line for line in f if line.strip())
     report.num_done = len(n2f)
@@ -141,6 +144,8 @@ def make_fbank(
 
     scp_lines.sort(key=lambda line: line.split(" ", 1)[0].encode("utf-8"))
     write_table(data_dir / "utt2num_frames", n2f)
+    if not (data_dir / "utt2dur").exists():
+        write_table(data_dir / "utt2dur", u2d)
     with atomic_write(data_dir / "feats.scp") as f:
         f.writelines(scp_lines)
     report.feats_scp = data_dir / "feats.scp"
@@ -184,24 +189,35 @@ def _run_jobs(todo: list[_Job], settings: dict, progress: bool, report: MakeFban
 def _run_parallel(todo: list[_Job], settings: dict, total: int, progress: bool) -> list[float]:
     import multiprocessing as mp
     import queue
+    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     from tqdm import tqdm
 
-    # fork starts workers fastest; the pool is created before the progress bar's thread exists
+    # fork starts workers fastest; the pool is created before the progress bar's thread exists.
+    # ProcessPoolExecutor (not Pool): a worker that dies raises BrokenProcessPool, never hangs.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     q = ctx.Queue()
-    with ctx.Pool(len(todo), initializer=_init_worker, initargs=(q,)) as pool, \
+    with ProcessPoolExecutor(len(todo), mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool, \
             tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False) as bar:
-        pending = pool.map_async(_worker, [(job, settings) for job in todo])
+        futures = [pool.submit(_worker, (job, settings)) for job in todo]
         while True:
             try:
                 bar.update(q.get(timeout=0.2))
             except queue.Empty:
-                if pending.ready():
+                if all(f.done() for f in futures):
                     break
-        while not q.empty():
-            bar.update(q.get_nowait())
-        return pending.get()  # re-raises a worker's exception
+        while True:
+            try:
+                bar.update(q.get_nowait())
+            except queue.Empty:
+                break
+        wait(futures)
+        try:
+            return [f.result() for f in futures]  # re-raises a worker's exception
+        except BrokenProcessPool:
+            raise FeatureError("a make-fbank worker process died (out of memory or a crash in a library); "
+                               "finished jobs are kept, re-run to continue") from None
 
 
 _queue = None
@@ -229,7 +245,7 @@ def _compute_job(job: _Job, settings: dict, report_progress) -> float:
     try:
         with open(tmp, "wb") as ark:
             # no fsync: the .done marker (written atomically, last) guards against interruption
-            frames, failed, scp, audio_seconds = _fill_ark(ark, job, settings, report_progress)
+            frames, durations, failed, scp, audio_seconds = _fill_ark(ark, job, settings, report_progress)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -238,7 +254,7 @@ def _compute_job(job: _Job, settings: dict, report_progress) -> float:
     with atomic_write(job.scp) as f:
         f.writelines(scp)
     with atomic_write(job.done) as f:
-        json.dump({"signature": job.signature, "frames": frames, "failed": failed}, f)
+        json.dump({"signature": job.signature, "frames": frames, "durations": durations, "failed": failed}, f)
     return audio_seconds
 
 
@@ -251,6 +267,7 @@ def _fill_ark(ark, job: _Job, settings: dict, report_progress):
     computer = FbankComputer.from_options(settings["fbank"])
     rate = computer.sample_rate
     frames: dict[str, int] = {}
+    durations: dict[str, float] = {}
     failed: list[tuple[str, str]] = []
     scp: list[str] = []
     audio_seconds = 0.0
@@ -279,10 +296,11 @@ def _fill_ark(ark, job: _Job, settings: dict, report_progress):
             kaldiio.save_ark(ark, {utt: feats})
             scp.append(f"{utt} {job.ark}:{offset}\n")
             frames[utt] = int(feats.shape[0])
+            durations[utt] = round(len(x) / rate, 4)
             audio_seconds += len(x) / rate
         pending += 1
         if pending >= 20:
             report_progress(pending)
             pending = 0
     report_progress(pending)
-    return frames, failed, scp, audio_seconds
+    return frames, durations, failed, scp, audio_seconds

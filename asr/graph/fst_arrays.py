@@ -176,6 +176,26 @@ def from_const_bytes(buf: bytes, name: str = "<fst>") -> FstArrays:
     )
 
 
+def relabel_const_inplace(buf: bytearray, hdr: dict, pos: int, tid2pdf: np.ndarray, name: str = "<fst>") -> None:
+    """Map the input labels of ConstFst data (file version 2) from transition-ids to
+    ``tid2pdf[tid] + 1`` in place (0 stays 0); the header's sort flags are updated."""
+    ns, na = hdr["num_states"], hdr["num_arcs"]
+    arcs = np.frombuffer(buf, _ARC_DT, na, pos + ns * _STATE_DT.itemsize)
+    il = arcs["ilabel"]
+    tid2pdf = np.asarray(tid2pdf, dtype=np.int64)
+    if na and (int(il.max()) >= len(tid2pdf) or int(il.min()) < 0):
+        raise GraphError(f"{name}: input label {int(il.max())} is not a transition-id of the model "
+                         f"({len(tid2pdf) - 1} transition-ids): graph and model do not match")
+    table = (tid2pdf + 1).astype(np.int32)
+    table[0] = 0
+    il[...] = table[il]  # arcs is a writable view into buf
+    # input labels changed: sortedness, acceptor and input-determinism become unknown/false
+    props = int(hdr["properties"]) & ~(_K_ILABEL_SORTED | _K_ACCEPTOR | 0x40000 | 0x80000)
+    props |= _K_NOT_ILABEL_SORTED
+    off = pos - struct.calcsize("<Qqqq")
+    struct.pack_into("<Q", buf, off, int(props))
+
+
 def to_const_bytes(fa: FstArrays) -> bytes:
     """ConstFst binary data for ``fa`` (arcs are grouped by source state, order otherwise kept)."""
     order = np.argsort(fa.src, kind="stable")

@@ -57,19 +57,17 @@ def make_h_transducer(ilabels: list[list[int]], tree, trans_model, transition_sc
     # pdf of every (window, pdf class) via the tree, one lookup per distinct pair.
     win_arr = np.array(windows, dtype=np.int64).reshape(-1, N)
     central = win_arr[:, P] if len(windows) else np.zeros(0, np.int64)
-    npc = {int(p): topo.num_pdf_classes(int(p)) for p in np.unique(central)}
-    max_pc = max(npc.values(), default=0)
+    uphones = np.unique(central)
+    npc_arr = np.zeros(int(uphones.max()) + 1 if len(uphones) else 1, np.int64)
+    for p in uphones.tolist():
+        npc_arr[p] = topo.num_pdf_classes(p)
+    max_pc = int(npc_arr.max())
     pdfs = np.full((len(windows), max_pc), -1, dtype=np.int64)
     for c in range(max_pc):
-        rows = np.flatnonzero(np.array([npc[int(p)] > c for p in central], dtype=bool)) if len(windows) else []
+        rows = np.flatnonzero(npc_arr[central] > c)
         if len(rows) == 0:
             continue
-        if hasattr(tree, "compute_many"):
-            pdfs[rows, c] = tree.compute_many(win_arr[rows], np.full(len(rows), c))
-        else:
-            for r in rows:
-                a = tree.compute(tuple(int(x) for x in win_arr[r]), c)
-                pdfs[r, c] = -1 if a is None else a
+        pdfs[rows, c] = compute_pdfs(tree, win_arr[rows], c)
         bad = rows[pdfs[rows, c] < 0] if len(rows) else []
         if len(bad):
             raise GraphError(f"tree gives no pdf for phone window {windows[bad[0]]}, pdf class {c}")
@@ -79,51 +77,63 @@ def make_h_transducer(ilabels: list[list[int]], tree, trans_model, transition_sc
     uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
 
-    # --- build each distinct HMM (arcs as lists; one entry per distinct HMM arc) ---------
-    tuple_index = trans_model._tuple_index if hasattr(trans_model, "_tuple_index") else None
-    state2id = np.asarray(trans_model.state2id)
+    # --- build the distinct HMMs, vectorised per topology entry -------------------------
+    # transition state of (phone, hmm_state, forward pdf, self-loop pdf) by binary search in
+    # the transition model's sorted tuples
+    tuples = np.asarray(trans_model.tuples, dtype=np.int64)
+    radix = np.maximum(tuples.max(axis=0) + 2, [1, 1, 1, 1])
+    radix[2:] = max(radix[2], radix[3], int(pdfs.max()) + 2 if pdfs.size else 1)
+
+    def tkey(a, b, c, d):
+        return ((a * radix[1] + b) * radix[2] + c) * radix[3] + d
+
+    tkeys = tkey(tuples[:, 0], tuples[:, 1], tuples[:, 2], tuples[:, 3])
+    korder = np.argsort(tkeys)
+    state2id = np.asarray(trans_model.state2id, dtype=np.int64)
     ignoring = _log_probs_ignoring_self_loops(trans_model)
-    h_src, h_dst, h_tid, h_w, h_of = [], [], [], [], []  # arcs of distinct HMMs (local state ids)
-    h_nstates, h_final, h_shared = [], [], []
-    for k, row in enumerate(uniq.tolist()):
-        phone, pv = row[0], row[1:]
-        entry = topo.topology_for_phone(phone)
+    K = len(uniq)
+    h_nstates = np.zeros(K, np.int64)
+    h_shared = np.zeros(K, bool)
+    parts = []  # (k array, src, dst, tid, weight) per template arc
+    uphone = uniq[:, 0] if K else np.zeros(0, np.int64)
+    groups: dict[int, tuple[list, list[int]]] = {}
+    for p in np.unique(uphone).tolist():
+        entry = topo.topology_for_phone(p)
+        groups.setdefault(id(entry), (entry, []))[1].append(p)
+    for entry, phones in groups.values():
+        ks = np.flatnonzero(np.isin(uphone, phones))
         n = len(entry)
-        arcs_here = []
-        for hs, st in enumerate(entry):
-            if st.forward_pdf_class == NO_PDF:
-                fpdf = slpdf = NO_PDF
-                tstate = None
-            else:
-                fpdf, slpdf = pv[st.forward_pdf_class], pv[st.self_loop_pdf_class]
-                key = (phone, hs, fpdf, slpdf)
-                tstate = tuple_index.get(key) if tuple_index is not None else trans_model.tuple_to_tstate(*key)
-                if tstate is None:
-                    raise GraphError(f"transition model has no tuple {key} (tree and model do not match)")
-            for ti, (dest, prob) in enumerate(st.transitions):
-                if dest == hs:
-                    continue
-                if tstate is None:
-                    tid, lp = 0, float(np.log(prob))
-                else:
-                    tid = int(state2id[tstate] + ti)
-                    lp = float(ignoring[tid])
-                arcs_here.append((hs, dest, tid, -lp * transition_scale))
-        start_in = any(d == 0 for _, d, _, _ in arcs_here)
-        n_start = sum(1 for s, _, _, _ in arcs_here if s == 0)
+        template = [(hs, dest, ti, prob, st) for hs, st in enumerate(entry)
+                    for ti, (dest, prob) in enumerate(st.transitions) if dest != hs]
+        start_in = any(d == 0 for _, d, _, _, _ in template)
+        n_start = sum(1 for hs, *_ in template if hs == 0)
         # Kaldi's GetHmmAsFsa: start = state 0, final = last state (weight One).
-        shared = (not start_in) and n_start == 1 and n - 1 != 0
-        for s, d, t, w in arcs_here:
-            h_src.append(s), h_dst.append(d), h_tid.append(t), h_w.append(w), h_of.append(k)
-        h_nstates.append(n)
-        h_final.append(n - 1)
-        h_shared.append(shared)
-    h_src, h_dst, h_tid = (np.array(a, dtype=np.int64) for a in (h_src, h_dst, h_tid))
-    h_w = np.array(h_w, dtype=np.float32)
-    h_of = np.array(h_of, dtype=np.int64)
-    h_nstates = np.array(h_nstates, dtype=np.int64)
-    h_final = np.array(h_final, dtype=np.int64)
-    h_shared = np.array(h_shared, dtype=bool)
+        h_nstates[ks] = n
+        h_shared[ks] = (not start_in) and n_start == 1 and n > 1
+        for hs, dest, ti, prob, st in template:
+            if st.forward_pdf_class == NO_PDF:
+                tid = np.zeros(len(ks), np.int64)
+                w = np.full(len(ks), -np.log(prob) * transition_scale)
+            else:
+                fpdf = uniq[ks, 1 + st.forward_pdf_class]
+                slpdf = uniq[ks, 1 + st.self_loop_pdf_class]
+                want = tkey(uniq[ks, 0], np.full(len(ks), hs), fpdf, slpdf)
+                pos = np.searchsorted(tkeys, want, sorter=korder)
+                pos = np.minimum(pos, len(tkeys) - 1)
+                found = tkeys[korder[pos]] == want
+                if not found.all():
+                    i = int(np.flatnonzero(~found)[0])
+                    raise GraphError(f"transition model has no tuple (phone {uniq[ks[i], 0]}, state {hs}, pdfs "
+                                     f"{fpdf[i]}/{slpdf[i]}): tree and model do not match")
+                tstate = korder[pos] + 1
+                tid = state2id[tstate] + ti
+                w = -ignoring[tid] * transition_scale
+            parts.append((ks, np.full(len(ks), hs), np.full(len(ks), dest), tid, w))
+    cat = (lambda i, dt: np.concatenate([q[i] for q in parts]).astype(dt)) if parts else (
+        lambda i, dt: np.zeros(0, dt))
+    h_of, h_src, h_dst, h_tid = cat(0, np.int64), cat(1, np.int64), cat(2, np.int64), cat(3, np.int64)
+    h_w = cat(4, np.float32)
+    h_final = h_nstates - 1
 
     # --- lay the HMMs out around loop state 0 --------------------------------------------
     # Each distinct HMM k gets its own block of states; a shared start state maps to 0.
@@ -187,6 +197,46 @@ def make_h_transducer(ilabels: list[list[int]], tree, trans_model, transition_sc
     log.info("H: %d windows, %d distinct HMMs, %d disambiguation symbols, %d states, %d arcs",
              len(windows), len(uniq), nd, fa.num_states, fa.num_arcs)
     return fa.sorted_arcs("olabel"), disambig_tids
+
+
+def compute_pdfs(tree, windows: np.ndarray, pdf_class: int) -> np.ndarray:
+    """``tree.compute(window, pdf_class)`` for every row of ``windows`` [M, N], vectorised:
+    the rows descend the event map together, split by each node's question (-1 = no pdf)."""
+    from asr.hmm.tree import ConstantNode, SplitNode, TableNode
+
+    windows = np.asarray(windows, dtype=np.int64)
+    out = np.full(len(windows), -1, np.int64)
+    root = getattr(tree, "to_pdf", None)
+    if root is None:  # another tree implementation: per-row lookups
+        for r in range(len(windows)):
+            a = tree.compute(tuple(int(x) for x in windows[r]), pdf_class)
+            out[r] = -1 if a is None else a
+        return out
+    stack = [(root, np.arange(len(windows)))]
+    while stack:
+        node, rows = stack.pop()
+        if node is None or len(rows) == 0:
+            continue
+        if isinstance(node, ConstantNode):
+            out[rows] = node.answer
+            continue
+        vals = np.full(len(rows), pdf_class, np.int64) if node.key == -1 else windows[rows, node.key]
+        if isinstance(node, TableNode):
+            ok = (vals >= 0) & (vals < len(node.table))
+            rows, vals = rows[ok], vals[ok]
+            order = np.argsort(vals, kind="stable")
+            rows, vals = rows[order], vals[order]
+            uv, first = np.unique(vals, return_index=True)
+            bounds = np.append(first, len(vals))
+            for i, v in enumerate(uv.tolist()):
+                stack.append((node.table[v], rows[bounds[i]:bounds[i + 1]]))
+        elif isinstance(node, SplitNode):
+            yes = np.isin(vals, np.fromiter(node.yes_set, np.int64, len(node.yes_set)))
+            stack.append((node.yes, rows[yes]))
+            stack.append((node.no, rows[~yes]))
+        else:
+            raise GraphError(f"unknown tree node {type(node).__name__}")
+    return out
 
 
 def _log_probs_ignoring_self_loops(tm) -> np.ndarray:

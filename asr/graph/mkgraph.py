@@ -164,13 +164,45 @@ def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float =
     return stats
 
 
-def load_graph(path: str | os.PathLike):
-    """Read an HCLG (ours or Kaldi's, vector or const) as a kaldifst FST for the decoders."""
+def load_graph(path: str | os.PathLike, tid2pdf=None):
+    """Read an HCLG (ours or Kaldi's, vector or const) as a kaldifst FST for the decoders.
+
+    With ``tid2pdf`` the input labels are relabelled from transition-ids to ``pdf + 1``
+    (a ConstFst is returned): the decoder then reads the [T, num_pdfs] log-likelihood
+    matrix directly instead of a [T, num_tids] copy with one column per transition-id,
+    which costs more than the search itself on a sharp acoustic model. The search is the
+    same (same arcs, weights and scores); only the raw lattice's input labels differ.
+    """
     import kaldifst
 
     path = Path(path)
     if not path.exists():
         raise GraphError(f"missing graph {path}")
+    if tid2pdf is not None:
+        import tempfile
+
+        buf = bytearray(path.read_bytes())
+        try:
+            hdr, pos = fa_mod.parse_header(buf, str(path))
+        except GraphError:
+            raise
+        except Exception as e:  # noqa: BLE001 - truncated header
+            raise GraphError(f"{path}: not an OpenFst file ({e})") from e
+        if not (hdr["fst_type"] == "const" and hdr["version"] == 2 and not hdr["flags"] & 0x3):
+            buf = bytearray(fa_mod.to_const_bytes(fa_mod.read_fst(path)))
+            hdr, pos = fa_mod.parse_header(buf, str(path))
+        fa_mod.relabel_const_inplace(buf, hdr, pos, tid2pdf, str(path))
+        fd, tmp = tempfile.mkstemp(suffix=".fst", dir=fa_mod._tmp_dir())
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(buf)
+            del buf
+            g = kaldifst.StdConstFst.read(tmp)
+        finally:
+            os.unlink(tmp)
+        if g is None:
+            raise GraphError(f"{path}: kaldifst could not read the relabelled graph")
+        return g
     with open(path, "rb") as f:
         buf = f.read(256)
     try:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asr.errors import AlignmentError, ModelError
-from asr.hmm.tree import PDF_CLASS, ConstantNode, ContextDependency, SplitNode, TableNode, map_event, stub_map
+from asr.hmm.tree import PDF_CLASS, ConstantNode, allow_deep_trees, ContextDependency, SplitNode, TableNode, map_event, stub_map
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +73,28 @@ class _StatsAccumulator:
         if not self.keys:
             return
         keys = np.concatenate(self.keys)
-        x = np.concatenate(self.feats).astype(np.float64)
+        x = np.concatenate(self.feats)
         self.keys, self.feats, self.n = [], [], 0
-        self.parts.append(_reduce(keys, np.concatenate([np.ones((len(x), 1)), x, x * x], axis=1)))
+        uniq, inv = np.unique(keys, return_inverse=True)
+        inv = inv.reshape(-1)
+        m = len(uniq)
+        st = np.empty((m, 1 + 2 * self.dim))
+        st[:, 0] = np.bincount(inv, minlength=m)
+        for d in range(self.dim):  # column-wise bincount: no [n, 2D] float64 copy
+            col = x[:, d].astype(np.float64)
+            st[:, 1 + d] = np.bincount(inv, weights=col, minlength=m)
+            st[:, 1 + self.dim + d] = np.bincount(inv, weights=col * col, minlength=m)
+        self.parts.append((uniq, st))
 
     def result(self) -> TreeStats:
         self._flush()
         if not self.parts:
             raise AlignmentError("no frames to accumulate tree statistics from")
-        keys = np.concatenate([k for k, _ in self.parts])
-        st = np.concatenate([s for _, s in self.parts])
-        keys, st = _reduce(keys, st)
+        keys = np.unique(np.concatenate([k for k, _ in self.parts]))
+        st = np.zeros((len(keys), self.parts[0][1].shape[1]))
+        for k, part in self.parts:  # keys are unique within a part
+            st[np.searchsorted(keys, k)] += part
+        self.parts = []
         pc = (keys % self.C).astype(np.int32)
         rest = keys // self.C
         windows = np.zeros((len(keys), self.N), dtype=np.int32)
@@ -91,13 +102,6 @@ class _StatsAccumulator:
             windows[:, k] = rest % self.B
             rest //= self.B
         return TreeStats(windows, pc, st, self.N, self.P)
-
-
-def _reduce(keys: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(keys, kind="stable")
-    k = keys[order]
-    starts = np.nonzero(np.concatenate([[True], k[1:] != k[:-1]]))[0]
-    return k[starts], np.add.reduceat(rows[order], starts, axis=0)
 
 
 def accumulate_stats(feature_reader, alignments: dict[str, np.ndarray], tm, context_width: int = 3,
@@ -312,6 +316,7 @@ def build_tree(stats: TreeStats, roots: list[tuple[bool, bool, list[int]]], num_
             if b is not None:
                 heapq.heappush(heap, (-b[0], len(leaves) - 1, b))
     # assemble: replace stub leaves by grown subtrees, number leaves depth-first
+    allow_deep_trees()
     next_pdf = [0]
 
     def to_map(node: dict):

@@ -178,6 +178,46 @@ class TransitionModel:
     def transition_log_prob_ignoring_self_loops(self, tid: int) -> float:
         return float(self.log_probs[tid] - self.non_self_loop_log_probs[self.tid2tstate[tid]])
 
+    def accumulate(self, alignments) -> np.ndarray:
+        """Counts per transition-id (index 0 unused) over an iterable of tid arrays."""
+        counts = np.zeros(self.num_transition_ids + 1, dtype=np.float64)
+        for ali in alignments:
+            counts += np.bincount(np.asarray(ali, dtype=np.int64), minlength=len(counts))[: len(counts)]
+        return counts
+
+    def mle_update(self, counts: np.ndarray, floor: float = 0.01, mincount: float = 5.0) -> dict:
+        """Kaldi ``TransitionModel::MleUpdate``: per transition state with more than one
+        transition and at least ``mincount`` counts, probabilities = normalised counts, floored
+        at ``floor`` (normalise and floor three times). Returns counts and the objective gain."""
+        counts = np.asarray(counts, dtype=np.float64)
+        if len(counts) != self.num_transition_ids + 1:
+            raise ModelError(f"transition counts of length {len(counts)}, expected {self.num_transition_ids + 1}")
+        new = self.log_probs.astype(np.float64).copy()
+        gain = tot_count = 0.0
+        skipped = updated = 0
+        for ts in range(1, self.num_transition_states + 1):
+            lo, hi = int(self.state2id[ts]), int(self.state2id[ts + 1])
+            if hi - lo < 2:
+                continue
+            c = counts[lo:hi]
+            tot = c.sum()
+            tot_count += tot
+            if tot < mincount:
+                skipped += 1
+                continue
+            p = c / tot
+            for _ in range(3):
+                p = np.maximum(p / p.sum(), floor)
+            old = self.log_probs[lo:hi].astype(np.float64)
+            gain += float((c * (np.log(p) - old)).sum())
+            new[lo:hi] = np.log(p)
+            updated += 1
+        self.log_probs = new.astype(np.float32)
+        self.log_probs[0] = 0.0
+        self._compute_non_self_loop()
+        return {"transition_states_updated": updated, "transition_states_skipped": skipped,
+                "transition_count": tot_count, "transition_objf_gain": gain}
+
     # -- I/O -----------------------------------------------------------------
     @classmethod
     def read(cls, path: str | os.PathLike) -> "TransitionModel":

@@ -27,6 +27,14 @@ from asr.hmm.kaldi_objects import KaldiReader, KaldiWriter
 PDF_CLASS = -1
 
 
+def allow_deep_trees() -> None:
+    """Readers/writers recurse once per tree level: make room for very unbalanced trees."""
+    import sys
+
+    if sys.getrecursionlimit() < 20000:
+        sys.setrecursionlimit(20000)
+
+
 @dataclass
 class ConstantNode:
     answer: int
@@ -87,6 +95,38 @@ def multi_map(node: EventMap | None, event: dict[int, int], out: set[int]) -> No
                 stack.append(node.yes if value in node.yes_set else node.no)
 
 
+def map_many(node: EventMap | None, columns: dict[int, np.ndarray], n: int) -> np.ndarray:
+    """Vectorised ``map_event`` over ``n`` events given as one value array per key;
+    -1 where there is no answer (missing key, NULL table entry)."""
+    out = np.full(n, -1, dtype=np.int32)
+    stack = [(node, np.arange(n))]
+    while stack:
+        node, idx = stack.pop()
+        if node is None or len(idx) == 0:
+            continue
+        if isinstance(node, ConstantNode):
+            out[idx] = node.answer
+            continue
+        col = columns.get(node.key)
+        if col is None:
+            continue
+        v = col[idx]
+        if isinstance(node, TableNode):
+            ok = (v >= 0) & (v < len(node.table))
+            idx, v = idx[ok], v[ok]
+            order = np.argsort(v, kind="stable")
+            idx, v = idx[order], v[order]
+            bounds = np.nonzero(np.diff(v))[0] + 1
+            for part in np.split(np.arange(len(v)), bounds):
+                if len(part):
+                    stack.append((node.table[int(v[part[0]])], idx[part]))
+        else:
+            yes = np.isin(v, np.fromiter(node.yes_set, dtype=np.int64, count=len(node.yes_set)))
+            stack.append((node.yes, idx[yes]))
+            stack.append((node.no, idx[~yes]))
+    return out
+
+
 def max_answer(node: EventMap | None) -> int:
     out: set[int] = set()
     multi_map(node, {}, out)
@@ -115,21 +155,24 @@ class ContextDependency:
 
     def compute_many(self, windows: np.ndarray, pdf_classes: np.ndarray) -> np.ndarray:
         """Vectorised ``compute`` over rows: ``windows`` int [M, N], ``pdf_classes`` int [M].
-        Unique (window, class) rows are mapped once; -1 where the tree has no answer."""
+        -1 where the tree has no answer."""
         windows = np.asarray(windows, dtype=np.int64).reshape(-1, self.context_width)
         keys = np.concatenate([windows, np.asarray(pdf_classes, dtype=np.int64).reshape(-1, 1)], axis=1)
         if len(keys) == 0:
             return np.zeros(0, dtype=np.int32)
-        uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-        answers = np.empty(len(uniq), dtype=np.int32)
-        cache = self.__dict__.setdefault("_cache", {})
-        for i, row in enumerate(map(tuple, uniq.tolist())):
+        if len(keys) > 5000:  # many rows: partition them down the tree
+            cols = {k: windows[:, k] for k in range(self.context_width)}
+            cols[PDF_CLASS] = keys[:, -1]
+            return map_many(self.to_pdf, cols, len(keys))
+        cache = self.__dict__.setdefault("_cache", {})  # few rows: walk per row, memoised
+        out = np.empty(len(keys), dtype=np.int32)
+        for i, row in enumerate(map(tuple, keys.tolist())):
             a = cache.get(row)
             if a is None:
                 a = self.compute(row[:-1], row[-1])
                 a = cache[row] = -1 if a is None else a
-            answers[i] = a
-        return answers[inverse.reshape(-1)]
+            out[i] = a
+        return out
 
     def get_pdf_info(self, phones: list[int], num_pdf_classes: dict[int, int]) -> list[list[tuple[int, int]]]:
         """Kaldi ``GetPdfInfo``: for each pdf, the sorted (phone, pdf_class) pairs it can be."""
@@ -154,6 +197,7 @@ class ContextDependency:
 
     @classmethod
     def read_from(cls, r: KaldiReader) -> "ContextDependency":
+        allow_deep_trees()
         r.expect("ContextDependency")
         n = r.int32()
         p = r.int32()
@@ -170,6 +214,7 @@ class ContextDependency:
         return cls(n, p, to_pdf)
 
     def write_to(self, w: KaldiWriter) -> None:
+        allow_deep_trees()
         w.token("ContextDependency")
         w.int32(self.context_width)
         w.int32(self.central_position)

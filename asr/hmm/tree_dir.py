@@ -50,14 +50,17 @@ def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500
     tree, info = build_tree(stats, lang.roots, npc, questions, num_leaves, min_count, thresh)
     tm = TransitionModel.build(tree, topo)
     out.mkdir(parents=True, exist_ok=True)
-    write_model_files(out, tree, tm, lang)
     # map the alignments to the new pdfs (same phones and HMM states)
     comp = AlignmentCompiler(tree, tm)
+    comp.set_pdf_table(stats.windows, stats.pdf_classes)
     mapped = {}
     for utt in sorted(alis, key=lambda u: u.encode("utf-8")):
         ali = alis[utt]
         ph, lens = split_to_phones(src_tm, ali, utt)
         mapped[utt] = comp.compile(ph, lens, src_tm.tid2hmm_state[ali], utt=utt)
+    # transition probabilities re-estimated from the alignments (Kaldi MleUpdate)
+    info.update(tm.mle_update(tm.accumulate(a.tids for a in mapped.values())))
+    write_model_files(out, tree, tm, lang)
     write_int_ark(out / "ali.pdf.ark", ((u, a.pdfs) for u, a in mapped.items()))
     write_int_ark(out / "ali.tid.ark", ((u, a.tids) for u, a in mapped.items()))
     write_int_ark(out / "phones.ark", ((u, a.phones) for u, a in mapped.items()))

@@ -27,10 +27,11 @@ import re
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from asr.errors import FormatError
 from asr.io.atomic import atomic_write
-from asr.lm.ngram_lm import BOS, LOG10_ZERO, NgramLM
+from asr.lm.ngram_lm import NgramLM
 
 __all__ = ["NgramLM", "read_arpa", "write_arpa"]
 
@@ -54,16 +55,25 @@ def read_arpa(path: str | os.PathLike) -> NgramLM:
         order = len(counts)
         words: list[str] = []
         vocab: dict[str, int] = {}
-        tuples: list[list[tuple[int, ...]]] = [[] for _ in range(order)]
+        ids: list[list[int]] = [[] for _ in range(order)]
         probs: list[list[float]] = [[] for _ in range(order)]
         bows: list[list[float]] = [[] for _ in range(order)]
         section = 0
+        k = 0
+        getid = vocab.__getitem__
+        total = sum(counts)
+        bar = tqdm(total=total, unit="ngram", unit_scale=True, desc=f"reading {path.name}", leave=False,
+                   disable=total < 2_000_000)
         for raw in f:
             lineno += 1
-            line = raw.strip()
-            if not line:
+            if not lineno & 0xFFFF:
+                bar.n = sum(map(len, probs))
+                bar.refresh()
+            parts = raw.split()
+            if not parts:
                 continue
-            if line[0] == "\\":
+            if parts[0][0] == "\\":
+                line = raw.strip()
                 if line == "\\end\\":
                     section = -1
                     break
@@ -73,70 +83,92 @@ def read_arpa(path: str | os.PathLike) -> NgramLM:
                 section += 1
                 if section > order:
                     raise FormatError(f"{path}:{lineno}: section {line} beyond order {order} in \\data\\")
+                k = section
+                sec_ids, sec_probs, sec_bows = ids[k - 1], probs[k - 1], bows[k - 1]
                 continue
             if section <= 0:
                 raise FormatError(f"{path}:{lineno}: n-gram line outside an n-gram section")
-            parts = line.split()
-            k = section
-            if len(parts) not in (k + 1, k + 2) or (len(parts) == k + 2 and k == order):
-                raise FormatError(f"{path}:{lineno}: expected logprob, {k} words and optional backoff, got {line!r}")
+            n = len(parts)
             try:
-                lp = float(parts[0])
-                bo = float(parts[k + 1]) if len(parts) == k + 2 else 0.0
+                if n == k + 1:
+                    sec_bows.append(0.0)
+                elif n == k + 2 and k < order:
+                    sec_bows.append(float(parts[k + 1]))
+                else:
+                    raise FormatError(f"{path}:{lineno}: expected logprob, {k} words and optional backoff, got {raw.strip()!r}")
+                sec_probs.append(float(parts[0]))
+                if k == 1:
+                    w = parts[1]
+                    if w in vocab:
+                        raise FormatError(f"{path}:{lineno}: duplicate unigram {w!r}")
+                    vocab[w] = len(words)
+                    words.append(w)
+                    sec_ids.append(vocab[w])
+                else:
+                    sec_ids.extend(map(getid, parts[1:k + 1]))
             except ValueError:
-                raise FormatError(f"{path}:{lineno}: bad number in {line!r}") from None
-            if k == 1:
-                w = parts[1]
-                if w in vocab:
-                    raise FormatError(f"{path}:{lineno}: duplicate unigram {w!r}")
-                vocab[w] = len(words)
-                words.append(w)
-                tuples[0].append((vocab[w],))
-            else:
-                try:
-                    tuples[k - 1].append(tuple(vocab[w] for w in parts[1:k + 1]))
-                except KeyError as e:
-                    raise FormatError(f"{path}:{lineno}: word {e.args[0]!r} has no unigram") from None
-            probs[k - 1].append(lp)
-            bows[k - 1].append(bo)
+                raise FormatError(f"{path}:{lineno}: bad number in {raw.strip()!r}") from None
+            except KeyError as e:
+                raise FormatError(f"{path}:{lineno}: word {e.args[0]!r} has no unigram") from None
+        bar.close()
         if section != -1:
             raise FormatError(f"{path}: missing \\end\\ (truncated file?)")
     for k in range(1, order + 1):
-        if len(tuples[k - 1]) != counts[k - 1]:
-            raise FormatError(f"{path}: \\data\\ says ngram {k}={counts[k - 1]} but the file has {len(tuples[k - 1])}")
-    return _build(path, words, tuples, probs, bows)
+        if len(probs[k - 1]) != counts[k - 1]:
+            raise FormatError(f"{path}: \\data\\ says ngram {k}={counts[k - 1]} but the file has {len(probs[k - 1])}")
+    mats = [np.array(ids[k - 1], dtype=np.int64).reshape(-1, k) for k in range(1, order + 1)]
+    del ids
+    lps = [np.array(p, dtype=np.float64) for p in probs]
+    bos = [np.array(b, dtype=np.float64) for b in bows]
+    del probs, bows
+    try:
+        return _assemble(path, words, mats, lps, bos)
+    except _MissingPrefix:
+        mats, lps, bos = _add_blank_prefixes(path, mats, lps, bos)
+        return _assemble(path, words, mats, lps, bos)
 
 
-def write_arpa(lm: NgramLM, path: str | os.PathLike) -> None:
-    """Write ``lm`` as an ARPA file atomically (8 significant digits). Blank rows are skipped."""
+def write_arpa(lm: NgramLM, path: str | os.PathLike, block: int = 200_000) -> None:
+    """Write ``lm`` as an ARPA file atomically (8 significant digits). Blank rows are skipped.
+
+    N-gram texts are built order by order (text of the prefix row + " " + word) with numpy
+    object arrays, and lines are written in blocks, so memory stays near one order's texts.
+    """
     path = Path(path)
     counts = lm.num_ngrams()
-    with atomic_write(path) as f:
+    word_str = np.array(lm.words, dtype=object)
+    total = sum(len(x) for x in lm.logprobs)
+    with atomic_write(path) as f, tqdm(total=total, unit="ngram", unit_scale=True, desc=f"writing {path.name}",
+                                       leave=False, disable=total < 2_000_000) as bar:
         f.write("\n\\data\\\n")
         for k, c in enumerate(counts, 1):
             f.write(f"ngram {k}={c}\n")
+        prev_text = None
         for k in range(1, lm.order + 1):
             f.write(f"\n\\{k}-grams:\n")
+            words = word_str[lm.word[k - 1]]
+            text = words if k == 1 else prev_text[lm.prefix[k - 1]] + " " + words
+            del words
             lp = lm.logprobs[k - 1]
-            keep = ~np.isnan(lp)
-            M = lm.ngram_words(k)[keep]
-            lps = lp[keep]
-            strs = np.array(lm.words, dtype=object)
-            cols = [strs[M[:, j]] for j in range(k)]
-            texts = cols[0] if k == 1 else [" ".join(t) for t in zip(*cols)]
-            lp_s = [f"{x:.8g}" for x in lps.tolist()]
+            real = ~np.isnan(lp)
+            has_children = np.zeros(len(lp), dtype=bool)
             if k < lm.order:
-                bo = lm.backoffs[k - 1][keep]
-                has_children = np.zeros(len(lp), dtype=bool)
-                has_children[np.unique(lm.prefix[k])] = True
-                has_children = has_children[keep]
-                lines = [
-                    f"{p}\t{t}\t{b:.8g}\n" if c else f"{p}\t{t}\n"
-                    for p, t, b, c in zip(lp_s, texts, bo.tolist(), has_children.tolist())
-                ]
-            else:
-                lines = [f"{p}\t{t}\n" for p, t in zip(lp_s, texts)]
-            f.writelines(lines)
+                has_children[lm.prefix[k]] = True
+            bo = lm.backoffs[k - 1]
+            for b0 in range(0, len(lp), block):
+                sl = slice(b0, b0 + block)
+                keep = real[sl]
+                lp_s = [f"{x:.8g}" for x in lp[sl][keep].tolist()]
+                t = text[sl][keep]
+                hc = has_children[sl][keep]
+                lines = np.array(lp_s, dtype=object) + "\t" + t
+                if hc.any():
+                    lines[hc] = lines[hc] + "\t" + np.array([f"{x:.8g}" for x in bo[sl][keep][hc].tolist()], dtype=object)
+                f.write("\n".join(lines.tolist()))
+                bar.update(min(block, len(lp) - b0))
+                if len(lines):
+                    f.write("\n")
+            prev_text = text if k < lm.order else None
         f.write("\n\\end\\\n")
 
 
@@ -170,38 +202,27 @@ def _read_header(f, path: Path) -> list[int]:
     return counts + [lineno]
 
 
-def _build(path, words, tuples, probs, bows) -> NgramLM:
-    order = len(tuples)
+class _MissingPrefix(Exception):
+    pass
+
+
+def _assemble(path, words, mats, lps, bos) -> NgramLM:
+    """Sort each order by (prefix row, word) and link prefixes; _MissingPrefix if a context is absent."""
     V = len(words)
-    # add blank prefix rows where an n-gram's context is missing (top-down, so they cascade)
-    blanks = 0
-    for k in range(order, 1, -1):
-        have = set(tuples[k - 2])
-        for t in tuples[k - 1]:
-            p = t[:-1]
-            if p not in have:
-                have.add(p)
-                tuples[k - 2].append(p)
-                probs[k - 2].append(float("nan"))
-                bows[k - 2].append(0.0)
-                blanks += 1
-    if blanks:
-        if any(np.isnan(probs[0])):
-            raise FormatError(f"{path}: an n-gram uses a word without a unigram")
-        logger.warning("%s: %d n-gram contexts are missing; added as blank entries (back-off weight 0)", path, blanks)
-    prefix, word, lps, bos = [], [], [], []
-    keys_all: list[np.ndarray] = []
-    for k in range(1, order + 1):
-        M = np.array(tuples[k - 1], dtype=np.int64).reshape(-1, k)
-        lp = np.array(probs[k - 1], dtype=np.float64)
-        bo = np.array(bows[k - 1], dtype=np.float64)
-        if k == 1:
+    prefix, word, lp_out, bo_out, keys_all = [], [], [], [], []
+    for k, (M, lp, bo) in enumerate(zip(mats, lps, bos), 1):
+        if k == 1 or len(M) == 0:
             pre = np.zeros(len(M), np.int64)
-            key = M[:, 0]
+            key = M[:, 0] if k == 1 else pre
         else:
             row = M[:, 0]
             for j in range(1, k - 1):
-                row = np.searchsorted(keys_all[j], row * V + M[:, j])
+                table = keys_all[j]
+                q = row * V + M[:, j]
+                pos = np.minimum(np.searchsorted(table, q), max(len(table) - 1, 0))
+                if len(table) == 0 or not np.array_equal(table[pos], q):
+                    raise _MissingPrefix
+                row = pos
             pre = row
             key = pre * V + M[:, k - 1]
         srt = np.argsort(key, kind="stable")
@@ -211,11 +232,26 @@ def _build(path, words, tuples, probs, bows) -> NgramLM:
             raise FormatError(f"{path}: duplicate {k}-gram {' '.join(words[w] for w in M[srt[dup[0]]])!r}")
         prefix.append(pre[srt])
         word.append(M[srt, k - 1])
-        lps.append(lp[srt])
-        bos.append(bo[srt])
+        lp_out.append(lp[srt])
+        bo_out.append(bo[srt])
         keys_all.append(key)
-    if BOS in words:
-        b = words.index(BOS)
-        if lps[0][b] > LOG10_ZERO / 2:
-            logger.debug("%s: <s> has unigram log-probability %g (not -99)", path, lps[0][b])
-    return NgramLM(words, prefix, word, lps, bos)
+    return NgramLM(words, prefix, word, lp_out, bo_out)
+
+
+def _add_blank_prefixes(path, mats, lps, bos):
+    """Add every missing context of an n-gram as a blank row (NaN probability, back-off 0)."""
+    order = len(mats)
+    blanks = 0
+    for k in range(order, 1, -1):
+        have = set(map(tuple, mats[k - 2].tolist()))
+        need = set(map(tuple, mats[k - 1][:, :-1].tolist())) - have
+        if need:
+            if k == 2:
+                raise FormatError(f"{path}: an n-gram uses a word without a unigram")
+            add = np.array(sorted(need), dtype=np.int64).reshape(-1, k - 1)
+            mats[k - 2] = np.concatenate([mats[k - 2], add])
+            lps[k - 2] = np.concatenate([lps[k - 2], np.full(len(add), np.nan)])
+            bos[k - 2] = np.concatenate([bos[k - 2], np.zeros(len(add))])
+            blanks += len(add)
+    logger.warning("%s: %d n-gram contexts are missing; added as blank entries (back-off weight 0)", path, blanks)
+    return mats, lps, bos

@@ -9,7 +9,7 @@ from typing import Sequence
 from asr.errors import LMError
 from asr.lm.counting import count_ngrams, read_corpus, read_vocab
 from asr.lm.kneser_ney import estimate_kneser_ney
-from asr.lm.ngram_lm import NgramLM
+from asr.lm.ngram_lm import UNK, NgramLM
 from asr.lm.pruning import prune_by_count, prune_entropy
 
 logger = logging.getLogger(__name__)
@@ -22,10 +22,11 @@ def make_lm(
     prune: float | None = None,
     target_ngrams: int | None = None,
     min_counts: Sequence[int] = (),
+    unk: str = UNK,
 ) -> NgramLM:
     """Estimate an interpolated modified-KN model of ``order`` from ``text`` (one sentence a line).
 
-    ``vocab``: word list or Kaldi words.txt (closed vocabulary; other words -> <unk>).
+    ``vocab``: word list or Kaldi words.txt (closed vocabulary; other words -> ``unk``).
     ``min_counts``: raw-count cutoffs for orders 2, 3, ... (last value repeats).
     ``prune`` / ``target_ngrams``: SRILM-style relative-entropy pruning afterwards, with the
     context probabilities taken from the training counts (see :func:`asr.lm.pruning.prune_entropy`).
@@ -34,10 +35,10 @@ def make_lm(
         raise LMError(f"--order must be >= 1, got {order}")
     if prune is not None and target_ngrams is not None:
         raise LMError("give at most one of prune threshold and target n-grams")
-    words = read_vocab(vocab) if vocab is not None else None
-    corpus = read_corpus(text, words)
-    logger.info("%s: %d sentences, %d words, %d OOVs (mapped to <unk>), vocabulary %d",
-                text, corpus.num_sentences, corpus.num_words, corpus.num_oov, len(corpus.words))
+    words = read_vocab(vocab, unk) if vocab is not None else None
+    corpus = read_corpus(text, words, unk)
+    logger.info("%s: %d sentences, %d words, %d OOVs (mapped to %s), vocabulary %d",
+                text, corpus.num_sentences, corpus.num_words, corpus.num_oov, unk, len(corpus.words))
     counts = count_ngrams(corpus, order)
     del corpus
     lm, _ = estimate_kneser_ney(counts)

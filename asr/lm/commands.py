@@ -24,6 +24,8 @@ def register(subparsers) -> None:
                    "probabilities P(h) come from the training counts (as SRILM -prune-history-lm)")
     p.add_argument("--target-ngrams", type=int, metavar="K",
                    help="instead of --prune: prune to at most K n-grams (all orders)")
+    p.add_argument("--unk", default="<unk>", metavar="SYMBOL",
+                   help="symbol for out-of-vocabulary words (default <unk>; e.g. <UNK> to match a LibriSpeech lexicon)")
     p.add_argument("--min-counts", metavar="C2[,C3,...]", type=_int_list, default=[],
                    help="count cutoffs: drop n-grams of order 2, 3, ... seen fewer times (last value repeats)")
     p.add_argument("text", metavar="TEXT")
@@ -88,7 +90,7 @@ def _make_lm(args) -> int:
     from asr.lm.arpa import write_arpa
     from asr.lm.build import make_lm
 
-    lm = make_lm(args.text, args.order, args.vocab, args.prune, args.target_ngrams, args.min_counts)
+    lm = make_lm(args.text, args.order, args.vocab, args.prune, args.target_ngrams, args.min_counts, args.unk)
     write_arpa(lm, args.arpa_out)
     logger.info("wrote %s: n-grams per order %s", args.arpa_out, lm.num_ngrams())
     return 0
@@ -103,7 +105,10 @@ def _prune_lm(args) -> int:
     if args.history_text:
         from asr.lm.counting import count_ngrams, read_corpus
 
-        corpus = read_corpus(args.history_text, lm.words)
+        from asr.lm.ngram_lm import BOS, EOS, UNK
+
+        unk = lm.words[lm.unk] if lm.unk >= 0 else UNK
+        corpus = read_corpus(args.history_text, lm.words + [w for w in (BOS, EOS, unk) if w not in lm.vocab], unk)
         history = count_ngrams(corpus, max(1, lm.order - 1))
     pruned, threshold = prune_entropy(lm, args.threshold, args.target_ngrams, args.minorder, history)
     write_arpa(pruned, args.arpa_out)

@@ -4,17 +4,21 @@ Pipeline:
 
 1. :func:`read_vocab` reads a closed vocabulary (a plain word list, or a Kaldi ``words.txt``
    ``word id`` table: the first column is used, ``<eps>`` and ``#N`` disambiguation symbols are
-   dropped). ``<s>``, ``</s>`` and ``<unk>`` are always in the vocabulary.
+   dropped). ``<s>``, ``</s>`` and the OOV symbol (``<unk>``) are always in the vocabulary.
 2. :func:`read_corpus` streams the text (one sentence per line) into one int32 array of word
    ids with ``<s>``/``</s>`` around every sentence. With a vocabulary, other words become
    ``<unk>`` (counted and reported); without one, the vocabulary is every word seen.
 3. :func:`count_ngrams` counts every order in turn. An order-k n-gram at corpus position p
    is encoded as ``key = row_{k-1}(p) * V + token[p + k - 1]``, where ``row_{k-1}(p)`` is the
    row of the (k-1)-gram at p in the sorted table of order k-1. Keys are counted chunk by
-   chunk with ``np.unique`` and merged, so peak memory is a few arrays of one chunk plus
-   ~12 bytes per token (the ids and two row arrays), whatever the corpus size. The sorted
-   unique keys are the table: ``prefix = key // V`` is the row of the first k-1 words and
-   ``word = key % V`` the last word (the same layout as :class:`asr.lm.ngram_lm.NgramLM`).
+   chunk (``np.unique`` with inverse) and the chunks merged by sorting, so the sort workspace
+   is bounded by the chunk size. Memory is O(tokens + distinct n-grams): about 30-40 bytes
+   per token while counting (int32 ids, row arrays, positions) plus 32 bytes per distinct
+   n-gram for the tables (5 M tokens, 5-gram, 10 M n-grams: 0.9 GiB peak RSS, see
+   bench/lm_speed.py). The sorted unique keys are the table: ``prefix = key // V`` is the row
+   of the first k-1 words and ``word = key % V`` the last word (the same layout as
+   :class:`asr.lm.ngram_lm.NgramLM`).
+   The suffix row of every n-gram (its last k-1 words) comes from the position p + 1.
 """
 
 from __future__ import annotations
@@ -34,14 +38,13 @@ from asr.lm.ngram_lm import BOS, EOS, UNK
 logger = logging.getLogger(__name__)
 
 _DISAMBIG = re.compile(r"^#\d+$")
-_SPECIAL = (EOS, BOS, UNK)
 DEFAULT_CHUNK = 1 << 22  # positions per counting chunk (4 M)
 
 
-def read_vocab(path: str | os.PathLike) -> list[str]:
-    """Word list (plain, or Kaldi words.txt) -> vocabulary with </s>, <s>, <unk> first."""
+def read_vocab(path: str | os.PathLike, unk: str = UNK) -> list[str]:
+    """Word list (plain, or Kaldi words.txt) -> vocabulary with </s>, <s>, ``unk`` first."""
     path = Path(path)
-    words: list[str] = list(_SPECIAL)
+    words: list[str] = [EOS, BOS, unk]
     seen = set(words)
     try:
         with open(path, encoding="utf-8") as f:
@@ -58,7 +61,7 @@ def read_vocab(path: str | os.PathLike) -> list[str]:
                 words.append(w)
     except OSError as e:
         raise LMError(f"{path}: cannot read vocabulary: {e}") from e
-    if len(words) == len(_SPECIAL):
+    if len(words) == 3:
         raise LMError(f"{path}: vocabulary has no words")
     return words
 
@@ -81,18 +84,23 @@ class Corpus:
         return len(self.tokens)
 
 
-def read_corpus(text: str | os.PathLike, vocab: list[str] | None = None, batch_lines: int = 100_000) -> Corpus:
+def read_corpus(text: str | os.PathLike, vocab: list[str] | None = None, unk: str = UNK) -> Corpus:
     """Stream a text file (one sentence per line) into a :class:`Corpus`.
 
-    ``vocab``: closed vocabulary (from :func:`read_vocab`); words outside it map to <unk>.
-    Without it, the vocabulary is </s>, <s>, <unk> and then every word in order of first use.
+    ``vocab``: closed vocabulary (from :func:`read_vocab`); words outside it map to ``unk``
+    (default ``<unk>``; e.g. ``<UNK>`` for a LibriSpeech-style lexicon).
+    Without it, the vocabulary is </s>, <s>, ``unk`` and then every word in order of first use.
     Literal ``<s>``/``</s>`` tokens in the text are dropped (they are added around each line).
     """
     text = Path(text)
     closed = vocab is not None
-    words = list(vocab) if closed else list(_SPECIAL)
+    unk_symbol = unk
+    words = list(vocab) if closed else [EOS, BOS, unk_symbol]
     index = {w: i for i, w in enumerate(words)}
-    unk = index[UNK]
+    missing = [w for w in (EOS, BOS, unk_symbol) if w not in index]
+    if missing:
+        raise LMError(f"vocabulary lacks {' '.join(missing)}")
+    unk = index[unk_symbol]
     bos, eos = index[BOS], index[EOS]
     chunks: list[np.ndarray] = []
     lengths: list[int] = []
@@ -163,7 +171,7 @@ def read_corpus(text: str | os.PathLike, vocab: list[str] | None = None, batch_l
     corpus = Corpus(words, tokens, starts, S, int(lens.sum()), oov, skipped, len(oov_words))
     if oov:
         logger.info("%s: %d of %d words (%d types) not in the vocabulary, mapped to %s",
-                    text, oov, corpus.num_words, len(oov_words), UNK)
+                    text, oov, corpus.num_words, len(oov_words), unk_symbol)
     if skipped:
         logger.info("%s: skipped %d empty lines", text, skipped)
     return corpus
@@ -209,57 +217,44 @@ def count_ngrams(corpus: Corpus, order: int, chunk: int = DEFAULT_CHUNK) -> Ngra
     counts.count.append(np.bincount(tok, minlength=V).astype(np.int64))
     counts.suffix.append(np.zeros(V, np.int64))
     row_prev = tok  # row of the (k-1)-gram starting at each position (order 1: the word id)
-    dtype = np.int32
     for k in tqdm(range(2, order + 1), desc="counting", leave=False, disable=T < 5_000_000):
         starts = np.flatnonzero(rem >= k)
-        # pass 1: unique keys and counts, chunk by chunk, then merged
-        uniq, cnt = [], []
+        # each chunk: its unique keys, counts and the local index of every position's key
+        parts = []
         for c0 in range(0, len(starts), chunk):
             p = starts[c0:c0 + chunk]
             key = row_prev[p].astype(np.int64) * V + tok[p + (k - 1)]
-            u, c = np.unique(key, return_counts=True)
-            uniq.append(u)
-            cnt.append(c)
-        if len(uniq) == 1:
-            keys, n = uniq[0], cnt[0].astype(np.int64)
-        elif uniq:
-            allk = np.concatenate(uniq)
-            keys, inv = np.unique(allk, return_inverse=True)
-            n = np.bincount(inv, weights=np.concatenate(cnt), minlength=len(keys)).astype(np.int64)
-            del allk, inv
+            u, inv, c = np.unique(key, return_inverse=True, return_counts=True)
+            parts.append((u, inv.astype(np.int32), c))
+            del key
+        if len(parts) == 1:
+            keys, inv, n = parts[0]
+            rows = inv
+        elif parts:
+            keys = np.sort(np.concatenate([u for u, _, _ in parts]))
+            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # sort-based (np.unique may hash: slow)
+            n = np.zeros(len(keys), np.int64)
+            rows = np.empty(len(starts), np.int64 if len(keys) >= 2**31 else np.int32)
+            c0 = 0
+            for u, inv, c in parts:
+                idx = np.searchsorted(keys, u)  # sorted queries: cache friendly
+                n[idx] += c
+                rows[c0:c0 + len(inv)] = idx[inv]
+                c0 += len(inv)
         else:
-            keys, n = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        del uniq, cnt
-        # pass 2: row of every position's k-gram (needed for order k+1)
+            keys, n, rows = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int32)
+        del parts
+        # suffix (the n-gram without its first word) of the k-gram at p starts at p + 1
+        suffix = np.zeros(len(keys), np.int64)
+        suffix[rows] = row_prev[starts + 1]
         if k < order:
-            if len(keys) >= np.iinfo(np.int32).max:
-                dtype = np.int64
-            row = np.full(T, -1, dtype=dtype)
-            for c0 in range(0, len(starts), chunk):
-                p = starts[c0:c0 + chunk]
-                key = row_prev[p].astype(np.int64) * V + tok[p + (k - 1)]
-                row[p] = np.searchsorted(keys, key)
+            row = np.full(T, -1, dtype=rows.dtype)
+            row[starts] = rows
             row_prev = row
+        del rows, starts
         prefix = keys // V
-        word = keys - prefix * V
         counts.prefix.append(prefix)
-        counts.word.append(word)
-        counts.count.append(n)
-        counts.suffix.append(_suffix_rows(counts, k))
-        del starts
+        counts.word.append(keys - prefix * V)
+        counts.count.append(n.astype(np.int64))
+        counts.suffix.append(suffix)
     return counts
-
-
-def _suffix_rows(counts: NgramCounts, k: int) -> np.ndarray:
-    """Rows in order k-1 of each order-k n-gram without its first word (all exist in counts)."""
-    word = counts.word[k - 1]
-    if k == 2:
-        return word.copy()
-    V = len(counts.words)
-    prefix_suffix = counts.suffix[k - 2][counts.prefix[k - 1]]  # row (order k-2) of prefix minus first word
-    q = prefix_suffix * V + word
-    keys_lower = counts.prefix[k - 2] * V + counts.word[k - 2]
-    rows = np.searchsorted(keys_lower, q)
-    if len(rows) and (rows.max() >= len(keys_lower) or not np.array_equal(keys_lower[rows], q)):
-        raise LMError(f"internal error: an order-{k} n-gram has no order-{k - 1} suffix")
-    return rows

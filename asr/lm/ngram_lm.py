@@ -21,8 +21,8 @@ Lookup API (for perplexity and lattice rescoring):
 - ``logprob(word, history)``: log10 p(word | history) with exact back-off
   (history is a tuple of words, oldest first; only the last ``order - 1`` matter).
 - ``score_sentence(words)``: sum over the words and ``</s>`` with ``<s>`` as first history.
-- ``word_id(word)``: id, with words outside the vocabulary mapped to ``<unk>`` when the
-  model has it (else :class:`asr.errors.LMError`).
+- ``word_id(word)``: id, with words outside the vocabulary mapped to ``<unk>`` (or ``<UNK>``)
+  when the model has it (else :class:`asr.errors.LMError`).
 - State API, as Kaldi's ``lmrescore-const-arpa`` uses it: ``context_state(history_ids)``
   maps a history (tuple of word ids) to its longest suffix that exists as an n-gram in the
   model. ``p(w | history) == p(w | context_state(history))`` exactly, so states can be
@@ -31,11 +31,12 @@ Lookup API (for perplexity and lattice rescoring):
   single dict hit). ``start_state()`` is the state after ``<s>``.
 - ``logprob_batch(word_ids, histories)``: vectorised log10 probabilities for many
   (history, word) pairs at once (histories as an int array padded on the left with -1).
+- ``score_batch(states, word_ids)``: vectorised ``score_ids`` (probabilities and next states);
+  ``find_rows_batch(ngrams)``: rows of many n-grams at once (-1 where absent).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Iterable, Sequence
 
@@ -43,11 +44,11 @@ import numpy as np
 
 from asr.errors import LMError
 
-logger = logging.getLogger(__name__)
 
 BOS = "<s>"
 EOS = "</s>"
 UNK = "<unk>"
+UNK_SYMBOLS = (UNK, "<UNK>")  # recognised as the LM's unknown-word symbol, in this order
 LOG10_ZERO = -99.0  # ARPA's "probability zero" (used for <s>)
 
 
@@ -82,7 +83,7 @@ class NgramLM:
                 raise LMError(f"order {k + 1} keys are not strictly increasing")
         self.bos = self.vocab.get(BOS, -1)
         self.eos = self.vocab.get(EOS, -1)
-        self.unk = self.vocab.get(UNK, -1)
+        self.unk = next((self.vocab[w] for w in UNK_SYMBOLS if w in self.vocab), -1)
         self._index: list[dict[int, int] | None] = [None] * self.order
         self._score_cache: dict[tuple[tuple[int, ...], int], tuple[float, tuple[int, ...]]] = {}
 
@@ -183,8 +184,12 @@ class NgramLM:
         (any h; only the last order-1 columns are used). Returns float64 [n].
         """
         words = np.asarray(words, dtype=np.int64)
-        hist = np.asarray(histories, dtype=np.int64).reshape(len(words), -1)
         n = len(words)
+        hist = np.asarray(histories, dtype=np.int64)
+        if hist.ndim != 2:
+            hist = hist.reshape(n, -1) if hist.size else np.zeros((n, 0), np.int64)
+        if hist.shape[0] != n:
+            raise LMError(f"logprob_batch: {n} words but {hist.shape[0]} histories")
         H = self.order - 1
         if hist.shape[1] > H:
             hist = hist[:, hist.shape[1] - H:]
@@ -210,6 +215,35 @@ class NgramLM:
                 bo = ok & ~done
                 result[bo] += self.backoffs[clen - 1][ctx_row[bo]]
         return result
+
+    def find_rows_batch(self, ngrams: np.ndarray) -> np.ndarray:
+        """Rows of many n-grams of one order (int array [n, k]; ids < 0 never match), -1 if absent."""
+        ngrams = np.asarray(ngrams, dtype=np.int64)
+        if ngrams.ndim != 2 or ngrams.shape[1] == 0:
+            raise LMError("find_rows_batch needs an [n, k >= 1] array of word ids")
+        return self._rows_batch(ngrams)
+
+    def score_batch(self, states: Sequence[tuple[int, ...]], words: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+        """Vectorised :meth:`score_ids`: (log10 probs [n], reduced states after each word)."""
+        words = np.asarray(words, dtype=np.int64)
+        n = len(words)
+        H = self.order - 1
+        if H == 0:
+            return self.logprobs[0][words].copy(), [()] * n
+        hist = np.full((n, H), -1, np.int64)
+        for i, st in enumerate(states):
+            if st:
+                hist[i, H - len(st):] = st[-H:]
+        lp = self.logprob_batch(words, hist)
+        ext = np.concatenate([hist, words[:, None]], axis=1)[:, 1:]
+        length = np.zeros(n, np.int64)
+        for L in range(H, 0, -1):  # longest suffix of (state, word) that is an n-gram
+            todo = np.flatnonzero(length == 0)
+            if len(todo) == 0:
+                break
+            rows = self._rows_batch(ext[todo, H - L:])
+            length[todo[rows >= 0]] = L
+        return lp, [tuple(e[H - L:]) if L else () for e, L in zip(ext.tolist(), length.tolist())]
 
     # ------------------------------------------------------------------ helpers
     def _child(self, k: int, prefix_row: int, w: int) -> int:
@@ -253,7 +287,7 @@ class NgramLM:
             row = self.prefix[j - 1][row]
         return out
 
-    def context_sums_ok(self, tol: float = 1e-6) -> list[float]:
+    def context_sum_errors(self) -> list[float]:
         """Max |1 - sum_w p(w|h)| per order over all contexts h (for tests and sanity checks).
 
         For each context of order k (an n-gram of order k-1 that has children, and the

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.errors import LMError
-from asr.lm.ngram_lm import BOS, EOS, LOG10_ZERO, NgramLM
+from asr.lm.ngram_lm import EOS, LOG10_ZERO, NgramLM
 
 
 @dataclass
@@ -139,4 +139,4 @@ def _score_batch(lm: NgramLM, sentences: list[list[str]], res: PerplexityResult,
     res.logprob += float(lp[~excluded & ~zero].sum())
 
 
-__all__ = ["PerplexityResult", "perplexity", "score_sentences", "BOS"]
+__all__ = ["PerplexityResult", "perplexity", "score_sentences"]

@@ -38,7 +38,7 @@ import numpy as np
 
 from asr.errors import LMError
 from asr.lm.counting import NgramCounts
-from asr.lm.ngram_lm import BOS, EOS, LOG10_ZERO, NgramLM
+from asr.lm.ngram_lm import LOG10_ZERO, NgramLM
 
 logger = logging.getLogger(__name__)
 
@@ -204,13 +204,13 @@ def _closure(lm: NgramLM, scores: list[np.ndarray]) -> list[np.ndarray]:
 
 def _empirical_context_logprob(lm: NgramLM, k: int, counts: NgramCounts, fallback: np.ndarray) -> np.ndarray:
     """log10 c(h) / N for the order-k rows h of lm, N = predicted tokens (all but <s>)."""
-    if counts.words != lm.words:
+    if counts.words[:len(lm.words)] != lm.words:
         raise LMError("history counts must use the LM's vocabulary (count the text with vocab=lm.words)")
     if k > counts.order:
         return fallback
     bos = lm.bos
     total = counts.count[0].sum() - (counts.count[0][bos] if bos >= 0 else 0)
-    rows = lookup_rows(counts.keys, len(lm.words), lm.ngram_words(k))
+    rows = lookup_rows(counts.keys, len(counts.words), lm.ngram_words(k))
     c = np.where(rows >= 0, counts.count[k - 1][np.maximum(rows, 0)], 0)
     out = fallback.copy()
     seen = c > 0
@@ -246,5 +246,5 @@ def _context_logprob(lm: NgramLM, k: int) -> np.ndarray:
 
 __all__ = [
     "prune_entropy", "prune_by_count", "relative_entropy_scores", "threshold_for_target",
-    "subset", "recompute_backoffs", "lookup_rows", "BOS", "EOS",
+    "subset", "recompute_backoffs", "lookup_rows",
 ]

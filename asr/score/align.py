@@ -116,9 +116,27 @@ def counts_many(pairs: Sequence[tuple[Sequence[str], Sequence[str]]], rule: str 
 _OPS = np.array(["", "C", "S", "I", "D"])
 
 
-def _moves(pairs, rule: str, batch: int = 512) -> list[str]:
+def _batches(order: list[int], ids, max_batch: int, max_cells: int):
+    """Consecutive groups of ``order`` with at most ``max_batch`` pairs and padded cost
+    tables of at most ``max_cells`` cells (a single long pair may exceed it alone)."""
+    group: list[int] = []
+    R = H = 0
+    for i in order:
+        r, h = len(ids[i][0]), len(ids[i][1])
+        R2, H2 = max(R, r), max(H, h)
+        if group and (len(group) >= max_batch or (len(group) + 1) * (R2 + 1) * (H2 + 1) > max_cells):
+            yield group
+            group, R2, H2 = [], r, h
+        group.append(i)
+        R, H = R2, H2
+    if group:
+        yield group
+
+
+def _moves(pairs, rule: str, max_batch: int = 512, max_cells: int = 4_000_000) -> list[str]:
     """Alignment operations of every pair as a string over C/S/I/D, in order. Pairs of
-    similar lengths are aligned together: cost tables and trace-backs are batched numpy."""
+    similar lengths are aligned together: cost tables and trace-backs are batched numpy
+    (tables of at most ``max_cells`` int64 cells per batch)."""
     if rule not in _COSTS:
         raise ValueError(f"unknown alignment rule {rule!r} (one of {RULES})")
     ins, dele, sub = _COSTS[rule]
@@ -127,8 +145,7 @@ def _moves(pairs, rule: str, batch: int = 512) -> list[str]:
            for r, h in pairs]
     out = [""] * len(pairs)
     by_len = sorted(range(len(pairs)), key=lambda i: (len(ids[i][0]), len(ids[i][1])))
-    for b0 in range(0, len(by_len), batch):
-        members = by_len[b0:b0 + batch]
+    for members in _batches(by_len, ids, max_batch, max_cells):
         lr = np.array([len(ids[i][0]) for i in members], np.int64)
         lh = np.array([len(ids[i][1]) for i in members], np.int64)
         R, H = int(lr.max()), int(lh.max())

@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="word error rate of a hypothesis text against a reference text (Kaldi compute-wer)",
         description=(
             "Compare two Kaldi text files (`utt-id word word ...`) and print Kaldi compute-wer's "
-            "lines: `%%WER 12.34 [ 5 / 40, 1 ins, 2 del, 2 sub ]`, `%%SER ...`, `Scored N "
+            "lines: `%WER 12.34 [ 5 / 40, 1 ins, 2 del, 2 sub ]`, `%SER ...`, `Scored N "
             "sentences, M not present in hyp.`. Default alignment: minimum edit distance with "
             "Kaldi's tie-breaking. --sclite: NIST sclite's weighted alignment (sub 4, ins 3, "
             "del 3, case-insensitive), whose per-utterance counts equal sclite's. Exit code 1 "
@@ -60,6 +60,8 @@ def run_compute_wer(args: argparse.Namespace) -> int:
     from asr.io.tables import read_table
     from asr.score.wer import format_details, format_per_speaker, format_summary, read_text, score_texts
 
+    if args.per_spk_out and not args.utt2spk:
+        raise FormatError("--per-spk-out needs --utt2spk")
     ref = read_text(args.ref)
     hyp = read_text(args.hyp)
     want_details = args.details or args.details_out is not None or args.utt2spk is not None
@@ -70,8 +72,6 @@ def run_compute_wer(args: argparse.Namespace) -> int:
         atomic_write_text(args.details_out, format_details(res))
     elif args.details:
         out.append(format_details(res))
-    if args.per_spk_out and not args.utt2spk:
-        raise FormatError("--per-spk-out needs --utt2spk")
     if args.utt2spk:
         from pathlib import Path
 
@@ -95,9 +95,10 @@ def register_lattice_commands(subparsers: argparse._SubParsersAction) -> None:
             "(default): for every LMWT and WIP the best path (min graph + WIP*words + "
             "acoustic/LMWT) -> DECODE_DIR/scoring/hyp_LMWT_WIP.txt and DECODE_DIR/wer_LMWT_WIP; "
             "the best pair -> DECODE_DIR/scoring/{best_wer,lmwt,wip,best_hyp.txt}; prints the "
-            "best %%WER line. Fixed pair (--lmwt N --wip P with single values, or --best-from "
+            "best %WER line. Fixed pair (--lmwt N --wip P with single values, or --best-from "
             "DEV_DECODE_DIR): DECODE_DIR/hyp.txt and, when DATA_DIR/text exists, DECODE_DIR/wer. "
-            "Reference utterances without a hypothesis count as empty ([PARTIAL])."
+            "The chosen pair's per-utterance alignments and per-speaker table: "
+            "DECODE_DIR/scoring/wer_details/{per_utt,per_spk}."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -105,6 +106,9 @@ def register_lattice_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("decode_dir", metavar="DECODE_DIR", help="decode dir with lat.<job>.gz")
     p.add_argument("--lmwt", default="7:17", help="LM weights: range LO:HI (integers), or a comma list")
     p.add_argument("--wip", default="0.0,0.5,1.0", help="word insertion penalties, comma list")
+    p.add_argument("--mode", choices=("all", "present"), default="all",
+                   help="reference utterances without a hypothesis: all = scored as empty; "
+                        "present = skipped (Kaldi score.sh)")
     p.add_argument("--best-from", metavar="DEV_DECODE_DIR", default=None,
                    help="apply the (LMWT, WIP) a sweep chose on this dev decode dir (fixed-pair mode)")
     p.add_argument("--words", metavar="WORDS_TXT", default=None,
@@ -131,6 +135,7 @@ def register_lattice_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lm-scale", type=float, default=1.0, help="scale of the new LM's cost")
     p.add_argument("--words", metavar="WORDS_TXT", default=None,
                    help="word symbol table of the lattices (default: looked up as for score-lattices)")
+    p.add_argument("--nj", type=int, default=1, help="lattice files rescored in parallel (processes)")
     p.set_defaults(func=run_lmrescore)
 
 
@@ -146,72 +151,18 @@ def run_score_lattices(args: argparse.Namespace) -> int:
     else:
         lmwts, wips = ls.parse_lmwts(args.lmwt), ls.parse_wips(args.wip)
     if len(lmwts) == 1 and len(wips) == 1:
-        res = ls.apply_fixed(args.data_dir, args.decode_dir, lmwts[0], wips[0], words)
+        res = ls.apply_fixed(args.data_dir, args.decode_dir, lmwts[0], wips[0], words, args.mode)
         if res is not None:
             sys.stdout.write(format_summary(res))
         return 0
-    best = ls.sweep(args.data_dir, args.decode_dir, lmwts, wips, words)
-    print(f"{format_summary(best.wer).splitlines()[0]} LMWT={ls._fmt_lmwt(best.lmwt)} WIP={best.wip}")
+    best = ls.sweep(args.data_dir, args.decode_dir, lmwts, wips, words, args.mode)
+    print(f"{format_summary(best.wer).splitlines()[0]} LMWT={ls.format_lmwt(best.lmwt)} WIP={best.wip}")
     return 0
 
 
 def run_lmrescore(args: argparse.Namespace) -> int:
-    import json
-    import logging
-    import shutil
-    import time
-    from pathlib import Path
+    from asr.decode.lmrescore import rescore_decode_dir
 
-    from asr.decode.lattice_io import read_lattices, write_lattices
-    from asr.decode.lmrescore import LatticeRescorer, read_words
-    from asr.io.atomic import atomic_write_text
-    from asr.lm.arpa import read_arpa
-    from asr.score.lattice_scoring import find_words_table, lattice_files
-
-    log = logging.getLogger("asr.lmrescore")
-    in_dir, out_dir = Path(args.in_dir), Path(args.out_dir)
-    files = lattice_files(in_dir)
-    if in_dir.resolve() == out_dir.resolve():
-        from asr.errors import DecodeError
-
-        raise DecodeError("OUT_DECODE_DIR must differ from IN_DECODE_DIR")
-    words_path = find_words_table(in_dir, args.words)
-    words = read_words(words_path)
-    t0 = time.perf_counter()
-    old, new = read_arpa(args.old_lm), read_arpa(args.new_lm)
-    t_load = time.perf_counter() - t0
-    rescorer = LatticeRescorer(old, new, words, lm_scale=args.lm_scale)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    n_utt = arcs_in = arcs_out = 0
-    from tqdm import tqdm
-
-    for path in files:
-        def gen(path=path):
-            nonlocal n_utt, arcs_in, arcs_out
-            for utt, lat in tqdm(read_lattices(path), desc=path.name, unit="utt", leave=False, disable=None):
-                out = rescorer.rescore(lat, utt)
-                n_utt += 1
-                arcs_in += lat.num_arcs
-                arcs_out += out.num_arcs
-                yield utt, out
-
-        write_lattices(out_dir / path.name, gen())
-    seconds = time.perf_counter() - t0
-    if not (out_dir / "words.txt").exists():
-        shutil.copyfile(words_path, out_dir / "words.txt")
-    info = {}
-    if (in_dir / "decode.json").is_file():
-        try:
-            info = json.loads((in_dir / "decode.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            info = {}
-    info["rescoring"] = {
-        "old_lm": str(args.old_lm), "new_lm": str(args.new_lm), "lm_scale": args.lm_scale,
-        "input": str(in_dir), "utterances": n_utt, "arcs_in": arcs_in, "arcs_out": arcs_out,
-        "lm_load_seconds": round(t_load, 3), "rescore_seconds": round(seconds, 3),
-    }
-    atomic_write_text(out_dir / "decode.json", json.dumps(info, indent=2) + "\n")
-    log.info("rescored %d lattices (%d -> %d arcs) in %.2f s (+%.2f s loading LMs)",
-             n_utt, arcs_in, arcs_out, seconds, t_load)
+    rescore_decode_dir(args.in_dir, args.out_dir, args.old_lm, args.new_lm, lm_scale=args.lm_scale,
+                       words_path=args.words, nj=args.nj)
     return 0

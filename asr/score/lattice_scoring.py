@@ -9,9 +9,12 @@ the chosen pair, ``scoring/best_hyp.txt`` its hypotheses. Ties go to the first p
 (WIP, LMWT) order. A fixed pair (the one chosen on dev, applied to test) writes
 ``DECODE_DIR/hyp.txt`` (and ``DECODE_DIR/wer`` when the data dir has a ``text``).
 
-Unlike Kaldi's score.sh (``compute-wer --mode=present``), reference utterances without a
-hypothesis (no lattice, or no successful path) are scored as empty hypotheses
-(``--mode all``: their words count as deletions, and the %WER line says [PARTIAL]).
+Unlike Kaldi's score.sh (``compute-wer --mode=present``), by default reference utterances
+without a hypothesis (no lattice, or no successful path) are scored as empty hypotheses
+(``mode="all"``: their words count as deletions, and the %WER line says [PARTIAL]);
+``mode="present"`` is Kaldi's choice. The best pair's (or the fixed pair's) per-utterance
+alignments and per-speaker table go to ``scoring/wer_details/{per_utt,per_spk}`` as in
+Kaldi's ``scoring_kaldi/wer_details``.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from pathlib import Path
 from asr.decode.lattice_io import best_paths, read_lattices
 from asr.errors import DecodeError, FormatError
 from asr.io.atomic import atomic_write_text
-from asr.io.tables import write_table
-from asr.score.wer import WerResult, format_summary, read_text, score_texts
+from asr.io.tables import read_table, write_table
+from asr.score.wer import WerResult, format_details, format_per_speaker, format_summary, read_text, score_texts
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +105,7 @@ def parse_wips(spec: str) -> list[str]:
     return out
 
 
-def _fmt_lmwt(x: float) -> str:
+def format_lmwt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
@@ -128,7 +131,8 @@ def decode_best_paths(decode_dir, weights: list[tuple[float, float]], words: lis
     return out
 
 
-def sweep(data_dir, decode_dir, lmwts: list[float], wips: list[str], words: list[str]) -> SweepResult:
+def sweep(data_dir, decode_dir, lmwts: list[float], wips: list[str], words: list[str],
+          mode: str = "all") -> SweepResult:
     """Score all (LMWT, WIP) pairs, write Kaldi-style files, return the best."""
     decode_dir = Path(decode_dir)
     ref = read_text(Path(data_dir) / "text")
@@ -137,28 +141,39 @@ def sweep(data_dir, decode_dir, lmwts: list[float], wips: list[str], words: list
     best: SweepResult | None = None
     lines = []
     for (lmwt, wip), hyp in zip(pairs, hyps):
-        name = f"{_fmt_lmwt(lmwt)}_{wip}"
+        name = f"{format_lmwt(lmwt)}_{wip}"
         write_table(decode_dir / "scoring" / f"hyp_{name}.txt", ((u, " ".join(w)) for u, w in hyp.items()))
-        res = score_texts(ref, hyp, mode="all", ref_name=str(Path(data_dir) / "text"), hyp_name=f"hyp_{name}.txt")
+        res = score_texts(ref, hyp, mode=mode, ref_name=str(Path(data_dir) / "text"), hyp_name=f"hyp_{name}.txt")
         summary = format_summary(res)
         atomic_write_text(decode_dir / f"wer_{name}", summary)
         lines.append(f"{summary.splitlines()[0]} {decode_dir / f'wer_{name}'}")
         if best is None or _rate(res) < _rate(best.wer):
             best = SweepResult(lmwt, wip, res, hyp)
     assert best is not None
-    name = f"{_fmt_lmwt(best.lmwt)}_{best.wip}"
+    name = f"{format_lmwt(best.lmwt)}_{best.wip}"
     atomic_write_text(decode_dir / "scoring" / "best_wer", f"{format_summary(best.wer).splitlines()[0]} {decode_dir / f'wer_{name}'}\n")
-    atomic_write_text(decode_dir / "scoring" / "lmwt", _fmt_lmwt(best.lmwt) + "\n")
+    atomic_write_text(decode_dir / "scoring" / "lmwt", format_lmwt(best.lmwt) + "\n")
     atomic_write_text(decode_dir / "scoring" / "wip", best.wip + "\n")
     write_table(decode_dir / "scoring" / "best_hyp.txt", ((u, " ".join(w)) for u, w in best.hyps.items()))
+    write_wer_details(data_dir, decode_dir / "scoring" / "wer_details", ref, best.hyps, mode)
     return best
+
+
+def write_wer_details(data_dir, out_dir: Path, ref: dict, hyp: dict, mode: str) -> None:
+    """Kaldi's ``scoring_kaldi/wer_details``: ``per_utt`` alignments and, when the data dir
+    has an ``utt2spk``, the ``per_spk`` table."""
+    res = score_texts(ref, hyp, mode=mode, details=True)
+    atomic_write_text(out_dir / "per_utt", format_details(res))
+    utt2spk = Path(data_dir) / "utt2spk"
+    if utt2spk.is_file():
+        atomic_write_text(out_dir / "per_spk", format_per_speaker(res, read_table(utt2spk, allow_empty_value=False)))
 
 
 def _rate(res: WerResult) -> float:
     return res.errors / res.num_words if res.num_words else float(res.errors)
 
 
-def apply_fixed(data_dir, decode_dir, lmwt: float, wip: str, words: list[str]) -> WerResult | None:
+def apply_fixed(data_dir, decode_dir, lmwt: float, wip: str, words: list[str], mode: str = "all") -> WerResult | None:
     """Best paths at one (LMWT, WIP): write DECODE_DIR/hyp.txt, and DECODE_DIR/wer when the
     data dir has a text. Returns the WER result or None without a reference."""
     decode_dir = Path(decode_dir)
@@ -167,8 +182,10 @@ def apply_fixed(data_dir, decode_dir, lmwt: float, wip: str, words: list[str]) -
     text = Path(data_dir) / "text" if data_dir is not None else None
     if text is None or not text.is_file():
         return None
-    res = score_texts(read_text(text), hyp, mode="all", ref_name=str(text), hyp_name=str(decode_dir / "hyp.txt"))
+    ref = read_text(text)
+    res = score_texts(ref, hyp, mode=mode, ref_name=str(text), hyp_name=str(decode_dir / "hyp.txt"))
     atomic_write_text(decode_dir / "wer", format_summary(res))
+    write_wer_details(data_dir, decode_dir / "scoring" / "wer_details", ref, hyp, mode)
     return res
 
 

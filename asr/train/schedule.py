@@ -12,7 +12,7 @@ resumed run gets exactly the rates of an uninterrupted one.
     schedule:
       type: constant | exponential | warmup_exponential | warmup_cosine
       decay: 0.5             # exponential: lr × decay per epoch (continuous in updates)
-      warmup_updates: 500    # warmup_*: linear ramp from 0
+      warmup_updates: 500    # warmup_*: linear ramp from 0 (at most a fifth of all updates)
       final_lr_factor: 0.05  # warmup_*: lr at the last update = lr × final_lr_factor
       min_lr: 0.0
 """
@@ -55,7 +55,8 @@ def lr_at(update: int, updates_per_epoch: int, total_updates: int, cfg: dict[str
         decay = float(sched.get("decay", 0.5))
         return max(min_lr, lr * decay ** (update / max(1, updates_per_epoch)))
     if kind in ("warmup_exponential", "warmup_cosine"):
-        warm = int(sched.get("warmup_updates", 0))
+        # a warm-up longer than a fifth of the run (tiny corpora) is shortened to that
+        warm = min(int(sched.get("warmup_updates", 0)), total_updates // 5)
         final = float(sched.get("final_lr_factor", 0.05))
         if update < warm:
             return lr * (update + 1) / warm

@@ -23,8 +23,10 @@ class ChannelConfig:
     pad_s: tuple[float, float] = (0.15, 0.5)
 
 
-def colored_noise(kind: str, n: int, rng: np.random.Generator, babble_bank: list[np.ndarray] | None = None) -> np.ndarray:
-    """Unit-RMS noise of ``n`` samples: white, pink (1/f), brown (1/f²) or babble."""
+def colored_noise(kind: str, n: int, rng: np.random.Generator, babble_bank: list[np.ndarray] | None = None,
+                  sample_rate: int = 16000) -> np.ndarray:
+    """Unit-RMS noise of ``n`` samples: white, pink (power 1/f), brown (1/f²) — both flat
+    below 40 Hz so the power lies where speech features look — or babble."""
     if kind == "babble":
         if not babble_bank:
             kind = "pink"
@@ -36,18 +38,18 @@ def colored_noise(kind: str, n: int, rng: np.random.Generator, babble_bank: list
                 idx = (start + np.arange(n)) % len(src)
                 out += src[idx] * rng.uniform(0.5, 1.0)
             return _unit_rms(out)
-    white = rng.standard_normal(n)
     if kind == "white":
-        return _unit_rms(white)
-    spec = np.fft.rfft(white)
-    f = np.arange(len(spec), dtype=np.float64)
-    f[0] = 1.0
-    exponent = 0.5 if kind == "pink" else 1.0  # amplitude ∝ f^-exponent
+        return _unit_rms(rng.standard_normal(n))
     if kind not in ("pink", "brown"):
         raise ValueError(f"unknown noise type {kind!r}")
-    spec = spec / f**exponent
+    # shape a random spectrum directly: amplitude ∝ f^-1/2 (pink) or f^-1 (brown)
+    size = 1 << max(n - 1, 1).bit_length()
+    half = size // 2 + 1
+    spec = rng.standard_normal(half) + 1j * rng.standard_normal(half)
+    f = np.maximum(np.arange(half, dtype=np.float64), 40.0 * size / sample_rate)
+    spec /= f ** (0.5 if kind == "pink" else 1.0)
     spec[0] = 0.0
-    return _unit_rms(np.fft.irfft(spec, n))
+    return _unit_rms(np.fft.irfft(spec, size)[:n])
 
 
 def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -95,7 +97,7 @@ def apply_channel(
         info["rt60"] = round(rt60, 3)
     kind = NOISE_TYPES[int(rng.integers(len(NOISE_TYPES)))]
     snr = float(rng.uniform(*config.snr_db))
-    noise = colored_noise(kind, total, rng, babble_bank)
+    noise = colored_noise(kind, total, rng, babble_bank, sample_rate)
     seg = x[lead:lead + len(speech)]
     speech_power = float(np.mean(seg * seg)) if len(seg) else 0.0
     y = x + noise * np.sqrt(speech_power / 10 ** (snr / 10))

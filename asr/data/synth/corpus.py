@@ -79,7 +79,7 @@ def build_corpus(out_dir: str | os.PathLike, config: CorpusConfig, nj: int = 1, 
             old = json.loads(summary_path.read_text())
         except (OSError, json.JSONDecodeError):
             old = {}
-        if old.get("config") == config.to_json():
+        if old.get("config") == config.to_json() and all((out / s / "wav.scp").exists() for s in SPLITS):
             log.info("%s: corpus already complete with this configuration; skipping", out)
             return old
     _check_config(config)

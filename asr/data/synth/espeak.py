@@ -3,7 +3,11 @@
 Synchronous synthesis with phoneme events: every phoneme event carries the espeak
 phoneme mnemonic and the absolute sample index where its sound starts; word events carry
 the character position of the word in the input text. The library keeps global state
-and is not thread-safe: use one ``Espeak`` per process (``Espeak.instance()``).
+and is not thread-safe: use one ``Espeak`` per process (``Espeak.instance()``). Its
+state also carries over from one synthesis to the next (pitch-flutter and waveform
+phase, sample counters), so repeatable audio needs a fresh engine per text:
+``asr.data.synth.zygote``. This module imports nothing heavy (no numpy), which keeps
+that fork server small.
 """
 
 from __future__ import annotations
@@ -11,8 +15,6 @@ from __future__ import annotations
 import ctypes
 import logging
 from dataclasses import dataclass
-
-import numpy as np
 
 from asr.errors import AudioError
 
@@ -53,7 +55,7 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctype
 
 @dataclass
 class Synthesis:
-    """One synthesised text: int16 samples at ``sample_rate`` and its events.
+    """One synthesised text: ``pcm`` (int16 native-endian bytes) at ``sample_rate`` and its events.
 
     ``events``: in the order espeak emitted them, ``("P", start_sample, mnemonic)`` for a
     phoneme (mnemonics include stress marks, and pauses such as ``_`` or ``_:``) and
@@ -61,9 +63,16 @@ class Synthesis:
     word in the text). A phoneme belongs to the word announced last before it.
     """
 
-    samples: np.ndarray
+    pcm: bytes
     sample_rate: int
     events: list[tuple[str, int, object]]
+
+    @property
+    def samples(self):
+        """The samples as an int16 numpy array."""
+        import numpy as np
+
+        return np.frombuffer(self.pcm, dtype=np.int16)
 
 
 class Espeak:
@@ -101,7 +110,7 @@ class Espeak:
         if rate <= 0:
             raise AudioError(f"espeak-ng failed to initialise (data path {data.decode()})")
         self.sample_rate = rate
-        self._chunks: list[np.ndarray] = []
+        self._chunks: list[bytes] = []
         self._events: list[tuple[str, int, object]] = []
         self._callback = _CALLBACK(self._on_audio)  # keep a reference: C holds the pointer
         self._lib.espeak_SetSynthCallback(self._callback)
@@ -109,7 +118,7 @@ class Espeak:
 
     def _on_audio(self, wav, num_samples, events) -> int:
         if num_samples > 0:
-            self._chunks.append(np.ctypeslib.as_array(wav, (num_samples,)).copy())
+            self._chunks.append(ctypes.string_at(wav, 2 * num_samples))
         i = 0
         while events[i].type != _EVENT_LIST_TERMINATED:
             ev = events[i]
@@ -154,5 +163,4 @@ class Espeak:
         err = self._lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
         if err != 0:
             raise AudioError(f"espeak-ng synthesis failed (error {err}) for {text!r}")
-        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return Synthesis(samples, self.sample_rate, self._events)
+        return Synthesis(b"".join(self._chunks), self.sample_rate, self._events)

@@ -10,6 +10,7 @@ boundary by the fewest frames needed), so a 3-state HMM fits in every phone.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -150,9 +151,11 @@ def _edit_distance(a: tuple[str, ...], b: tuple[str, ...]) -> int:
 CONTEXT_FOLLOWERS = ("is", "for")
 
 
-def context_pronunciations(word: str, voice: str) -> list[tuple[str, ...]]:
+@functools.lru_cache(maxsize=None)
+def context_pronunciations(word: str, voice: str) -> tuple[tuple[str, ...], ...]:
     """espeak's pronunciations of ``word`` by ``voice`` (phonemised, not synthesised):
-    alone, and before a vowel and a consonant (distinct, in that order)."""
+    alone, and before a vowel and a consonant (distinct, in that order). Cached: text-only
+    phonemisation depends on nothing else."""
     out: list[tuple[str, ...]] = []
     for follower in ("",) + CONTEXT_FOLLOWERS:
         groups = Espeak.instance().phonemize(f"{word} {follower}".strip(), voice)
@@ -164,7 +167,7 @@ def context_pronunciations(word: str, voice: str) -> list[tuple[str, ...]]:
         pron = tuple(p for p in phones if p and p != SILENCE)
         if pron and pron not in out:
             out.append(pron)
-    return out
+    return tuple(out)
 
 
 def frame_segments(
@@ -220,17 +223,19 @@ def frame_segments(
 
 
 def render_utterance(
+    engine,
     spec: UttSpec, wav_path: str, channel: ChannelConfig, babble_bank: list[np.ndarray],
     known_prons: dict[str, list[tuple[str, ...]]] | None = None, min_phone_frames: int = 3,
 ) -> UttResult:
-    """Synthesise, segment, pass through the channel and write ``wav_path`` (16 kHz, 16 bit).
+    """Synthesise with ``engine`` (a ``FreshEspeak``), segment, pass through the channel and
+    write ``wav_path`` (16 kHz, 16 bit).
     Errors in the events are returned in ``UttResult.error`` (nothing written)."""
     import soundfile as sf
     import soxr
 
     res = UttResult(spec.utt)
     espeak_seed = int(np.random.SeedSequence(list(spec.seed)).generate_state(1)[0])
-    syn = Espeak.instance().synthesize(" ".join(spec.words), spec.voice, spec.rate, spec.pitch, spec.pitch_range,
+    syn = engine.synthesize(" ".join(spec.words), spec.voice, spec.rate, spec.pitch, spec.pitch_range,
                                        espeak_seed)
     speech = soxr.resample(syn.samples.astype(np.float64) / 32768.0, syn.sample_rate, SAMPLE_RATE)
     speech_frames = int(np.ceil(len(speech) / FRAME))

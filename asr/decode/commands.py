@@ -1,0 +1,88 @@
+"""Commands of the decode stage: ``asr decode``, ``asr transcribe``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _search_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-dir", required=True, help="self-contained model dir (docs/contracts.md)")
+    p.add_argument("--graph-dir", default=None, help="graph dir with HCLG.fst and words.txt (default MODEL_DIR/graph); "
+                   "graphs made by Kaldi's mkgraph.sh are accepted")
+    p.add_argument("--acoustic-scale", type=float, default=0.1, help="scale of log p(s|x) - log p(s)")
+    p.add_argument("--beam", type=float, default=13.0, help="search beam")
+    p.add_argument("--max-active", type=int, default=7000, help="max active states (1-best decoder)")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "decode",
+        help="decode a data dir with features: hyp.txt, lattices, decode.json, wer",
+        description="Decode DATA_DIR (feats.scp; cmvn.scp for per-speaker CMVN) with the model dir's network, "
+        "priors, transition model and HCLG into DECODE_DIR: hyp.txt (1-best), lat.<job>.gz (word lattices, "
+        "Kaldi text format, with --lattices), decode.json (options, frames, forward/search seconds, RTF) and "
+        "wer when DATA_DIR/text exists. Without --lattices the 1-best comes from FasterDecoder (beam, "
+        "max-active); with --lattices from LatticeSimpleDecoder (beam, lattice-beam; no max-active).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("decode_dir", metavar="DECODE_DIR")
+    _search_options(p)
+    p.add_argument("--lattice-beam", type=float, default=8.0, help="lattice pruning beam")
+    p.add_argument("--lattices", action="store_true", help="write word lattices lat.<job>.gz (for lmrescore)")
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs (processes)")
+    p.add_argument("--num-threads", type=int, default=1, help="torch threads per job")
+    p.add_argument("--batch-size", type=int, default=8, help="utterances per network forward batch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_decode)
+
+    t = subparsers.add_parser(
+        "transcribe",
+        help="transcribe audio files with a model dir: prints '<id> <words>' per file",
+        description="Transcribe audio files (any format soundfile reads, any sample rate: resampled to the "
+        "model's; multi-channel audio is averaged) with a self-contained model dir: fbank features with the "
+        "model's options, per-utterance CMVN, network, 1-best search. Prints '<id> <words>' per file, id = "
+        "file stem. A file that cannot be read gets a one-line error on stderr; the others are still "
+        "transcribed, and the exit code is 1.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    t.add_argument("audio", nargs="+", metavar="AUDIO")
+    _search_options(t)
+    t.set_defaults(func=_transcribe)
+
+
+def _config(args):
+    from asr.decode.search import SearchConfig
+    from asr.errors import ConfigError
+
+    if args.acoustic_scale <= 0 or args.beam <= 0 or args.max_active <= 0:
+        raise ConfigError("--acoustic-scale, --beam and --max-active must be positive")
+    return SearchConfig(beam=args.beam, max_active=args.max_active,
+                        lattice_beam=getattr(args, "lattice_beam", 8.0), acoustic_scale=args.acoustic_scale)
+
+
+def _decode(args) -> int:
+    from asr.decode.decode_dir import decode_data_dir
+
+    info = decode_data_dir(args.model_dir, args.data_dir, args.decode_dir, graph_dir=args.graph_dir, nj=args.nj,
+                           cfg=_config(args), lattices=args.lattices, batch_size=args.batch_size,
+                           num_threads=args.num_threads, progress=not args.no_progress)
+    print(f"decoded {info['utterances']} utterances ({info['audio_seconds']:.1f} s audio): "
+          f"RTF {info['rtf']} (forward {info['rtf_forward']}, search {info['rtf_search']})")
+    if "wer" in info:
+        print(info["wer"])
+    return 0
+
+
+def _transcribe(args) -> int:
+    from asr.decode.decode_dir import transcribe_files
+
+    rc = 0
+    for uid, words, err in transcribe_files(args.model_dir, args.audio, args.graph_dir, _config(args)):
+        if err is not None:
+            print(f"asr transcribe: error: {err}", file=sys.stderr, flush=True)
+            rc = 1
+        else:
+            print(f"{uid} {' '.join(words)}".rstrip(), flush=True)
+    return rc

@@ -1,0 +1,119 @@
+"""A recognizer loaded from a self-contained model dir (docs/contracts.md):
+
+network (model.safetensors + model.yaml), log_priors.npy, final.mdl (transition model),
+graph/HCLG.fst + graph/words.txt, fbank.conf. ``Recognizer`` turns feature matrices
+into scaled log-likelihoods (network forward) and those into words (search).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from asr.decode.decodable import scaled_loglikes
+from asr.decode.search import Result, SearchConfig, Searcher
+from asr.errors import DecodeError, ModelError
+
+log = logging.getLogger(__name__)
+
+
+def read_words(path: str | os.PathLike) -> dict[int, str]:
+    out: dict[int, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.split()
+            if len(parts) != 2:
+                if parts:
+                    raise ModelError(f"{path}:{lineno}: expected 'word id'")
+                continue
+            out[int(parts[1])] = parts[0]
+    return out
+
+
+@dataclass
+class Timing:
+    forward_s: float = 0.0
+    search_s: float = 0.0
+    frames: int = 0
+    utts: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def add(self, other: "Timing") -> None:
+        self.forward_s += other.forward_s
+        self.search_s += other.search_s
+        self.frames += other.frames
+        self.utts += other.utts
+
+
+class Recognizer:
+    def __init__(self, model_dir, graph_dir=None, cfg: SearchConfig | None = None, load_network: bool = True):
+        from asr.graph.mkgraph import load_graph
+        from asr.hmm.transition_model import TransitionModel
+
+        self.model_dir = Path(model_dir)
+        if not self.model_dir.is_dir():
+            raise ModelError(f"{model_dir}: no such model dir")
+        self.graph_dir = Path(graph_dir) if graph_dir else self.model_dir / "graph"
+        self.cfg = cfg or SearchConfig()
+        for p in (self.model_dir / "final.mdl", self.model_dir / "log_priors.npy", self.graph_dir / "HCLG.fst",
+                  self.graph_dir / "words.txt"):
+            if not p.exists():
+                raise ModelError(f"model dir incomplete: missing {p}")
+        self.tm = TransitionModel.read(self.model_dir / "final.mdl")
+        self.log_priors = np.load(self.model_dir / "log_priors.npy").astype(np.float32)
+        self.words = read_words(self.graph_dir / "words.txt")
+        self.graph = load_graph(self.graph_dir / "HCLG.fst", self.tm.tid2pdf)  # input labels pdf + 1
+        if len(self.log_priors) < self.tm.num_pdfs:
+            raise ModelError(f"{self.model_dir}/log_priors.npy has {len(self.log_priors)} pdfs, "
+                             f"final.mdl needs {self.tm.num_pdfs}")
+        self.model = self.config = None
+        if load_network:
+            from asr.nnet.model_dir import load_acoustic_model
+
+            self.model, self.config = load_acoustic_model(self.model_dir)
+            if int(self.config["num_pdfs"]) != len(self.log_priors):
+                raise ModelError(f"{self.model_dir}: network has {self.config['num_pdfs']} outputs, "
+                                 f"log_priors.npy {len(self.log_priors)}")
+        self.searcher = Searcher(self.graph, self.cfg)
+
+    @property
+    def cmvn_mode(self) -> str:
+        return str((self.config or {}).get("cmvn", "speaker"))
+
+    def forward(self, feats_list: list[np.ndarray]) -> list[np.ndarray]:
+        """Scaled log-likelihoods [T, num_pdfs] for each utterance's (normalised) features."""
+        from asr.decode.decodable import network_log_posteriors
+
+        if self.model is None:
+            raise DecodeError("recognizer loaded without a network")
+        posts = network_log_posteriors(self.model, self.config, feats_list)
+        return [scaled_loglikes(p, self.log_priors, self.cfg.acoustic_scale) for p in posts]
+
+    def search(self, loglik: np.ndarray, lattice: bool = False) -> Result:
+        if loglik.shape[1] < self.tm.num_pdfs:
+            raise DecodeError(f"acoustic matrix has {loglik.shape[1]} pdfs, the transition model {self.tm.num_pdfs}")
+        if lattice:
+            return self.searcher.lattice(loglik)
+        return self.searcher.best(loglik)
+
+    def to_words(self, ids: list[int]) -> list[str]:
+        try:
+            return [self.words[i] for i in ids]
+        except KeyError as e:
+            raise DecodeError(f"word id {e} not in {self.graph_dir}/words.txt") from None
+
+    def recognize(self, feats_list: list[np.ndarray], lattice: bool = False) -> tuple[list[Result], Timing]:
+        t = Timing()
+        t0 = time.perf_counter()
+        ll = self.forward(feats_list)
+        t1 = time.perf_counter()
+        res = [self.search(m, lattice) for m in ll]
+        t.forward_s, t.search_s = t1 - t0, time.perf_counter() - t1
+        t.frames = sum(len(m) for m in ll)
+        t.utts = len(ll)
+        return res, t
