@@ -97,6 +97,18 @@ def test_table_appends_markdown_and_json(tmp_path):
         "dev_frame_acc": 0.45, "train_frames_per_s": 1100.0, "updates": 200, "test_wer_first_pass": 9.0}
 
 
+def test_rerun_replaces_its_own_section():
+    a = fs.markdown_table("Depth", "c1", [])
+    b = fs.markdown_table("Families", "c2", [])
+    doc = fs.replace_or_append("# Results\n", "Depth", a)
+    doc = fs.replace_or_append(doc, "Families", b)
+    assert doc == "# Results\n\n" + a + "\n" + b
+    a2 = fs.markdown_table("Depth", "c3", [])
+    assert fs.replace_or_append(doc, "Depth", a2) == "# Results\n\n" + a2 + "\n" + b
+    b2 = fs.markdown_table("Families", "c4", [])
+    assert fs.replace_or_append(doc, "Families", b2) == "# Results\n\n" + a + "\n" + b2
+
+
 def test_table_rejects_bad_spec_and_bad_json(tmp_path):
     rc = subprocess.run([sys.executable, str(HELPER), "table", "--title", "t", "--command", "c",
                          "--results", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "R.md"),

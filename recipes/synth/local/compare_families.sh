@@ -24,10 +24,11 @@ base_config=../../conf/lstmp.yaml   # its training: section (and cell_clip/init_
 train_data=data/train
 dev_data=data/dev
 test_data=data/test
-tree_dir=exp/tree                    # ali.pdf.ark, num_pdfs, final.mdl, tree (stage 3)
-dev_ali=exp/tree/ali_dev.pdf.ark     # dev alignments (frame accuracy monitor)
+tree_dir=exp/tree                    # ali.pdf.ark, num_pdfs, silence_pdfs.int, final.mdl, tree (stage 3)
+dev_ali=exp/ali_dev/ali.pdf.ark      # dev alignments (frame accuracy monitor, stage 3)
 graph_dir=exp/graph                  # HCLG of the pruned LM (stage 5)
 lang_dir=data/lang
+fbank_conf=../../conf/fbank.conf
 budget=300000                        # parameters per system (all layers + output layer)
 epochs=4                             # epochs per system: same data, streams and chunk -> same updates
 max_updates=""                       # optional cap on updates (dev accuracy is measured at epoch ends)
@@ -39,12 +40,12 @@ do_families=true
 do_depth=true
 nj=2
 out=exp/compare
-__options="base_config train_data dev_data test_data tree_dir dev_ali graph_dir lang_dir budget epochs max_updates layers depth_layers systems depth_systems do_families do_depth nj out"
+__options="base_config train_data dev_data test_data tree_dir dev_ali graph_dir lang_dir fbank_conf budget epochs max_updates layers depth_layers systems depth_systems do_families do_depth nj out"
 . ../../scripts/parse_options.sh || exit 1
 
 [ -f "$base_config" ] || die "no base config $base_config (--base-config)"
 require "$train_data/feats.scp" "$test_data/feats.scp" 2
-require "$tree_dir/ali.pdf.ark" "$tree_dir/num_pdfs" 3
+require "$tree_dir/ali.pdf.ark" "$tree_dir/num_pdfs" "$tree_dir/silence_pdfs.int" 3
 require "$graph_dir/HCLG.fst" 5
 num_pdfs=$(cat "$tree_dir/num_pdfs")
 num_inputs=$(python -c "import kaldiio,sys; f=next(iter(kaldiio.load_scp('$train_data/feats.scp').values())); print(f.shape[1])")
@@ -70,22 +71,27 @@ train_system() {
   if [ ! -f "$dir/final/model.safetensors" ]; then
     log "training $name ($nl layers)"
     python -m asr train --config "$dir/config.yaml" --feats "$train_data" --ali "$tree_dir/ali.pdf.ark" \
-      "${dev_opts[@]}" "${cap_opts[@]}" --out "$dir" > "$dir/train.log" 2>&1 \
+      "${dev_opts[@]}" "${cap_opts[@]}" --no-progress --out "$dir" > "$dir/train.log" 2>&1 \
       || { log "training $name failed: see $dir/train.log"; return 1; }
   fi
   if [ ! -f "$dir/final/log_priors.npy" ]; then
-    python -m asr compute-priors "$tree_dir/ali.pdf.ark" --model-dir "$dir/final" > "$dir/priors.log" 2>&1 \
+    python -m asr compute-priors --model-dir "$dir/final" --silence-pdfs "$tree_dir/silence_pdfs.int" \
+      "$tree_dir/ali.pdf.ark" > "$dir/priors.log" 2>&1 \
       || { log "priors for $name failed: see $dir/priors.log"; return 1; }
   fi
+  # model dir as run.sh's make_model_dir, except the graph (decoded with --graph-dir)
+  cp "$tree_dir/tree" "$tree_dir/final.mdl" "$lang_dir/phones.txt" "$lang_dir/words.txt" "$dir/final/"
+  cp "$fbank_conf" "$dir/final/fbank.conf"
   python -m asr nnet-info "$dir/final" > "$dir/nnet-info.txt"
 }
 
-# decode_system NAME: first-pass decode of the test set and its WER
+# decode_system NAME: first-pass 1-best decode of the test set (pruned-LM HCLG, default
+# acoustic scale) and its WER (asr decode writes DECODE_DIR/wer when the data has text)
 decode_system() {
   local name=$1 dir=$out/$1/decode_test
   if [ ! -f "$dir/wer" ]; then
     log "decoding $name"
-    python -m asr decode --model-dir "$out/$name/final" --graph-dir "$graph_dir" --nj "$nj" \
+    python -m asr decode --model-dir "$out/$name/final" --graph-dir "$graph_dir" --nj "$nj" --no-progress \
       "$test_data" "$dir" > "$out/$name/decode.log" 2>&1 \
       || { log "decoding $name failed: see $out/$name/decode.log"; return 1; }
     [ -f "$dir/wer" ] || python -m asr compute-wer "$test_data/text" "$dir/hyp.txt" > "$dir/wer"

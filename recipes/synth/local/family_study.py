@@ -183,6 +183,18 @@ def depth_lines(entries: list[dict], key: str = "test_wer_first_pass", label: st
     return out
 
 
+def replace_or_append(doc: str, title: str, section: str) -> str:
+    """Put ``section`` in place of an earlier section with the same ``### title`` (a re-run),
+    else append it after a blank line."""
+    head = f"### {title}\n"
+    start = doc.find(head) if doc.startswith(head) else doc.find("\n" + head) + 1
+    if start > 0 or doc.startswith(head):
+        end = doc.find("\n### ", start + len(head))
+        return doc[:start] + section + ("\n" + doc[end + 1:] if end >= 0 else "")
+    sep = "" if not doc or doc.endswith("\n\n") else ("\n" if doc.endswith("\n") else "\n\n")
+    return doc + sep + section
+
+
 def table(args) -> int:
     from asr.report.results import upsert_results_json
 
@@ -193,13 +205,10 @@ def table(args) -> int:
             raise ValueError(f"expected SYSTEM=EXP_DIR, got {spec!r}")
         entries.append(collect(name, Path(exp), args.study))
     md = Path(args.markdown)
-    md.parent.mkdir(parents=True, exist_ok=True)
-    old = md.read_text(encoding="utf-8") if md.exists() else ""
-    sep = "" if not old or old.endswith("\n\n") else ("\n" if old.endswith("\n") else "\n\n")
     text = markdown_table(args.title, args.command, entries, args.note)
     from asr.io.atomic import atomic_write_text
 
-    atomic_write_text(md, old + sep + text)
+    atomic_write_text(md, replace_or_append(md.read_text(encoding="utf-8") if md.exists() else "", args.title, text))
     upsert_results_json(args.results, entries)
     print(text, end="")
     incomplete = sum(1 for e in entries if e.get("test_wer_first_pass") is None or e.get("dev_frame_acc") is None)
