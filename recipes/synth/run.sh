@@ -22,9 +22,11 @@ baselines=true        # also train and decode the DNN and plain-LSTM baselines
 num_leaves=           # senones (default 1500; 200 with --quick)
 lm_target_ngrams=     # size of the pruned first-pass 5-gram (default 60000; 8000 with --quick)
 train_opts=""         # extra options for `asr train` (e.g. "--device cuda")
-__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts"
+decode_opts=          # search options for `asr decode` (default "--beam 11 --lattice-beam 6";
+                      # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
+__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
-         [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...']
+         [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
   0 synthetic corpus   1 dict + lang dir   2 fbank + CMVN   3 CTM alignment import + tree
   4 5-gram LMs         5 HCLG              6 training       7 decode (lattices)
@@ -41,7 +43,9 @@ conf=../../conf
 if [ "$quick" = true ]; then
   quick_opt="--quick"; conf=conf/quick
   num_leaves=${num_leaves:-200}; lm_target_ngrams=${lm_target_ngrams:-8000}
+  decode_opts=${decode_opts:---beam 8 --lattice-beam 4}
 fi
+decode_opts=${decode_opts:---beam 11 --lattice-beam 6}
 num_leaves=${num_leaves:-1500}
 lm_target_ngrams=${lm_target_ngrams:-60000}
 systems="lstmp"
@@ -175,7 +179,7 @@ if stage_on 7; then
         log "stage 7: exp/$sys/decode_$x is done"; continue
       fi
       log "stage 7: decoding data/$x with $sys"
-      asr decode --model-dir exp/$sys/final --nj "$nj" --lattices data/$x exp/$sys/decode_$x
+      asr decode --model-dir exp/$sys/final --nj "$nj" --lattices $decode_opts data/$x exp/$sys/decode_$x
     done
   done
 fi
