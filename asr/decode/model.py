@@ -23,16 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def read_words(path: str | os.PathLike) -> dict[int, str]:
-    out: dict[int, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if len(parts) != 2:
-                if parts:
-                    raise ModelError(f"{path}:{lineno}: expected 'word id'")
-                continue
-            out[int(parts[1])] = parts[0]
-    return out
+    """Word symbol table as id -> word."""
+    from asr.lang.lang_dir import read_symbol_table
+
+    return {i: w for w, i in read_symbol_table(path).items()}
 
 
 @dataclass
