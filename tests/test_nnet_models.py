@@ -163,3 +163,14 @@ def test_model_dir_roundtrip_and_log_posteriors(tmp_path):
         ref = torch.log_softmax(model(torch.from_numpy(padded)[None])[0][0], -1).numpy()
     assert np.allclose(post[2], ref[3:], atol=1e-5)
     assert np.allclose(np.exp(post[0]).sum(1), 1.0, atol=1e-5)
+
+
+def test_nnet_info_on_model_dir(tmp_path, capsys):
+    cfg = {"family": "dnn", "splice": 1, "hidden_dim": 8, "num_layers": 2, "activation": "sigmoid"}
+    save_model_dir(tmp_path / "m", build_model(cfg, 3, 4), cfg, 3, 4, output_delay=1)
+    r = run_asr(capsys, "nnet-info", str(tmp_path / "m"))
+    assert r.returncode == 0
+    # 9*8 + 8 + 8*8 + 8 + 8*4 + 4
+    assert "num-params 188" in r.stdout.splitlines()
+    r = run_asr(capsys, "nnet-info", str(tmp_path))
+    assert r.returncode == 1 and "model.yaml" in r.stderr
