@@ -145,17 +145,7 @@ class KaldiReader:
                 raise self._fail("bad or truncated integer vector")
             self.pos = start + 4 * n
             return np.frombuffer(self.data, "<i4", n, start).astype(np.int32)
-        self.expect("[")
-        vals = []
-        while True:
-            tok = self._text_token()
-            if tok == b"]":
-                break
-            try:
-                vals.append(int(tok))
-            except ValueError:
-                raise self._fail(f"expected an integer in vector, got {tok[:40]!r}") from None
-        return np.array(vals, dtype=np.int32)
+        return self._text_vector(int, "an integer", np.int32)
 
     def float_vector(self) -> np.ndarray:
         if self.binary:
@@ -170,6 +160,10 @@ class KaldiReader:
             v = np.frombuffer(self.data, dt, n, self.pos).astype(np.float32)
             self.pos += size * n
             return v
+        return self._text_vector(float, "a number", np.float32)
+
+    def _text_vector(self, convert, what: str, dtype) -> np.ndarray:
+        """A text-mode vector ``[ v v ... ]``."""
         self.expect("[")
         vals = []
         while True:
@@ -177,10 +171,10 @@ class KaldiReader:
             if tok == b"]":
                 break
             try:
-                vals.append(float(tok))
+                vals.append(convert(tok))
             except ValueError:
-                raise self._fail(f"expected a number in vector, got {tok[:40]!r}") from None
-        return np.array(vals, dtype=np.float32)
+                raise self._fail(f"expected {what} in vector, got {tok[:40]!r}") from None
+        return np.array(vals, dtype=dtype)
 
 
 class KaldiWriter:
