@@ -1,36 +1,16 @@
 import csv
-import numpy as np
 import pytest
 import yaml
 
+import train_fixtures
 from asr.cli import main
-from asr.io.int_ark import write_int_ark
 
 NUM_PDFS = 6
 DIM = 5
 
 
 def make_data(root, name, n_utts, seed, nan=False):
-    import kaldiio
-
-    rng = np.random.default_rng(seed)
-    means = np.random.default_rng(0).standard_normal((NUM_PDFS, DIM)) * 2
-    d = root / name
-    d.mkdir()
-    ali = {}
-    with kaldiio.WriteHelper(f"ark,scp:{d / 'feats.ark'},{d / 'feats.scp'}") as w:
-        for u in range(n_utts):
-            n = int(rng.integers(15, 40))
-            seg = np.repeat(rng.integers(0, NUM_PDFS, n // 5 + 1), 5)[:n]
-            f = (means[seg] + rng.standard_normal((n, DIM)) * 0.5).astype(np.float32)
-            if nan:
-                f[:] = np.nan
-            utt = f"{name}{u:03d}"
-            w(utt, f)
-            ali[utt] = seg
-    (d / "utt2spk").write_text("".join(f"{u} spk\n" for u in sorted(ali)))
-    write_int_ark(root / f"{name}.ali", sorted(ali.items()))
-    return d, root / f"{name}.ali"
+    return train_fixtures.make_data(root, name, n_utts, seed, NUM_PDFS, DIM, nan=nan)
 
 
 def write_config(path, family="lstmp", **training):

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from asr.cli import main
-from asr.io.int_ark import write_int_ark
+from train_fixtures import make_data
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FAMILIES = ("residual_lstm", "highway_lstm", "ltlstm")
@@ -28,29 +28,11 @@ def test_nnet_info_accepts_shipped_config(family, capsys):
     assert cfg["training"]["epochs"] >= 1
 
 
-def make_data(root, name, n_utts, seed):
-    import kaldiio
-
-    rng = np.random.default_rng(seed)
-    means = np.random.default_rng(0).standard_normal((NUM_PDFS, DIM)) * 2
-    d = root / name
-    d.mkdir()
-    ali = {}
-    with kaldiio.WriteHelper(f"ark,scp:{d / 'feats.ark'},{d / 'feats.scp'}") as w:
-        for u in range(n_utts):
-            n = int(rng.integers(15, 35))
-            seg = np.repeat(rng.integers(0, NUM_PDFS, n // 5 + 1), 5)[:n]
-            w(f"{name}{u:03d}", (means[seg] + rng.standard_normal((n, DIM)) * 0.5).astype(np.float32))
-            ali[f"{name}{u:03d}"] = seg
-    (d / "utt2spk").write_text("".join(f"{u} spk\n" for u in sorted(ali)))
-    write_int_ark(root / f"{name}.ali", sorted(ali.items()))
-    return d, root / f"{name}.ali"
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    return make_data(root, "train", 12, 1) + make_data(root, "dev", 4, 2)
+    return (make_data(root, "train", 12, 1, NUM_PDFS, DIM, max_len=35)
+            + make_data(root, "dev", 4, 2, NUM_PDFS, DIM, max_len=35))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -182,6 +182,14 @@ class PeepholeLSTMLayer(nn.Module):
             self.weight_rec.copy_(getattr(lstm, f"weight_hr_l{layer}"))
 
 
+def _gate(pre: Tensor, k: int, H: int, peep: Tensor, c: Tensor, use_peep: bool) -> Tensor:
+    """sigmoid of gate k's pre-activation block, plus its peephole term peep ⊙ c."""
+    a = pre[:, k * H : (k + 1) * H]
+    if use_peep:
+        a = a + peep * c
+    return torch.sigmoid(a)
+
+
 def _recurrence_impl(
     xw: Tensor,
     r0: Tensor,
@@ -217,40 +225,23 @@ def _recurrence_impl(
     gprev = g0
     outs: List[Tensor] = []
     ms: List[Tensor] = []
-    for t in range(xw.shape[0]):
-        pre = torch.addmm(xw[t], r, w_hh_t)
+    for x_t in xw.unbind(0):  # one unbind, not one xw[t] view per step
+        pre = torch.addmm(x_t, r, w_hh_t)
         if use_fgr:
             sig = pre[:, : S * H] + torch.mm(gprev, w_fgr_t)
             pre = torch.cat([sig, pre[:, S * H :]], dim=1)
-        if has_i:
-            a = pre[:, ki * H : (ki + 1) * H]
-            if use_pi:
-                a = a + peep_i * c
-            i = torch.sigmoid(a)
-        else:
-            i = torch.ones_like(c)
+        i = _gate(pre, ki, H, peep_i, c, use_pi) if has_i else torch.ones_like(c)
         if cifg:
             f = 1.0 - i
-        elif has_f:
-            a = pre[:, kf * H : (kf + 1) * H]
-            if use_pf:
-                a = a + peep_f * c
-            f = torch.sigmoid(a)
         else:
-            f = torch.ones_like(c)
+            f = _gate(pre, kf, H, peep_f, c, use_pf) if has_f else torch.ones_like(c)
         z = pre[:, S * H :]
         if not niaf:
             z = torch.tanh(z)
         c = f * c + i * z
         if cell_clip > 0.0:
             c = torch.clamp(c, -cell_clip, cell_clip)
-        if has_o:
-            a = pre[:, ko * H : (ko + 1) * H]
-            if use_po:
-                a = a + peep_o * c
-            og = torch.sigmoid(a)
-        else:
-            og = torch.ones_like(c)
+        og = _gate(pre, ko, H, peep_o, c, use_po) if has_o else torch.ones_like(c)
         m = og * (c if noaf else torch.tanh(c))
         r = torch.mm(m, w_rec_t) if use_rec else m
         if use_fgr:

@@ -24,9 +24,11 @@ lm_target_ngrams=     # size of the pruned first-pass 5-gram (default 60000; 800
 train_opts=""         # extra options for `asr train` (e.g. "--device cuda")
 decode_opts=          # search options for `asr decode` (default "--beam 11 --lattice-beam 6";
                       # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
-__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts"
+compare_opts=""       # options for stage 10's local/compare_families.sh (e.g. "--train-utts 500 --jobs 4")
+__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
+         [--compare-opts '...']
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
   0 synthetic corpus   1 dict + lang dir   2 fbank + CMVN   3 CTM alignment import + tree
   4 5-gram LMs         5 HCLG              6 training       7 decode (lattices)
@@ -220,5 +222,6 @@ fi
 
 # Stage 10 (off by default): the LSTM family comparison and depth study
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
-  local/compare_families.sh --nj "$nj"
+  # shellcheck disable=SC2086
+  local/compare_families.sh --nj "$nj" $compare_opts
 fi

@@ -11,7 +11,11 @@
 # Every system: config = --base-config's training: section + the family's model: section
 # sized to about --budget parameters (local/family_study.py make-config), `asr train` with
 # the same --epochs (hence the same updates), priors, `asr decode` on the test set,
-# `asr compute-wer`. Finished steps are skipped when re-run (delete exp/compare/<system> to redo one). The tables also go to
+# `asr compute-wer`. --train-utts N trains every system on the same N utterances spread
+# evenly over the training set (default 1000 of the synth corpus's 5,399, about 1 h: 17
+# trainings of the whole set do not fit in an hour on 2 cores). --jobs J runs J systems at
+# once, each training and decoding on one thread (so train frames/s are 1-thread figures).
+# The depth study reuses the family runs at --layers layers instead of training them again. Finished steps are skipped when re-run (delete exp/compare/<system> to redo one). The tables also go to
 # exp/compare/tables.md (stage 9's `asr results --markdown` rewrites RESULTS.md: run this after it).
 #
 # Run from recipes/synth (run.sh does):  local/compare_families.sh [options]
@@ -22,6 +26,7 @@ cd "$(dirname "$0")/.."
 stage=0; stop_stage=100   # kept for parse_options; this script's steps are idempotent instead
 base_config=../../conf/lstmp.yaml   # its training: section (and cell_clip/init_scale) are used
 train_data=data/train
+train_utts=1000                      # train on N utterances spread over train_data ("" = all)
 dev_data=data/dev
 test_data=data/test
 tree_dir=exp/tree                    # ali.pdf.ark, num_pdfs, silence_pdfs.int, final.mdl, tree (stage 3)
@@ -38,9 +43,10 @@ systems="lstmp lstm lstm_nig lstm_nfg lstm_nog lstm_niaf lstm_noaf lstm_np lstm_
 depth_systems="lstm residual_lstm highway_lstm ltlstm"
 do_families=true
 do_depth=true
-nj=2
+nj=2                                 # decoding jobs when --jobs 1
+jobs=2                               # systems trained/decoded at once (1 thread each when > 1)
 out=exp/compare
-__options="base_config train_data dev_data test_data tree_dir dev_ali graph_dir lang_dir fbank_conf budget epochs max_updates layers depth_layers systems depth_systems do_families do_depth nj out"
+__options="base_config train_data train_utts dev_data test_data tree_dir dev_ali graph_dir lang_dir fbank_conf budget epochs max_updates layers depth_layers systems depth_systems do_families do_depth nj jobs out"
 . ../../scripts/parse_options.sh || exit 1
 
 [ -f "$base_config" ] || die "no base config $base_config (--base-config)"
@@ -49,9 +55,27 @@ require "$tree_dir/ali.pdf.ark" "$tree_dir/num_pdfs" "$tree_dir/silence_pdfs.int
 require "$graph_dir/HCLG.fst" 5
 num_pdfs=$(cat "$tree_dir/num_pdfs")
 num_inputs=$(python -c "import kaldiio,sys; f=next(iter(kaldiio.load_scp('$train_data/feats.scp').values())); print(f.shape[1])")
-cmd_line="local/compare_families.sh --budget $budget --epochs $epochs${max_updates:+ --max-updates $max_updates} --layers $layers --depth-layers \"$depth_layers\""
+cmd_line="local/compare_families.sh --budget $budget --epochs $epochs${max_updates:+ --max-updates $max_updates} --layers $layers --depth-layers \"$depth_layers\" --train-utts \"$train_utts\" --jobs $jobs"
 cap_opts=()
 [ -n "$max_updates" ] && cap_opts=(--max-updates "$max_updates")
+
+# the training subset: N utterances, evenly spaced in the sorted list (all speakers)
+if [ -n "$train_utts" ]; then
+  sub=$out/data/train_$train_utts
+  if [ ! -f "$sub/feats.scp" ]; then
+    total=$(wc -l < "$train_data/feats.scp")
+    [ "$train_utts" -le "$total" ] || die "--train-utts $train_utts: $train_data has only $total utterances"
+    mkdir -p "$out/data"
+    awk -v n="$train_utts" -v t="$total" 'int((NR-1)*n/t) != int(NR*n/t) {print $1}' "$train_data/feats.scp" > "$out/data/train_$train_utts.list"
+    python -m asr subset-data-dir --utt-list "$out/data/train_$train_utts.list" "$train_data" "$sub" >&2
+  fi
+  train_data=$sub
+  log "training on $(wc -l < "$train_data/feats.scp") utterances ($train_data)"
+fi
+
+# parallel systems: one torch thread each, one decoding job each
+thread_opts=(); decode_nj=$nj
+if [ "$jobs" -gt 1 ]; then thread_opts=(--num-threads 1); decode_nj=1; fi
 
 dev_opts=()
 if [ -f "$dev_data/feats.scp" ] && [ -f "$dev_ali" ]; then
@@ -71,7 +95,7 @@ train_system() {
   if [ ! -f "$dir/final/model.safetensors" ]; then
     log "training $name ($nl layers)"
     python -m asr train --config "$dir/config.yaml" --feats "$train_data" --ali "$tree_dir/ali.pdf.ark" \
-      "${dev_opts[@]}" "${cap_opts[@]}" --no-progress --out "$dir" > "$dir/train.log" 2>&1 \
+      "${dev_opts[@]}" "${cap_opts[@]}" "${thread_opts[@]}" --no-progress --out "$dir" > "$dir/train.log" 2>&1 \
       || { log "training $name failed: see $dir/train.log"; return 1; }
   fi
   if [ ! -f "$dir/final/log_priors.npy" ]; then
@@ -91,21 +115,31 @@ decode_system() {
   local name=$1 dir=$out/$1/decode_test
   if [ ! -f "$dir/wer" ]; then
     log "decoding $name"
-    python -m asr decode --model-dir "$out/$name/final" --graph-dir "$graph_dir" --nj "$nj" --no-progress \
+    python -m asr decode --model-dir "$out/$name/final" --graph-dir "$graph_dir" --nj "$decode_nj" --no-progress \
       "$test_data" "$dir" > "$out/$name/decode.log" 2>&1 \
       || { log "decoding $name failed: see $out/$name/decode.log"; return 1; }
     [ -f "$dir/wer" ] || python -m asr compute-wer "$test_data/text" "$dir/hyp.txt" > "$dir/wer"
   fi
 }
 
-run_systems() {  # run_systems LAYERS SUFFIX NAME... ; prints the table arguments
+run_system() {  # run_system NAME LAYERS
+  if train_system "$1" "$2" && decode_system "$1"; then :; else log "$1 incomplete"; fi
+}
+
+run_systems() {  # run_systems LAYERS SUFFIX NAME... ; --jobs at a time; prints the table arguments
   local nl=$1 suffix=$2; shift 2
   local name
   for name in "$@"; do
     local sys=$name$suffix
-    if train_system "$sys" "$nl" && decode_system "$sys"; then :; else log "$sys incomplete"; fi
+    if [ -n "$suffix" ] && [ "$nl" = "$layers" ] && [ "$do_families" = true ] && [[ " $systems " == *" $name "* ]]; then
+      echo "$sys=$out/$name"   # the family run at the same depth
+      continue
+    fi
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+    run_system "$sys" "$nl" &
     echo "$sys=$out/$sys"
   done
+  wait
 }
 
 if [ "$do_families" = true ]; then
