@@ -2,7 +2,7 @@
 
 Python access to kaldifst arcs costs about a microsecond per arc, so every bulk arc
 operation in graph building (H, self-loops, relabelling, sorting) works on
-:class:`FstArrays` and crosses to kaldifst/pywrapfst objects as OpenFst binary data.
+:class:`FstArrays` and crosses to kaldifst objects as OpenFst binary data.
 
 ConstFst binary layout (OpenFst, file version 2, tropical "standard" arcs)::
 
@@ -13,7 +13,8 @@ ConstFst binary layout (OpenFst, file version 2, tropical "standard" arcs)::
                           uint32 num_input_epsilons, uint32 num_output_epsilons}
     arcs:   num_arcs x {int32 ilabel, int32 olabel, float32 weight, int32 nextstate}
 
-VectorFst files are converted to const layout with pywrapfst (C++) before parsing.
+VectorFst files are converted to const layout with kaldifst (C++) before parsing; symbol
+tables embedded in a file are skipped.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ import numpy as np
 from asr.errors import GraphError
 
 FST_MAGIC = 2125659606
+SYMBOL_TABLE_MAGIC = 2125658996
+_HAS_ISYMBOLS, _HAS_OSYMBOLS = 0x1, 0x2
 _STATE_DT = np.dtype([("final", "<f4"), ("pos", "<u4"), ("narcs", "<u4"), ("nie", "<u4"), ("noe", "<u4")])
 _ARC_DT = np.dtype([("ilabel", "<i4"), ("olabel", "<i4"), ("weight", "<f4"), ("nextstate", "<i4")])
 
@@ -144,11 +147,26 @@ def parse_header(buf: bytes, name: str = "<fst>") -> tuple[dict, int]:
     return hdr, pos
 
 
+def _skip_symbol_table(buf: bytes, pos: int, name: str) -> int:
+    """Position after an OpenFst binary symbol table (magic | name | int64 available key |
+    int64 size | size x {str symbol, int64 key}) starting at ``pos``."""
+    if struct.unpack_from("<i", buf, pos)[0] != SYMBOL_TABLE_MAGIC:
+        raise GraphError(f"{name}: bad symbol table in the FST header")
+    _, pos = _read_str(buf, pos + 4)
+    _, size = struct.unpack_from("<qq", buf, pos)
+    pos += 16
+    for _ in range(size):
+        (n,) = struct.unpack_from("<i", buf, pos)
+        pos += 4 + n + 8
+    return pos
+
+
 def from_const_bytes(buf: bytes, name: str = "<fst>") -> FstArrays:
-    """Parse ConstFst binary data (standard arcs) into arrays."""
+    """Parse ConstFst binary data (standard arcs) into arrays; embedded symbol tables are skipped."""
     hdr, pos = parse_header(buf, name)
-    if hdr["flags"] & 0x3:
-        raise GraphError(f"{name}: embedded symbol tables (read it with read_fst)")
+    for flag in (_HAS_ISYMBOLS, _HAS_OSYMBOLS):
+        if hdr["flags"] & flag:
+            pos = _skip_symbol_table(buf, pos, name)
     if hdr["fst_type"] != "const" or hdr["arc_type"] != "standard":
         raise GraphError(f"{name}: expected a const/standard FST, found {hdr['fst_type']}/{hdr['arc_type']}")
     if hdr["version"] == 1:  # aligned file version: sections start on 16-byte boundaries
@@ -234,37 +252,37 @@ def read_fst(path: str | os.PathLike) -> FstArrays:
     except OSError as e:
         raise GraphError(f"cannot read FST {path}: {e}") from e
     hdr, _ = parse_header(buf, str(path))
-    if hdr["fst_type"] == "const" and hdr["version"] in (1, 2) and not hdr["flags"] & 0x3:
+    if hdr["arc_type"] != "standard":
+        raise GraphError(f"{path}: arc type {hdr['arc_type']!r}, expected 'standard' (tropical)")
+    if hdr["fst_type"] == "const" and hdr["version"] in (1, 2):
         return from_const_bytes(buf, str(path))
-    import pywrapfst
+    if hdr["fst_type"] != "vector":
+        raise GraphError(f"{path}: FST type {hdr['fst_type']!r}, expected 'vector' or 'const'")
+    import kaldifst
 
-    try:
-        f = pywrapfst.Fst.read_from_string(buf)
-    except Exception as e:  # noqa: BLE001 - pywrapfst raises its own error types
-        raise GraphError(f"{path}: cannot read FST: {e}") from e
-    if f.arc_type() != "standard":
-        raise GraphError(f"{path}: arc type {f.arc_type()!r}, expected 'standard' (tropical)")
-    f = pywrapfst.convert(f, "const") if f.fst_type() != "const" else f.copy()
-    if f.input_symbols() is not None or f.output_symbols() is not None:
-        f = pywrapfst.convert(f, "vector")
-        f.set_input_symbols(None)
-        f.set_output_symbols(None)
-        f = pywrapfst.convert(f, "const")
-    return from_const_bytes(f.write_to_string(), str(path))
+    f = kaldifst.StdVectorFst.read(str(path))
+    if f is None:
+        raise GraphError(f"{path}: cannot read FST (kaldifst rejected it)")
+    return from_kaldifst(f)
 
 
 def write_fst(fa: FstArrays, path: str | os.PathLike, fst_type: str = "const") -> None:
     """Write arrays as an OpenFst binary file (``const`` or ``vector``), atomically."""
     from asr.io.atomic import atomic_write_bytes
 
-    data = to_const_bytes(fa)
-    if fst_type == "vector":
-        import pywrapfst
-
-        data = pywrapfst.convert(pywrapfst.Fst.read_from_string(data), "vector").write_to_string()
-    elif fst_type != "const":
+    if fst_type == "const":
+        atomic_write_bytes(path, to_const_bytes(fa))
+    elif fst_type == "vector":
+        fd, tmp = tempfile.mkstemp(suffix=".fst", dir=_tmp_dir())
+        os.close(fd)
+        try:
+            if not to_kaldifst(fa).write(tmp):
+                raise GraphError(f"kaldifst could not write {path}")
+            atomic_write_bytes(path, Path(tmp).read_bytes())
+        finally:
+            os.unlink(tmp)
+    else:
         raise ValueError(f"fst_type must be const or vector, not {fst_type!r}")
-    atomic_write_bytes(path, data)
 
 
 def to_kaldifst(fa: FstArrays, const: bool = False):
@@ -297,18 +315,6 @@ def from_kaldifst(fst) -> FstArrays:
         return from_const_bytes(Path(tmp).read_bytes())
     finally:
         os.unlink(tmp)
-
-
-def to_pywrapfst(fa: FstArrays):
-    import pywrapfst
-
-    return pywrapfst.convert(pywrapfst.Fst.read_from_string(to_const_bytes(fa)), "vector")
-
-
-def from_pywrapfst(f) -> FstArrays:
-    import pywrapfst
-
-    return from_const_bytes(pywrapfst.convert(f, "const").write_to_string())
 
 
 def _tmp_dir() -> str | None:
