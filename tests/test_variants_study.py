@@ -169,7 +169,7 @@ SCRIPT = HELPER.parent / "compare_families.sh"
 
 def test_compare_script_help_and_missing_inputs(tmp_path):
     rc = subprocess.run(["bash", str(SCRIPT), "--help"], capture_output=True, text=True)
-    assert rc.returncode == 0 and "--budget 300000" in rc.stdout and "--epochs 4" in rc.stdout
+    assert rc.returncode == 0 and "--budget 300000" in rc.stdout and "--epochs 6" in rc.stdout
     rc = subprocess.run(["bash", str(SCRIPT), "--train-data", str(tmp_path), "--test-data", str(tmp_path)],
                         capture_output=True, text=True)
     assert rc.returncode != 0 and "run stage 2" in rc.stderr

@@ -12,7 +12,7 @@
 # sized to about --budget parameters (local/family_study.py make-config), `asr train` with
 # the same --epochs (hence the same updates), priors, `asr decode` on the test set,
 # `asr compute-wer`. --train-utts N trains every system on the same N utterances spread
-# evenly over the training set (default 1000 of the synth corpus's 5,399, about 1 h: 17
+# evenly over the training set (default 1500 of the synth corpus's 5,399, about 1.4 h: 17
 # trainings of the whole set do not fit in an hour on 2 cores). --jobs J runs J systems at
 # once, each training and decoding on one thread (so train frames/s are 1-thread figures).
 # The depth study reuses the family runs at --layers layers instead of training them again. Finished steps are skipped when re-run (delete exp/compare/<system> to redo one). The tables also go to
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 stage=0; stop_stage=100   # kept for parse_options; this script's steps are idempotent instead
 base_config=../../conf/lstmp.yaml   # its training: section (and cell_clip/init_scale) are used
 train_data=data/train
-train_utts=1000                      # train on N utterances spread over train_data ("" = all)
+train_utts=1500                      # train on N utterances spread over train_data ("" = all)
 dev_data=data/dev
 test_data=data/test
 tree_dir=exp/tree                    # ali.pdf.ark, num_pdfs, silence_pdfs.int, final.mdl, tree (stage 3)
@@ -35,7 +35,7 @@ graph_dir=exp/graph                  # HCLG of the pruned LM (stage 5)
 lang_dir=data/lang
 fbank_conf=../../conf/fbank.conf
 budget=300000                        # parameters per system (all layers + output layer)
-epochs=4                             # epochs per system: same data, streams and chunk -> same updates
+epochs=6                             # epochs per system: same data, streams and chunk -> same updates
 max_updates=""                       # optional cap on updates (dev accuracy is measured at epoch ends)
 layers=3
 depth_layers="3 8"
