@@ -68,63 +68,34 @@ class FstArrays:
     def sorted_arcs(self, by: str = "ilabel") -> "FstArrays":
         """Arcs sorted by (source, ``by`` label, other label) -- OpenFst arcsort order."""
         if by == "ilabel":
-            order = np.lexsort((self.olabel, self.ilabel, self.src))
+            keys = (self.src, self.ilabel, self.olabel)
         elif by == "olabel":
-            order = np.lexsort((self.ilabel, self.olabel, self.src))
+            keys = (self.src, self.olabel, self.ilabel)
         else:
             raise ValueError(f"sort by ilabel or olabel, not {by!r}")
+        order = _sort_order(*keys)
         return FstArrays(
             self.start, self.final, self.src[order], self.ilabel[order], self.olabel[order], self.weight[order], self.dst[order]
         )
 
-    def connect(self) -> "FstArrays":
-        """Keep only states on a path from the start to a final state (renumbered in order)."""
-        n = self.num_states
-        if self.start < 0 or n == 0:
-            return empty_fst()
-        acc = _reach(n, self.src, self.dst, np.array([self.start]))
-        coacc = _reach(n, self.dst, self.src, np.flatnonzero(np.isfinite(self.final)))
-        keep = acc & coacc
-        if not keep[self.start]:
-            return empty_fst()
-        new_id = np.full(n, -1, np.int64)
-        new_id[keep] = np.arange(int(keep.sum()))
-        m = keep[self.src] & keep[self.dst]
-        return FstArrays(
-            int(new_id[self.start]),
-            self.final[keep],
-            new_id[self.src[m]].astype(np.int32),
-            self.ilabel[m],
-            self.olabel[m],
-            self.weight[m],
-            new_id[self.dst[m]].astype(np.int32),
-        )
+
+def _sort_order(*keys: np.ndarray) -> np.ndarray:
+    """Stable order sorting by ``keys`` (most significant first, all >= 0): one argsort of
+    a packed int64 key when the bit widths fit in 63 bits, else np.lexsort."""
+    if len(keys[0]) == 0:
+        return np.zeros(0, np.int64)
+    bits = [max(int(k.max()), 0).bit_length() for k in keys]
+    if sum(bits) > 63 or min(int(k.min()) for k in keys) < 0:
+        return np.lexsort(keys[::-1])
+    packed = np.zeros(len(keys[0]), np.int64)
+    for k, b in zip(keys, bits):
+        packed = (packed << b) | k.astype(np.int64)
+    return np.argsort(packed, kind="stable")
 
 
 def empty_fst() -> FstArrays:
     z = np.zeros(0, np.int32)
     return FstArrays(-1, np.zeros(0, np.float32), z, z, z, np.zeros(0, np.float32), z)
-
-
-def _reach(n: int, frm: np.ndarray, to: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """States reachable from ``seeds`` following arcs frm -> to (CSR breadth-first, vectorised per level)."""
-    order = np.argsort(frm, kind="stable")
-    f, t = frm[order], to[order]
-    starts = np.searchsorted(f, np.arange(n + 1))
-    seen = np.zeros(n, bool)
-    seen[seeds] = True
-    frontier = np.unique(seeds)
-    while frontier.size:
-        lo, hi = starts[frontier], starts[frontier + 1]
-        cnt = hi - lo
-        if cnt.sum() == 0:
-            break
-        idx = np.repeat(lo - np.cumsum(cnt) + cnt, cnt) + np.arange(cnt.sum())
-        nxt = np.unique(t[idx])
-        nxt = nxt[~seen[nxt]]
-        seen[nxt] = True
-        frontier = nxt
-    return seen
 
 
 # ----------------------------------------------------------------------------- binary I/O

@@ -83,6 +83,13 @@ def make_g(lm_path: str | os.PathLike, words_txt: str | os.PathLike) -> FstArray
         return fa_mod.read_fst(out)
 
 
+def _cpu_seconds() -> float:
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float = 1.0,
                self_loop_scale: float = 0.1, fst_type: str = "const") -> dict:
     """Build ``graph_dir/HCLG.fst`` (+ words.txt, phones.txt, disambig_tid.int); returns stats."""
@@ -97,13 +104,14 @@ def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float =
         if not p.exists():
             raise GraphError(f"missing {p}")
     times: dict[str, float] = {}
-    t0 = time.perf_counter()
+    cpu_times: dict[str, float] = {}
+    t0, c0 = time.perf_counter(), _cpu_seconds()
 
-    def lap(name: str) -> None:
-        nonlocal t0
-        t = time.perf_counter()
-        times[name] = round(t - t0, 3)
-        t0 = t
+    def lap(name: str) -> None:  # wall and CPU seconds of a step (CPU includes arpa2fst's child)
+        nonlocal t0, c0
+        t, c = time.perf_counter(), _cpu_seconds()
+        times[name], cpu_times[name] = round(t - t0, 3), round(c - c0, 3)
+        t0, c0 = t, c
 
     tree = ContextDependency.read(tree_dir / "tree")
     tm = TransitionModel.read(tree_dir / "final.mdl")
@@ -136,14 +144,15 @@ def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float =
     del clg, Ha
     kaldifst.determinize_star(HCLGa, use_log=True)
     lap("HCLGa")
+    if len(disambig_tids):  # fstrmsymbols: disambiguation ids (the largest ids) -> epsilon
+        a = fa_mod.from_kaldifst(HCLGa)
+        a.ilabel[a.ilabel >= disambig_tids[0]] = 0
+        HCLGa = fa_mod.to_kaldifst(a)
+        del a
+    kaldifst.minimize_encoded(HCLGa)
+    kaldifst.connect(HCLGa)
     a = fa_mod.from_kaldifst(HCLGa)
     del HCLGa
-    if len(disambig_tids):
-        a.ilabel[a.ilabel >= disambig_tids[0]] = 0  # fstrmsymbols
-    k = fa_mod.to_kaldifst(a)
-    kaldifst.minimize_encoded(k)
-    a = fa_mod.from_kaldifst(k).connect()
-    del k
     lap("rmsymbols+minimize")
     hclg = add_self_loops(a, tm, self_loop_scale).sorted_arcs("ilabel")
     lap("self-loops")
@@ -158,7 +167,8 @@ def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float =
     lap("write")
     stats = {"states": hclg.num_states, "arcs": hclg.num_arcs, "context_width": tree.context_width,
              "central_position": tree.central_position, "ilabels": len(ilabels), "seconds": times,
-             "total_seconds": round(sum(times.values()), 3)}
+             "total_seconds": round(sum(times.values()), 3), "cpu_seconds": cpu_times,
+             "total_cpu_seconds": round(sum(cpu_times.values()), 3)}
     log.info("HCLG: %d states, %d arcs in %.1f s (%s)", hclg.num_states, hclg.num_arcs,
              stats["total_seconds"], times)
     return stats

@@ -30,8 +30,9 @@ def add_self_loops(fa: FstArrays, trans_model, self_loop_scale: float = 0.1) -> 
     # --- split states by the class of their incoming arcs --------------------------------
     n = fa.num_states
     # (dst, class) pairs that occur, plus (start, 0) for the start state
-    pairs = np.stack([np.concatenate([fa.dst.astype(np.int64), [fa.start]]), np.concatenate([cls, [0]])], axis=1)
-    upairs = np.unique(pairs, axis=0)  # sorted by state, then class
+    ncls = int(cls.max(initial=0)) + 1
+    ukey = np.unique(np.concatenate([fa.dst.astype(np.int64) * ncls + cls, [int(fa.start) * ncls]]))
+    upairs = np.stack([ukey // ncls, ukey % ncls], axis=1)  # sorted by state, then class
     state_of = upairs[:, 0]
     first = np.ones(len(upairs), bool)
     first[1:] = state_of[1:] != state_of[:-1]
@@ -58,9 +59,7 @@ def add_self_loops(fa: FstArrays, trans_model, self_loop_scale: float = 0.1) -> 
     src = np.repeat(np.arange(total), cnt)
     dst_orig, ilab, olab, w, acls = dst0[idx], il0[idx], ol0[idx], w0[idx].copy(), cls0[idx]
     # redirect each arc to the copy of its destination for its class
-    key = dst_orig * (int(upairs[:, 1].max()) + 1) + acls
-    ukey = upairs[:, 0] * (int(upairs[:, 1].max()) + 1) + upairs[:, 1]
-    dst = new_ids[np.searchsorted(ukey, key)]
+    dst = new_ids[np.searchsorted(ukey, dst_orig * ncls + acls)]
     final = fa.final.astype(np.float64)[copy_of]
 
     # --- self-loops and forward-probability scaling ---------------------------------------
