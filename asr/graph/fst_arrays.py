@@ -244,14 +244,7 @@ def write_fst(fa: FstArrays, path: str | os.PathLike, fst_type: str = "const") -
     if fst_type == "const":
         atomic_write_bytes(path, to_const_bytes(fa))
     elif fst_type == "vector":
-        fd, tmp = tempfile.mkstemp(suffix=".fst", dir=_tmp_dir())
-        os.close(fd)
-        try:
-            if not to_kaldifst(fa).write(tmp):
-                raise GraphError(f"kaldifst could not write {path}")
-            atomic_write_bytes(path, Path(tmp).read_bytes())
-        finally:
-            os.unlink(tmp)
+        atomic_write_bytes(path, _kaldifst_bytes(to_kaldifst(fa)))
     else:
         raise ValueError(f"fst_type must be const or vector, not {fst_type!r}")
 
@@ -276,14 +269,19 @@ def from_kaldifst(fst) -> FstArrays:
     """Arrays from a kaldifst FST (any standard-arc type)."""
     import kaldifst
 
+    if fst.type != "const":
+        fst = kaldifst.StdConstFst(fst)
+    return from_const_bytes(_kaldifst_bytes(fst))
+
+
+def _kaldifst_bytes(fst) -> bytes:
+    """The OpenFst binary file kaldifst writes for ``fst`` (through a temporary file)."""
     fd, tmp = tempfile.mkstemp(suffix=".fst", dir=_tmp_dir())
     os.close(fd)
     try:
-        if fst.type != "const":
-            fst = kaldifst.StdConstFst(fst)
         if not fst.write(tmp):
             raise GraphError("kaldifst could not write an FST")
-        return from_const_bytes(Path(tmp).read_bytes())
+        return Path(tmp).read_bytes()
     finally:
         os.unlink(tmp)
 
