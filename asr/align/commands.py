@@ -1,4 +1,5 @@
-"""Commands of the align stage: import-ali, ali-to-pdf, ali-to-phones, align, ali-stats, plot-ali."""
+"""Commands of the align stage: import-ali, ali-to-pdf, ali-to-phones, align, align-equal, compare-ali,
+ali-stats, plot-ali."""
 
 from __future__ import annotations
 
@@ -64,17 +65,29 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "align", help="Viterbi forced alignment of transcripts to per-frame log-likelihoods",
-        description="Align DATA_DIR/text to LOGLIKES (Kaldi matrix .ark/.scp, one row per frame, one column "
-        "per pdf: e.g. log p(s|x) - log p(s) from a network) over each utterance's training graph "
-        "(lexicon variants, optional silence, tree context, HMMs) with kaldi-decoder's C++ Viterbi search. "
-        "OUT_DIR gets ali.tid.ark, ali.pdf.ark, phones.ark, tree, final.mdl, align_stats.json. "
-        "Example: asr align --lang data/lang --tree-dir exp/tri data/train exp/lstm/loglikes.scp exp/lstm_ali",
+        description="Align DATA_DIR/text over each utterance's training graph (lexicon variants, optional "
+        "silence, tree context, HMMs) with kaldi-decoder's C++ Viterbi search, to LOGLIKES (Kaldi matrix "
+        ".ark/.scp, one row per frame, one column per pdf, e.g. log p(s|x) - log p(s)), or with --model-dir "
+        "to a network's scaled likelihoods computed here in --nj parallel jobs (then give DATA_DIR OUT_DIR "
+        "only; utterances failing at --retry-beam are skipped and counted). "
+        "OUT_DIR gets ali.tid.ark, ali.pdf.ark, phones.ark, tree, final.mdl, num_pdfs, silence_pdfs.int, "
+        "phones.txt, excluded.txt, align_stats.json (the layout of import-ali). "
+        "Examples: asr align --lang data/lang --tree-dir exp/tri data/train exp/lstm/loglikes.scp exp/lstm_ali; "
+        "asr align --lang data/lang --model-dir exp/dnn/final --nj 4 data/train exp/dnn_ali",
         formatter_class=_F)
-    p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with text (and utt2num_frames)")
-    p.add_argument("loglikes", metavar="LOGLIKES", help="Kaldi matrix ark or scp of per-pdf log-likelihoods")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with text (and utt2num_frames; feats.scp "
+                   "with --model-dir)")
+    p.add_argument("loglikes", metavar="LOGLIKES", help="Kaldi matrix ark or scp of per-pdf log-likelihoods "
+                   "(left out with --model-dir)")
+    p.add_argument("out_dir", metavar="OUT_DIR", nargs="?")
     p.add_argument("--lang", required=True)
-    p.add_argument("--tree-dir", help="tree + final.mdl (default: a monophone model from --lang)")
+    p.add_argument("--tree-dir", help="tree + final.mdl (default: --model-dir when it has them, else a "
+                   "monophone model from --lang)")
+    p.add_argument("--model-dir", help="acoustic model dir (model.safetensors, model.yaml, log_priors.npy): "
+                   "align with its log p(s|x) - log p(s)")
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs with --model-dir (one torch thread each)")
+    p.add_argument("--map-oov", action="store_true", help="with --model-dir: map words missing from the "
+                   "lexicon to the lang's OOV word (oov.txt) instead of stopping with the list of them")
     p.add_argument("--acoustic-scale", type=float, default=0.1)
     p.add_argument("--transition-scale", type=float, default=1.0)
     p.add_argument("--self-loop-scale", type=float, default=0.1)
@@ -83,6 +96,49 @@ def register(subparsers) -> None:
     p.add_argument("--log-priors", help="LOGLIKES are log posteriors: subtract these log priors "
                    "(a model dir's log_priors.npy, or a text vector)")
     p.set_defaults(func=_align)
+
+    p = subparsers.add_parser(
+        "align-equal", help="equal alignment of transcripts (flat start; Kaldi align-equal-compiled)",
+        description="Equally align each utterance's training graph to its frames (Kaldi align-equal-compiled): "
+        "a random path through the graph (lexicon variants and optional silence between words chosen with "
+        "equal probability, seeded by the utterance id), every HMM state on it getting the same number of "
+        "frames. Utterances with too few frames for their transcript are skipped and counted. OUT_DIR: an "
+        "alignment dir laid out as import-ali's, with a monophone model built from LANG_DIR (transition "
+        "probabilities estimated from the result) unless --tree-dir. "
+        "Example: asr align-equal --shortest 1000 data/train data/lang exp/mono_ali0",
+        formatter_class=_F)
+    p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with text and utt2num_frames (or feats.scp)")
+    p.add_argument("lang_dir", metavar="LANG_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--tree-dir", help="tree + final.mdl to align with (default: monophone model from LANG_DIR)")
+    p.add_argument("--shortest", type=int, metavar="N", help="only the N shortest utterances (as Kaldi's "
+                   "subset_data_dir.sh --shortest for monophone training)")
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs")
+    p.add_argument("--seed", type=int, default=0, help="added to each utterance's random seed")
+    p.add_argument("--map-oov", action="store_true", help="map words missing from the lexicon to the lang's "
+                   "OOV word (oov.txt) instead of stopping with the list of them")
+    p.set_defaults(func=_align_equal)
+
+    p = subparsers.add_parser(
+        "compare-ali", help="phone-boundary and frame agreement of two alignments (CTM or alignment dirs)",
+        description="Compare HYP with REF at the phone level (base phones: word-position suffixes dropped, "
+        "all silences one label). Each is a phone CTM (gaps are silence) or an alignment dir (ali.tid.ark + "
+        "final.mdl or phones.ark, and phones.txt). Prints the share of REF's phone boundaries that HYP "
+        "places within 10, 20 and 40 ms (label sequences matched by edit distance; a boundary whose phones "
+        "HYP does not have counts as missed), the frame-level phone agreement, and the number of utterances "
+        "compared, e.g. 'boundaries within 20 ms: 93.4 % (41,203 boundaries, 503 utts); frame phone "
+        "agreement 95.1 %'. Example: asr compare-ali data/test/phones.ctm exp/ali_test_flat",
+        formatter_class=_F)
+    p.add_argument("ref", metavar="REF", help="reference: phone CTM or alignment dir")
+    p.add_argument("hyp", metavar="HYP", help="hypothesis: phone CTM or alignment dir")
+    p.add_argument("--lang", help="lang dir whose silence phones are silence (default: SIL, SPN, NSN, sil, "
+                   "spn, sp, <sil>)")
+    p.add_argument("--frame-convention", choices=["center", "kaldi"], default="center",
+                   help="time of frame boundaries (center: between window centres, as import-ali; kaldi: k*shift)")
+    p.add_argument("--frame-shift", type=float, default=0.01)
+    p.add_argument("--frame-length", type=float, default=0.025)
+    p.add_argument("--json", help="also write the figures (and mean/median boundary error) as JSON here")
+    p.set_defaults(func=_compare_ali)
 
     p = subparsers.add_parser(
         "ali-stats", help="per-phone duration statistics of an alignment dir",
@@ -121,10 +177,71 @@ def _import_ali(args) -> int:
 
 
 def _align(args) -> int:
+    from asr.errors import ConfigError
+
+    if args.model_dir:
+        from pathlib import Path
+
+        from asr.align.align_data import AlignConfig, align_data_dir
+
+        if args.out_dir is not None:
+            raise ConfigError("with --model-dir give DATA_DIR OUT_DIR (the network computes the log-likelihoods)")
+        if args.log_priors:
+            raise ConfigError("--log-priors goes with LOGLIKES; with --model-dir the model dir's priors are used")
+        tree_dir = args.tree_dir
+        if tree_dir is None and (Path(args.model_dir) / "tree").is_file():
+            tree_dir = args.model_dir
+        cfg = AlignConfig(acoustic_scale=args.acoustic_scale, transition_scale=args.transition_scale,
+                          self_loop_scale=args.self_loop_scale, beam=args.beam, retry_beam=args.retry_beam,
+                          nj=args.nj, map_oov=args.map_oov)
+        align_data_dir(args.data_dir, args.lang, args.loglikes, tree_dir=tree_dir, model_dir=args.model_dir, cfg=cfg)
+        return 0
     from asr.align.forced import align_dir
 
+    if args.out_dir is None:
+        raise ConfigError("give DATA_DIR LOGLIKES OUT_DIR (or --model-dir with DATA_DIR OUT_DIR)")
     align_dir(args.data_dir, args.loglikes, args.out_dir, args.lang, args.tree_dir, args.acoustic_scale,
               args.beam, args.retry_beam, args.transition_scale, args.self_loop_scale, args.log_priors)
+    return 0
+
+
+def _align_equal(args) -> int:
+    from asr.align.align_data import AlignConfig, align_data_dir
+
+    utts = None
+    if args.shortest is not None:
+        from asr.align.import_ali import read_num_frames
+
+        utts = shortest_utterances(read_num_frames(args.data_dir), args.shortest)
+    cfg = AlignConfig(nj=args.nj, seed=args.seed, map_oov=args.map_oov, update_transitions=args.tree_dir is None)
+    align_data_dir(args.data_dir, args.lang_dir, args.out_dir, tree_dir=args.tree_dir, utts=utts, cfg=cfg,
+                   desc="align-equal")
+    return 0
+
+
+def shortest_utterances(num_frames: dict[str, int], n: int) -> list[str]:
+    """The ``n`` utterances with fewest frames (ties by id), as Kaldi's ``--shortest``."""
+    return sorted(num_frames, key=lambda u: (num_frames[u], u))[: max(int(n), 0)]
+
+
+def _compare_ali(args) -> int:
+    import json
+
+    from asr.align.compare import DEFAULT_SILENCE_PHONES, compare_alignments, silence_phones_of_lang
+
+    sil = list(DEFAULT_SILENCE_PHONES) + (silence_phones_of_lang(args.lang) if args.lang else [])
+    res = compare_alignments(args.ref, args.hyp, sil, args.frame_convention, args.frame_shift, args.frame_length)
+    for line in res.lines():
+        print(line)
+    if res.only_ref or res.only_hyp:
+        import logging
+
+        logging.getLogger("asr.align").warning("%d utterances only in REF, %d only in HYP (not compared)",
+                                               res.only_ref, res.only_hyp)
+    if args.json:
+        from asr.io.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(res.to_json(), indent=1) + "\n")
     return 0
 
 

@@ -27,10 +27,12 @@ log = logging.getLogger(__name__)
 
 class ForcedAligner:
     def __init__(self, lang, tree, tm, transition_scale: float = 1.0, self_loop_scale: float = 0.1,
-                 acoustic_scale: float = 0.1, beam: float = 10.0, retry_beam: float = 40.0, reorder: bool = True):
+                 acoustic_scale: float = 0.1, beam: float = 10.0, retry_beam: float = 40.0, reorder: bool = True,
+                 unpruned_retry: bool = True):
         import kaldifst
 
         self.reorder = reorder
+        self.unpruned_retry = unpruned_retry  # False: fail after the retry beam (Kaldi), e.g. bad transcripts
         self.kaldifst = kaldifst
         self.lang, self.tree, self.tm = lang, tree, tm
         self.transition_scale, self.self_loop_scale = transition_scale, self_loop_scale
@@ -133,7 +135,8 @@ class ForcedAligner:
         hclg, graph_tids = self.graph(word_ids)
         mat = np.ascontiguousarray(self.acoustic_scale * loglik[:, self.tm.tid2pdf[graph_tids]], dtype=np.float32)
         # the last try is an unpruned Viterbi search (the graph of one utterance is small)
-        for retry, beam in enumerate((self.beam, self.retry_beam, 1e9)):
+        beams = (self.beam, self.retry_beam, 1e9) if self.unpruned_retry else (self.beam, self.retry_beam)
+        for retry, beam in enumerate(beams):
             opts = kaldi_decoder.FasterDecoderOptions(beam=beam, max_active=1 << 30)
             dec = kaldi_decoder.FasterDecoder(hclg, opts)
             dec.decode(kaldi_decoder.DecodableCtc(mat))
@@ -149,8 +152,9 @@ class ForcedAligner:
                     tids = reorder_alignment(self.tm, tids)
                 cost = float(weight.value1 + weight.value2) if hasattr(weight, "value1") else float("nan")
                 return tids, cost, retry
+        what = "" if self.unpruned_retry else f" within beam {self.retry_beam:g}"
         raise AlignmentError(f"utterance {utt}: no path through the transcript's graph fits its "
-                             f"{len(loglik)} frames (too few frames, or wrong transcript?)")
+                             f"{len(loglik)} frames{what} (too few frames, or wrong transcript?)")
 
 
 def read_matrices(path: str | os.PathLike):

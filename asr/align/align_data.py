@@ -1,0 +1,278 @@
+"""Align a data dir's transcripts in parallel jobs, into an alignment dir.
+
+Two sources of frame scores, one engine:
+
+- equal alignment (``model_dir=None``): each utterance's training graph equally aligned
+  to its frame count (``asr.align.equal``; Kaldi ``align-equal-compiled``), no features read;
+- a network (``model_dir``): log p(s|x) − log p(s) from an acoustic model dir
+  (``model.safetensors``, ``model.yaml``, ``log_priors.npy``) searched by Viterbi over the
+  training graph (``asr.align.forced.ForcedAligner``: kaldi-decoder's FasterDecoder with
+  ``beam``, then ``retry_beam``; an utterance that fails both is skipped and counted).
+
+    stats = align_data_dir("data/train", "data/lang", "exp/mono_ali",
+                           model_dir="exp/mono/final", tree_dir="exp/mono_ali0", cfg=AlignConfig(nj=2))
+
+Work is cut into tasks of about ``task_frames`` frames (a job holds one task's features and
+posteriors at a time: memory per job is bounded whatever the corpus size) handed to ``nj``
+worker processes (fork; one torch thread each). Each task writes its transition-ids to a part
+file; the parts are joined in utterance order at the end, so the parent never holds the
+corpus either. One progress bar per call (stderr, on a terminal).
+
+Output (the layout of ``asr import-ali``, docs/contracts.md): ``ali.tid.ark``,
+``ali.pdf.ark``, ``phones.ark``, ``tree``, ``final.mdl``, ``num_pdfs``,
+``silence_pdfs.int``, ``phones.txt``, ``excluded.txt`` (utterance and reason per skipped
+utterance), ``align_stats.json`` (the counts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asr.errors import AlignmentError
+from asr.io.atomic import atomic_write_text
+from asr.io.int_ark import iter_int_ark, write_int_ark
+
+log = logging.getLogger(__name__)
+
+LONG_UTTERANCE_SECONDS = 30.0
+FRAME_SHIFT = 0.01
+
+
+@dataclass
+class AlignConfig:
+    """Options of a data-dir alignment (Kaldi's ``align.sh`` defaults for networks)."""
+
+    acoustic_scale: float = 0.1  # scale of log p(s|x) - log p(s) in the search
+    transition_scale: float = 1.0  # scale of the forward transition log-probabilities
+    self_loop_scale: float = 0.1  # scale of the self-loop log-probabilities
+    beam: float = 10.0  # first search beam
+    retry_beam: float = 40.0  # second try for utterances that do not reach the final state
+    nj: int = 1  # parallel jobs (processes)
+    task_frames: int = 8000  # frames per task: bounds a job's memory
+    map_oov: bool = False  # map words missing from the lexicon to the lang's OOV word
+    max_duration: float | None = None  # skip utterances longer than this (seconds); None: align all
+    seed: int = 0  # equal alignment: added to each utterance's seed
+    update_transitions: bool = False  # re-estimate transition probabilities from the result (Kaldi MleUpdate)
+
+
+_JOB: dict = {}  # what the workers inherit at fork time
+
+
+def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, utts=None,
+                   cfg: AlignConfig | None = None, desc: str = "align", progress: bool = True) -> dict:
+    """Align ``utts`` (default: every utterance with features and a transcript) of
+    ``data_dir``; write the alignment dir ``out_dir`` and return its statistics.
+
+    ``tree_dir``: tree + final.mdl of the HMM states (default: a monophone model built from
+    the lang dir, as ``asr import-ali`` without ``--tree-dir``). ``model_dir``: network
+    whose scaled likelihoods drive the search; None = equal alignment."""
+    from tqdm import tqdm
+
+    from asr.align.forced import ForcedAligner
+    from asr.align.import_ali import load_model, read_num_frames
+    from asr.align.transcripts import read_transcripts
+    from asr.lang.lang_dir import LangDir
+
+    cfg = cfg or AlignConfig()
+    t0 = time.time()
+    data_dir, out = Path(data_dir), Path(out_dir)
+    lang = LangDir(lang_dir)
+    tree, tm = load_model(lang, Path(tree_dir) if tree_dir else None)
+    transcripts = read_transcripts(data_dir, lang, map_oov=cfg.map_oov)
+    num_frames = read_num_frames(data_dir)
+    stats: Counter = Counter()
+    excluded: list[tuple[str, str]] = []
+
+    def exclude(utt, key, reason):
+        stats[key] += 1
+        excluded.append((utt, reason))
+
+    wanted = sorted(num_frames if utts is None else set(utts), key=lambda u: u.encode("utf-8"))
+    todo = []
+    for u in wanted:
+        if u not in num_frames:
+            exclude(u, "no_features", "no features")
+        elif u not in transcripts.word_ids:
+            exclude(u, "no_transcript", "empty transcript" if u in transcripts.empty else "no transcript")
+        elif num_frames[u] == 0:
+            exclude(u, "no_features", "0 frames")
+        elif cfg.max_duration is not None and num_frames[u] * FRAME_SHIFT > cfg.max_duration:
+            exclude(u, "too_long", f"{num_frames[u] * FRAME_SHIFT:.1f} s > --max-duration {cfg.max_duration:g} s")
+        else:
+            todo.append(u)
+    stats["utterances"] = len(wanted)
+    stats["oov_tokens"] = sum(transcripts.oov_per_utt.get(u, 0) for u in todo)
+    stats["long_utterances"] = sum(1 for u in todo if num_frames[u] * FRAME_SHIFT > LONG_UTTERANCE_SECONDS)
+    tasks = _make_tasks(todo, num_frames, cfg.task_frames)
+    parts = out / ".parts"
+    if parts.exists():
+        shutil.rmtree(parts)
+    parts.mkdir(parents=True)
+    aligner = ForcedAligner(lang, tree, tm, cfg.transition_scale, cfg.self_loop_scale, cfg.acoustic_scale,
+                            cfg.beam, cfg.retry_beam, unpruned_retry=False)
+    _JOB.update(aligner=aligner, words=transcripts.word_ids, num_frames=num_frames, cfg=cfg, parts=parts,
+                model_dir=str(model_dir) if model_dir else None, data_dir=str(data_dir))
+    nj = max(1, min(int(cfg.nj), len(tasks)))
+    bar = tqdm(total=len(todo), desc=desc, unit="utt", disable=None if progress else True, leave=False)
+    done_parts: list[Path] = [parts / f"part.{i:06d}.ark" for i in range(len(tasks))]
+    try:
+        if nj == 1:
+            _init_worker()
+            results = map(_run_task, enumerate(tasks))
+            _collect(results, stats, excluded, bar)
+        else:
+            with mp.get_context("fork").Pool(nj, initializer=_init_worker) as pool:
+                _collect(pool.imap_unordered(_run_task, enumerate(tasks)), stats, excluded, bar)
+    finally:
+        bar.close()
+        _JOB.clear()
+    if stats["aligned"] == 0:
+        shutil.rmtree(parts, ignore_errors=True)
+        example = f"; e.g. {excluded[0][0]}: {excluded[0][1]}" if excluded else ""
+        raise AlignmentError(f"{data_dir}: no utterance could be aligned ({len(excluded)} skipped{example})")
+    stats["seconds"] = round(time.time() - t0, 2)
+    summary = {k: (int(v) if not isinstance(v, float) else v) for k, v in sorted(stats.items())}
+    summary["source"] = f"network {model_dir}" if model_dir else "equal alignment"
+    summary["config"] = asdict(cfg)
+    write_alignment_dir(out, lang, tree, tm, done_parts, excluded, summary, cfg.update_transitions)
+    shutil.rmtree(parts, ignore_errors=True)
+    log.info("%s: %s", out, describe_stats(summary))
+    return summary
+
+
+def describe_stats(s: dict) -> str:
+    """One line: aligned / skipped counts of an alignment run."""
+    parts = [f"aligned {s.get('aligned', 0)} of {s.get('utterances', 0)} utterances"]
+    if s.get("retried"):
+        parts.append(f"{s['retried']} after a retry with the wider beam")
+    skipped = [(k, s.get(k, 0)) for k in ("failed", "too_short", "no_features", "no_transcript", "too_long")]
+    parts += [f"{v} {k.replace('_', ' ')}" for k, v in skipped if v]
+    if s.get("long_utterances"):
+        parts.append(f"{s['long_utterances']} longer than {LONG_UTTERANCE_SECONDS:g} s")
+    if s.get("oov_tokens"):
+        parts.append(f"{s['oov_tokens']} OOV tokens mapped")
+    return ", ".join(parts)
+
+
+def write_alignment_dir(out: Path, lang, tree, tm, part_files, excluded, stats: dict, update_transitions: bool) -> None:
+    """The files of an alignment dir from sorted transition-id part files (streamed)."""
+    from asr.align.import_ali import write_model_files
+    from asr.align.kaldi_ali import ali_to_phones
+
+    def tids():
+        for p in part_files:
+            if p.exists():
+                yield from iter_int_ark(p)
+
+    if update_transitions:
+        stats["transitions"] = tm.mle_update(tm.accumulate(t for _, t in tids()))
+    write_int_ark(out / "ali.tid.ark", tids())
+    write_int_ark(out / "ali.pdf.ark", ((u, tm.tid2pdf[t]) for u, t in tids()))
+    write_int_ark(out / "phones.ark", ((u, ali_to_phones(tm, t, per_frame=True, utt=u)) for u, t in tids()))
+    write_model_files(out, tree, tm, lang)
+    excluded = sorted(excluded, key=lambda x: x[0].encode("utf-8"))
+    atomic_write_text(out / "excluded.txt", "".join(f"{u} {r}\n" for u, r in excluded))
+    atomic_write_text(out / "align_stats.json", json.dumps(stats, indent=1, default=_json_default) + "\n")
+
+
+def _json_default(x):
+    if isinstance(x, (np.integer, np.floating)):
+        return x.item()
+    raise TypeError(type(x))
+
+
+def _make_tasks(utts: list[str], num_frames: dict[str, int], task_frames: int) -> list[list[str]]:
+    tasks, cur, n = [], [], 0
+    for u in utts:
+        cur.append(u)
+        n += num_frames[u]
+        if n >= task_frames:
+            tasks.append(cur)
+            cur, n = [], 0
+    if cur:
+        tasks.append(cur)
+    return tasks
+
+
+def _collect(results, stats: Counter, excluded: list, bar) -> None:
+    for counts, bad, n in results:
+        stats.update(counts)
+        excluded.extend(bad)
+        bar.update(n)
+
+
+# -- worker side --------------------------------------------------------------------
+
+def _init_worker() -> None:
+    """Per job: one torch thread; the network, its priors and a feature reader."""
+    if _JOB.get("model_dir") is None:
+        return
+    import torch
+
+    from asr.features.reader import FeatureReader
+    from asr.nnet.model_dir import load_acoustic_model
+
+    torch.set_num_threads(1)
+    model, config = load_acoustic_model(_JOB["model_dir"])
+    prior_path = Path(_JOB["model_dir"]) / "log_priors.npy"
+    if not prior_path.is_file():
+        raise AlignmentError(f"{prior_path}: missing (run `asr compute-priors --model-dir {_JOB['model_dir']}`)")
+    priors = np.load(prior_path).astype(np.float32).reshape(-1)
+    num_pdfs = _JOB["aligner"].tm.num_pdfs
+    if len(priors) != num_pdfs or int(config["num_pdfs"]) != num_pdfs:
+        raise AlignmentError(f"{_JOB['model_dir']}: the network has {config['num_pdfs']} outputs and "
+                             f"{len(priors)} priors, the tree {num_pdfs} pdfs")
+    _JOB.update(model=model, delay=int(config.get("output_delay", 0)), priors=priors,
+                reader=FeatureReader(_JOB["data_dir"], cmvn=config.get("cmvn", "speaker")))
+
+
+def _run_task(item):
+    index, utts = item
+    from asr.align.equal import equal_align
+
+    aligner, words, cfg = _JOB["aligner"], _JOB["words"], _JOB["cfg"]
+    counts: Counter = Counter()
+    bad: list[tuple[str, str]] = []
+    done: list[tuple[str, np.ndarray]] = []
+    if _JOB.get("model_dir") is None:
+        for u in utts:
+            try:
+                done.append((u, equal_align(aligner, words[u], _JOB["num_frames"][u], u, cfg.seed)))
+            except AlignmentError as e:
+                counts["too_short"] += 1
+                bad.append((u, f"too_short: {e}"))
+    else:
+        from asr.nnet.inference import log_posteriors
+
+        feats, ok = [], []
+        for u in utts:
+            try:
+                feats.append(_JOB["reader"][u])
+                ok.append(u)
+            except Exception as e:  # noqa: BLE001 - an unreadable utterance is skipped and counted
+                counts["no_features"] += 1
+                bad.append((u, f"no_features: {e}"))
+        posts = log_posteriors(_JOB["model"], feats, _JOB["delay"]) if feats else []
+        for u, post in zip(ok, posts):
+            try:
+                tids, _, retry = aligner.align(post - _JOB["priors"], words[u], u)
+            except AlignmentError as e:
+                counts["failed"] += 1
+                bad.append((u, f"failed: {e}"))
+                continue
+            counts["retried"] += int(retry > 0)
+            done.append((u, tids))
+    counts["aligned"] += len(done)
+    counts["frames"] += sum(len(t) for _, t in done)
+    write_int_ark(_JOB["parts"] / f"part.{index:06d}.ark", done)
+    return counts, bad, len(utts)
