@@ -37,6 +37,7 @@ COMMAND_PACKAGES = (
     "asr.score",
     "asr.lattice",
     "asr.report",
+    "asr.flatstart",
 )
 
 

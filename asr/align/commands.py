@@ -88,6 +88,8 @@ def register(subparsers) -> None:
     p.add_argument("--nj", type=int, default=1, help="parallel jobs with --model-dir (one torch thread each)")
     p.add_argument("--map-oov", action="store_true", help="with --model-dir: map words missing from the "
                    "lexicon to the lang's OOV word (oov.txt) instead of stopping with the list of them")
+    p.add_argument("--max-duration", type=float, default=None, help="with --model-dir: skip (and count) "
+                   "utterances longer than this many seconds")
     p.add_argument("--acoustic-scale", type=float, default=0.1)
     p.add_argument("--transition-scale", type=float, default=1.0)
     p.add_argument("--self-loop-scale", type=float, default=0.1)
@@ -115,6 +117,8 @@ def register(subparsers) -> None:
                    "subset_data_dir.sh --shortest for monophone training)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs")
     p.add_argument("--seed", type=int, default=0, help="added to each utterance's random seed")
+    p.add_argument("--max-duration", type=float, default=None, help="skip (and count) utterances longer than "
+                   "this many seconds")
     p.add_argument("--map-oov", action="store_true", help="map words missing from the lexicon to the lang's "
                    "OOV word (oov.txt) instead of stopping with the list of them")
     p.set_defaults(func=_align_equal)
@@ -193,7 +197,7 @@ def _align(args) -> int:
             tree_dir = args.model_dir
         cfg = AlignConfig(acoustic_scale=args.acoustic_scale, transition_scale=args.transition_scale,
                           self_loop_scale=args.self_loop_scale, beam=args.beam, retry_beam=args.retry_beam,
-                          nj=args.nj, map_oov=args.map_oov)
+                          nj=args.nj, map_oov=args.map_oov, max_duration=args.max_duration)
         align_data_dir(args.data_dir, args.lang, args.loglikes, tree_dir=tree_dir, model_dir=args.model_dir, cfg=cfg)
         return 0
     from asr.align.forced import align_dir
@@ -210,10 +214,13 @@ def _align_equal(args) -> int:
 
     utts = None
     if args.shortest is not None:
+        from pathlib import Path
+
         from asr.align.import_ali import read_num_frames
 
-        utts = shortest_utterances(read_num_frames(args.data_dir), args.shortest)
-    cfg = AlignConfig(nj=args.nj, seed=args.seed, map_oov=args.map_oov, update_transitions=args.tree_dir is None)
+        utts = shortest_utterances(read_num_frames(Path(args.data_dir)), args.shortest)
+    cfg = AlignConfig(nj=args.nj, seed=args.seed, map_oov=args.map_oov, max_duration=args.max_duration,
+                      update_transitions=args.tree_dir is None)
     align_data_dir(args.data_dir, args.lang_dir, args.out_dir, tree_dir=args.tree_dir, utts=utts, cfg=cfg,
                    desc="align-equal")
     return 0

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # The default recipe on the embedded synthetic corpus, from nothing to a WER.
 #   run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
+#          [--alignments ctm|flat]
 #
 #   0 corpus (synthetic speech + CTM)     5 HCLG with the pruned 5-gram
 #   1 dict + lang dir                     6 LSTMP training (+ priors) [+ DNN, LSTM baselines]
 #   2 fbank + CMVN                        7 decode dev/test (first pass, lattices)
-#   3 alignment import (CTM) + tree       8 full 5-gram lattice rescoring
+#   3 alignments (CTM import, or flat      8 full 5-gram lattice rescoring
+#     start) + tree
 #   4 LMs: full 5-gram and pruned         9 scoring, RESULTS.md, exp/results.json, exp/final
 #   10 (off by default: --stage 10 --stop-stage 10) LSTM family comparison and depth study
 #
 # Outputs: data/ (corpus, dict, lang, features) and exp/ under this directory. Every stage
 # checks its inputs and skips work whose outputs are complete, so re-running is safe.
+# --alignments flat: stage 3 makes the training alignments from the transcripts alone
+# (`asr flat-start`, never reading the synthesiser's CTMs) into exp/ali_train_flat; the
+# products that depend on them get a _flat suffix (exp/tree_flat, exp/graph_flat,
+# exp/lstmp_flat, ...), so both kinds of systems live side by side and stage 9 reports both.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,15 +31,19 @@ train_opts=""         # extra options for `asr train` (e.g. "--device cuda")
 decode_opts=          # search options for `asr decode` (default "--beam 11 --lattice-beam 6";
                       # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
 compare_opts=""       # options for stage 10's local/compare_families.sh (e.g. "--train-utts 500 --jobs 4")
-__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts"
+alignments=ctm        # ctm: import the synthesiser's phone CTMs; flat: flat start from transcripts alone
+flat_opts=""          # extra options for `asr flat-start` (e.g. "--rounds 3")
+__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts alignments flat_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
-         [--compare-opts '...']
+         [--compare-opts '...'] [--alignments ctm|flat] [--flat-opts '...']
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
-  0 synthetic corpus   1 dict + lang dir   2 fbank + CMVN   3 CTM alignment import + tree
+  0 synthetic corpus   1 dict + lang dir   2 fbank + CMVN   3 alignments + tree
   4 5-gram LMs         5 HCLG              6 training       7 decode (lattices)
   8 5-gram rescoring   9 scoring, RESULTS.md, exp/results.json, exp/final
-  10 (only when asked) LSTM family comparison and depth study"
+  10 (only when asked) LSTM family comparison and depth study
+--alignments flat: stage 3 trains from the transcripts alone (asr flat-start; the CTMs are not
+read) into exp/ali_train_flat; later products get a _flat suffix (exp/tree_flat, exp/lstmp_flat)."
 . ../../scripts/parse_options.sh
 . ../../scripts/log.sh
 
@@ -52,6 +62,12 @@ num_leaves=${num_leaves:-1500}
 lm_target_ngrams=${lm_target_ngrams:-60000}
 systems="lstmp"
 [ "$baselines" = true ] && systems="lstmp lstm dnn"
+case "$alignments" in
+  ctm) sfx= ;;
+  flat) sfx=_flat ;;
+  *) die "--alignments must be ctm or flat (got '$alignments')" ;;
+esac
+tree=exp/tree$sfx graph=exp/graph$sfx ali_dev=exp/ali_dev$sfx   # what depends on the alignments
 
 # Stage 0: synthetic corpus: data/{train,dev,test} with wavs, CTMs; data/local/{lm_text.txt,dict}
 # (kept as is when already complete with the same settings)
@@ -85,24 +101,42 @@ if stage_on 2; then
   done
 fi
 
-# Stage 3: import the corpus's phone CTMs as alignments, tie triphone states with a
-# decision tree, and map the dev alignments (frame accuracy monitor) through the tree
+# Stage 3: training alignments — the corpus's phone CTMs imported, or (--alignments flat) a
+# flat start from the transcripts alone — then a decision tree (triphone states) from them,
+# and the dev alignments (frame accuracy monitor) through the tree
 if stage_on 3; then
   require data/lang/phones.txt 1
   require data/train/feats.scp data/dev/feats.scp 2
-  if [ ! -f exp/ali_train_mono/ali.tid.ark ]; then
-    log "stage 3: importing train CTM alignments"
-    asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
-      data/train data/train/phones.ctm exp/ali_train_mono
+  if [ "$alignments" = flat ]; then
+    train_ali=exp/ali_train_flat
+    if [ ! -f $train_ali/flat_start.json ]; then
+      log "stage 3: flat start from the transcripts (no CTM is read) into $train_ali"
+      # shellcheck disable=SC2086
+      asr flat-start --nj "$nj" --ali-dir $train_ali $flat_opts data/train data/lang exp/flat_start
+    fi
+  else
+    train_ali=exp/ali_train_mono
+    if [ ! -f $train_ali/ali.tid.ark ]; then
+      log "stage 3: importing train CTM alignments"
+      asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
+        data/train data/train/phones.ctm $train_ali
+    fi
   fi
-  if [ ! -f exp/tree/silence_pdfs.int ]; then
-    log "stage 3: building the tree ($num_leaves leaves)"
-    asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train exp/ali_train_mono exp/tree
+  if [ ! -f $tree/silence_pdfs.int ]; then
+    log "stage 3: building the tree $tree ($num_leaves leaves) from $train_ali"
+    asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train $train_ali $tree
   fi
-  if [ ! -f exp/ali_dev/ali.pdf.ark ]; then
-    log "stage 3: importing dev CTM alignments through the tree"
-    asr import-ali --format ctm --lang data/lang --tree-dir exp/tree --words-ctm data/dev/words.ctm \
-      data/dev data/dev/phones.ctm exp/ali_dev
+  if [ ! -f $ali_dev/ali.pdf.ark ]; then
+    if [ "$alignments" = flat ]; then
+      log "stage 3: aligning dev with the flat-start model, mapped through $tree"
+      asr align --lang data/lang --model-dir exp/flat_start/final --nj "$nj" data/dev exp/flat_start/ali_dev
+      asr import-ali --format kaldi --lang data/lang --tree-dir $tree --mdl exp/flat_start/ali_dev/final.mdl \
+        data/dev exp/flat_start/ali_dev/ali.tid.ark $ali_dev
+    else
+      log "stage 3: importing dev CTM alignments through the tree"
+      asr import-ali --format ctm --lang data/lang --tree-dir $tree --words-ctm data/dev/words.ctm \
+        data/dev data/dev/phones.ctm $ali_dev
+    fi
   fi
 fi
 
@@ -129,13 +163,13 @@ fi
 
 # Stage 5: decoding graph HCLG with the pruned 5-gram
 if stage_on 5; then
-  require exp/tree/final.mdl 3
+  require $tree/final.mdl 3
   require exp/lm/lm5_pruned.arpa 4
-  if [ -f exp/graph/HCLG.fst ] && [ exp/graph/HCLG.fst -nt exp/lm/lm5_pruned.arpa ] && [ exp/graph/HCLG.fst -nt exp/tree/final.mdl ]; then
-    log "stage 5: exp/graph/HCLG.fst is up to date"
+  if [ -f $graph/HCLG.fst ] && [ $graph/HCLG.fst -nt exp/lm/lm5_pruned.arpa ] && [ $graph/HCLG.fst -nt $tree/final.mdl ]; then
+    log "stage 5: $graph/HCLG.fst is up to date"
   else
     log "stage 5: HCLG with the pruned 5-gram"
-    asr make-graph data/lang exp/tree exp/lm/lm5_pruned.arpa exp/graph
+    asr make-graph data/lang $tree exp/lm/lm5_pruned.arpa $graph
   fi
 fi
 
@@ -143,10 +177,10 @@ fi
 # (network + priors from training; tree, transition model, tables, graph, LMs, fbank options)
 make_model_dir() {
   local d=exp/$1/final
-  cp exp/tree/tree exp/tree/final.mdl "$d/"
+  cp $tree/tree $tree/final.mdl "$d/"
   cp data/lang/phones.txt data/lang/words.txt "$d/"
   cp ../../conf/fbank.conf "$d/fbank.conf"
-  rm -rf "$d/graph.tmp"; cp -r exp/graph "$d/graph.tmp"; rm -rf "$d/graph"; mv "$d/graph.tmp" "$d/graph"
+  rm -rf "$d/graph.tmp"; cp -r $graph "$d/graph.tmp"; rm -rf "$d/graph"; mv "$d/graph.tmp" "$d/graph"
   mkdir -p "$d/lm"
   cp exp/lm/lm5_pruned.arpa "$d/lm/first_pass.arpa"
   cp exp/lm/lm5.arpa "$d/lm/rescore.arpa"
@@ -154,34 +188,35 @@ make_model_dir() {
 
 # Stage 6: acoustic models (LSTMP; DNN and plain-LSTM baselines at about its size), priors
 if stage_on 6; then
-  require exp/tree/ali.pdf.ark exp/ali_dev/ali.pdf.ark 3
-  require exp/graph/HCLG.fst 5
+  require $tree/ali.pdf.ark $ali_dev/ali.pdf.ark 3
+  require $graph/HCLG.fst 5
   for sys in $systems; do
-    if [ -f exp/$sys/final/log_priors.npy ] && [ -f exp/$sys/final/graph/HCLG.fst ] && [ -f exp/$sys/.done ]; then
-      log "stage 6: exp/$sys is trained; skipping"
+    e=exp/$sys$sfx
+    if [ -f $e/final/log_priors.npy ] && [ -f $e/final/graph/HCLG.fst ] && [ -f $e/.done ]; then
+      log "stage 6: $e is trained; skipping"
       continue
     fi
-    log "stage 6: training $sys ($conf/$sys.yaml)"
+    log "stage 6: training $e ($conf/$sys.yaml)"
     resume=""
-    [ -f exp/$sys/checkpoint.pt ] && resume="--resume"
-    asr train --config $conf/$sys.yaml --feats data/train --ali exp/tree/ali.pdf.ark \
-      --dev-feats data/dev --dev-ali exp/ali_dev/ali.pdf.ark --out exp/$sys $resume $train_opts
-    asr compute-priors --model-dir exp/$sys/final --silence-pdfs exp/tree/silence_pdfs.int exp/tree/ali.pdf.ark
-    make_model_dir $sys
-    touch exp/$sys/.done
+    [ -f $e/checkpoint.pt ] && resume="--resume"
+    asr train --config $conf/$sys.yaml --feats data/train --ali $tree/ali.pdf.ark \
+      --dev-feats data/dev --dev-ali $ali_dev/ali.pdf.ark --out $e $resume $train_opts
+    asr compute-priors --model-dir $e/final --silence-pdfs $tree/silence_pdfs.int $tree/ali.pdf.ark
+    make_model_dir $sys$sfx
+    touch $e/.done
   done
 fi
 
 # Stage 7: first-pass decoding of dev and test with lattices
 if stage_on 7; then
   for sys in $systems; do
-    require exp/$sys/.done 6
+    require exp/$sys$sfx/.done 6
     for x in dev test; do
-      if [ -f exp/$sys/decode_$x/decode.json ] && [ exp/$sys/decode_$x/decode.json -nt exp/$sys/.done ]; then
-        log "stage 7: exp/$sys/decode_$x is done"; continue
+      if [ -f exp/$sys$sfx/decode_$x/decode.json ] && [ exp/$sys$sfx/decode_$x/decode.json -nt exp/$sys$sfx/.done ]; then
+        log "stage 7: exp/$sys$sfx/decode_$x is done"; continue
       fi
-      log "stage 7: decoding data/$x with $sys"
-      asr decode --model-dir exp/$sys/final --nj "$nj" --lattices $decode_opts data/$x exp/$sys/decode_$x
+      log "stage 7: decoding data/$x with $sys$sfx"
+      asr decode --model-dir exp/$sys$sfx/final --nj "$nj" --lattices $decode_opts data/$x exp/$sys$sfx/decode_$x
     done
   done
 fi
@@ -190,14 +225,14 @@ fi
 if stage_on 8; then
   for sys in $systems; do
     for x in dev test; do
-      require exp/$sys/decode_$x/decode.json 7
-      if [ -f exp/$sys/decode_${x}_rescore/.done ] && [ exp/$sys/decode_${x}_rescore/.done -nt exp/$sys/decode_$x/decode.json ]; then
-        log "stage 8: exp/$sys/decode_${x}_rescore is done"; continue
+      require exp/$sys$sfx/decode_$x/decode.json 7
+      if [ -f exp/$sys$sfx/decode_${x}_rescore/.done ] && [ exp/$sys$sfx/decode_${x}_rescore/.done -nt exp/$sys$sfx/decode_$x/decode.json ]; then
+        log "stage 8: exp/$sys$sfx/decode_${x}_rescore is done"; continue
       fi
-      log "stage 8: rescoring exp/$sys/decode_$x with the full 5-gram"
+      log "stage 8: rescoring exp/$sys$sfx/decode_$x with the full 5-gram"
       asr lmrescore --old-lm exp/lm/lm5_pruned.arpa --new-lm exp/lm/lm5.arpa \
-        --words exp/graph/words.txt exp/$sys/decode_$x exp/$sys/decode_${x}_rescore
-      touch exp/$sys/decode_${x}_rescore/.done
+        --words $graph/words.txt exp/$sys$sfx/decode_$x exp/$sys$sfx/decode_${x}_rescore
+      touch exp/$sys$sfx/decode_${x}_rescore/.done
     done
   done
 fi
@@ -207,14 +242,19 @@ if stage_on 9; then
   specs=()
   for sys in $systems; do
     for pass in "" _rescore; do
-      require exp/$sys/decode_dev$pass/lat.1.gz exp/$sys/decode_test$pass/lat.1.gz 8
-      asr score-lattices --words exp/graph/words.txt data/dev exp/$sys/decode_dev$pass
-      asr score-lattices --words exp/graph/words.txt --best-from exp/$sys/decode_dev$pass data/test exp/$sys/decode_test$pass
+      require exp/$sys$sfx/decode_dev$pass/lat.1.gz exp/$sys$sfx/decode_test$pass/lat.1.gz 8
+      asr score-lattices --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev$pass
+      asr score-lattices --words $graph/words.txt --best-from exp/$sys$sfx/decode_dev$pass data/test exp/$sys$sfx/decode_test$pass
     done
-    specs+=("$sys=exp/$sys")
+  done
+  # every scored system of both kinds: CTM-aligned NAME and flat-start NAME_flat
+  for s in "" _flat; do
+    for sys in lstmp lstm dnn; do
+      [ -f exp/$sys$s/decode_test_rescore/wer ] && specs+=("$sys$s=exp/$sys$s")
+    done
   done
   asr results --title "Results of recipes/synth (quick=$quick)" \
-    --command "recipes/synth/run.sh --quick $quick --baselines $baselines" \
+    --command "recipes/synth/run.sh --quick $quick --baselines $baselines --alignments $alignments" \
     --corpus-json data/local/corpus.json --lm-ppl exp/lm/lm5.test_ppl.txt \
     --markdown RESULTS.md --json exp/results.json --link-best exp/final "${specs[@]}"
   log "stage 9: wrote RESULTS.md and exp/results.json; exp/final -> $(readlink exp/final)"

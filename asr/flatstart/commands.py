@@ -1,0 +1,89 @@
+"""``asr flat-start``: alignments from transcripts alone (no GMMs, no external aligner)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "flat-start",
+        help="alignments from transcripts alone: equal alignment, CI network rounds, tree, CD network",
+        description="Train from transcripts alone (GMM-free flat start, Senior et al. 2014). Steps, each a dir "
+        "of EXP, skipped when complete on a re-run: ali0 = equal alignment (align-equal) of the --init-utts "
+        "shortest utterances; then --rounds times: train a context-independent network (monophone states) on "
+        "the last alignments, realign the training set with its log p(s|x) - log p(s) (Viterbi over each "
+        "utterance's training graph, --nj jobs, utterances failing at --retry-beam skipped and counted, frames "
+        "that changed state logged); then a decision tree (build-tree, --num-leaves) from the CI alignments, "
+        "a context-dependent network, and one CD realignment. The final alignments go to --ali-dir (default "
+        "EXP/ali), laid out as import-ali's output; EXP/final is the last network's model dir (with tree and "
+        "final.mdl: `asr align --model-dir EXP/final` aligns dev/test data); EXP/flat_start.json and "
+        "EXP/log/ record every step. "
+        "Example: asr flat-start --nj 2 --ali-dir exp/ali_train_flat data/train data/lang exp/flat_start",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="training data dir with text, feats.scp, cmvn.scp")
+    p.add_argument("lang_dir", metavar="LANG_DIR", help="lang dir (L.fst, topo, phones/, oov.txt)")
+    p.add_argument("exp_dir", metavar="EXP", help="work dir of the steps")
+    p.add_argument("--ali-dir", help="where the final alignment dir goes (default EXP/ali)")
+    p.add_argument("--nj", type=int, default=2, help="parallel alignment jobs (one torch thread each)")
+    p.add_argument("--num-threads", type=int, default=0, help="torch threads for training (0: all cores)")
+    p.add_argument("--init-utts", type=int, default=1000,
+                   help="equal alignment and first network on this many shortest utterances")
+    p.add_argument("--rounds", type=int, default=2, help="CI rounds (train, realign)")
+    p.add_argument("--round-utts", type=int, default=None,
+                   help="utterances realigned per CI round, spread over the set (default: all)")
+    p.add_argument("--num-leaves", type=int, default=1000, help="leaves of the CD tree")
+    p.add_argument("--no-cd", dest="cd_realign", action="store_false",
+                   help="stop after the CI rounds (no tree, CD network and CD realignment)")
+    p.add_argument("--ci-config", help="YAML (model: and training: sections, as conf/dnn.yaml) of the CI "
+                   "network (default: the built-in one, written to EXP/mono1.yaml)")
+    p.add_argument("--cd-config", help="YAML of the CD network (default: the built-in one, written to EXP/cd.yaml)")
+    p.add_argument("--acoustic-scale", type=float, default=0.1, help="scale of the network's log-likelihoods "
+                   "in the realignment search")
+    p.add_argument("--beam", type=float, default=10.0, help="realignment beam")
+    p.add_argument("--retry-beam", type=float, default=40.0, help="beam of the second try; utterances failing "
+                   "it are skipped and counted")
+    p.add_argument("--map-oov", action="store_true", help="map words missing from the lexicon to the lang's "
+                   "OOV word (oov.txt) instead of stopping with the list of them")
+    p.add_argument("--max-duration", type=float, default=None, help="skip (and count) utterances longer than "
+                   "this many seconds (default: align all; those over 30 s are counted, and never in the "
+                   "equal-alignment start unless the set has no shorter ones)")
+    p.set_defaults(func=_flat_start)
+
+
+def _flat_start(args) -> int:
+    from asr.config import load_yaml
+    from asr.flatstart.pipeline import FlatStartConfig, flat_start
+
+    cfg = FlatStartConfig(init_utts=args.init_utts, rounds=args.rounds, round_utts=args.round_utts,
+                          num_leaves=args.num_leaves, cd_realign=args.cd_realign, nj=args.nj,
+                          num_threads=args.num_threads, acoustic_scale=args.acoustic_scale, beam=args.beam,
+                          retry_beam=args.retry_beam, map_oov=args.map_oov,
+                          max_duration=args.max_duration)
+    if args.ci_config:
+        cfg.ci_config = load_yaml(args.ci_config)
+    if args.cd_config:
+        cfg.cd_config = load_yaml(args.cd_config)
+    summary = flat_start(args.data_dir, args.lang_dir, args.exp_dir, args.ali_dir, cfg)
+    for step in summary["steps"]:
+        print(format_step(step))
+    print(f"final alignments: {summary['final_alignments']} ({summary['seconds']:.0f} s)")
+    return 0
+
+
+def format_step(s: dict) -> str:
+    """One line per step of flat_start.json."""
+    if s["kind"] == "align":
+        skipped = sum(s.get(k, 0) for k in ("failed", "too_short", "no_features", "no_transcript"))
+        line = (f"{s['step']}: aligned {s['aligned']:,} of {s['utterances']:,} utterances "
+                f"({s.get('retried', 0)} retried, {skipped} skipped)")
+        if "state_changed_percent" in s:
+            line += (f", {s['state_changed_percent']:.1f} % of frames changed state "
+                     f"({s['phone_changed_percent']:.1f} % phone)")
+    elif s["kind"] == "train":
+        acc = s.get("train_acc")
+        line = f"{s['step']}: trained on {s['alignments']}, train frame accuracy {acc if acc is not None else '?'}"
+    else:
+        line = f"{s['step']}: {s.get('num_pdfs')} pdfs from {s['alignments']}"
+    return f"{line} [{s['seconds']:.0f} s]"

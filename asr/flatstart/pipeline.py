@@ -1,0 +1,363 @@
+"""Flat start without GMMs (Senior et al. 2014, "GMM-free DNN training"): alignments from
+transcripts alone.
+
+    summary = flat_start("data/train", "data/lang", "exp/flat_start", ali_dir="exp/ali_train_flat")
+
+Steps, each a directory of ``EXP`` (a finished step is skipped when re-run; an interrupted
+training resumes from its checkpoint):
+
+1. ``ali0``: equal alignment (``asr align-equal``) of the ``init_utts`` shortest utterances
+   under a monophone model built from the lang dir — short utterances first, as Kaldi's
+   monophone stage, because a uniform segmentation is least wrong on them;
+2. ``mono1``: a context-independent network (monophone HMM states; ``ci_config``) trained on
+   ``ali0`` with ``asr train``, priors with ``asr compute-priors``;
+3. ``ali1``: Viterbi realignment of the training utterances with ``mono1``'s
+   log p(s|x) − log p(s) (``asr.align.align_data``; ``nj`` jobs); then ``mono2`` on ``ali1``,
+   ``ali2`` ... up to ``ali<rounds>``. Each round logs how many frames changed state;
+4. ``tree``: the decision tree (``asr build-tree``, ``num_leaves``) from the last CI
+   alignments;
+5. ``cd``: a context-dependent network (``cd_config``) on the tree's alignments, then
+   ``ali_cd``: one CD realignment round (unless ``cd_realign`` is off);
+6. the last alignment dir is copied to ``ali_dir`` (default ``EXP/ali``): the layout of
+   ``asr import-ali``'s output, so every later stage takes it unchanged. ``EXP/final`` is
+   the last network's model dir, completed with its tree and transition model, so
+   ``asr align --lang LANG --model-dir EXP/final DATA OUT`` aligns other data (dev, test).
+
+``EXP/flat_start.json`` records every step (counts, frames changed, training accuracy,
+seconds); ``EXP/log/*.log`` the output of each command run.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from asr.errors import AlignmentError, ConfigError, TrainingError
+from asr.io.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
+
+# The networks. DNNs on ±5 spliced frames: fast on CPUs, and with a window centred on the
+# frame (output_delay = splice) they place boundaries symmetrically. Only keys that
+# `asr train` knows (conf/dnn.yaml).
+CI_CONFIG: dict[str, Any] = {
+    "model": {"family": "dnn", "splice": 5, "hidden_dim": 384, "num_layers": 3, "activation": "relu"},
+    "training": {"optimizer": "adam", "lr": 0.002,
+                 "schedule": {"type": "warmup_cosine", "warmup_updates": 100, "final_lr_factor": 0.05},
+                 "grad_clip": 5.0, "epochs": 2, "streams": 64, "chunk": 40, "output_delay": 5, "seed": 1,
+                 "cmvn": "speaker"},
+}
+CD_CONFIG: dict[str, Any] = {
+    "model": {"family": "dnn", "splice": 5, "hidden_dim": 512, "num_layers": 3, "activation": "relu"},
+    "training": {"optimizer": "adam", "lr": 0.002,
+                 "schedule": {"type": "warmup_cosine", "warmup_updates": 200, "final_lr_factor": 0.05},
+                 "grad_clip": 5.0, "epochs": 2, "streams": 64, "chunk": 40, "output_delay": 5, "seed": 1,
+                 "cmvn": "speaker"},
+}
+
+
+@dataclass
+class FlatStartConfig:
+    """Options of a flat start (defaults measured on the synth corpus: docs/flat-start.md)."""
+
+    init_utts: int = 1000  # equal alignment of this many shortest utterances
+    rounds: int = 2  # CI realignment rounds (each: train on the last alignments, realign)
+    round_utts: int | None = None  # utterances realigned per CI round (spread over the set); None: all
+    num_leaves: int = 1000  # leaves of the CD tree
+    cd_realign: bool = True  # train a CD network and realign once with it
+    nj: int = 2  # alignment jobs (one torch thread each)
+    num_threads: int = 0  # torch threads for training (0: all cores)
+    acoustic_scale: float = 0.1
+    beam: float = 10.0
+    retry_beam: float = 40.0
+    map_oov: bool = False
+    max_duration: float | None = None  # skip utterances longer than this (seconds); None: align all
+    ci_config: dict = field(default_factory=lambda: copy.deepcopy(CI_CONFIG))
+    cd_config: dict = field(default_factory=lambda: copy.deepcopy(CD_CONFIG))
+
+
+def flat_start(data_dir, lang_dir, exp_dir, ali_dir=None, cfg: FlatStartConfig | None = None,
+               progress: bool = True) -> dict:
+    """Run (or resume) a flat start; returns the summary written to ``EXP/flat_start.json``."""
+    from asr.align.align_data import AlignConfig
+    from asr.align.import_ali import read_num_frames
+    from asr.align.transcripts import read_transcripts
+    from asr.lang.lang_dir import LangDir
+
+    cfg = cfg or FlatStartConfig()
+    if cfg.rounds < 1:
+        raise ConfigError("flat start needs at least one realignment round (--rounds >= 1)")
+    if cfg.init_utts < 1:
+        raise ConfigError("--init-utts must be >= 1")
+    data_dir, lang_dir, exp = Path(data_dir), Path(lang_dir), Path(exp_dir)
+    ali_out = Path(ali_dir) if ali_dir else exp / "ali"
+    exp.mkdir(parents=True, exist_ok=True)
+    (exp / "log").mkdir(exist_ok=True)
+    _check_options(exp, data_dir, lang_dir, cfg)
+    lang = LangDir(lang_dir)
+    read_transcripts(data_dir, lang, map_oov=cfg.map_oov)  # fail fast on words missing from the lexicon
+    num_frames = read_num_frames(data_dir)
+    t_start = time.time()
+    summary: dict[str, Any] = {"data_dir": str(data_dir), "lang_dir": str(lang_dir), "utterances": len(num_frames),
+                               "options": _options_json(cfg), "steps": []}
+    acfg = AlignConfig(acoustic_scale=cfg.acoustic_scale, beam=cfg.beam, retry_beam=cfg.retry_beam, nj=cfg.nj,
+                       map_oov=cfg.map_oov, max_duration=cfg.max_duration, update_transitions=True)
+    runner = _Runner(exp, data_dir, lang_dir, cfg, acfg, progress, summary)
+
+    # 1. equal alignment of the shortest utterances
+    from asr.align.commands import shortest_utterances
+
+    from asr.align.align_data import FRAME_SHIFT, LONG_UTTERANCE_SECONDS
+
+    short = {u: n for u, n in num_frames.items() if n * FRAME_SHIFT <= LONG_UTTERANCE_SECONDS}
+    init = shortest_utterances(short or num_frames, cfg.init_utts)
+    runner.align("ali0", init, model_dir=None, tree_dir=None, desc="equal alignment")
+    # 2-3. CI rounds: train on the last alignments, realign
+    round_utts = _spread(sorted(num_frames), cfg.round_utts) if cfg.round_utts else sorted(num_frames)
+    prev = "ali0"
+    for k in range(1, cfg.rounds + 1):
+        model = runner.train(f"mono{k}", prev, cfg.ci_config)
+        runner.align(f"ali{k}", round_utts, model_dir=model, tree_dir=exp / prev, desc=f"round {k}", prev=prev)
+        prev = f"ali{k}"
+    last_model = exp / f"mono{cfg.rounds}" / "final"
+    # 4-5. CD tree from the CI alignments, CD network, CD realignment
+    if cfg.cd_realign:
+        runner.build_tree("tree", prev)
+        last_model = runner.train("cd", "tree", cfg.cd_config)
+        runner.align("ali_cd", sorted(num_frames), model_dir=last_model, tree_dir=exp / "tree",
+                     desc="CD round", prev="tree")
+        prev = "ali_cd"
+    # 6. outputs
+    _complete_model_dir(last_model, exp / prev)
+    _link(exp / "final", last_model)
+    _copy_ali_dir(exp / prev, ali_out)
+    summary["final_alignments"] = str(ali_out)
+    summary["final_model"] = str(last_model)
+    summary["seconds"] = round(time.time() - t_start, 1)
+    atomic_write_text(exp / "flat_start.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(ali_out / "flat_start.json", json.dumps(summary, indent=1) + "\n")
+    log.info("flat start done in %.0f s: alignments in %s, model dir %s", summary["seconds"], ali_out, exp / "final")
+    return summary
+
+
+class _Runner:
+    """The steps, each skipped when its output is complete; records each in the summary."""
+
+    def __init__(self, exp: Path, data_dir: Path, lang_dir: Path, cfg: FlatStartConfig, acfg, progress: bool,
+                 summary: dict):
+        self.exp, self.data_dir, self.lang_dir = exp, data_dir, lang_dir
+        self.cfg, self.acfg, self.progress, self.summary = cfg, acfg, progress, summary
+        self.subsets: dict[frozenset, Path] = {}
+
+    def _record(self, entry: dict) -> None:
+        self.summary["steps"].append(entry)
+        atomic_write_text(self.exp / "flat_start.json", json.dumps(self.summary, indent=1) + "\n")
+
+    def align(self, name: str, utts: list[str], model_dir, tree_dir, desc: str, prev: str | None = None) -> None:
+        from asr.align.align_data import align_data_dir, describe_stats
+
+        out = self.exp / name
+        t0 = time.time()
+        if (out / "align_stats.json").is_file():
+            stats = json.loads((out / "align_stats.json").read_text())
+            log.info("%s: %s is complete; skipping", desc, out)
+        else:
+            stats = align_data_dir(self.data_dir, self.lang_dir, out, tree_dir=tree_dir, model_dir=model_dir,
+                                   utts=utts, cfg=self.acfg, desc=desc, progress=self.progress)
+        entry = {"step": name, "kind": "align", "source": "equal" if model_dir is None else str(model_dir),
+                 **{k: stats.get(k, 0) for k in ("utterances", "aligned", "retried", "failed", "too_short",
+                                                  "no_features", "no_transcript", "long_utterances", "frames")}}
+        line = f"{desc}: {describe_stats(stats)}"
+        if prev is not None:
+            changed = changed_frames(self.exp / prev, out)
+            entry.update(changed)
+            line += (f"; {changed['state_changed_percent']:.1f} % of frames changed state, "
+                     f"{changed['phone_changed_percent']:.1f} % changed phone (vs {prev}, "
+                     f"{changed['frames_compared']:,} frames)")
+        entry["seconds"] = round(stats.get("seconds", time.time() - t0), 1)
+        log.info("%s", line)
+        self._record(entry)
+
+    def train(self, name: str, ali_name: str, net_config: dict) -> Path:
+        """Train a network on EXP/ali_name's pdf alignments; priors; returns its model dir."""
+        import yaml
+
+        out, ali = self.exp / name, self.exp / ali_name
+        model_dir = out / "final"
+        t0 = time.time()
+        if (out / ".done").is_file():
+            log.info("%s: trained; skipping", out)
+        else:
+            data = self._data_for(ali)
+            conf = self.exp / f"{name}.yaml"
+            atomic_write_text(conf, yaml.safe_dump(net_config, sort_keys=False))
+            num_pdfs = (ali / "num_pdfs").read_text().split()[0]
+            threads = self.cfg.num_threads or os.cpu_count() or 1
+            args = ["train", "--config", str(conf), "--feats", str(data), "--ali", str(ali / "ali.pdf.ark"),
+                    "--num-pdfs", num_pdfs, "--out", str(out), "--num-threads", str(threads)]
+            if (out / "checkpoint.pt").is_file():
+                args.append("--resume")
+            log.info("training %s on %s (%s pdfs; log: %s)", name, ali, num_pdfs, self.exp / "log" / f"train.{name}.log")
+            run_asr(args, self.exp / "log" / f"train.{name}.log")
+            # plain state frequencies: log p(s|x) - log p(s) is then the scaled likelihood the
+            # realignment needs (dividing silence counts by 2.7 would favour silence everywhere)
+            run_asr(["compute-priors", "--silence-factor", "1.0", "--model-dir", str(model_dir),
+                     str(ali / "ali.pdf.ark")],
+                    self.exp / "log" / f"priors.{name}.log")
+            atomic_write_text(out / ".done", "")
+        acc = _last_train_acc(out / "log.csv")
+        log.info("%s: train frame accuracy %s (%.0f s)", name, f"{acc:.3f}" if acc is not None else "?",
+                 time.time() - t0)
+        self._record({"step": name, "kind": "train", "alignments": ali_name, "train_acc": acc,
+                      "seconds": round(time.time() - t0, 1)})
+        return model_dir
+
+    def build_tree(self, name: str, ali_name: str) -> None:
+        out = self.exp / name
+        t0 = time.time()
+        if (out / "build_tree.json").is_file():
+            log.info("%s: built; skipping", out)
+        else:
+            log.info("building the CD tree (%d leaves) from %s", self.cfg.num_leaves, self.exp / ali_name)
+            cmvn = str((self.cfg.ci_config.get("training") or {}).get("cmvn", "speaker"))
+            run_asr(["build-tree", "--lang", str(self.lang_dir), "--num-leaves", str(self.cfg.num_leaves),
+                     "--cmvn", cmvn, str(self.data_dir), str(self.exp / ali_name), str(out)], self.exp / "log" / f"{name}.log")
+        info = json.loads((out / "build_tree.json").read_text())
+        self._record({"step": name, "kind": "tree", "alignments": ali_name,
+                      "num_pdfs": int((out / "num_pdfs").read_text()), "seconds": round(time.time() - t0, 1),
+                      "build_seconds": info.get("total_seconds")})
+
+    def _data_for(self, ali: Path) -> Path:
+        """The data dir to train on: the whole set, or a subset dir holding just the
+        utterances of ``ali`` (so training reads no other features)."""
+        from asr.data.datadir import subset_data_dir
+        from asr.io.int_ark import iter_int_ark
+        from asr.io.tables import read_table
+
+        utts = {u for u, _ in iter_int_ark(ali / "ali.pdf.ark")}
+        if utts == set(read_table(self.data_dir / "feats.scp")):
+            return self.data_dir
+        return subset_data_dir(self.data_dir, self.exp / "data" / ali.name, sorted(utts))
+
+
+def run_asr(args: list[str], log_path: Path) -> None:
+    """Run ``asr ARGS`` in a subprocess (this checkout's package), output to ``log_path``;
+    a failure raises with the log's last line."""
+    import asr
+
+    env = dict(os.environ)
+    root = str(Path(asr.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "asr", *args]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as f:
+        f.write("# " + shlex.join(["asr", *args]) + "\n")
+        f.flush()
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+    if rc != 0:
+        lines = [ln for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+        raise TrainingError(f"`asr {args[0]}` failed (exit {rc}): {lines[-1] if lines else ''} (log: {log_path})")
+
+
+def changed_frames(prev_dir: Path, new_dir: Path) -> dict:
+    """Frames whose pdf (HMM state) and whose phone differ between two alignment dirs with
+    the same pdfs, over the utterances in both."""
+    from asr.io.int_ark import read_int_ark
+
+    a_pdf, b_pdf = read_int_ark(prev_dir / "ali.pdf.ark"), read_int_ark(new_dir / "ali.pdf.ark")
+    a_ph, b_ph = read_int_ark(prev_dir / "phones.ark"), read_int_ark(new_dir / "phones.ark")
+    n = state = phone = 0
+    for u in a_pdf.keys() & b_pdf.keys():
+        if len(a_pdf[u]) != len(b_pdf[u]):
+            continue
+        n += len(a_pdf[u])
+        state += int((a_pdf[u] != b_pdf[u]).sum())
+        phone += int((a_ph[u] != b_ph[u]).sum())
+    return {"frames_compared": n, "state_changed_percent": round(100.0 * state / max(n, 1), 2),
+            "phone_changed_percent": round(100.0 * phone / max(n, 1), 2)}
+
+
+def _spread(utts: list[str], n: int | None) -> list[str]:
+    """``n`` utterances spread evenly over the sorted list (all when n >= len)."""
+    if n is None or n >= len(utts):
+        return utts
+    idx = np.unique(np.linspace(0, len(utts) - 1, max(int(n), 1)).round().astype(int))
+    return [utts[i] for i in idx]
+
+
+def _last_train_acc(log_csv: Path) -> float | None:
+    if not log_csv.is_file():
+        return None
+    with open(log_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        return round(float(rows[-1]["train_acc"]), 4) if rows else None
+    except (KeyError, ValueError):
+        return None
+
+
+def _options_json(cfg: FlatStartConfig) -> dict:
+    d = asdict(cfg)
+    d.pop("nj")  # how fast, not what: may change between runs
+    d.pop("num_threads")
+    return d
+
+
+def _check_options(exp: Path, data_dir: Path, lang_dir: Path, cfg: FlatStartConfig) -> None:
+    """EXP/options.json records what EXP was made with; a re-run with other options is an
+    error (its finished steps would not match them)."""
+    path = exp / "options.json"
+    mine = {"data_dir": str(data_dir.resolve()), "lang_dir": str(lang_dir.resolve()), **_options_json(cfg)}
+    if path.is_file():
+        old = json.loads(path.read_text())
+        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+        if diff:
+            raise ConfigError(f"{exp} was made with other options ({', '.join(diff)} differ); use another "
+                              "dir or delete it")
+    else:
+        atomic_write_text(path, json.dumps(mine, indent=1) + "\n")
+
+
+def _complete_model_dir(model_dir: Path, ali_dir: Path) -> None:
+    """The network's model dir gets the tree, the transition model (as re-estimated by its
+    last alignment) and phones.txt, so `asr align --model-dir` needs nothing else."""
+    for name in ("tree", "final.mdl", "phones.txt"):
+        shutil.copyfile(ali_dir / name, model_dir / name)
+
+
+def _link(link: Path, target: Path) -> None:
+    tmp = link.with_name(f".{link.name}.tmp")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(os.path.relpath(target, link.parent))
+    os.replace(tmp, link)
+
+
+ALI_DIR_FILES = ("ali.tid.ark", "ali.pdf.ark", "phones.ark", "tree", "final.mdl", "num_pdfs", "silence_pdfs.int",
+                 "phones.txt", "excluded.txt", "align_stats.json")
+
+
+def _copy_ali_dir(src: Path, dst: Path) -> None:
+    """Copy an alignment dir's files (the stats last, so a complete dir is recognisable)."""
+    if src.resolve() == dst.resolve():
+        return
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ALI_DIR_FILES:
+        if not (src / name).is_file():
+            raise AlignmentError(f"{src}: incomplete alignment dir (no {name})")
+        tmp = dst / f".{name}.tmp"
+        shutil.copyfile(src / name, tmp)
+        os.replace(tmp, dst / name)

@@ -1,0 +1,168 @@
+"""Flat start: equal alignment, transcript checks, realignment rounds, the flat-start pipeline."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from asr.align.kaldi_ali import split_to_phones
+from asr.cli import main
+from asr.hmm.transition_model import TransitionModel
+from asr.io.int_ark import read_int_ark
+from asr.lang.lang_dir import LangDir
+from flat_fixtures import learnable_corpus, tiny_net_config
+from hmm_test_helpers import make_lang
+
+IMPORT_LAYOUT = {"ali.pdf.ark", "ali.tid.ark", "phones.ark", "tree", "final.mdl", "num_pdfs", "silence_pdfs.int",
+                 "phones.txt", "excluded.txt"}
+
+
+def _data(tmp, texts: dict[str, tuple[str, int]]):
+    d = tmp / "data"
+    d.mkdir()
+    (d / "text").write_text("".join(f"{u} {t}\n" for u, (t, _) in sorted(texts.items())))
+    (d / "utt2num_frames").write_text("".join(f"{u} {n}\n" for u, (_, n) in sorted(texts.items())))
+    return d
+
+
+def _state_runs(tm, tids):
+    """Lengths of the runs of one HMM state within a phone instance (visits)."""
+    phones, lengths = split_to_phones(tm, tids)
+    inst = np.repeat(np.arange(len(lengths)), lengths)
+    key = inst * 100 + tm.tid2hmm_state[tids]
+    change = np.nonzero(np.diff(key))[0] + 1
+    return np.diff(np.concatenate([[0], change, [len(tids)]])), phones
+
+
+def test_equal_alignment_tiles_each_utterance(tmp_path):
+    lang_dir = make_lang(tmp_path)
+    lang = LangDir(lang_dir)
+    data = _data(tmp_path, {"u1": ("CAT AT TAB", 100), "u2": ("A BAT", 37), "u3": ("CAT CAT CAT BAT", 9),
+                            "u4": ("TAB A", 3100)})
+    out = tmp_path / "eq"
+    assert main(["align-equal", "--nj", "2", str(data), str(lang_dir), str(out)]) == 0
+    stats = json.loads((out / "align_stats.json").read_text())
+    assert stats["aligned"] == 3 and stats["too_short"] == 1 and stats["long_utterances"] == 1
+    assert (out / "excluded.txt").read_text().startswith("u3 too_short: utterance u3: 9 frames are too few")
+    assert IMPORT_LAYOUT <= {p.name for p in out.iterdir()}
+    tm = TransitionModel.read(out / "final.mdl")
+    tids = read_int_ark(out / "ali.tid.ark")
+    assert read_int_ark(out / "ali.pdf.ark")["u1"].tolist() == tm.tid2pdf[tids["u1"]].tolist()
+    prons = {w: [tuple(p) for p in lang.align_lexicon[lang.words[w]]] for w in ("CAT", "AT", "TAB", "A", "BAT")}
+    sil = set(lang.silence_phones)
+    for utt, (text, n) in {"u1": ("CAT AT TAB", 100), "u2": ("A BAT", 37), "u4": ("TAB A", 3100)}.items():
+        ali = tids[utt]
+        assert len(ali) == n  # tiles the utterance exactly
+        runs, phones = _state_runs(tm, ali)
+        assert runs.max() - runs.min() <= 1  # every HMM-state visit gets the same share
+        words = [p for p in phones.tolist() if p not in sil]
+        candidates = [()]
+        for w in text.split():
+            candidates = [c + p for c in candidates for p in prons[w]]
+        assert tuple(words) in candidates  # a path of the training graph
+    phones = read_int_ark(out / "phones.ark")["u1"]
+    assert len(phones) == 100 and set(phones.tolist()) <= set(lang.phone_names)
+    # the same result with one job (seeds are per utterance id); --seed changes the path choice
+    out1 = tmp_path / "eq1"
+    assert main(["align-equal", str(data), str(lang_dir), str(out1)]) == 0
+    assert (out1 / "ali.tid.ark").read_text() == (out / "ali.tid.ark").read_text()
+    # --shortest, --max-duration
+    out2 = tmp_path / "eq2"
+    assert main(["align-equal", "--shortest", "2", "--max-duration", "30", str(data), str(lang_dir), str(out2)]) == 0
+    assert sorted(read_int_ark(out2 / "ali.tid.ark")) == ["u2"]  # u3 (9 frames) too short
+    assert main(["align-equal", "--max-duration", "30", str(data), str(lang_dir), str(out2)]) == 0
+    s2 = json.loads((out2 / "align_stats.json").read_text())
+    assert s2["too_long"] == 1 and s2["aligned"] == 2
+
+
+def test_missing_lexicon_words_one_error_or_oov_word(tmp_path, capsys):
+    lang_dir = make_lang(tmp_path)
+    data = _data(tmp_path, {"u1": ("CAT ZOO AT", 100), "u2": ("ZOO MOO", 60), "u3": ("A BAT", 40)})
+    out = tmp_path / "eq"
+    assert main(["align-equal", str(data), str(lang_dir), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line
+    assert "2 words ('ZOO' (u1, u2); 'MOO' (u2)) not in the lexicon" in err and "--map-oov" in err
+    assert not (out / "ali.tid.ark").exists()
+    assert main(["flat-start", str(data), str(lang_dir), str(tmp_path / "exp")]) == 1
+    assert "2 words ('ZOO' (u1, u2); 'MOO' (u2)) not in the lexicon" in capsys.readouterr().err
+    assert main(["align-equal", "--map-oov", str(data), str(lang_dir), str(out)]) == 0
+    stats = json.loads((out / "align_stats.json").read_text())
+    assert stats["aligned"] == 3 and stats["oov_tokens"] == 3
+    lang = LangDir(lang_dir)
+    names = {lang.base_phone(lang.phone_names[p]) for p in read_int_ark(out / "phones.ark")["u2"].tolist()}
+    assert "SPN" in names  # <UNK> is spelled SPN
+
+
+def _compare(ctm, ali_dir, capsys) -> float:
+    """Percentage of boundaries within 20 ms, from the printed line."""
+    assert main(["compare-ali", str(ctm), str(ali_dir)]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.startswith("boundaries within 20 ms: ")
+    return float(line.split()[4])
+
+
+def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys):
+    """One CI round on a learnable corpus raises boundary agreement over the equal
+    alignment; the CD round and the outputs; a re-run resumes; the final model aligns other
+    data, skipping (and counting) an utterance that cannot be aligned."""
+    lang_dir, data, ctm = learnable_corpus(tmp_path, n_utts=70)
+    net = tiny_net_config(tmp_path / "net.yaml", epochs=4)
+    exp = tmp_path / "exp"
+    args = ["flat-start", "--init-utts", "70", "--rounds", "1", "--num-leaves", "24", "--nj", "2",
+            "--num-threads", "1", "--ci-config", str(net), "--cd-config", str(net), "--ali-dir",
+            str(tmp_path / "ali_flat"), str(data), str(lang_dir), str(exp)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "ali1: aligned 70 of 70 utterances" in out and "% of frames changed state" in out
+    summary = json.loads((exp / "flat_start.json").read_text())
+    assert [s["step"] for s in summary["steps"]] == ["ali0", "mono1", "ali1", "tree", "cd", "ali_cd"]
+    eq = _compare(ctm, exp / "ali0", capsys)
+    r1 = _compare(ctm, exp / "ali1", capsys)
+    cd = _compare(ctm, tmp_path / "ali_flat", capsys)
+    assert r1 > eq + 10, (eq, r1)
+    assert cd > eq + 10, (eq, cd)
+    final = tmp_path / "ali_flat"
+    assert IMPORT_LAYOUT <= {p.name for p in final.iterdir()}
+    assert (final / "num_pdfs").read_text() == (exp / "tree" / "num_pdfs").read_text()
+    # a re-run skips every finished step; other options are refused
+    assert main(args) == 0
+    assert "ali_cd: aligned 70 of 70" in capsys.readouterr().out
+    assert main(args[:-3] + ["--num-leaves", "30"] + args[-3:]) == 1
+    assert "other options (num_leaves differ)" in capsys.readouterr().err
+    # the final model dir aligns held-out data; a 10-frame utterance of 5 words is skipped
+    _, dev, dev_ctm = learnable_corpus(tmp_path, n_utts=12, seed=5, name="dev")
+    with open(dev / "text", "a") as f:
+        f.write("zz BAT CAT TAB AT A\n")
+    import kaldiio
+
+    with kaldiio.WriteHelper(f"ark,scp:{dev}/extra.ark,{dev}/extra.scp") as w:
+        w["zz"] = np.zeros((10, 8), np.float32)
+    for name, line in (("feats.scp", (dev / "extra.scp").read_text()), ("utt2num_frames", "zz 10\n"),
+                       ("utt2spk", "zz zz\n")):
+        with open(dev / name, "a") as f:
+            f.write(line)
+    dev_ali = tmp_path / "dev_ali"
+    assert main(["align", "--lang", str(lang_dir), "--model-dir", str(exp / "final"), "--nj", "2",
+                 "--beam", "0.0001", str(dev), str(dev_ali)]) == 0
+    stats = json.loads((dev_ali / "align_stats.json").read_text())
+    assert stats["aligned"] == 12 and stats["failed"] == 1 and stats["retried"] >= 1
+    assert "zz failed: utterance zz: no path" in (dev_ali / "excluded.txt").read_text()
+    assert _compare(dev_ctm, dev_ali, capsys) > eq
+    shutil.rmtree(exp / "ali_cd")  # an unfinished step is redone
+    assert main(args) == 0
+
+
+def test_flat_start_option_errors(tmp_path, capsys):
+    lang_dir = make_lang(tmp_path)
+    data = _data(tmp_path, {"u1": ("CAT AT TAB", 100)})
+    assert main(["flat-start", "--rounds", "0", str(data), str(lang_dir), str(tmp_path / "exp")]) == 1
+    assert "--rounds >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["nothing"])
+def test_align_model_dir_needs_two_paths(tmp_path, capsys, bad):
+    lang_dir = make_lang(tmp_path)
+    assert main(["align", "--lang", str(lang_dir), "--model-dir", str(tmp_path), "d", "l", "o"]) == 1
+    assert "give DATA_DIR OUT_DIR" in capsys.readouterr().err
