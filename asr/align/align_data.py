@@ -31,6 +31,7 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -62,6 +63,7 @@ class AlignConfig:
     map_oov: bool = False  # map words missing from the lexicon to the lang's OOV word
     max_duration: float | None = None  # skip utterances longer than this (seconds); None: align all
     seed: int = 0  # equal alignment: added to each utterance's seed
+    silence: str = "edges"  # equal alignment's path: "edges" (silence at both ends) or "random" (Kaldi)
     update_transitions: bool = False  # re-estimate transition probabilities from the result (Kaldi MleUpdate)
 
 
@@ -123,7 +125,8 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     _JOB.update(aligner=aligner, words=transcripts.word_ids, num_frames=num_frames, cfg=cfg, parts=parts,
                 model_dir=str(model_dir) if model_dir else None, data_dir=str(data_dir))
     nj = max(1, min(int(cfg.nj), len(tasks)))
-    bar = tqdm(total=len(todo), desc=desc, unit="utt", disable=None if progress else True, leave=False)
+    bar = tqdm(total=len(todo), desc=desc, unit="utt", disable=not progress, leave=False,
+               mininterval=0.5 if sys.stderr.isatty() else 30.0)
     done_parts: list[Path] = [parts / f"part.{i:06d}.ark" for i in range(len(tasks))]
     try:
         if nj == 1:
@@ -245,9 +248,14 @@ def _run_task(item):
     bad: list[tuple[str, str]] = []
     done: list[tuple[str, np.ndarray]] = []
     if _JOB.get("model_dir") is None:
+        if "compiler" not in _JOB:
+            from asr.align.compile import AlignmentCompiler
+
+            _JOB["compiler"] = AlignmentCompiler(aligner.tree, aligner.tm, reorder=aligner.reorder)
         for u in utts:
             try:
-                done.append((u, equal_align(aligner, words[u], _JOB["num_frames"][u], u, cfg.seed)))
+                done.append((u, equal_align(aligner, words[u], _JOB["num_frames"][u], u, cfg.seed, cfg.silence,
+                                            _JOB["compiler"])))
             except AlignmentError as e:
                 counts["too_short"] += 1
                 bad.append((u, f"too_short: {e}"))

@@ -117,6 +117,9 @@ def register(subparsers) -> None:
                    "subset_data_dir.sh --shortest for monophone training)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs")
     p.add_argument("--seed", type=int, default=0, help="added to each utterance's random seed")
+    p.add_argument("--silence", choices=["edges", "random"], default="edges",
+                   help="path through the graph: edges = silence at the start and end only, pronunciation "
+                   "variants at random; random = Kaldi's EqualAlign (optional silences and variants at random)")
     p.add_argument("--max-duration", type=float, default=None, help="skip (and count) utterances longer than "
                    "this many seconds")
     p.add_argument("--map-oov", action="store_true", help="map words missing from the lexicon to the lang's "
@@ -219,7 +222,8 @@ def _align_equal(args) -> int:
         from asr.align.import_ali import read_num_frames
 
         utts = shortest_utterances(read_num_frames(Path(args.data_dir)), args.shortest)
-    cfg = AlignConfig(nj=args.nj, seed=args.seed, map_oov=args.map_oov, max_duration=args.max_duration,
+    cfg = AlignConfig(nj=args.nj, seed=args.seed, silence=args.silence, map_oov=args.map_oov,
+                      max_duration=args.max_duration,
                       update_transitions=args.tree_dir is None)
     align_data_dir(args.data_dir, args.lang_dir, args.out_dir, tree_dir=args.tree_dir, utts=utts, cfg=cfg,
                    desc="align-equal")

@@ -12,8 +12,8 @@ def register(subparsers) -> None:
         description="Train from transcripts alone (GMM-free flat start, Senior et al. 2014). Steps, each a dir "
         "of EXP, skipped when complete on a re-run: ali0 = equal alignment (align-equal) of the --init-utts "
         "shortest utterances; then --rounds times: train a context-independent network (monophone states) on "
-        "the last alignments, realign the training set with its log p(s|x) - log p(s) (Viterbi over each "
-        "utterance's training graph, --nj jobs, utterances failing at --retry-beam skipped and counted, frames "
+        "the last alignments, realign those utterances (the last round: all) with its log p(s|x) - log p(s) "
+        "(Viterbi over each utterance's training graph, --nj jobs, utterances failing at --retry-beam skipped and counted, frames "
         "that changed state logged); then a decision tree (build-tree, --num-leaves) from the CI alignments, "
         "a context-dependent network, and one CD realignment. The final alignments go to --ali-dir (default "
         "EXP/ali), laid out as import-ali's output; EXP/final is the last network's model dir (with tree and "
@@ -29,10 +29,11 @@ def register(subparsers) -> None:
     p.add_argument("--nj", type=int, default=2, help="parallel alignment jobs (one torch thread each)")
     p.add_argument("--num-threads", type=int, default=0, help="torch threads for training (0: all cores)")
     p.add_argument("--init-utts", type=int, default=1000,
-                   help="equal alignment and first network on this many shortest utterances")
-    p.add_argument("--rounds", type=int, default=2, help="CI rounds (train, realign)")
-    p.add_argument("--round-utts", type=int, default=None,
-                   help="utterances realigned per CI round, spread over the set (default: all)")
+                   help="equal alignment and the CI rounds on this many shortest utterances")
+    p.add_argument("--rounds", type=int, default=4, help="CI rounds (train, realign); the last one aligns "
+                   "every utterance")
+    p.add_argument("--silence", choices=["edges", "random"], default="edges",
+                   help="equal alignment's path (see asr align-equal --help)")
     p.add_argument("--num-leaves", type=int, default=1000, help="leaves of the CD tree")
     p.add_argument("--no-cd", dest="cd_realign", action="store_false",
                    help="stop after the CI rounds (no tree, CD network and CD realignment)")
@@ -56,7 +57,7 @@ def _flat_start(args) -> int:
     from asr.config import load_yaml
     from asr.flatstart.pipeline import FlatStartConfig, flat_start
 
-    cfg = FlatStartConfig(init_utts=args.init_utts, rounds=args.rounds, round_utts=args.round_utts,
+    cfg = FlatStartConfig(init_utts=args.init_utts, rounds=args.rounds, silence=args.silence,
                           num_leaves=args.num_leaves, cd_realign=args.cd_realign, nj=args.nj,
                           num_threads=args.num_threads, acoustic_scale=args.acoustic_scale, beam=args.beam,
                           retry_beam=args.retry_beam, map_oov=args.map_oov,
