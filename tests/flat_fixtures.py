@@ -15,14 +15,15 @@ import numpy as np
 from asr.lang.lang_dir import LangDir
 from hmm_test_helpers import make_lang
 
-TINY_NET = """model: {family: dnn, splice: 3, hidden_dim: 64, num_layers: 2, activation: relu}
+TINY_NET = """model: {family: dnn, splice: SPLICE, hidden_dim: 64, num_layers: 2, activation: relu}
 training: {optimizer: adam, lr: 0.004, schedule: {type: warmup_cosine, warmup_updates: 20, final_lr_factor: 0.1},
-           grad_clip: 5.0, epochs: EPOCHS, streams: 8, chunk: 20, output_delay: 3, seed: 1, cmvn: none}
+           grad_clip: 5.0, epochs: EPOCHS, streams: 8, chunk: 20, output_delay: SPLICE, seed: 1, cmvn: none}
 """
 
 
-def tiny_net_config(path: Path, epochs: int = 4) -> Path:
-    path.write_text(TINY_NET.replace("EPOCHS", str(epochs)))
+def tiny_net_config(path: Path, epochs: int = 4, splice: int = 0) -> Path:
+    """A tiny DNN config (frame classifier by default, as the flat start's CI network)."""
+    path.write_text(TINY_NET.replace("EPOCHS", str(epochs)).replace("SPLICE", str(splice)))
     return path
 
 

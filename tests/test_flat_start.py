@@ -108,10 +108,11 @@ def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys):
     alignment; the CD round and the outputs; a re-run resumes; the final model aligns other
     data, skipping (and counting) an utterance that cannot be aligned."""
     lang_dir, data, ctm = learnable_corpus(tmp_path, n_utts=70)
-    net = tiny_net_config(tmp_path / "net.yaml", epochs=4)
+    ci = tiny_net_config(tmp_path / "ci.yaml", epochs=4)
+    cd = tiny_net_config(tmp_path / "cd.yaml", epochs=4, splice=2)
     exp = tmp_path / "exp"
     args = ["flat-start", "--init-utts", "70", "--rounds", "1", "--num-leaves", "24", "--nj", "2",
-            "--num-threads", "1", "--ci-config", str(net), "--cd-config", str(net), "--ali-dir",
+            "--num-threads", "1", "--ci-config", str(ci), "--cd-config", str(cd), "--ali-dir",
             str(tmp_path / "ali_flat"), str(data), str(lang_dir), str(exp)]
     assert main(args) == 0
     out = capsys.readouterr().out
