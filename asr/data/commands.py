@@ -1,4 +1,5 @@
-"""Commands on Kaldi data dirs: validate-data-dir, fix-data-dir, subset-data-dir, split-data-dir."""
+"""Commands on Kaldi data dirs: validate-data-dir, fix-data-dir, subset-data-dir, split-data-dir,
+prep-librispeech."""
 
 from __future__ import annotations
 
@@ -58,6 +59,27 @@ def register(sub) -> None:
     p.add_argument("num_jobs", type=int, metavar="N")
     p.set_defaults(func=_split)
 
+    p = sub.add_parser(
+        "prep-librispeech",
+        help="Kaldi data dir from LibriSpeech parts (FLAC read directly; Kaldi's ids)",
+        description="Write the Kaldi data dir DST (wav.scp with FLAC paths, text, utt2spk, spk2utt, "
+        "spk2gender, utt2dur) from one or more LibriSpeech parts laid out as "
+        "SRC/READER/CHAPTER/READER-CHAPTER-UTT.flac with READER-CHAPTER.trans.txt, as Kaldi's "
+        "local/data_prep.sh: utterance id READER-CHAPTER-UTT, speaker READER-CHAPTER, gender from "
+        "SPEAKERS.TXT beside SRC. Several SRC dirs are combined (e.g. the three train parts). "
+        "Chapters without a transcript, transcript lines without audio, audio without a transcript "
+        "line, malformed lines and unreadable FLACs are skipped and counted, each named on stderr "
+        "and in DST/prep_skipped.txt. "
+        "E.g.: asr prep-librispeech LibriSpeech/dev-clean data/dev_clean; "
+        "asr prep-librispeech LibriSpeech/train-clean-100 LibriSpeech/train-clean-360 "
+        "LibriSpeech/train-other-500 data/train_960",
+    )
+    p.add_argument("src", metavar="SRC", nargs="+", help="part directory (e.g. LibriSpeech/dev-clean); several are combined")
+    p.add_argument("dst", metavar="DST", help="output data dir (replaced when complete)")
+    p.add_argument("--speakers", metavar="FILE", help="SPEAKERS.TXT to take genders from (default: SRC/../SPEAKERS.TXT)")
+    p.add_argument("--nj", type=int, default=4, help="threads reading FLAC headers for utt2dur (default 4)")
+    p.set_defaults(func=_prep_librispeech)
+
 
 def _validate(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -115,4 +137,17 @@ def _split(args: argparse.Namespace) -> int:
 
     for path in split_data_dir(args.data_dir, args.num_jobs):
         print(path)
+    return 0
+
+
+def _prep_librispeech(args: argparse.Namespace) -> int:
+    from asr.data.librispeech import prepare_librispeech
+
+    s = prepare_librispeech(args.src, args.dst, args.speakers, args.nj)
+    genders = ", ".join(f"{n} {g}" for g, n in sorted(s.genders.items()))
+    print(f"{args.dst}: {s.utterances} utterances, {s.speakers} speakers ({s.readers} readers"
+          f"{': ' + genders if genders else ''}), {s.hours:.2f} hours")
+    if s.num_skipped:
+        reasons = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in s.skipped.items())
+        print(f"{args.dst}: skipped {s.num_skipped} ({reasons}); see {args.dst}/prep_skipped.txt")
     return 0
