@@ -76,10 +76,11 @@ def make_librispeech_fixture(root: str | Path, parts: dict[str, int], seed: int 
     n_eval_parts = {k: sum(1 for p in parts if kinds[p] == k) for k in ("dev", "test")}
     cfg = CorpusConfig(
         seed=seed, lm_sentences=lm_sentences,
-        train_minutes=max(need["train"], 1) * SECONDS_PER_UTT / 60 * 1.3,
-        dev_minutes=max(need["dev"], 1) * SECONDS_PER_UTT / 60 * 1.3,
-        test_minutes=max(need["test"], 1) * SECONDS_PER_UTT / 60 * 1.3,
-        train_speakers=8, dev_speakers=max(2, n_eval_parts["dev"]), test_speakers=max(2, n_eval_parts["test"]),
+        train_minutes=max(need["train"], 1) * SECONDS_PER_UTT / 60 * 1.5,
+        dev_minutes=max(need["dev"], 1) * SECONDS_PER_UTT / 60 * 1.5,
+        test_minutes=max(need["test"], 1) * SECONDS_PER_UTT / 60 * 1.5,
+        train_speakers=12, dev_speakers=max(2, 2 * n_eval_parts["dev"]),
+        test_speakers=max(2, 2 * n_eval_parts["test"]),
         snr_db=(20.0, 30.0), reverb_prob=0.0,
     )
     synth = root / "synth"
@@ -87,7 +88,7 @@ def make_librispeech_fixture(root: str | Path, parts: dict[str, int], seed: int 
     fx = Fixture(root, root / "LibriSpeech", root / "lm")
     fx.corpus.mkdir(parents=True, exist_ok=True)
     readers: dict[str, tuple[str, str, str]] = {}  # synth speaker -> (reader id, gender, part)
-    next_reader = iter([19, 26, 60, 103, 118, 125, 163, 196, 198, 200, 201, 211, 226, 229, 233, 248, 250, 254])
+    next_reader = iter([19, 26, 60] + list(range(103, 1000, 17)))  # LibriSpeech-like reader ids, 60 included
     ctm_phones = _read_ctm(synth, "phones.ctm")
     ctm_words = _read_ctm(synth, "words.ctm")
     for kind in ("train", "dev", "test"):
@@ -97,15 +98,19 @@ def make_librispeech_fixture(root: str | Path, parts: dict[str, int], seed: int 
         text = read_table(synth / kind / "text")
         wav = read_table(synth / kind / "wav.scp")
         utt2spk = read_table(synth / kind / "utt2spk")
-        speakers = sorted(set(utt2spk.values()))
-        # speakers split between the parts of this kind, in order
-        for i, part in enumerate(kind_parts):
-            spk_set = speakers[i::len(kind_parts)]
-            utts = [u for u in sorted(text) if utt2spk[u] in spk_set][: parts[part]]
+        by_spk: dict[str, list[str]] = {}
+        for u in sorted(text):
+            by_spk.setdefault(utt2spk[u], []).append(u)
+        free = sorted(by_spk)
+        # whole speakers to each part (readers never span parts), biggest demand first
+        for part in sorted(kind_parts, key=lambda p: -parts[p]):
+            utts: list[str] = []
+            while len(utts) < parts[part] and free:
+                utts += by_spk[free.pop(0)]
             if len(utts) < parts[part]:
-                raise RuntimeError(f"fixture: only {len(utts)} synthetic utterances for {part}")
-            fx.utts[part] = _write_part(fx, part, utts, text, wav, utt2spk, readers, next_reader,
-                                        ctm_phones, ctm_words)
+                raise RuntimeError(f"fixture: not enough synthetic speakers/utterances for {part}")
+            fx.utts[part] = _write_part(fx, part, sorted(utts)[: parts[part]], text, wav, utt2spk, readers,
+                                        next_reader, ctm_phones, ctm_words)
     _write_speakers_txt(fx, readers)
     for part in odd_parts:
         fx.odd[part] = _add_odd_cases(fx, part)

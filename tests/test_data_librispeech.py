@@ -10,14 +10,12 @@ from asr.data.audio import read_audio
 from asr.data.librispeech import prepare_librispeech, read_speakers_txt
 from asr.errors import DataDirError, FormatError
 from asr.io.tables import read_table
-from librispeech_fixture import make_librispeech_fixture
-
-PARTS = {"train-clean-100": 14, "train-clean-360": 10, "dev-clean": 8}
+from conftest import LIBRISPEECH_PARTS
 
 
 @pytest.fixture(scope="module")
-def fixture(tmp_path_factory):
-    return make_librispeech_fixture(tmp_path_factory.mktemp("libri"), PARTS, odd_parts=("dev-clean",), lm=False)
+def fixture(librispeech_corpus):
+    return librispeech_corpus
 
 
 def _run(*args):
@@ -66,17 +64,19 @@ def test_train_parts_combine(fixture, tmp_path):
     assert r.returncode == 0, r.stderr
     _expect_dir(d, fixture.utts["train-clean-100"] + fixture.utts["train-clean-360"])
     summary = json.loads((d / "prep.json").read_text())
-    assert summary["utterances"] == 24 and len(summary["parts"]) == 2
+    n = len(fixture.utts["train-clean-100"]) + len(fixture.utts["train-clean-360"])
+    assert summary["utterances"] == n and len(summary["parts"]) == 2 and summary["skipped"]
     assert _run("validate-data-dir", d).returncode == 0
 
 
 def test_odd_cases_are_skipped_counted_and_named(fixture, tmp_path):
-    d = tmp_path / "dev_clean"
-    r = _run("prep-librispeech", fixture.part("dev-clean"), d)
+    d = tmp_path / "train_clean_360"
+    r = _run("prep-librispeech", fixture.part("train-clean-360"), d)
     assert r.returncode == 0, r.stderr
-    _expect_dir(d, fixture.utts["dev-clean"])
-    odd = fixture.odd["dev-clean"]
-    n_chapter_utts = 8 - len(fixture.utts["dev-clean"]) - 1  # utterances of the chapter without transcript
+    _expect_dir(d, fixture.utts["train-clean-360"])
+    odd = fixture.odd["train-clean-360"]
+    # utterances of the chapter without transcript
+    n_chapter_utts = LIBRISPEECH_PARTS["train-clean-360"] - len(fixture.utts["train-clean-360"]) - 1
     assert n_chapter_utts >= 1
     assert "skipped 3 (1 audio without transcript, 1 chapter without transcript, 1 utterance without audio)" in r.stdout
     # each skipped item named on stderr and in prep_skipped.txt
@@ -99,10 +99,11 @@ def test_speakers_txt_quirks_and_errors(fixture, tmp_path):
 
 def test_reader_missing_from_speakers_txt_keeps_utterances_without_spk2gender(fixture, tmp_path):
     spk = tmp_path / "SPEAKERS.TXT"
+    reader = fixture.utts["dev-clean"][0].reader
     spk.write_text("".join(line for line in (fixture.corpus / "SPEAKERS.TXT").read_text().splitlines(True)
-                           if not line.startswith(fixture.utts["train-clean-360"][0].reader + " ")))
-    s = prepare_librispeech([fixture.part("train-clean-360")], tmp_path / "d", speakers_txt=spk)
-    assert s.utterances == 10 and s.readers_without_gender == [fixture.utts["train-clean-360"][0].reader]
+                           if not line.startswith(reader + " ")))
+    s = prepare_librispeech([fixture.part("dev-clean")], tmp_path / "d", speakers_txt=spk)
+    assert s.utterances == len(fixture.utts["dev-clean"]) and s.readers_without_gender == [reader]
     assert not (tmp_path / "d" / "spk2gender").exists()
     assert _run("validate-data-dir", tmp_path / "d").returncode == 0
 
@@ -119,7 +120,7 @@ def test_bad_inputs(tmp_path):
 
 def test_validate_checks_spk2gender(fixture, tmp_path):
     d = tmp_path / "d"
-    prepare_librispeech([fixture.part("train-clean-360")], d)
+    prepare_librispeech([fixture.part("dev-other")], d)
     lines = (d / "spk2gender").read_text().splitlines()
     (d / "spk2gender").write_text("".join(f"{line[:-1]}x\n" for line in lines[:1]) + "".join(x + "\n" for x in lines[2:]))
     r = _run("validate-data-dir", d)
