@@ -80,6 +80,30 @@ def register(sub) -> None:
     p.add_argument("--nj", type=int, default=4, help="threads reading FLAC headers for utt2dur (default 4)")
     p.set_defaults(func=_prep_librispeech)
 
+    p = sub.add_parser(
+        "download-openslr",
+        help="download OpenSLR resources (LibriSpeech 12, LMs/lexicon 11, mini_librispeech 31): resumable, verified",
+        description="Fetch BASE_URL/RESOURCE/NAME for each NAME into DIR: resumable (NAME.part continued with HTTP "
+        "Range requests, after dropped connections too), verified (size as OpenSLR publishes it, SHA-256 where "
+        "known or given with --checksums; a mismatch removes the file and fails), skipped when present (a file "
+        "of the right size; an already extracted LibriSpeech part DIR/LibriSpeech/PART). .tar.gz archives are "
+        "extracted into DIR (DIR/LibriSpeech/PART/.complete marks them). A NAME without an extension is a "
+        "corpus part (dev-clean = dev-clean.tar.gz). "
+        "E.g.: asr download-openslr 12 corpus dev-clean test-clean; "
+        "asr download-openslr 11 corpus/lm librispeech-lexicon.txt 3-gram.pruned.3e-7.arpa.gz 4-gram.arpa.gz",
+    )
+    p.add_argument("resource", metavar="RESOURCE", help="OpenSLR resource number (11, 12, 31)")
+    p.add_argument("dir", metavar="DIR", help="where the files go")
+    p.add_argument("names", metavar="NAME", nargs="+", help="file names, or part names (dev-clean)")
+    p.add_argument("--base-url", default="https://www.openslr.org/resources",
+                   help="the resources' base URL (a mirror, e.g. https://us.openslr.org/resources)")
+    p.add_argument("--checksums", metavar="FILE", help="sha256sum-style lines 'SHA256  NAME' to verify against")
+    p.add_argument("--no-extract", dest="extract", action="store_false", help="keep archives packed")
+    p.add_argument("--remove-archive", action="store_true", help="delete each archive once extracted")
+    p.add_argument("--retries", type=int, default=5, help="attempts to resume an interrupted transfer")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry")
+    p.set_defaults(func=_download_openslr)
+
 
 def _validate(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -150,4 +174,15 @@ def _prep_librispeech(args: argparse.Namespace) -> int:
     if s.num_skipped:
         reasons = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in s.skipped.items())
         print(f"{args.dst}: skipped {s.num_skipped} ({reasons}); see {args.dst}/prep_skipped.txt")
+    return 0
+
+
+def _download_openslr(args: argparse.Namespace) -> int:
+    from asr.data.openslr import download, read_checksums
+
+    names = [n if "." in n else f"{n}.tar.gz" for n in args.names]
+    sums = read_checksums(args.checksums) if args.checksums else None
+    for line in download(args.resource, names, args.dir, args.base_url, sums, args.extract, args.remove_archive,
+                         args.retries, args.timeout):
+        print(line)
     return 0
