@@ -12,14 +12,11 @@ import pytest
 from asr.align.kaldi_ali import ali_to_pdf
 from asr.hmm.transition_model import TransitionModel
 from asr.io.int_ark import iter_int_ark, read_int_ark
-from kaldi_exp_fixture import make_kaldi_exp
-
-TRAIN_PARTS = ["train-clean-5"]
 
 
 @pytest.fixture(scope="module")
-def kaldi(librispeech_corpus, tmp_path_factory):
-    return make_kaldi_exp(librispeech_corpus, TRAIN_PARTS, tmp_path_factory.mktemp("kaldi"))
+def kaldi(kaldi_exp_mini):
+    return kaldi_exp_mini
 
 
 @pytest.fixture(scope="module")

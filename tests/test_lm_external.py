@@ -70,3 +70,13 @@ def test_cutoffs_while_merging_keep_what_kneser_ney_needs(text, tmp_path):
 def test_decreasing_cutoffs_are_refused(text):
     with pytest.raises(LMError, match="must not decrease"):
         ext.count_text(text, 4, chunk_words=2000, min_counts=[3, 1])
+
+
+def test_gzipped_text(text, tmp_path):
+    import gzip
+
+    gz = tmp_path / "text.txt.gz"
+    gz.write_bytes(gzip.compress(text.read_bytes()))
+    assert main(["make-lm", "--order", "2", str(text), str(tmp_path / "a.arpa")]) == 0
+    assert main(["make-lm", "--order", "2", str(gz), str(tmp_path / "b.arpa")]) == 0
+    assert (tmp_path / "a.arpa").read_text() == (tmp_path / "b.arpa").read_text()

@@ -29,6 +29,7 @@ Run files are removed at the end (also on errors).
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import logging
 import os
@@ -64,17 +65,26 @@ def iter_corpus_chunks(text: str | os.PathLike, vocab: list[str] | None, unk: st
         raise LMError(f"vocabulary lacks {' '.join(missing)}")
     unk_id, bos, eos = index[unk], index[BOS], index[EOS]
     try:
-        f = open(text, "rb")
+        raw_file = open(text, "rb")
     except OSError as e:
         raise LMError(f"{text}: cannot read text: {e}") from e
+    gz = raw_file.read(2) == b"\x1f\x8b"
+    raw_file.seek(0)
+    f = gzip.GzipFile(fileobj=raw_file) if gz else raw_file  # progress: bytes of the file on disk
     ids: list[int] = []
     lengths: list[int] = []
     size = os.path.getsize(text)
-    with f, tqdm(total=size, unit="B", unit_scale=True, desc=f"counting {text.name}", leave=False,
-                 disable=size < 50_000_000) as bar:
-        for raw in f:
-            bar.update(len(raw))
-            toks = raw.decode("utf-8").split()
+    done = 0
+    with raw_file, f, tqdm(total=size, unit="B", unit_scale=True, desc=f"counting {text.name}", leave=False,
+                           disable=size < 50_000_000) as bar:
+        for lineno, raw in enumerate(f, 1):
+            if lineno % 100_000 == 0:
+                bar.update(raw_file.tell() - done)
+                done = raw_file.tell()
+            try:
+                toks = raw.decode("utf-8").split()
+            except UnicodeDecodeError as e:
+                raise LMError(f"{text}:{lineno}: not UTF-8 ({e})") from None
             if not toks:
                 stats["skipped_lines"] += 1
                 continue
