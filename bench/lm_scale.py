@@ -22,6 +22,15 @@ import sys
 import time
 from pathlib import Path
 
+READ_CHILD = r"""
+import json, resource, sys, time
+from asr.lm.arpa import read_arpa
+t0, c0 = time.perf_counter(), time.process_time()
+lm = read_arpa(sys.argv[1])
+print("RESULT " + json.dumps({"read_arpa_wall_s": time.perf_counter() - t0, "read_arpa_cpu_s": time.process_time() - c0,
+      "read_arpa_peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+"""
+
 CHILD = r"""
 import json, resource, sys, time
 from asr.cli import main
@@ -67,6 +76,8 @@ def main() -> None:
     ap.add_argument("--text-dir", default="/tmp/lm_scale")
     ap.add_argument("--make-lm-opts", default="", help="extra options for asr make-lm")
     ap.add_argument("--keep-arpa", action="store_true")
+    ap.add_argument("--read-back", action="store_true",
+                    help="also measure reading the ARPA back (asr.lm.arpa.read_arpa, as lmrescore and lm-ppl do)")
     args = ap.parse_args()
     d = Path(args.text_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -98,6 +109,12 @@ def main() -> None:
                     "words_per_s_wall": round(words / res["wall_s"]), "words_per_s_cpu": round(words / res["cpu_s"]),
                     "arpa_bytes": arpa.stat().st_size, "text_gen_s": round(gen_s, 1),
                     "make_lm_opts": args.make_lm_opts, "load": os.getloadavg()})
+        if args.read_back:
+            r = subprocess.run([sys.executable, "-c", READ_CHILD, str(arpa)], capture_output=True, text=True, env=env)
+            line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")]
+            if r.returncode != 0 or not line:
+                sys.exit(f"read_arpa failed:\n{r.stderr[-3000:]}")
+            res.update(json.loads(line[0][7:]))
         if not args.keep_arpa:
             arpa.unlink()
         print(json.dumps(res), flush=True)

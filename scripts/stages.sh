@@ -30,6 +30,9 @@ features() {
   local nj=$1 conf=$2 d; shift 2
   for d in "$@"; do
     [ -f "$d/wav.scp" ] || die "features: no $d/wav.scp"
+    if [ -f "$d/cmvn.scp" ] && [ "$d/cmvn.scp" -nt "$d/feats.scp" ] && [ "$d/feats.scp" -nt "$d/wav.scp" ]; then
+      log "$d: features and CMVN are up to date"; continue
+    fi
     log "fbank + CMVN for $d"
     asr make-fbank --config "$conf" --nj "$nj" "$d" "$d/data"   # finished jobs are kept
     if [ -f "$d/cmvn.scp" ] && [ "$d/cmvn.scp" -nt "$d/feats.scp" ]; then
