@@ -6,11 +6,14 @@ On a LibriSpeech-shaped part of synthesised FLAC speech (tests/librispeech_fixtu
 
   prep      `asr prep-librispeech` (directory walk, transcripts, FLAC headers): files/s
   fbank     `asr make-fbank --nj 1` on the FLAC data dir: x real time on one core
+  lang      `asr prepare-dict` + `asr prepare-lang` on a generated lexicon of --lexicon-words
+            words (LibriSpeech's has 200,000; random CMUdict-style pronunciations)
   train     the paper-size LSTMP (conf/lstmp_paper.yaml: 2 x 800/512, peepholes, 14,247
             outputs) forward + backward + SGD step on random features, torch threads 1:
             frames/s for B = 4 streams x T = 20 (the paper's per-worker shape) and B = 32
 
     python bench/librispeech_stages.py [--utts 300] [--work /tmp/ls_stages] [--train-updates 5]
+                                       [--lexicon-words 200000] [--stages prep,fbank,lang,train]
 
 Run under `flock /tmp/measure.lock` on a shared machine and record `uptime` with the figures.
 """
@@ -73,7 +76,10 @@ def main() -> None:
     ap.add_argument("--utts", type=int, default=300)
     ap.add_argument("--work", default="/tmp/ls_stages")
     ap.add_argument("--train-updates", type=int, default=5)
+    ap.add_argument("--lexicon-words", type=int, default=200_000)
+    ap.add_argument("--stages", default="prep,fbank,lang,train")
     args = ap.parse_args()
+    stages = set(args.stages.split(","))
     work = Path(args.work)
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1")
     timed = [sys.executable, "-c",
@@ -82,12 +88,25 @@ def main() -> None:
              "    code = e.code or 0\nprint('RSS ' + json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss"
              " / 2**20)); sys.exit(code)", "asr"]
     part = work / "LibriSpeech" / "train-clean-100"
-    if not part.is_dir():
+    if stages & {"prep", "fbank"} and not part.is_dir():
         sys.path.insert(0, str(ROOT / "tests"))
         from librispeech_fixture import make_librispeech_fixture
 
         make_librispeech_fixture(work, {"train-clean-100": args.utts}, lm=False)
     data = work / "data"
+    if "prep" in stages or "fbank" in stages:
+        prep_and_fbank(timed, env, part, data, stages)
+    if "lang" in stages:
+        lang(timed, env, work, args.lexicon_words)
+    if "train" in stages:
+        for b, t in ((4, 20), (32, 20)):
+            _, out = child([sys.executable, "-c", TRAIN_CHILD, str(ROOT / "conf" / "lstmp_paper.yaml"), str(b),
+                            str(t), str(args.train_updates)], env)
+            print(out.split("RESULT ")[-1].strip(), flush=True)
+    print(json.dumps({"load": os.getloadavg()}))
+
+
+def prep_and_fbank(timed, env, part, data, stages) -> None:
     wall, out = child(timed + ["prep-librispeech", str(part), str(data)], env)
     prep = json.loads((data / "prep.json").read_text())
     rss = float(out.split("RSS ")[-1])
@@ -101,11 +120,30 @@ def main() -> None:
     print(json.dumps({"stage": "fbank", "hours": prep["hours"], "wall_s": round(wall, 2),
                       "x_real_time_per_core": round(prep["hours"] * 3600 / wall, 1),
                       "peak_rss_gib": round(rss, 3)}), flush=True)
-    for b, t in ((4, 20), (32, 20)):
-        _, out = child([sys.executable, "-c", TRAIN_CHILD, str(ROOT / "conf" / "lstmp_paper.yaml"), str(b), str(t),
-                        str(args.train_updates)], env)
-        print(out.split("RESULT ")[-1].strip(), flush=True)
-    print(json.dumps({"load": os.getloadavg()}))
+
+
+def lang(timed, env, work: Path, n_words: int) -> None:
+    """prepare-dict + prepare-lang on a generated CMUdict-style lexicon of n_words words."""
+    import numpy as np
+
+    vowels = ["AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"]
+    cons = ["B", "CH", "D", "DH", "F", "G", "HH", "JH", "K", "L", "M", "N", "NG", "P", "R", "S", "SH", "T", "TH",
+            "V", "W", "Y", "Z", "ZH"]
+    rng = np.random.default_rng(0)
+    work.mkdir(parents=True, exist_ok=True)
+    lex = work / "lexicon.txt"
+    with open(lex, "w") as f:
+        for i in range(n_words):
+            n = int(rng.integers(2, 11))
+            pron = [(vowels[rng.integers(len(vowels))] + str(rng.integers(3))) if rng.random() < 0.4
+                    else cons[rng.integers(len(cons))] for _ in range(n)]
+            f.write(f"W{i:07d}\t{' '.join(pron)}\n")
+    t_dict, out = child(timed + ["prepare-dict", str(lex), str(work / "dict")], env)
+    t_lang, out2 = child(timed + ["prepare-lang", str(work / "dict"), str(work / "lang")], env)
+    print(json.dumps({"stage": "lang", "words": n_words, "prepare_dict_s": round(t_dict, 1),
+                      "prepare_lang_s": round(t_lang, 1),
+                      "peak_rss_gib": round(max(float(out.split("RSS ")[-1]), float(out2.split("RSS ")[-1])), 3),
+                      "L_disambig_bytes": (work / "lang" / "L_disambig.fst").stat().st_size}), flush=True)
 
 
 if __name__ == "__main__":

@@ -170,7 +170,12 @@ if stage_on 5; then
       fi ;;
     flat)
       asr flat-start --help > /dev/null 2>&1 || die "--alignments flat needs flat-start training (\`asr flat-start\`, issue 14), which this checkout does not have yet; use --alignments kaldi --kaldi-ali-dir DIR"
-      die "--alignments flat: \`asr flat-start\` exists but this recipe does not drive it yet; use --alignments kaldi" ;;
+      if [ -f exp/ali/ali.pdf.ark ] && [ exp/ali/ali.pdf.ark -nt data/train/feats.scp ]; then
+        log "stage 5: exp/ali (flat start) is done; skipping"
+      else
+        log "stage 5: flat-start alignments from the transcripts"
+        asr flat-start --nj "$nj" data/train data/lang exp/ali   # output laid out like an import
+      fi ;;
     *) die "--alignments is kaldi or flat, not '$alignments'" ;;
   esac
   if [ -f data/train_cv/spk2utt ] && [ data/train_cv/spk2utt -nt exp/ali/ali.pdf.ark ]; then
