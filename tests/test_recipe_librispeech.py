@@ -58,7 +58,7 @@ def _recipe(top, name, *args, timeout=900):
 def _common_args(corpus, kaldi, top):
     return ["--stage", 1, "--corpus-dir", corpus.root, "--lm-dir", corpus.lm_dir, "--kaldi-ali-dir", kaldi.exp,
             "--kaldi-lang-dir", kaldi.lang, "--train-conf", top / "tiny.yaml", "--cv-utts", 8, "--nj", 2,
-            "--decode-opts", "--beam 7 --lattice-beam 3"]
+            "--decode-opts", "--beam 6 --lattice-beam 3"]
 
 
 def _check_results(recipe: Path, sets: list[str]):
