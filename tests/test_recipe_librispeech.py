@@ -124,6 +124,14 @@ def test_librispeech_rerun_skips_and_flat_start_is_explained(librispeech_run, li
     flat = _recipe(top, "librispeech", "--stage", 5, "--stop-stage", 5, "--alignments", "flat", timeout=120)
     assert flat.returncode == 1
     assert "--alignments flat needs flat-start training" in flat.stderr
+    # our own 5-gram from librispeech-lm-norm.txt.gz (full and pruned) instead of the official LMs
+    own = _recipe(top, "librispeech", "--stage", 3, "--stop-stage", 3, "--own-lm", "true", "--own-lm-prune", "1e-5",
+                  "--lm-dir", librispeech_corpus.lm_dir, timeout=300)
+    assert own.returncode == 0, own.stderr[-3000:]
+    lm5 = (recipe / "exp" / "lm" / "lm5.arpa").read_text()
+    pruned = (recipe / "exp" / "lm" / "lm5_pruned.arpa").read_text()
+    assert "ngram 5=" in lm5 and "ngram 5=" in pruned and len(pruned) < len(lm5)
+    assert "ppl=" in (recipe / "exp" / "lm" / "ppl_first_pass_test_clean.txt").read_text()
 
 
 def test_mini_librispeech_recipe_with_the_kaldi_graph(librispeech_corpus, kaldi_exp_mini, tmp_path):
