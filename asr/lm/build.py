@@ -47,6 +47,7 @@ def make_lm(
                 text, stats["sentences"], stats["words"], stats["oov"], unk, len(counts.words), stats["chunks"])
     if stats["skipped_lines"]:
         logger.info("%s: skipped %d empty lines", text, stats["skipped_lines"])
+    _warn_if_too_big(sum(counts.num_ngrams()))
     lm, _ = estimate_kneser_ney(counts)
     if min_counts and stats["chunks"] == 1:
         lm = prune_by_count(lm, counts.count, list(min_counts))
@@ -55,3 +56,19 @@ def make_lm(
         # context probabilities P(h) from the training counts (SRILM -prune-history-lm role)
         lm, _ = prune_entropy(lm, threshold=prune, target_ngrams=target_ngrams, history=counts)
     return lm
+
+
+BYTES_PER_NGRAM_PEAK = 190  # estimation + ARPA writing, measured (docs/lm.md, "Large texts")
+
+
+def _warn_if_too_big(num_ngrams: int) -> None:
+    """Warn before estimating a model whose projected peak memory exceeds what is available."""
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return
+    need = num_ngrams * BYTES_PER_NGRAM_PEAK
+    if need > avail:
+        logger.warning("%d n-grams: estimating and writing them needs about %.1f GiB, %.1f GiB are available; "
+                       "raise --min-counts (see docs/lm.md, Large texts)", num_ngrams, need / 2**30, avail / 2**30)
