@@ -10,7 +10,8 @@ On a LibriSpeech-shaped part of synthesised FLAC speech (tests/librispeech_fixtu
             words (LibriSpeech's has 200,000; random CMUdict-style pronunciations)
   train     the paper-size LSTMP (conf/lstmp_paper.yaml: 2 x 800/512, peepholes, 14,247
             outputs) forward + backward + SGD step on random features, torch threads 1:
-            frames/s for B = 4 streams x T = 20 (the paper's per-worker shape) and B = 32
+            frames/s for B = 4 streams x T = 20 (the paper's per-worker shape) and B = 32;
+            and its forward alone (no gradients, 8 x 300 frames: decoding's share)
 
     python bench/librispeech_stages.py [--utts 300] [--work /tmp/ls_stages] [--train-updates 5]
                                        [--lexicon-words 200000] [--stages prep,fbank,lang,train]
@@ -54,7 +55,15 @@ t0 = time.perf_counter()
 for _ in range(updates):
     step()
 dt = time.perf_counter() - t0
+with torch.no_grad():  # decoding's network forward: whole utterances, batched
+    xf = torch.randn(8, 300, 40)
+    model(xf)
+    t1 = time.perf_counter()
+    for _ in range(3):
+        model(xf)
+    fwd = 8 * 300 * 3 / (time.perf_counter() - t1)
 print("RESULT " + json.dumps({"stage": "train", "streams": B, "chunk": T, "frames_per_s": round(B * T * updates / dt, 1),
+      "forward_frames_per_s": round(fwd, 1),
       "params": sum(p.numel() for p in model.parameters()),
       "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
 """
