@@ -195,7 +195,7 @@ fi
 if stage_on 6; then
   t0=$SECONDS
   if [ "$graph" = kaldi ]; then
-    require exp/ali/graph/HCLG.fst 5
+    [ -f exp/ali/graph/HCLG.fst ] || die "--graph kaldi: no exp/ali/graph; import the Kaldi graph with stage 5 and --kaldi-graph-dir DIR"
     log "stage 6: decoding with the imported Kaldi graph exp/ali/graph (built with its own first-pass LM)"
   else
     require exp/ali/final.mdl 5
