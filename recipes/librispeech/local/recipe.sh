@@ -160,7 +160,8 @@ if stage_on 5; then
   case $alignments in
     kaldi)
       [ -n "$kaldi_ali_dir" ] || die "--alignments kaldi needs --kaldi-ali-dir DIR (a Kaldi tri*_ali dir: ali.*.gz, final.mdl, tree, phones.txt)"
-      if [ -f exp/ali/kaldi_exp.json ] && [ exp/ali/kaldi_exp.json -nt data/train/feats.scp ]; then
+      if [ -f exp/ali/kaldi_exp.json ] && [ exp/ali/kaldi_exp.json -nt data/train/feats.scp ] \
+          && { [ -z "$kaldi_graph_dir" ] || [ -f exp/ali/graph/HCLG.fst ]; }; then
         log "stage 5: exp/ali is imported; skipping"
       else
         graph_opt=()
