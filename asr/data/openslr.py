@@ -68,6 +68,8 @@ KNOWN: dict[tuple[str, str], Expected] = {
     ("11", "3-gram.pruned.1e-7.arpa.gz"): Expected(34094057),
     ("11", "3-gram.pruned.3e-7.arpa.gz"): Expected(13654242),
     ("11", "4-gram.arpa.gz"): Expected(1355172078),
+    ("11", "4-gram.pruned.1e-7.arpa.gz"): Expected(32174144),
+    ("11", "4-gram.pruned.3e-7.arpa.gz"): Expected(11970993),
     ("11", "librispeech-vocab.txt"): Expected(1737588),
     ("11", "librispeech-lexicon.txt"): Expected(5627646),
     ("31", "dev-clean-2.tar.gz"): Expected(126046265),

@@ -35,7 +35,8 @@ train_opts=${train_opts:-}    # more `asr train` options
 decode_nj=${decode_nj:-1}     # decoding jobs per eval set (the sets run in parallel)
 decode_opts=${decode_opts:---beam 13 --lattice-beam 8}
 __options="stage stop_stage nj corpus_dir lm_dir alignments kaldi_ali_dir kaldi_lang_dir kaldi_graph_dir graph own_lm
-  own_lm_opts own_lm_prune train_workers device train_conf train_opts cv_utts decode_nj decode_opts"
+  own_lm_opts own_lm_prune first_lm_name rescore_lm_name train_workers device train_conf train_opts cv_utts decode_nj
+  decode_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] --corpus-dir DIR [--alignments kaldi --kaldi-ali-dir DIR
          [--kaldi-lang-dir DIR] [--kaldi-graph-dir DIR] | --alignments flat] [--train-workers N] [--device cuda] ...
 $corpus recipe (outputs in data/ and exp/ beside run.sh). Stages:
