@@ -15,17 +15,18 @@ def register(subparsers) -> None:
         "the last alignments, realign those utterances (the last round: all) with its log p(s|x) - log p(s) "
         "(Viterbi over each utterance's training graph, --nj jobs, utterances failing at --retry-beam skipped and counted, frames "
         "that changed state logged); then a decision tree (build-tree, --num-leaves) from the CI alignments, "
-        "a context-dependent network, and one CD realignment. The final alignments go to --ali-dir (default "
-        "EXP/ali), laid out as import-ali's output; EXP/final is the last network's model dir (with tree and "
-        "final.mdl: `asr align --model-dir EXP/final` aligns dev/test data); EXP/flat_start.json and "
-        "EXP/log/ record every step. "
-        "Example: asr flat-start --nj 2 --ali-dir exp/ali_train_flat data/train data/lang exp/flat_start",
+        "a context-dependent network, and one CD realignment. OUT becomes an alignment dir laid out as "
+        "import-ali's output (with the CD round, a tree dir as build-tree's), OUT/flat_start.json (written "
+        "last) records every step; the steps live in --work-dir (default OUT/work), whose final/ is the last "
+        "network's model dir (with tree and final.mdl: `asr align --model-dir OUT/work/final` aligns dev/test "
+        "data) and log/ the output of every command. "
+        "Example: asr flat-start --nj 2 data/train data/lang exp/ali_train_flat",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("data_dir", metavar="DATA_DIR", help="training data dir with text, feats.scp, cmvn.scp")
     p.add_argument("lang_dir", metavar="LANG_DIR", help="lang dir (L.fst, topo, phones/, oov.txt)")
-    p.add_argument("exp_dir", metavar="EXP", help="work dir of the steps")
-    p.add_argument("--ali-dir", help="where the final alignment dir goes (default EXP/ali)")
+    p.add_argument("out_dir", metavar="OUT", help="the alignment dir to make")
+    p.add_argument("--work-dir", help="dir of the steps (default OUT/work)")
     p.add_argument("--nj", type=int, default=2, help="parallel alignment jobs (one torch thread each)")
     p.add_argument("--num-threads", type=int, default=0, help="torch threads for training (0: all cores)")
     p.add_argument("--init-utts", type=int, default=1000,
@@ -38,8 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-cd", dest="cd_realign", action="store_false",
                    help="stop after the CI rounds (no tree, CD network and CD realignment)")
     p.add_argument("--ci-config", help="YAML (model: and training: sections, as conf/dnn.yaml) of the CI "
-                   "network (default: the built-in one, written to EXP/mono1.yaml)")
-    p.add_argument("--cd-config", help="YAML of the CD network (default: the built-in one, written to EXP/cd.yaml)")
+                   "network (default: the built-in one, written to WORK/mono1.yaml)")
+    p.add_argument("--cd-config", help="YAML of the CD network (default: the built-in one, written to WORK/cd.yaml)")
     p.add_argument("--acoustic-scale", type=float, default=0.1, help="scale of the network's log-likelihoods "
                    "in the realignment search")
     p.add_argument("--beam", type=float, default=10.0, help="realignment beam")
@@ -66,7 +67,7 @@ def _flat_start(args) -> int:
         cfg.ci_config = load_yaml(args.ci_config)
     if args.cd_config:
         cfg.cd_config = load_yaml(args.cd_config)
-    summary = flat_start(args.data_dir, args.lang_dir, args.exp_dir, args.ali_dir, cfg)
+    summary = flat_start(args.data_dir, args.lang_dir, args.out_dir, args.work_dir, cfg)
     for step in summary["steps"]:
         print(format_step(step))
     print(f"final alignments: {summary['final_alignments']} ({summary['seconds']:.0f} s)")

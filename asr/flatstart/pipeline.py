@@ -1,10 +1,12 @@
 """Flat start without GMMs (Senior et al. 2014, "GMM-free DNN training"): alignments from
 transcripts alone.
 
-    summary = flat_start("data/train", "data/lang", "exp/flat_start", ali_dir="exp/ali_train_flat")
+    summary = flat_start("data/train", "data/lang", "exp/ali_train_flat")
 
-Steps, each a directory of ``EXP`` (a finished step is skipped when re-run; an interrupted
-training resumes from its checkpoint):
+``OUT`` (here ``exp/ali_train_flat``) ends up an alignment dir laid out as ``asr import-ali``'s
+output (with the CD round: a tree dir, as ``asr build-tree``'s), so every later stage takes
+it unchanged. The steps are directories of the work dir ``WORK`` (default ``OUT/work``); a
+finished step is skipped when re-run, an interrupted training resumes from its checkpoint:
 
 1. ``ali0``: equal alignment (``asr align-equal``, silence at the utterance edges) of the
    ``init_utts`` shortest utterances under a monophone model built from the lang dir —
@@ -21,13 +23,13 @@ training resumes from its checkpoint):
    alignments;
 5. ``cd``: a context-dependent network (``cd_config``) on the tree's alignments, then
    ``ali_cd``: one CD realignment round (unless ``cd_realign`` is off);
-6. the last alignment dir is copied to ``ali_dir`` (default ``EXP/ali``): the layout of
-   ``asr import-ali``'s output, so every later stage takes it unchanged. ``EXP/final`` is
-   the last network's model dir, completed with its tree and transition model, so
-   ``asr align --lang LANG --model-dir EXP/final DATA OUT`` aligns other data (dev, test).
+6. the last alignment dir's files are copied into ``OUT``; ``WORK/final`` is the last
+   network's model dir, completed with its tree and transition model, so
+   ``asr align --lang LANG --model-dir OUT/work/final DATA DIR`` aligns other data (dev, test).
 
-``EXP/flat_start.json`` records every step (counts, frames changed, training accuracy,
-seconds); ``EXP/log/*.log`` the output of each command run.
+``OUT/flat_start.json`` (written last: it marks a finished flat start) records every step
+(counts, frames changed, training accuracy, seconds); ``WORK/log/*.log`` the output of each
+command run.
 """
 
 from __future__ import annotations
@@ -98,9 +100,10 @@ class FlatStartConfig:
     cd_config: dict = field(default_factory=lambda: copy.deepcopy(CD_CONFIG))
 
 
-def flat_start(data_dir, lang_dir, exp_dir, ali_dir=None, cfg: FlatStartConfig | None = None,
+def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig | None = None,
                progress: bool = True) -> dict:
-    """Run (or resume) a flat start; returns the summary written to ``EXP/flat_start.json``."""
+    """Run (or resume) a flat start into the alignment dir ``out_dir`` (steps in ``work_dir``,
+    default ``out_dir/work``); returns the summary written to ``out_dir/flat_start.json``."""
     from asr.align.align_data import AlignConfig
     from asr.align.import_ali import read_num_frames
     from asr.align.transcripts import read_transcripts
@@ -111,8 +114,8 @@ def flat_start(data_dir, lang_dir, exp_dir, ali_dir=None, cfg: FlatStartConfig |
         raise ConfigError("flat start needs at least one realignment round (--rounds >= 1)")
     if cfg.init_utts < 1:
         raise ConfigError("--init-utts must be >= 1")
-    data_dir, lang_dir, exp = Path(data_dir), Path(lang_dir), Path(exp_dir)
-    ali_out = Path(ali_dir) if ali_dir else exp / "ali"
+    data_dir, lang_dir, ali_out = Path(data_dir), Path(lang_dir), Path(out_dir)
+    exp = Path(work_dir) if work_dir else ali_out / "work"
     exp.mkdir(parents=True, exist_ok=True)
     (exp / "log").mkdir(exist_ok=True)
     _check_options(exp, data_dir, lang_dir, cfg)
@@ -155,11 +158,12 @@ def flat_start(data_dir, lang_dir, exp_dir, ali_dir=None, cfg: FlatStartConfig |
     _link(exp / "final", last_model)
     _copy_ali_dir(exp / prev, ali_out)
     summary["final_alignments"] = str(ali_out)
-    summary["final_model"] = str(last_model)
+    summary["final_model"] = str(exp / "final")
     summary["seconds"] = round(time.time() - t_start, 1)
     atomic_write_text(exp / "flat_start.json", json.dumps(summary, indent=1) + "\n")
     atomic_write_text(ali_out / "flat_start.json", json.dumps(summary, indent=1) + "\n")
-    log.info("flat start done in %.0f s: alignments in %s, model dir %s", summary["seconds"], ali_out, exp / "final")
+    log.info("flat start done in %.0f s: alignments in %s, model dir %s", summary["seconds"], ali_out,
+             exp / "final")
     return summary
 
 
@@ -319,7 +323,7 @@ def _options_json(cfg: FlatStartConfig) -> dict:
 
 
 def _check_options(exp: Path, data_dir: Path, lang_dir: Path, cfg: FlatStartConfig) -> None:
-    """EXP/options.json records what EXP was made with; a re-run with other options is an
+    """WORK/options.json records what WORK was made with; a re-run with other options is an
     error (its finished steps would not match them)."""
     path = exp / "options.json"
     mine = {"data_dir": str(data_dir.resolve()), "lang_dir": str(lang_dir.resolve()), **_options_json(cfg)}

@@ -112,7 +112,7 @@ if stage_on 3; then
     if [ ! -f $train_ali/flat_start.json ]; then
       log "stage 3: flat start from the transcripts (no CTM is read) into $train_ali"
       # shellcheck disable=SC2086
-      asr flat-start --nj "$nj" --ali-dir $train_ali $flat_opts data/train data/lang exp/flat_start
+      asr flat-start --nj "$nj" $flat_opts data/train data/lang $train_ali
     fi
   else
     train_ali=exp/ali_train_mono
@@ -129,9 +129,10 @@ if stage_on 3; then
   if [ ! -f $ali_dev/ali.pdf.ark ]; then
     if [ "$alignments" = flat ]; then
       log "stage 3: aligning dev with the flat-start model, mapped through $tree"
-      asr align --lang data/lang --model-dir exp/flat_start/final --nj "$nj" data/dev exp/flat_start/ali_dev
-      asr import-ali --format kaldi --lang data/lang --tree-dir $tree --mdl exp/flat_start/ali_dev/final.mdl \
-        data/dev exp/flat_start/ali_dev/ali.tid.ark $ali_dev
+      asr align --lang data/lang --model-dir exp/ali_train_flat/work/final --nj "$nj" data/dev \
+        exp/ali_train_flat/work/ali_dev
+      asr import-ali --format kaldi --lang data/lang --tree-dir $tree --mdl exp/ali_train_flat/work/ali_dev/final.mdl \
+        data/dev exp/ali_train_flat/work/ali_dev/ali.tid.ark $ali_dev
     else
       log "stage 3: importing dev CTM alignments through the tree"
       asr import-ali --format ctm --lang data/lang --tree-dir $tree --words-ctm data/dev/words.ctm \
