@@ -68,6 +68,39 @@ def test_rerunning_finished_stages_is_safe(recipe_run):
     assert "exp/lstmp is trained; skipping" in again.stderr
 
 
+def test_flat_start_recipe_reads_no_ctm(recipe_run):
+    """--alignments flat: the synthesiser's CTMs are moved away (any read would fail), the
+    recipe still trains and decodes from stage 3 on, writes exp/ali_train_flat, and stage 9
+    reports the flat-start system beside the CTM-aligned one."""
+    recipe, r = recipe_run
+    assert r.returncode == 0
+    hidden = []
+    for ctm in sorted((recipe / "data").glob("*/*.ctm")):
+        ctm.rename(ctm.with_name(ctm.name + ".hidden"))
+        hidden.append(ctm)
+    assert len(hidden) >= 6  # phones.ctm and words.ctm of train, dev, test
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    try:
+        flat = subprocess.run(["bash", "run.sh", "--quick", "true", "--baselines", "false", "--alignments", "flat",
+                               "--stage", "3"], cwd=recipe, env=env, capture_output=True, text=True, timeout=1800)
+    finally:
+        for ctm in hidden:
+            ctm.with_name(ctm.name + ".hidden").rename(ctm)
+    assert flat.returncode == 0, flat.stderr[-4000:]
+    ali = recipe / "exp" / "ali_train_flat"
+    for name in ("ali.pdf.ark", "ali.tid.ark", "phones.ark", "tree", "final.mdl", "num_pdfs", "silence_pdfs.int",
+                 "phones.txt", "flat_start.json"):
+        assert (ali / name).is_file(), name
+    summary = json.loads((ali / "flat_start.json").read_text())
+    rounds = [s for s in summary["steps"] if s["kind"] == "align"]
+    assert rounds[-1]["aligned"] > 0.95 * summary["utterances"]
+    systems = {s["name"]: s for s in json.loads((recipe / "exp" / "results.json").read_text())}
+    assert {"lstmp", "lstmp_flat"} <= set(systems)
+    assert systems["lstmp_flat"]["test_wer_rescored"] < 60.0, systems["lstmp_flat"]
+    report = (recipe / "RESULTS.md").read_text()
+    assert "| lstmp |" in report and "| lstmp_flat |" in report
+
+
 def test_stage_without_inputs_names_the_stage_to_run(tmp_path):
     shutil.copytree(ROOT / "recipes" / "synth", tmp_path / "recipes" / "synth",
                     ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md"))

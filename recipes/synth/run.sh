@@ -56,6 +56,7 @@ if [ "$quick" = true ]; then
   quick_opt="--quick"; conf=conf/quick
   num_leaves=${num_leaves:-200}; lm_target_ngrams=${lm_target_ngrams:-8000}
   decode_opts=${decode_opts:---beam 8 --lattice-beam 4}
+  flat_opts=${flat_opts:---num-leaves 200 --cd-config conf/quick/flat_cd.yaml}
 fi
 decode_opts=${decode_opts:---beam 11 --lattice-beam 6}
 num_leaves=${num_leaves:-1500}
