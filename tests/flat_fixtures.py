@@ -11,9 +11,9 @@ Gaussian noise. No CMVN (networks trained on it use ``cmvn: none``).
 from pathlib import Path
 
 import numpy as np
+from hmm_test_helpers import make_lang
 
 from asr.lang.lang_dir import LangDir
-from hmm_test_helpers import make_lang
 
 TINY_NET = """model: {family: dnn, splice: SPLICE, hidden_dim: 64, num_layers: 2, activation: relu}
 training: {optimizer: adam, lr: 0.004, schedule: {type: warmup_cosine, warmup_updates: 20, final_lr_factor: 0.1},

@@ -5,14 +5,14 @@ import shutil
 
 import numpy as np
 import pytest
+from flat_fixtures import learnable_corpus, tiny_net_config
+from hmm_test_helpers import make_lang
 
 from asr.align.kaldi_ali import split_to_phones
 from asr.cli import main
 from asr.hmm.transition_model import TransitionModel
 from asr.io.int_ark import read_int_ark
 from asr.lang.lang_dir import LangDir
-from flat_fixtures import learnable_corpus, tiny_net_config
-from hmm_test_helpers import make_lang
 
 IMPORT_LAYOUT = {"ali.pdf.ark", "ali.tid.ark", "phones.ark", "tree", "final.mdl", "num_pdfs", "silence_pdfs.int",
                  "phones.txt", "excluded.txt"}

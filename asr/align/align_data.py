@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import os
 import shutil
 import sys
 import time
@@ -116,6 +115,8 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     stats["oov_tokens"] = sum(transcripts.oov_per_utt.get(u, 0) for u in todo)
     stats["long_utterances"] = sum(1 for u in todo if num_frames[u] * FRAME_SHIFT > LONG_UTTERANCE_SECONDS)
     tasks = _make_tasks(todo, num_frames, cfg.task_frames)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "align_stats.json").unlink(missing_ok=True)  # written last: marks a complete dir
     parts = out / ".parts"
     if parts.exists():
         shutil.rmtree(parts)
@@ -151,6 +152,11 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     shutil.rmtree(parts, ignore_errors=True)
     log.info("%s: %s", out, describe_stats(summary))
     return summary
+
+
+def shortest_utterances(num_frames: dict[str, int], n: int) -> list[str]:
+    """The ``n`` utterances with fewest frames (ties by id), as Kaldi's ``--shortest``."""
+    return sorted(num_frames, key=lambda u: (num_frames[u], u))[: max(int(n), 0)]
 
 
 def describe_stats(s: dict) -> str:

@@ -248,7 +248,7 @@ def _align(args) -> int:
 
 
 def _align_equal(args) -> int:
-    from asr.align.align_data import AlignConfig, align_data_dir
+    from asr.align.align_data import AlignConfig, align_data_dir, shortest_utterances
 
     utts = None
     if args.shortest is not None:
@@ -265,15 +265,14 @@ def _align_equal(args) -> int:
     return 0
 
 
-def shortest_utterances(num_frames: dict[str, int], n: int) -> list[str]:
-    """The ``n`` utterances with fewest frames (ties by id), as Kaldi's ``--shortest``."""
-    return sorted(num_frames, key=lambda u: (num_frames[u], u))[: max(int(n), 0)]
-
-
 def _compare_ali(args) -> int:
     import json
 
-    from asr.align.compare import DEFAULT_SILENCE_PHONES, compare_alignments, silence_phones_of_lang
+    from asr.align.compare import (
+        DEFAULT_SILENCE_PHONES,
+        compare_alignments,
+        silence_phones_of_lang,
+    )
 
     sil = list(DEFAULT_SILENCE_PHONES) + (silence_phones_of_lang(args.lang) if args.lang else [])
     res = compare_alignments(args.ref, args.hyp, sil, args.frame_convention, args.frame_shift, args.frame_length)

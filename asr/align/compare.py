@@ -89,7 +89,7 @@ class Comparison:
             "utterances": self.utterances, "boundaries": self.boundaries,
             **{f"within_{ms}ms": round(self.percent_within(ms), 3) for ms in TOLERANCES_MS},
             "frame_phone_agreement": round(self.frame_agreement, 3), "frames": self.frames,
-            "matched_boundaries": int(len(err)),
+            "matched_boundaries": len(err),
             "mean_abs_error_ms": round(float(err.mean()), 3) if len(err) else None,
             "median_abs_error_ms": round(float(np.median(err)), 3) if len(err) else None,
             "utterances_only_in_ref": self.only_ref, "utterances_only_in_hyp": self.only_hyp,

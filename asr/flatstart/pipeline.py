@@ -48,8 +48,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from asr.errors import AlignmentError, ConfigError, TrainingError
 from asr.io.atomic import atomic_write_text
 
@@ -106,7 +104,12 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
                progress: bool = True) -> dict:
     """Run (or resume) a flat start into the alignment dir ``out_dir`` (steps in ``work_dir``,
     default ``out_dir/work``); returns the summary written to ``out_dir/flat_start.json``."""
-    from asr.align.align_data import AlignConfig
+    from asr.align.align_data import (
+        FRAME_SHIFT,
+        LONG_UTTERANCE_SECONDS,
+        AlignConfig,
+        shortest_utterances,
+    )
     from asr.align.import_ali import read_num_frames
     from asr.align.transcripts import read_transcripts
     from asr.lang.lang_dir import LangDir
@@ -120,6 +123,7 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
     exp = Path(work_dir) if work_dir else ali_out / "work"
     exp.mkdir(parents=True, exist_ok=True)
     (exp / "log").mkdir(exist_ok=True)
+    (ali_out / "flat_start.json").unlink(missing_ok=True)  # written last: marks a finished flat start
     _check_options(exp, data_dir, lang_dir, cfg)
     lang = LangDir(lang_dir)
     read_transcripts(data_dir, lang, map_oov=cfg.map_oov)  # fail fast on words missing from the lexicon
@@ -128,15 +132,11 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
     summary: dict[str, Any] = {"data_dir": str(data_dir), "lang_dir": str(lang_dir), "utterances": len(num_frames),
                                "options": _options_json(cfg), "steps": []}
     acfg = AlignConfig(acoustic_scale=cfg.acoustic_scale, beam=cfg.beam, retry_beam=cfg.retry_beam, nj=cfg.nj,
-                       silence=cfg.silence,
-                       map_oov=cfg.map_oov, max_duration=cfg.max_duration, update_transitions=True)
+                       silence=cfg.silence, map_oov=cfg.map_oov, max_duration=cfg.max_duration,
+                       update_transitions=True)
     runner = _Runner(exp, data_dir, lang_dir, cfg, acfg, progress, summary)
 
     # 1. equal alignment of the shortest utterances
-    from asr.align.commands import shortest_utterances
-
-    from asr.align.align_data import FRAME_SHIFT, LONG_UTTERANCE_SECONDS
-
     short = {u: n for u, n in num_frames.items() if n * FRAME_SHIFT <= LONG_UTTERANCE_SECONDS}
     init = shortest_utterances(short or num_frames, cfg.init_utts)
     runner.align("ali0", init, model_dir=None, tree_dir=None, desc="equal alignment")
@@ -148,6 +148,7 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
         utts = sorted(num_frames) if k == cfg.rounds else init
         runner.align(f"ali{k}", utts, model_dir=model, tree_dir=exp / prev, desc=f"round {k}", prev=prev)
         prev = f"ali{k}"
+    last_model = model
     # 4-5. CD tree from the CI alignments, CD network, CD realignment
     if cfg.cd_realign:
         runner.build_tree("tree", prev)
@@ -282,7 +283,7 @@ def run_asr(args: list[str], log_path: Path) -> None:
     with open(log_path, "w", encoding="utf-8") as f:
         f.write("# " + shlex.join(["asr", *args]) + "\n")
         f.flush()
-        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
     if rc != 0:
         lines = [ln for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
         raise TrainingError(f"`asr {args[0]}` failed (exit {rc}): {lines[-1] if lines else ''} (log: {log_path})")
