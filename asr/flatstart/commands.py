@@ -9,18 +9,18 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "flat-start",
         help="alignments from transcripts alone: equal alignment, CI network rounds, tree, CD network",
-        description="Train from transcripts alone (GMM-free flat start, Senior et al. 2014). Steps, each a dir "
-        "of EXP, skipped when complete on a re-run: ali0 = equal alignment (align-equal) of the --init-utts "
-        "shortest utterances; then --rounds times: train a context-independent network (monophone states) on "
-        "the last alignments, realign those utterances (the last round: all) with its log p(s|x) - log p(s) "
-        "(Viterbi over each utterance's training graph, --nj jobs, utterances failing at --retry-beam skipped and counted, frames "
-        "that changed state logged); then a decision tree (build-tree, --num-leaves) from the CI alignments, "
-        "a context-dependent network, and one CD realignment. OUT becomes an alignment dir laid out as "
-        "import-ali's output (with the CD round, a tree dir as build-tree's), OUT/flat_start.json (written "
-        "last) records every step; the steps live in --work-dir (default OUT/work), whose final/ is the last "
-        "network's model dir (with tree and final.mdl: `asr align --model-dir OUT/work/final` aligns dev/test "
-        "data) and log/ the output of every command. "
-        "Example: asr flat-start --nj 2 data/train data/lang exp/ali_train_flat",
+        description="Train from transcripts alone (GMM-free flat start, Senior et al. 2014). Steps, each a dir of the "
+        "work dir, skipped when complete on a re-run: ali0 = equal alignment (align-equal) of the --init-utts"
+        " shortest utterances; then --rounds times: train a context-independent network (monophone states) on"
+        " the last alignments, realign those utterances (the last round: all) with its log p(s|x) - log p(s) "
+        "(Viterbi over each utterance's training graph, --nj jobs, utterances failing at --retry-beam skipped"
+        " and counted, frames that changed state logged); then a decision tree (build-tree, --num-leaves) "
+        "from the CI alignments, a context-dependent network, and one CD realignment. OUT becomes an "
+        "alignment dir laid out as import-ali's output (with the CD round, a tree dir as build-tree's), "
+        "OUT/flat_start.json (written last) records every step; the steps live in --work-dir (default "
+        "OUT/work), whose final/ is the last network's model dir (with tree and final.mdl: `asr align "
+        "--model-dir OUT/work/final` aligns dev/test data) and log/ the output of every command. Example: asr"
+        " flat-start --nj 2 data/train data/lang exp/ali_train_flat",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("data_dir", metavar="DATA_DIR", help="training data dir with text, feats.scp, cmvn.scp")
@@ -36,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--silence", choices=["edges", "random"], default="edges",
                    help="equal alignment's path (see asr align-equal --help)")
     p.add_argument("--num-leaves", type=int, default=1000, help="leaves of the CD tree")
-    p.add_argument("--no-cd", dest="cd_realign", action="store_false",
+    p.add_argument("--no-cd", action="store_true",
                    help="stop after the CI rounds (no tree, CD network and CD realignment)")
     p.add_argument("--ci-config", help="YAML (model: and training: sections, as conf/dnn.yaml) of the CI "
                    "network (default: the built-in one, written to WORK/mono1.yaml)")
@@ -59,7 +59,7 @@ def _flat_start(args) -> int:
     from asr.flatstart.pipeline import FlatStartConfig, flat_start
 
     cfg = FlatStartConfig(init_utts=args.init_utts, rounds=args.rounds, silence=args.silence,
-                          num_leaves=args.num_leaves, cd_realign=args.cd_realign, nj=args.nj,
+                          num_leaves=args.num_leaves, cd_realign=not args.no_cd, nj=args.nj,
                           num_threads=args.num_threads, acoustic_scale=args.acoustic_scale, beam=args.beam,
                           retry_beam=args.retry_beam, map_oov=args.map_oov,
                           max_duration=args.max_duration)
