@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asr.failures import add_max_failures_option
+
 
 def _search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", required=True, help="self-contained model dir (docs/contracts.md)")
@@ -23,7 +25,12 @@ def register(subparsers) -> None:
         "priors, transition model and HCLG into DECODE_DIR: hyp.txt (1-best), lat.<job>.gz (word lattices, "
         "Kaldi text format, with --lattices), decode.json (options, frames, forward/search seconds, RTF) and "
         "wer when DATA_DIR/text exists. Without --lattices the 1-best comes from FasterDecoder (beam, "
-        "max-active); with --lattices from LatticeSimpleDecoder (beam, lattice-beam; no max-active).",
+        "max-active); with --lattices from LatticeSimpleDecoder (beam, lattice-beam; no max-active). "
+        "The model dir must be complete (asr pack-model-dir) and the graph built for its tree and transition "
+        "model (else a one-line error naming both); features made by asr make-fbank must have the model's "
+        "options. DECODE_DIR is written at once; when it was decoded from the same model dir, graph, features "
+        "and options it is left as it is (--force decodes again). Utterances that fail are skipped and "
+        "counted. E.g.: asr decode --model-dir exp/lstmp/final --nj 2 --lattices data/test exp/lstmp/decode_test",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("data_dir", metavar="DATA_DIR")
@@ -32,23 +39,32 @@ def register(subparsers) -> None:
     p.add_argument("--lattice-beam", type=float, default=8.0, help="lattice pruning beam")
     p.add_argument("--lattices", action="store_true", help="write word lattices lat.<job>.gz (for lmrescore)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs (processes)")
-    p.add_argument("--num-threads", type=int, default=1, help="torch threads per job")
+    p.add_argument("--num-threads", type=int, default=None,
+                   help="torch threads per job (default: the cores divided by --nj, at least 1)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per network forward batch")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_failures_option(p)
+    p.add_argument("--force", action="store_true", help="decode even when DECODE_DIR is up to date")
     p.set_defaults(func=_decode)
 
     t = subparsers.add_parser(
         "transcribe",
         help="transcribe audio files with a model dir: prints '<id> <words>' per file",
         description="Transcribe audio files (any format soundfile reads, any sample rate: resampled to the "
-        "model's; multi-channel audio is averaged) with a self-contained model dir: fbank features with the "
-        "model's options, per-utterance CMVN, network, 1-best search. Prints '<id> <words>' per file, id = "
-        "file stem. A file that cannot be read gets a one-line error on stderr; the others are still "
-        "transcribed, and the exit code is 1.",
+        "model's, logged; multi-channel audio: --channel, logged) with a self-contained model dir: fbank "
+        "features with the options recorded in the model dir, per-utterance CMVN, network, 1-best search. "
+        "Prints '<id> <words>' per file, id = file stem; digital silence prints '<id>' (no words) with a "
+        "warning. A file that cannot be used (unreadable, 0 samples, too short for one frame, NaN samples) "
+        "gets a one-line error on stderr and is counted; the others are still transcribed, and the exit code "
+        "is 1. E.g.: asr transcribe --model-dir exp/final a.wav b.flac",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     t.add_argument("audio", nargs="+", metavar="AUDIO")
     _search_options(t)
+    t.add_argument("--channel", type=int, default=0,
+                   help="channel of multi-channel audio (-1 = average of the channels); the same rule as "
+                   "asr make-fbank --channel")
+    t.add_argument("--num-threads", type=int, default=None, help="torch threads (default: the available cores)")
     t.set_defaults(func=_transcribe)
 
 
@@ -67,7 +83,10 @@ def _decode(args) -> int:
 
     info = decode_data_dir(args.model_dir, args.data_dir, args.decode_dir, graph_dir=args.graph_dir, nj=args.nj,
                            cfg=_config(args), lattices=args.lattices, batch_size=args.batch_size,
-                           num_threads=args.num_threads, progress=not args.no_progress)
+                           num_threads=args.num_threads, progress=not args.no_progress,
+                           max_failures=args.max_failures, force=args.force)
+    if info.get("skipped"):
+        print(f"{args.decode_dir} is up to date (same model dir, graph, features and options); not decoded again")
     print(f"decoded {info['utterances']} utterances ({info['audio_seconds']:.1f} s audio): "
           f"RTF {info['rtf']} (forward {info['rtf_forward']}, search {info['rtf_search']})")
     if "wer" in info:
@@ -78,11 +97,16 @@ def _decode(args) -> int:
 def _transcribe(args) -> int:
     from asr.decode.decode_dir import transcribe_files
 
-    rc = 0
-    for uid, words, err in transcribe_files(args.model_dir, args.audio, args.graph_dir, _config(args)):
+    failed = 0
+    for uid, words, err in transcribe_files(args.model_dir, args.audio, args.graph_dir, _config(args),
+                                            channel=args.channel, num_threads=args.num_threads):
         if err is not None:
             print(f"asr transcribe: error: {err}", file=sys.stderr, flush=True)
-            rc = 1
+            failed += 1
         else:
             print(f"{uid} {' '.join(words)}".rstrip(), flush=True)
-    return rc
+    if failed:
+        print(f"asr transcribe: {len(args.audio) - failed} of {len(args.audio)} files transcribed, {failed} failed",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -17,7 +17,7 @@ import numpy as np
 
 from asr.decode.decodable import scaled_loglikes
 from asr.decode.search import Result, SearchConfig, Searcher
-from asr.errors import DecodeError, ModelError
+from asr.errors import DecodeError, GraphError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -45,39 +45,48 @@ class Timing:
 
 
 class Recognizer:
+    """Network + priors + transition model + graph of a model dir (``asr.nnet.model_dir``),
+    ready to decode. ``graph_dir`` (default: the model dir's own graph) must have been built
+    for the model's tree / transition model / phones (``GraphDir.check_model``); words come
+    from the graph's words.txt."""
+
     def __init__(self, model_dir, graph_dir=None, cfg: SearchConfig | None = None, load_network: bool = True):
+        from asr.graph.graph_dir import GraphDir
         from asr.graph.mkgraph import load_graph
         from asr.hmm.transition_model import TransitionModel
+        from asr.nnet.model_dir import MDL, PHONES, TREE, ModelDir
 
-        self.model_dir = Path(model_dir)
-        if not self.model_dir.is_dir():
-            raise ModelError(f"{model_dir}: no such model dir")
-        self.graph_dir = Path(graph_dir) if graph_dir else self.model_dir / "graph"
+        self.md = ModelDir.load(model_dir)
+        self.model_dir = self.md.path
+        if graph_dir is None:
+            graph_dir = self.md.graph_dir
+            if graph_dir is None:
+                raise ModelError(f"{model_dir} has no graph/ (packed without --graph-dir): give --graph-dir")
+        self.gdir = GraphDir.load(graph_dir)
+        self.graph_dir = self.gdir.path
         self.cfg = cfg or SearchConfig()
-        for p in (self.model_dir / "final.mdl", self.model_dir / "log_priors.npy", self.graph_dir / "HCLG.fst",
-                  self.graph_dir / "words.txt"):
-            if not p.exists():
-                raise ModelError(f"model dir incomplete: missing {p}")
-        self.tm = TransitionModel.read(self.model_dir / "final.mdl")
-        self.log_priors = np.load(self.model_dir / "log_priors.npy").astype(np.float32)
-        self.words = read_words(self.graph_dir / "words.txt")
-        self.graph = load_graph(self.graph_dir / "HCLG.fst", self.tm.tid2pdf)  # input labels pdf + 1
-        if len(self.log_priors) < self.tm.num_pdfs:
+        self.tm = TransitionModel.read(self.md.file(MDL))
+        log.info(self.gdir.check_model(self.md.file(TREE), self.md.file(MDL), self.md.file(PHONES), tm=self.tm))
+        self.log_priors = self.md.log_priors()
+        if len(self.log_priors) != self.tm.num_pdfs:
             raise ModelError(f"{self.model_dir}/log_priors.npy has {len(self.log_priors)} pdfs, "
-                             f"final.mdl needs {self.tm.num_pdfs}")
-        self.model = self.config = None
+                             f"final.mdl {self.tm.num_pdfs}")
+        self.words = read_words(self.gdir.words)
+        try:
+            self.graph = load_graph(self.gdir.hclg, self.tm.tid2pdf)  # input labels pdf + 1
+        except GraphError as e:
+            raise ModelError(f"{e} (model: {self.md.file(MDL)})") from None
+        self.config = self.md.config
+        self.model = None
         if load_network:
             from asr.nnet.model_dir import load_acoustic_model
 
-            self.model, self.config = load_acoustic_model(self.model_dir)
-            if int(self.config["num_pdfs"]) != len(self.log_priors):
-                raise ModelError(f"{self.model_dir}: network has {self.config['num_pdfs']} outputs, "
-                                 f"log_priors.npy {len(self.log_priors)}")
+            self.model, _ = load_acoustic_model(self.model_dir)
         self.searcher = Searcher(self.graph, self.cfg)
 
     @property
     def cmvn_mode(self) -> str:
-        return str((self.config or {}).get("cmvn", "speaker"))
+        return self.md.cmvn
 
     def forward(self, feats_list: list[np.ndarray]) -> list[np.ndarray]:
         """Scaled log-likelihoods [T, num_pdfs] for each utterance's (normalised) features."""

@@ -1,0 +1,67 @@
+"""Fingerprints: what a product was built from, so "already done" and "do these match" are
+decided by content, not by file names or times.
+
+- ``file_hash(path)``: SHA-256 of a file's bytes (hex). Used for everything small or
+  decisive: trees, transition models, symbol tables, priors, weights, LMs, graphs.
+- ``audio_stamp(spec)``: a cheap stamp of an audio input: ``path size mtime`` (a changed or
+  replaced wav changes it); a ``cmd |`` wav.scp entry is stamped by its command text.
+- ``fingerprints(files)``: ``{name: file_hash}`` of a mapping ``name -> path``.
+- ``first_difference(recorded, current)``: the first key whose value differs (None if equal).
+
+Example::
+
+    >>> inputs = fingerprints({"tree": "exp/tree/tree", "final.mdl": "exp/tree/final.mdl"})
+    >>> first_difference(info["inputs"], inputs)   # None: nothing changed
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Mapping
+
+_CHUNK = 1 << 20
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of the bytes of ``path``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(_CHUNK)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 (hex) of a string (UTF-8)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def audio_stamp(spec: str) -> str:
+    """Stamp of one wav.scp value: ``path size mtime_ns`` for a file (missing: ``path missing``),
+    the command itself for a ``cmd |`` pipe."""
+    spec = str(spec)
+    if spec.rstrip().endswith("|"):
+        return spec
+    try:
+        st = os.stat(spec)
+    except OSError:
+        return f"{spec} missing"
+    return f"{spec} {st.st_size} {st.st_mtime_ns}"
+
+
+def fingerprints(files: Mapping[str, str | os.PathLike | None]) -> dict[str, str]:
+    """``{name: file_hash(path)}`` for every entry whose path is not None."""
+    return {name: file_hash(Path(p)) for name, p in files.items() if p is not None}
+
+
+def first_difference(recorded: Mapping, current: Mapping) -> str | None:
+    """The first key (sorted) whose value differs between two fingerprint mappings, or None."""
+    for key in sorted(set(recorded) | set(current)):
+        if recorded.get(key) != current.get(key):
+            return key
+    return None
