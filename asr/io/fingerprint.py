@@ -59,6 +59,48 @@ def fingerprints(files: Mapping[str, str | os.PathLike | None]) -> dict[str, str
     return {name: file_hash(Path(p)) for name, p in files.items() if p is not None}
 
 
+def dir_hash(path: str | os.PathLike) -> str:
+    """SHA-256 over every file of a directory tree (relative paths and contents), e.g. a lang dir."""
+    root = Path(path)
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(f"{p.relative_to(root).as_posix()} {file_hash(p)}\n".encode("utf-8"))
+    return h.hexdigest()
+
+
+def path_hash(path: str | os.PathLike | None) -> str | None:
+    """``file_hash`` of a file, ``dir_hash`` of a directory, "missing" when neither, None for None."""
+    if path is None:
+        return None
+    p = Path(path)
+    if p.is_file():
+        return file_hash(p)
+    if p.is_dir():
+        return dir_hash(p)
+    return "missing"
+
+
+def feature_fingerprints(data_dir: str | os.PathLike) -> dict[str, object]:
+    """What a data dir's features are: SHA-256 of feats.scp, cmvn.scp, global_cmvn.stats,
+    utt2num_frames (those present) and the stamps of the arks feats.scp points into (make-fbank
+    rewrites arks in place, so an unchanged feats.scp can point to new numbers)."""
+    data_dir = Path(data_dir)
+    out: dict[str, object] = {}
+    for name in ("feats.scp", "cmvn.scp", "global_cmvn.stats", "utt2num_frames"):
+        if (data_dir / name).is_file():
+            out[name] = file_hash(data_dir / name)
+    if (data_dir / "feats.scp").is_file():
+        arks = set()
+        with open(data_dir / "feats.scp", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split(maxsplit=1)
+                if len(parts) == 2:
+                    arks.add(parts[1].strip().rsplit(":", 1)[0])
+        out["arks"] = sorted(audio_stamp(a) for a in arks)
+    return out
+
+
 def first_difference(recorded: Mapping, current: Mapping) -> str | None:
     """The first key (sorted) whose value differs between two fingerprint mappings, or None."""
     for key in sorted(set(recorded) | set(current)):

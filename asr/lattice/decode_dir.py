@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from asr.errors import DecodeError
-from asr.io.fingerprint import audio_stamp, file_hash, first_difference
+from asr.io.fingerprint import feature_fingerprints, file_hash, first_difference
 
 log = logging.getLogger(__name__)
 
@@ -118,16 +118,6 @@ def decode_inputs(model_dir: str | os.PathLike, graph_dir: str | os.PathLike, da
     model_dir, graph_dir, data_dir = Path(model_dir), Path(graph_dir), Path(data_dir)
     graph_id = graph_dir / "graph.json" if (graph_dir / "graph.json").is_file() else graph_dir / "HCLG.fst"
     out: dict[str, Any] = {"model.yaml": file_hash(model_dir / "model.yaml"), "graph": file_hash(graph_id)}
-    for name in ("feats.scp", "cmvn.scp", "global_cmvn.stats"):
-        if (data_dir / name).is_file():
-            out[name] = file_hash(data_dir / name)
-    if (data_dir / "feats.scp").is_file():  # the arks it points into (rewritten in place by make-fbank)
-        arks = set()
-        with open(data_dir / "feats.scp", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                parts = line.split(maxsplit=1)
-                if len(parts) == 2:
-                    arks.add(parts[1].strip().rsplit(":", 1)[0])
-        out["arks"] = sorted(audio_stamp(a) for a in arks)
+    out.update(feature_fingerprints(data_dir))
     out["options"] = json.loads(json.dumps(options))
     return out

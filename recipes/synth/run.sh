@@ -94,20 +94,16 @@ fi
 if stage_on 3; then
   require data/lang/phones.txt 1
   require data/train/feats.scp data/dev/feats.scp 2
-  if [ ! -f exp/ali_train_mono/ali.tid.ark ]; then
-    log "stage 3: importing train CTM alignments"
-    asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
-      data/train data/train/phones.ctm exp/ali_train_mono
-  fi
-  if [ ! -f exp/tree/silence_pdfs.int ]; then
-    log "stage 3: building the tree ($num_leaves leaves)"
-    asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train exp/ali_train_mono exp/tree
-  fi
-  if [ ! -f exp/ali_dev/ali.pdf.ark ]; then
-    log "stage 3: importing dev CTM alignments through the tree"
-    asr import-ali --format ctm --lang data/lang --tree-dir exp/tree --words-ctm data/dev/words.ctm \
-      data/dev data/dev/phones.ctm exp/ali_dev
-  fi
+  # each command leaves an output made from the same inputs (fingerprints) as it is, and
+  # replaces it only when it succeeded
+  log "stage 3: importing train CTM alignments"
+  asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
+    data/train data/train/phones.ctm exp/ali_train_mono
+  log "stage 3: building the tree ($num_leaves leaves)"
+  asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train exp/ali_train_mono exp/tree
+  log "stage 3: importing dev CTM alignments through the tree"
+  asr import-ali --format ctm --lang data/lang --tree-dir exp/tree --words-ctm data/dev/words.ctm \
+    data/dev data/dev/phones.ctm exp/ali_dev
 fi
 
 # Stage 4: 5-gram modified Kneser-Ney LM on the LM text, its pruned first-pass version,
