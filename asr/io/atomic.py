@@ -84,3 +84,14 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_distinct_output(output: str | os.PathLike, *inputs: str | os.PathLike | None) -> None:
+    """ConfigError when ``output`` names the same file as one of ``inputs`` (writing it would
+    destroy an input)."""
+    from asr.errors import ConfigError
+
+    out = Path(output).resolve()
+    for i in inputs:
+        if i is not None and Path(i).resolve() == out:
+            raise ConfigError(f"{output}: the output would overwrite the input {i}")

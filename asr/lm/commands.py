@@ -90,6 +90,9 @@ def _make_lm(args) -> int:
     from asr.lm.arpa import write_arpa
     from asr.lm.build import make_lm
 
+    from asr.io.atomic import check_distinct_output
+
+    check_distinct_output(args.arpa_out, args.text, args.vocab)
     lm = make_lm(args.text, args.order, args.vocab, args.prune, args.target_ngrams, args.min_counts, args.unk)
     write_arpa(lm, args.arpa_out)
     logger.info("wrote %s: n-grams per order %s", args.arpa_out, lm.num_ngrams())
@@ -100,6 +103,9 @@ def _prune_lm(args) -> int:
     from asr.lm.arpa import read_arpa, write_arpa
     from asr.lm.pruning import prune_entropy
 
+    from asr.io.atomic import check_distinct_output
+
+    check_distinct_output(args.arpa_out, args.arpa_in, args.history_text)
     lm = read_arpa(args.arpa_in)
     history = None
     if args.history_text:
