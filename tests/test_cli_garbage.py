@@ -88,7 +88,7 @@ def test_garbage_inputs_give_one_line_errors(kind, tmp_path, capsys):
         lines = [ln for ln in err.splitlines() if ln.startswith(f"asr {name}: error:")
                  or ln.startswith("asr: error:") or ": error: argument" in ln or "error: one of" in ln
                  or "error: the following arguments" in ln]
-        if rc == 0 or "Traceback" in err or "unexpected" in err or not lines:
+        if rc == 0 or "Traceback" in err or "error: unexpected " in err or not lines:
             problems.append(f"{name}: exit {rc}: {err.strip().splitlines()[-1:] if err.strip() else 'no message'}")
         shutil.rmtree(case, ignore_errors=True)
     assert not problems, "\n".join(problems)

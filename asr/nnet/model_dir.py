@@ -172,6 +172,7 @@ class ModelDir:
         except AsrError as e:
             raise ModelError(f"cannot pack {out}: fbank options: {e}") from None
         _check_fbank(fbank_opts, num_inputs, "the fbank options")
+        load_acoustic_model(network)  # the weights load into the network model.yaml describes
         read_priors(priors, num_pdfs)
         _check_tree(tree_dir, num_pdfs, network)
         if graph_dir is not None:
