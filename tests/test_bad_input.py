@@ -4,12 +4,11 @@ naming the culprit (an error, or the warning of a skipped-and-counted utterance)
 traceback, and nothing left behind that looks finished (the product is absent, or its
 typed ``load()`` refuses it).
 
-The world (lang dir, trees, graphs, a packed model dir whose network reads the pdf off a
-one-hot feature, data dirs with wavs and with features) is made once per module."""
+The world (tests/product_fixtures.py: lang dir, trees, graphs, a packed model dir, data dirs
+with wavs and with features) is made once per session."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,97 +18,7 @@ import pytest
 import soundfile as sf
 
 from asr.cli import main
-from graph_fixtures import ARPA, make_lang, make_tree_dir, target_pdfs
-from helpers_datadir import make_data_dir, write_wav
-
-UTTS = {"u1": ["CAT", "AT"], "u2": ["BAT", "TAB", "A"], "u3": ["A"]}
-D = 40
-
-
-@dataclass
-class World:
-    root: Path
-    lang: Path
-    mono: Path  # tree dir
-    tri: Path  # another tree dir
-    graph: Path  # graph of mono
-    tri_graph: Path
-    model: Path  # packed model dir (mono, with graph)
-    feats: Path  # data dir with one-hot features
-    wavs: Path  # data dir with wavs (make-fbank)
-    lm: Path
-
-
-def _network(cfg_dir: Path, num_pdfs: int, eye: bool):
-    import torch
-
-    from asr.nnet.model_dir import save_model_dir
-    from asr.nnet.registry import build_model
-
-    cfg = {"family": "dnn", "splice": 0, "hidden_dim": D, "num_layers": 1, "activation": "relu"}
-    net = build_model(cfg, D, num_pdfs)
-    if eye:
-        with torch.no_grad():
-            net.hidden[0].weight.copy_(torch.eye(D))
-            net.hidden[0].bias.zero_()
-            net.output.weight.copy_(12.0 * torch.eye(D)[:num_pdfs])
-            net.output.bias.zero_()
-    save_model_dir(cfg_dir, net, cfg, D, num_pdfs, output_delay=0, cmvn="none")
-    np.save(cfg_dir / "log_priors.npy", np.full(num_pdfs, -np.log(num_pdfs), np.float32))
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
-    import kaldiio
-
-    from asr.features.fbank import FbankComputer
-    from asr.graph.mkgraph import make_graph
-    from asr.hmm.transition_model import TransitionModel
-    from asr.nnet.model_dir import ModelDir
-
-    root = tmp_path_factory.mktemp("world")
-    lang = make_lang(root)
-    lm = root / "lm.arpa"
-    lm.write_text(ARPA)
-    mono, tri = make_tree_dir(root, lang, triphone=False), make_tree_dir(root, lang, triphone=True)
-    make_graph(lang, mono, lm, root / "graph")
-    make_graph(lang, tri, lm, root / "tri_graph")
-    P = TransitionModel.read(mono / "final.mdl").num_pdfs
-    model = root / "model"
-    _network(model, P, eye=True)
-    ModelDir.pack(model, model, mono, lang, FbankComputer(None).all_options, graph_dir=root / "graph")
-    feats = root / "feats"
-    feats.mkdir()
-    with kaldiio.WriteHelper(f"ark,scp:{feats}/feats.ark,{feats}/feats.scp") as w:
-        for u, words in UTTS.items():
-            pdfs = target_pdfs(lang, mono, words, frames_per_state=3)
-            f = np.zeros((len(pdfs), D), np.float32)
-            f[np.arange(len(pdfs)), pdfs] = 1.0
-            w(u, f)
-    (feats / "text").write_text("".join(f"{u} {' '.join(w)}\n" for u, w in UTTS.items()))
-    (feats / "utt2spk").write_text("".join(f"{u} {u}\n" for u in UTTS))
-    (feats / "spk2utt").write_text("".join(f"{u} {u}\n" for u in UTTS))
-    wavs = make_data_dir(root, speakers=("s1", "s2"), per_speaker=2, name="wavs")
-    return World(root, lang, mono, tri, root / "graph", root / "tri_graph", model, feats, wavs, lm)
-
-
-def copy(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, symlinks=True)
-    return dst
-
-
-def copy_wav_dir(w: World, tmp: Path) -> Path:
-    """A copy of the wav data dir whose wav.scp points at copies of the wavs (safe to break)."""
-    d = copy(w.wavs, tmp / "data")
-    (tmp / "wav").mkdir()
-    lines = []
-    for line in (d / "wav.scp").read_text().splitlines():
-        utt, path = line.split()
-        shutil.copy(path, tmp / "wav" / Path(path).name)
-        lines.append(f"{utt} {tmp / 'wav' / Path(path).name}")
-    (d / "wav.scp").write_text("\n".join(lines) + "\n")
-    return d
-
+from product_fixtures import copy, copy_wav_dir, network
 
 # -- the table --------------------------------------------------------------------------
 
@@ -294,7 +203,7 @@ def graph_words_replaced_after_build(w, tmp):
 @case
 def network_dir_is_not_a_model_dir(w, tmp):
     m = tmp / "net"
-    _network(m, 10, eye=False)
+    network(m, 10, eye=False)
     return Case(["decode", "--model-dir", m, "--graph-dir", w.graph, w.feats, tmp / "dec"], 1,
                 "not a complete model dir", [("decode", tmp / "dec")])
 
@@ -302,7 +211,7 @@ def network_dir_is_not_a_model_dir(w, tmp):
 @case
 def model_yaml_of_wrong_shape(w, tmp):
     m = tmp / "net"
-    _network(m, 10, eye=False)
+    network(m, 10, eye=False)
     (m / "model.yaml").write_text((m / "model.yaml").read_text().replace("num_pdfs: 10", "num_pdfs: [ten]"))
     return Case(["pack-model-dir", "--tree-dir", w.mono, "--lang", w.lang, "--fbank-config", "conf/fbank.conf", m],
                 1, f"{m / 'model.yaml'}: num_pdfs must be an integer", [("model", m)])
@@ -319,7 +228,7 @@ def model_yaml_garbage(w, tmp):
 @case
 def corrupt_priors_when_packing(w, tmp):
     m = tmp / "net"
-    _network(m, 10, eye=False)
+    network(m, 10, eye=False)
     (m / "log_priors.npy").write_bytes(b"\x93NUMPY garbage")
     return Case(["pack-model-dir", "--tree-dir", w.mono, "--lang", w.lang, "--fbank-config", "conf/fbank.conf", m],
                 1, "log_priors.npy: not a .npy array", [("model", m)])
@@ -330,7 +239,7 @@ def truncated_weights_when_packing(w, tmp):
     from asr.hmm.transition_model import TransitionModel
 
     m = tmp / "net"
-    _network(m, TransitionModel.read(w.mono / "final.mdl").num_pdfs, eye=False)
+    network(m, TransitionModel.read(w.mono / "final.mdl").num_pdfs, eye=False)
     data = (m / "model.safetensors").read_bytes()
     (m / "model.safetensors").write_bytes(data[: len(data) // 2])
     return Case(["pack-model-dir", "--tree-dir", w.mono, "--lang", w.lang, "--fbank-config", "conf/fbank.conf", m],
@@ -342,7 +251,7 @@ def fbank_options_of_another_dimension(w, tmp):
     from asr.hmm.transition_model import TransitionModel
 
     m = tmp / "net"
-    _network(m, TransitionModel.read(w.mono / "final.mdl").num_pdfs, eye=False)
+    network(m, TransitionModel.read(w.mono / "final.mdl").num_pdfs, eye=False)
     (tmp / "fbank80.conf").write_text("--num-mel-bins=80\n")
     return Case(["pack-model-dir", "--tree-dir", w.mono, "--lang", w.lang, "--fbank-config", tmp / "fbank80.conf",
                  m], 1, "fbank options give 80-dim features but the network takes 40 inputs", [("model", m)])

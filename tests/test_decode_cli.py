@@ -3,7 +3,6 @@
 
 import gzip
 import json
-import shutil
 import subprocess
 import sys
 

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from asr.cli import main
-from test_bad_input import copy, copy_wav_dir, world  # noqa: F401 - the shared fixture
+from product_fixtures import copy, copy_wav_dir
 
 
 def _log_text(caplog) -> str:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
-import numpy as np
 
 from asr.align.ali_dir import INFO, PDF_ARK, PHONE_ARK, TID_ARK, AliDir
 from asr.errors import AlignmentError, ModelError

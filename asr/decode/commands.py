@@ -87,7 +87,8 @@ def _decode(args) -> int:
                            max_failures=args.max_failures, force=args.force)
     if info.get("skipped"):
         print(f"{args.decode_dir} is up to date (same model dir, graph, features and options); not decoded again")
-    print(f"decoded {info['utterances']} utterances ({info['audio_seconds']:.1f} s audio): "
+    failed = f", {info['failed_utterances']} failed (skipped)" if info.get("failed_utterances") else ""
+    print(f"decoded {info['utterances']} utterances{failed} ({info['audio_seconds']:.1f} s audio): "
           f"RTF {info['rtf']} (forward {info['rtf_forward']}, search {info['rtf_search']})")
     if "wer" in info:
         print(info["wer"])

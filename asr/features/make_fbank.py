@@ -42,9 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.io.fingerprint import audio_stamp
 from asr.errors import AsrError, AudioError, FeatureError
 from asr.failures import DEFAULT_MAX_FAILURES, Failures
+from asr.io.fingerprint import audio_stamp
 
 logger = logging.getLogger(__name__)
 

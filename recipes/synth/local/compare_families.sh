@@ -115,7 +115,7 @@ decode_system() {
   local name=$1 dir=$out/$1/decode_test
   if [ ! -f "$dir/wer" ]; then
     log "decoding $name"
-    python -m asr decode --model-dir "$out/$name/final" --graph-dir "$graph_dir" --nj "$decode_nj" --no-progress \
+    python -m asr decode --model-dir "$out/$name/final" --graph-dir "$graph_dir" --nj "$decode_nj" "${thread_opts[@]}" --no-progress \
       "$test_data" "$dir" > "$out/$name/decode.log" 2>&1 \
       || { log "decoding $name failed: see $out/$name/decode.log"; return 1; }
     [ -f "$dir/wer" ] || python -m asr compute-wer "$test_data/text" "$dir/hyp.txt" > "$dir/wer"
