@@ -190,7 +190,8 @@ def _collect(it, hyps, lats, bad_all, total: Timing, bar) -> None:
 
 def check_features(md, data_dir: Path, reader) -> None:
     """Refuse features computed with other options than the model's (DATA_DIR/fbank.conf,
-    written by asr make-fbank), or, without that file, of another dimension."""
+    written by asr make-fbank), or, without that file, of another dimension. Dither may
+    differ (Kaldi recipes often train with dither and decode without)."""
     from asr.features.make_fbank import FEATURE_OPTIONS
     from asr.features.fbank import FbankComputer
 
