@@ -10,7 +10,8 @@ Files::
     num_pdfs          pdfs of the transition model it was built with (as Kaldi's mkgraph.sh)
     graph.json        ours only, written last: ``inputs`` (SHA-256 of L_disambig.fst, words.txt,
                       phones.txt, phones/disambig.int, tree, final.mdl, LM), ``options``,
-                      ``files`` (SHA-256 of HCLG.fst and words.txt as written), ``num_pdfs``,
+                      ``files`` (SHA-256 of HCLG.fst and words.txt as written; ``sizes``: their
+                      sizes: files over 64 MiB are checked by size on loading), ``num_pdfs``,
                       ``num_transition_ids``, ``stats``
 
 ``GraphDir.load(path)`` checks completeness (one-line GraphError naming the missing or
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from asr.errors import GraphError, ModelError
-from asr.io.fingerprint import file_hash, first_difference
+from asr.io.fingerprint import file_hash, first_difference, unchanged
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,11 @@ class GraphDir:
             files = info.get("files")
             if not isinstance(files, dict) or not isinstance(info.get("inputs"), dict):
                 raise GraphError(f"{path / INFO}: not a graph.json written by asr make-graph")
+            sizes = info.get("sizes", {})
             for name, digest in files.items():
                 if not (path / name).is_file():
                     raise GraphError(f"{path}: incomplete graph dir: missing {name}")
-                if file_hash(path / name) != digest:
+                if not unchanged(path / name, digest, sizes.get(name)):
                     raise GraphError(f"{path / name} was changed after the graph was built "
                                      f"(its SHA-256 differs from {path / INFO}); rebuild the graph")
         return cls(path, info)
@@ -179,6 +181,7 @@ def write_info(graph_dir: Path, inputs: dict[str, str], options: dict[str, Any],
 
     info = {"inputs": inputs, "options": options,
             "files": {HCLG: file_hash(graph_dir / HCLG), WORDS: file_hash(graph_dir / WORDS)},
+            "sizes": {HCLG: (graph_dir / HCLG).stat().st_size, WORDS: (graph_dir / WORDS).stat().st_size},
             "num_pdfs": num_pdfs, "num_transition_ids": num_transition_ids, "stats": stats}
     atomic_write_text(graph_dir / INFO, json.dumps(info, indent=1) + "\n")
 

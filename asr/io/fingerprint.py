@@ -101,6 +101,22 @@ def feature_fingerprints(data_dir: str | os.PathLike) -> dict[str, object]:
     return out
 
 
+FULL_CHECK_BYTES = 64 << 20  # files up to this size are re-hashed when a product is loaded
+
+
+def unchanged(path: str | os.PathLike, sha256: str, size: int | None = None) -> bool:
+    """Whether ``path`` still is the file recorded as ``sha256`` (and ``size``): re-hashed when
+    at most FULL_CHECK_BYTES (or when no size was recorded), else compared by size, so loading
+    a model dir with a multi-GB LM stays fast."""
+    p = Path(path)
+    actual = p.stat().st_size
+    if size is not None and actual != size:
+        return False
+    if size is not None and actual > FULL_CHECK_BYTES:
+        return True
+    return file_hash(p) == sha256
+
+
 def first_difference(recorded: Mapping, current: Mapping) -> str | None:
     """The first key (sorted) whose value differs between two fingerprint mappings, or None."""
     for key in sorted(set(recorded) | set(current)):

@@ -7,8 +7,8 @@ Files::
     model.yaml         model (family config), num_inputs, num_pdfs, output_delay, cmvn,
                        fbank (EVERY fbank option, Kaldi names: sample-frequency, num-mel-bins,
                        frame-length, frame-shift, dither, ...), fingerprints (SHA-256 of every
-                       other file of the dir, by relative path), plus what the trainer adds
-                       (training summary)
+                       other file of the dir, by relative path), sizes (their byte sizes), plus
+                       what the trainer adds (training summary)
     log_priors.npy     float32 [num_pdfs]
     tree, final.mdl    the context-dependency tree and transition model (Kaldi formats)
     phones.txt words.txt
@@ -59,7 +59,7 @@ FIRST_PASS_LM = "lm/first_pass.arpa"
 RESCORE_LM = "lm/rescore.arpa"
 REQUIRED = (WEIGHTS, PRIORS, TREE, MDL, PHONES, WORDS, FBANK_CONF)
 CMVN_MODES = ("speaker", "utterance", "global", "none")
-PACKED_KEYS = ("fbank", "fingerprints")  # what pack adds to the trainer's model.yaml
+PACKED_KEYS = ("fbank", "fingerprints", "sizes")  # what pack adds to the trainer's model.yaml
 
 
 @dataclass
@@ -114,8 +114,9 @@ class ModelDir:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ModelDir":
-        """A complete, unchanged model dir (ModelError naming the missing/bad/changed file)."""
-        from asr.io.fingerprint import file_hash
+        """A complete, unchanged model dir (ModelError naming the missing/bad/changed file).
+        Files up to 64 MiB are re-hashed, larger ones (big LMs, graphs) compared by size."""
+        from asr.io.fingerprint import unchanged
 
         path = Path(path)
         if not path.is_dir():
@@ -128,11 +129,12 @@ class ModelDir:
         for name in REQUIRED:
             if not (path / name).is_file():
                 raise ModelError(f"{path}: incomplete model dir: missing {name}")
+        sizes = cfg["sizes"]
         for name, digest in cfg["fingerprints"].items():
             f = path / name
             if not f.is_file():
                 raise ModelError(f"{path}: incomplete model dir: missing {name}")
-            if file_hash(f) != digest:
+            if not unchanged(f, digest, sizes.get(name)):
                 raise ModelError(f"{f} was changed after the model dir was packed (its SHA-256 differs "
                                  f"from {path / CONFIG}); re-run asr pack-model-dir")
         md = cls(path, cfg)
@@ -200,7 +202,8 @@ class ModelDir:
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, tmp / name)
             atomic_write_text(tmp / FBANK_CONF, fbank_text)
-            cfg = dict(net_cfg, fbank=fbank_opts, fingerprints=wanted)
+            sizes = {name: (tmp / name).stat().st_size for name in wanted}
+            cfg = dict(net_cfg, fbank=fbank_opts, fingerprints=wanted, sizes=sizes)
             atomic_write_text(tmp / CONFIG, yaml.safe_dump(cfg, sort_keys=False))
         md = cls.load(out)
         log.info("packed model dir %s: %d inputs (%s mel bins, %s Hz), %d pdfs, cmvn %s%s%s", out, md.num_inputs,
