@@ -146,12 +146,17 @@ def import_alignments(
     word_tier: str = "words",
     max_failures: float = DEFAULT_MAX_FAILURES,
     force: bool = False,
+    kind: str = "import",
+    extra_inputs: dict | None = None,
+    finish=None,
 ) -> dict:
     """Import alignments into the alignment dir ``out_dir`` (asr.align.ali_dir, written at
     once); returns the statistics written to ``import_stats.json``. When ``out_dir`` was made
     from the same inputs and options it is left as it is, unless ``force``. Utterances that
     cannot be imported are excluded and counted; more than ``max_failures`` of them is an
-    AlignmentError (nothing written)."""
+    AlignmentError (nothing written). A caller that adds files to the dir (``asr
+    import-kaldi-exp``) passes its ``kind``, its own ``extra_inputs`` and ``finish(tmp_dir,
+    summary)``, called before the dir is sealed; a skipped import returns ``"skipped": True``."""
     from asr.lang.lang_dir import LangDir
 
     if fmt not in FORMATS:
@@ -162,10 +167,10 @@ def import_alignments(
     inputs = {"options": options, "sources": [_source_hash(s) for s in sources], "lang": path_hash(lang_dir), "tree_dir": _model_hash(tree_dir),
               "mdl": path_hash(mdl), "words_ctm": path_hash(words_ctm), "phone_map": path_hash(phone_map),
               "utt2num_frames": path_hash(data_dir / "utt2num_frames"), "feats.scp": path_hash(data_dir / "feats.scp"),
-              "text": path_hash(data_dir / "text")}
-    if not force and AliDir.up_to_date(out, "import", inputs):
+              "text": path_hash(data_dir / "text"), **(extra_inputs or {})}
+    if not force and AliDir.up_to_date(out, kind, inputs):
         log.info("%s is up to date (imported from the same alignments, data and lang dir); skipping", out)
-        return json.loads((out / "import_stats.json").read_text())
+        return dict(json.loads((out / "import_stats.json").read_text()), skipped=True)
     lang = LangDir(lang_dir) if lang_dir is not None else None
     tree_dir = Path(tree_dir) if tree_dir is not None else None
     num_frames = read_num_frames(data_dir)
@@ -189,7 +194,7 @@ def import_alignments(
     failures.check(max_failures, AlignmentError, f"{out} not written")
     stats.c["utterances_imported"] = len(utts)
     stats.c["frames_imported"] = int(sum(len(results[u][0]) for u in utts))
-    with AliDir.writer(out, "import", inputs) as tmp:
+    with AliDir.writer(out, kind, inputs) as tmp:
         write_int_ark(tmp / PDF_ARK, ((u, results[u][0]) for u in utts))
         if fmt != "pdf":
             write_int_ark(tmp / TID_ARK, ((u, results[u][1]) for u in utts))
@@ -204,6 +209,8 @@ def import_alignments(
         summary = dict(sorted(stats.c.items()))
         summary["format"] = fmt
         atomic_write_text(tmp / "import_stats.json", json.dumps(summary, indent=1) + "\n")
+        if finish is not None:
+            finish(tmp, summary)
     n_excl = len(stats.excluded)
     log.info("%s (%d frames)%s", failures.summary(), summary["frames_imported"],
              f"; see {out / 'excluded.txt'}" if n_excl else "")
