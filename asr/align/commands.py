@@ -85,7 +85,8 @@ def register(subparsers) -> None:
         "final.mdl, num_pdfs, silence_pdfs.int, phones.txt) plus kaldi_exp.json; with --graph-dir also "
         "OUT_DIR/graph (Kaldi's HCLG.fst, words.txt, phones.txt, disambig_tid.int) for decoding with "
         "Kaldi's graph. Checks the phone set, tree, transition model, topology and graph against each other "
-        "and frame counts against DATA_DIR/utt2num_frames. "
+        "and frame counts against DATA_DIR/utt2num_frames. OUT_DIR is an alignment dir (ali_dir.json), written "
+        "at once, and left as it is when imported from the same experiment, graph, data and options. "
         "E.g.: asr import-kaldi-exp data/train_960 kaldi/data/lang kaldi/exp/tri6b_ali_960 exp/kaldi_ali "
         "--graph-dir kaldi/exp/tri6b/graph_tgsmall",
         formatter_class=_F,
@@ -97,6 +98,8 @@ def register(subparsers) -> None:
     p.add_argument("--graph-dir", help="Kaldi graph dir (HCLG.fst, words.txt, phones.txt, disambig_tid.int) to "
                    "import with the model")
     p.add_argument("--tolerance", type=int, default=1, help="frames of length mismatch to pad/trim")
+    add_max_failures_option(p)
+    p.add_argument("--force", action="store_true", help="import even when OUT_DIR is up to date")
     p.set_defaults(func=_import_kaldi_exp)
 
     p = subparsers.add_parser(
@@ -169,7 +172,8 @@ def register(subparsers) -> None:
 def _import_kaldi_exp(args) -> int:
     from asr.align.kaldi_exp import import_kaldi_exp
 
-    s = import_kaldi_exp(args.data_dir, args.lang_dir, args.exp_dir, args.out_dir, args.graph_dir, args.tolerance)
+    s = import_kaldi_exp(args.data_dir, args.lang_dir, args.exp_dir, args.out_dir, args.graph_dir, args.tolerance,
+                         max_failures=args.max_failures, force=args.force)
     a = s["alignments"]
     excluded = sum(v for k, v in a.items() if k.startswith("excluded_"))
     print(f"{args.out_dir}: {s['num_pdfs']} pdfs (context width {s['context_width']}), "

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.errors import AlignmentError, GraphError, ModelError
+from asr.failures import DEFAULT_MAX_FAILURES
 from asr.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,12 @@ log = logging.getLogger(__name__)
 GRAPH_FILES = ("HCLG.fst", "words.txt", "phones.txt", "disambig_tid.int")
 
 
-def import_kaldi_exp(data_dir, lang_dir, exp_dir, out_dir, graph_dir=None, tolerance: int = 1) -> dict:
-    """Import (see the module doc); returns the summary written to ``kaldi_exp.json``."""
+def import_kaldi_exp(data_dir, lang_dir, exp_dir, out_dir, graph_dir=None, tolerance: int = 1,
+                     max_failures: float = DEFAULT_MAX_FAILURES, force: bool = False) -> dict:
+    """Import (see the module doc) into the alignment dir ``out_dir`` (asr.align.ali_dir,
+    written at once, kind ``kaldi_exp``); returns the summary written to ``kaldi_exp.json``.
+    Left as it is when imported from the same experiment, graph, data and options, unless
+    ``force``."""
     from asr.align.import_ali import import_alignments
     from asr.hmm.topology import Topology
     from asr.hmm.transition_model import TransitionModel
@@ -121,7 +126,7 @@ def import_kaldi_exp(data_dir, lang_dir, exp_dir, out_dir, graph_dir=None, toler
     extra = {"exp_tree": summary["sha256"]["tree"], "graph": graph_info["sha256"] if graph_info else None}
     stats = import_alignments("kaldi", data_dir, [str(p) for p in alis], out, lang_dir=lang.path,
                               mdl=exp / "final.mdl", tolerance=tolerance, kind="kaldi_exp", extra_inputs=extra,
-                              finish=finish)
+                              finish=finish, max_failures=max_failures, force=force)
     if stats.get("skipped"):
         return json.loads((out / "kaldi_exp.json").read_text())
     log.info("imported %s: %d pdfs (context %d), %d utterances%s", exp, tm.num_pdfs, tree.context_width,

@@ -162,19 +162,30 @@ def make_fbank(
     failures.log(logger)
     failures.check(max_failures, FeatureError, f"{data_dir}: feats.scp not written")
 
-    from asr.io.atomic import atomic_write
     from asr.io.tables import write_table
 
     scp_lines.sort(key=lambda line: line.split(" ", 1)[0].encode("utf-8"))
-    write_table(data_dir / "utt2num_frames", n2f)
+    n2f.sort(key=lambda kv: kv[0].encode("utf-8"))
+    # rewritten only when they change, so "cmvn.scp newer than feats.scp" stays true on a re-run
+    _write_if_changed(data_dir / "utt2num_frames", "".join(f"{u} {n}\n" for u, n in n2f))
     if not (data_dir / "utt2dur").exists():
         write_table(data_dir / "utt2dur", u2d)
-    computer.write_config(data_dir / FEATURE_OPTIONS, every_option=True)
-    with atomic_write(data_dir / "feats.scp") as f:
-        f.writelines(scp_lines)
+    _write_if_changed(data_dir / FEATURE_OPTIONS, "".join(f"--{k}={v}\n" for k, v in computer.all_options.items()))
+    _write_if_changed(data_dir / "feats.scp", "".join(scp_lines))
     report.feats_scp = data_dir / "feats.scp"
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    from asr.io.atomic import atomic_write_text
+
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
 
 
 def _log_notes(notes: dict[str, int], channel: int, rate: int) -> None:

@@ -14,7 +14,8 @@ Files::
     phones.txt words.txt
     fbank.conf         the same fbank options as a Kaldi option file
     graph/             optional graph dir (asr.graph.graph_dir): HCLG.fst, words.txt, ...
-    lm/first_pass.arpa lm/rescore.arpa   optional LMs
+    lm/first_pass.arpa lm/rescore.arpa   optional LMs (``.arpa.gz`` when given gzipped; files
+                       over 64 MiB are hard-linked when possible, not copied)
 
 Two stages write it: the trainer writes the network part (``save_model_dir``: weights and
 model.yaml without fbank/fingerprints), then ``ModelDir.pack`` (``asr pack-model-dir``)
@@ -101,8 +102,11 @@ class ModelDir:
         return self.path / name
 
     def lm(self, name: str) -> Path | None:
-        """``FIRST_PASS_LM`` or ``RESCORE_LM`` when the dir has it."""
-        return self.path / name if (self.path / name).is_file() else None
+        """``FIRST_PASS_LM`` or ``RESCORE_LM`` (or its ``.gz``) when the dir has it."""
+        for p in (self.path / name, self.path / f"{name}.gz"):
+            if p.is_file():
+                return p
+        return None
 
     def fbank_computer(self):
         from asr.features.fbank import FbankComputer
@@ -162,10 +166,9 @@ class ModelDir:
         num_pdfs, num_inputs = int(net_cfg["num_pdfs"]), int(net_cfg["num_inputs"])
         sources = {WEIGHTS: network / WEIGHTS, PRIORS: priors, TREE: tree_dir / TREE, MDL: tree_dir / MDL,
                    PHONES: lang_dir / PHONES, WORDS: lang_dir / WORDS}
-        if first_pass_lm is not None:
-            sources[FIRST_PASS_LM] = Path(first_pass_lm)
-        if rescore_lm is not None:
-            sources[RESCORE_LM] = Path(rescore_lm)
+        for name, lm in ((FIRST_PASS_LM, first_pass_lm), (RESCORE_LM, rescore_lm)):
+            if lm is not None:
+                sources[name + (".gz" if str(lm).endswith(".gz") else "")] = Path(lm)
         for name, src in sources.items():
             if not src.is_file():
                 raise ModelError(f"cannot pack {out}: missing {src}")
@@ -200,7 +203,7 @@ class ModelDir:
         with _atomic_dir(out) as tmp:
             for name, src in sources.items():
                 (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, tmp / name)
+                _link_or_copy(src, tmp / name)
             atomic_write_text(tmp / FBANK_CONF, fbank_text)
             sizes = {name: (tmp / name).stat().st_size for name in wanted}
             cfg = dict(net_cfg, fbank=fbank_opts, fingerprints=wanted, sizes=sizes)
@@ -210,6 +213,20 @@ class ModelDir:
                  fbank_opts["num-mel-bins"], fbank_opts["sample-frequency"], md.num_pdfs, md.cmvn,
                  ", graph" if graph_dir is not None else "", ", LMs" if (first_pass_lm or rescore_lm) else "")
         return md
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """A hard link for big files (LMs and graphs of gigabytes; every writer of the toolkit
+    replaces files by renaming, so a link never changes under the model dir), else a copy."""
+    from asr.io.fingerprint import FULL_CHECK_BYTES
+
+    if src.stat().st_size > FULL_CHECK_BYTES:
+        try:
+            os.link(src.resolve(), dst)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dst)
 
 
 def _atomic_dir(out):
