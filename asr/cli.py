@@ -34,6 +34,7 @@ COMMAND_PACKAGES = (
     "asr.lm",
     "asr.graph",
     "asr.decode",
+    "asr.online",
     "asr.score",
     "asr.lattice",
     "asr.report",

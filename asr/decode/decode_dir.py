@@ -52,12 +52,29 @@ def _decode_batch(args):
     results, timing = rec.recognize(feats, lattice=lattices) if feats else ([], Timing())
     out = []
     for u, r in zip(ok_utts, results):
-        out.append((u, rec.to_words(r.words), r.lattice, r.reached_final))
+        ctm = None
+        if rec.word_times:
+            try:
+                ctm = _ctm_of(rec, u, r, _STATE["frame_shift"])
+            except Exception as e:  # noqa: BLE001 - counted; the hypothesis is kept
+                ctm = e
+        out.append((u, rec.to_words(r.words), r.lattice, r.reached_final, ctm))
     return job, out, bad, timing
 
 
+def _ctm_of(rec: Recognizer, utt: str, res, frame_shift: float) -> list[str]:
+    """CTM lines of a result's best path (word times, lattice posteriors as confidences)."""
+    from asr.decode.ctm import ctm_lines
+
+    times, conf = rec.result_word_times(res)
+    return ctm_lines(utt, times, rec.words, frame_shift, conf)
+
+
 def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1, cfg: SearchConfig | None = None,
-                    lattices: bool = False, batch_size: int = 8, num_threads: int = 1, progress: bool = True) -> dict:
+                    lattices: bool = False, batch_size: int = 8, num_threads: int = 1, progress: bool = True,
+                    ctm: bool = True) -> dict:
+    """Decode; with ``ctm`` also write ``hyp.ctm`` (word times from the decoder's alignment,
+    confidences from the lattices when made; asr.decode.ctm)."""
     from tqdm import tqdm
 
     from asr.features.reader import FeatureReader
@@ -65,7 +82,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
     cfg = cfg or SearchConfig()
     data_dir, decode_dir = Path(data_dir), Path(decode_dir)
     t_start = time.perf_counter()
-    rec = Recognizer(model_dir, graph_dir, cfg)
+    rec = Recognizer(model_dir, graph_dir, cfg, word_times=ctm)
     reader = FeatureReader(data_dir, cmvn=rec.cmvn_mode)
     utts = list(reader.utt_ids)
     if not utts:
@@ -78,7 +95,9 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
         for i in range(0, len(mine), batch_size):
             tasks.append((j + 1, mine[i:i + batch_size], lattices))
     _STATE["rec"], _STATE["reader"] = rec, reader
+    _STATE["frame_shift"] = _frame_shift(Path(model_dir))
     hyps: dict[str, list[str]] = {}
+    ctms: dict[str, list[str] | Exception] = {}
     lats: dict[int, list] = {j + 1: [] for j in range(nj)}
     bad_all: list = []
     total = Timing()
@@ -92,13 +111,13 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
             torch.set_num_threads(num_threads)
             try:
                 it = map(_decode_batch, tasks)
-                _collect(it, hyps, lats, bad_all, total, bar)
+                _collect(it, hyps, lats, bad_all, total, bar, ctms)
             finally:
                 torch.set_num_threads(old)
         else:
             ctx = mp.get_context("fork")
             with ctx.Pool(nj, initializer=_worker_init, initargs=(num_threads,)) as pool:
-                _collect(pool.imap_unordered(_decode_batch, tasks), hyps, lats, bad_all, total, bar)
+                _collect(pool.imap_unordered(_decode_batch, tasks), hyps, lats, bad_all, total, bar, ctms)
     finally:
         bar.close()
         _STATE.clear()
@@ -112,6 +131,19 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
 
     order = sorted(hyps, key=lambda u: u.encode("utf-8"))
     atomic_write_text(decode_dir / "hyp.txt", "".join(f"{u} {' '.join(hyps[u])}".rstrip() + "\n" for u in order))
+    ctm_failed = 0
+    if ctm:
+        lines = []
+        for u in order:
+            c = ctms.get(u)
+            if isinstance(c, Exception) or c is None:
+                ctm_failed += 1
+                log.warning("utterance %s: no word times: %s", u, c)
+            else:
+                lines += c
+        if ctm_failed:
+            log.warning("%d of %d utterances have no word times in hyp.ctm", ctm_failed, len(order))
+        atomic_write_text(decode_dir / "hyp.ctm", "".join(lines))
     if lattices:
         from asr.lattice.lattice_io import write_lattices
 
@@ -126,6 +158,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
         "lattice_beam": cfg.lattice_beam, "lattices": bool(lattices), "nj": nj, "num_threads": num_threads,
         "decoder": "LatticeSimpleDecoder" if lattices else "FasterDecoder",
         "utterances": len(hyps), "failed_utterances": len(bad_all), "not_reached_final": not_final,
+        "ctm": bool(ctm), "ctm_failed_utterances": ctm_failed,
         "frames": total.frames, "audio_seconds": round(audio_s, 3),
         "forward_seconds": round(total.forward_s, 3), "search_seconds": round(total.search_s, 3),
         "rtf_forward": round(total.forward_s / audio_s, 5) if audio_s else None,
@@ -145,10 +178,11 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
     return info
 
 
-def _collect(it, hyps, lats, bad_all, total: Timing, bar) -> None:
+def _collect(it, hyps, lats, bad_all, total: Timing, bar, ctms) -> None:
     for job, out, bad, timing in it:
-        for u, words, lat, reached in out:
+        for u, words, lat, reached, ctm in out:
             hyps[u] = words
+            ctms[u] = ctm
             if lat is not None:
                 lats[job].append((u, lat))
             if not reached:
@@ -170,15 +204,18 @@ def _frame_shift(model_dir: Path) -> float:
     return 0.01
 
 
-def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchConfig | None = None):
-    """Yield ``(id, words | None, error | None)`` per audio file (id = file stem)."""
+def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchConfig | None = None,
+                     word_times: bool = False):
+    """Yield ``(id, words | None, error | None, ctm_lines | None)`` per audio file (id = file
+    stem); ``ctm_lines`` (word times, confidence 1) with ``word_times``."""
     import torch
 
     from asr.data.audio import read_audio
     from asr.features.cmvn import apply_cmvn, cmvn_stats
     from asr.features.fbank import FbankComputer
 
-    rec = Recognizer(model_dir, graph_dir, cfg)
+    rec = Recognizer(model_dir, graph_dir, cfg, word_times=word_times)
+    frame_shift = _frame_shift(Path(model_dir))
     conf = Path(model_dir) / "fbank.conf"
     fb_opts = (rec.config or {}).get("fbank")
     if isinstance(fb_opts, dict) and fb_opts:
@@ -192,14 +229,14 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
             samples = read_audio(p, target_rate=fbank.sample_rate, channel=-1, utt=uid)
             feats = fbank.compute(samples * 32768.0)
             if len(feats) == 0:
-                yield uid, [], None
+                yield uid, [], None, [] if word_times else None
                 continue
             if rec.cmvn_mode != "none":
                 feats = apply_cmvn(feats, cmvn_stats(feats)).astype(np.float32)
             res, _ = rec.recognize([feats])
-            yield uid, rec.to_words(res[0].words), None
+            yield uid, rec.to_words(res[0].words), None, _ctm_of(rec, uid, res[0], frame_shift) if word_times else None
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
             from asr.errors import AsrError
 
             msg = str(e) if isinstance(e, AsrError) else f"{p}: {type(e).__name__}: {e}"
-            yield uid, None, msg
+            yield uid, None, msg, None
