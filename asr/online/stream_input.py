@@ -28,10 +28,10 @@ class _Printer:
         self._shown = False
 
     def partial(self, uid: str, text: str) -> None:
-        if self.tty:
-            self.out.write(f"\r\x1b[K{uid} {text}")
+        if self.tty and (text or self._shown):
+            self.out.write(f"\r\x1b[K{uid} {text}" if text else "\r\x1b[K")
             self.out.flush()
-            self._shown = True
+            self._shown = bool(text)
 
     def final(self, uid: str, seg) -> None:
         if self._shown:
