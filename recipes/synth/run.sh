@@ -146,6 +146,9 @@ make_model_dir() {
   cp exp/tree/tree exp/tree/final.mdl "$d/"
   cp data/lang/phones.txt data/lang/words.txt "$d/"
   cp ../../conf/fbank.conf "$d/fbank.conf"
+  # global CMVN stats of the training data: the prior of streaming recognition's online CMVN
+  [ -f data/train/global_cmvn.stats ] || asr compute-cmvn --global data/train
+  cp data/train/global_cmvn.stats "$d/global_cmvn.stats"
   rm -rf "$d/graph.tmp"; cp -r exp/graph "$d/graph.tmp"; rm -rf "$d/graph"; mv "$d/graph.tmp" "$d/graph"
   mkdir -p "$d/lm"
   cp exp/lm/lm5_pruned.arpa "$d/lm/first_pass.arpa"
