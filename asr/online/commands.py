@@ -42,19 +42,20 @@ def register(subparsers) -> None:
         "mono PCM chunks, then {\"eof\": 1}; the server answers every chunk with {\"partial\": \"...\"} or, at "
         "an endpoint, {\"text\": \"...\", \"result\": [{\"word\", \"start\", \"end\", \"conf\"}, ...]}, and "
         "the last segment after eof. http://HOST:PORT/ is a page that records the microphone and shows the "
-        "results. The model is loaded once; each connection has its own stream state and decoder; chunks run "
-        "on a pool of --workers threads; clients beyond --max-clients are refused with a message. "
+        "results. The model is loaded once; each connection has its own stream state and decoder in one of "
+        "--workers worker processes; clients beyond --max-clients are refused with a message. "
         "See docs/streaming.md. e.g. asr serve --model-dir exp/final --port 2700",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     search_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=2700, help="TCP port (0: any free port, logged)")
-    p.add_argument("--workers", type=int, default=2, help="threads processing audio chunks")
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker processes running the streams (forked after loading: the model is shared)")
     p.add_argument("--max-clients", type=int, default=8, help="streams served at once; more are refused")
     p.add_argument("--max-message-bytes", type=int, default=1 << 20,
                    help="largest WebSocket message accepted; a bigger one closes that connection (1009)")
-    p.add_argument("--num-threads", type=int, default=1, help="torch threads (shared by the workers)")
+    p.add_argument("--num-threads", type=int, default=1, help="torch threads per worker")
     add_stream_options(p)
     p.set_defaults(func=_serve)
 

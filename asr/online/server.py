@@ -14,10 +14,11 @@ Anything wrong with a message gets ``{"error": "..."}`` and the connection stays
 count); a message over ``max_message_bytes`` closes that connection with code 1009; a
 client that goes away mid-utterance just frees its stream. The server itself stays up.
 
-Concurrency: one process, one asyncio event loop for the network; the model is loaded
-once and shared; every connection has its own ``OnlineStream`` (features, network state,
-decoder); chunks are processed on a bounded thread pool of ``workers`` threads (one
-chunk per stream at a time, in order). At most ``max_clients`` streams are served at
+Concurrency: one asyncio event loop for the network; the model is loaded once, then
+``workers`` processes are forked (``StreamWorkers``: weights and graph shared
+copy-on-write; processes because kaldi-decoder's search holds the GIL); every connection
+has its own ``OnlineStream`` (features, network state, decoder) in the least loaded
+worker, which runs its chunks in order; more streams than workers share them. At most ``max_clients`` streams are served at
 once; a client beyond that is refused at once (close code 1013, "try again later") with
 a message saying so. ``GET /`` serves a page that records the browser's microphone and
 shows partials and finals.
@@ -29,11 +30,12 @@ import asyncio
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+import itertools
 from dataclasses import dataclass
 from importlib import resources
 
 from asr.errors import AsrError
+from asr.online.workers import StreamWorkers
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,8 @@ class RecognitionServer:
     def __init__(self, model, opts: ServerOptions | None = None):
         self.model = model  # asr.online.recognizer.OnlineModel
         self.opts = opts or ServerOptions()
-        self.pool = ThreadPoolExecutor(max_workers=max(1, self.opts.workers), thread_name_prefix="asr-serve")
+        self.workers = StreamWorkers(model, self.opts.workers, self.opts.torch_threads)
+        self._sids = itertools.count(1)
         self.active = 0
         self.served = 0
         self.refused = 0
@@ -100,12 +103,26 @@ class RecognitionServer:
             return
         self.active += 1
         self.served += 1
+        sid = next(self._sids)
+        worker = None  # the worker process that owns this stream, once audio starts
         t0 = time.perf_counter()
-        stream = None
         rate = self.model.sample_rate
         audio_s = busy_s = 0.0
-        loop = asyncio.get_running_loop()
         log.info("%s connected (%d active)", peer, self.active)
+
+        async def call(op, payload=None):
+            nonlocal worker, busy_s
+            if worker is None:
+                worker = self.workers.pick()
+                self.workers.load[worker] += 1
+                await self.workers.call(worker, "new", sid, rate)
+            t = time.perf_counter()
+            try:
+                return await self.workers.call(worker, op, sid, payload)
+            finally:
+                busy_s += time.perf_counter() - t
+
+        finished = False
         try:
             async for message in ws:
                 if isinstance(message, str):
@@ -115,18 +132,15 @@ class RecognitionServer:
                         await ws.send(json.dumps({"error": f"malformed JSON message: {e}"}))
                         continue
                     if isinstance(obj, dict) and "config" in obj:
-                        err, new_rate = _parse_config(obj["config"], stream is not None)
+                        err, new_rate = _parse_config(obj["config"], worker is not None)
                         if err:
                             await ws.send(json.dumps({"error": err}))
                         else:
                             rate = new_rate or rate
                         continue
                     if isinstance(obj, dict) and "eof" in obj:
-                        if stream is None:
-                            stream = self.model.new_stream(rate)
-                        t = time.perf_counter()
-                        segs = await loop.run_in_executor(self.pool, stream.finish)
-                        busy_s += time.perf_counter() - t
+                        segs, _ = await call("finish")
+                        finished = True
                         await ws.send(json.dumps(segments_message([s for s in segs if s.words] or segs[-1:])))
                         await ws.close()
                         break
@@ -137,19 +151,13 @@ class RecognitionServer:
                     await ws.send(json.dumps({"error": f"audio chunk of {len(message)} bytes is not a whole "
                                                        f"number of 16-bit samples"}))
                     continue
-                if stream is None:
-                    stream = self.model.new_stream(rate)
-                t = time.perf_counter()
-                segs = await loop.run_in_executor(self.pool, stream.accept_pcm16, bytes(message))
-                busy_s += time.perf_counter() - t
+                segs, partial = await call("pcm", bytes(message))
                 audio_s += len(message) / 2 / rate
-                if segs:
-                    await ws.send(json.dumps(segments_message(segs)))
-                else:
-                    await ws.send(json.dumps({"partial": stream.partial}))
+                await ws.send(json.dumps(segments_message(segs) if segs else {"partial": partial}))
         except ConnectionClosed as e:
             log.info("%s went away (%s)", peer, e)
         except AsrError as e:
+            finished = True  # the worker dropped the stream
             log.warning("%s: %s", peer, e)
             try:
                 await ws.send(json.dumps({"error": str(e)}))
@@ -158,7 +166,14 @@ class RecognitionServer:
                 pass
         finally:
             self.active -= 1
-            log.info("%s done: %.2f s audio, %.2f s processing (RTF %.3f), %.1f s connected", peer, audio_s,
+            if worker is not None:
+                self.workers.load[worker] -= 1
+                if not finished:
+                    try:
+                        await self.workers.call(worker, "close", sid)
+                    except AsrError:
+                        pass
+            log.info("%s done: %.2f s audio, %.2f s answering (RTF %.3f), %.1f s connected", peer, audio_s,
                      busy_s, busy_s / audio_s if audio_s else 0.0, time.perf_counter() - t0)
 
     async def serve(self, ready: asyncio.Future | None = None, stop: asyncio.Future | None = None) -> None:
@@ -171,7 +186,10 @@ class RecognitionServer:
                      self.opts.host, port, self.opts.host, port, self.opts.workers, self.opts.max_clients)
             if ready is not None and not ready.done():
                 ready.set_result(port)
-            await (stop if stop is not None else asyncio.get_running_loop().create_future())
+            try:
+                await (stop if stop is not None else asyncio.get_running_loop().create_future())
+            finally:
+                self.workers.close()
 
 
 def _parse_config(cfg, started: bool) -> tuple[str | None, int | None]:
