@@ -223,3 +223,21 @@ def test_browser_page_with_fake_microphone(server, tmp_path):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_dead_worker_is_replaced(server):
+    import os
+    import signal
+
+    fx, srv, port = server
+    old = srv.workers.procs[0].pid
+    os.kill(old, signal.SIGKILL)
+    deadline = time.time() + 20
+    while (srv.workers.procs[0].pid == old or not srv.workers.procs[0].is_alive()) and time.time() < deadline:
+        time.sleep(0.1)
+    assert srv.workers.procs[0].pid != old
+    x = tone_audio(fx, ["CAT", "AT"])
+    for _ in range(2):  # both workers serve
+        with connect(port) as ws:
+            replies = stream_words(ws, pcm(x))
+        assert " ".join(r["text"] for r in replies if r.get("text")) == "CAT AT"
