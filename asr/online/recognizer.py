@@ -211,9 +211,9 @@ class OnlineStream:
         self.seg_frames += len(rows)
         if self.m.opts.lattice_final:
             self._seg_rows.append(rows)
-        ok, tids, words, _ = self._best_path(final_probs=False)
+        ok, tids, words, cost = self._best_path(final_probs=False)
         self.partial_ids = words if ok else []
-        self._tids = tids
+        self._tids, self._best_cost = tids, cost
 
     def _best_path(self, final_probs: bool):
         import kaldifst
@@ -235,10 +235,9 @@ class OnlineStream:
         trailing = len(sil) - (int(nonsil[-1]) + 1 if len(nonsil) else 0)
         rel = math.inf
         if cfg.needs_relative_cost() and self.decoder.reached_final():
-            ok_f, _, _, cost_f = self._best_path(final_probs=True)
-            ok_b, _, _, cost_b = self._best_path(final_probs=False)
-            if ok_f and ok_b:
-                rel = max(0.0, cost_f - cost_b)
+            ok, _, _, cost_final = self._best_path(final_probs=True)
+            if ok and math.isfinite(self._best_cost):
+                rel = max(0.0, cost_final - self._best_cost)  # Kaldi FinalRelativeCost
         return cfg.detected(self.seg_frames, trailing, self.m.frame_shift, rel)
 
     def _finalize(self, endpoint: str) -> Segment:
