@@ -10,8 +10,8 @@ Real-time feeding is simulated exactly on the measured processing times: chunk k
 when its last sample would have been recorded, T0 + (k+1)·c; it is processed from
 max(arrival, previous chunk done) for as long as it took. A word's latency is the time
 from its end in the audio (DATA/words.ctm, exact) to the end of processing of the first
-chunk after which the partial (or a final) holds it at its position, for utterances whose
-streamed words equal the reference. --sleep really paces the audio instead.
+chunk after which the partial (or a final) first holds it at its position (``stable``: from
+which on it keeps holding it), for utterances whose streamed words equal the reference. --sleep really paces the audio instead.
 Prints a JSON summary (also --out FILE).
 """
 
@@ -61,14 +61,14 @@ def main(argv=None) -> int:
     refs = read_text(data / "text")
     ref_ctm = read_ctm_words(data / "words.ctm") if (data / "words.ctm").is_file() else {}
     utts = sorted(wavs)[: a.max_utts or None]
-    hyps, ctm, lat_all = {}, {}, []
+    hyps, ctm, lat_all, lat_stable = {}, {}, [], []
     audio_s = proc_s = 0.0
     c = a.chunk_seconds
     for n, u in enumerate(utts):
         x = read_audio(wavs[u], target_rate=model.sample_rate, utt=u)
         step = int(round(c * model.sample_rate))
         s = model.new_stream()
-        finals, first_seen = [], {}
+        finals, first_seen, stable_seen = [], {}, {}
         clock = 0.0  # virtual wall clock, 0 = start of the audio
         t_start = time.perf_counter()
         chunks = [x[i:i + step] for i in range(0, len(x), step)]
@@ -83,15 +83,19 @@ def main(argv=None) -> int:
             clock = (time.perf_counter() - t_start) if a.sleep else max(arrival, clock) + dt
             finals += [w for g in segs for w in g.words]
             seen = [w.word for w in finals] + s.partial.split()
+            ref_words = [w for _, _, w in ref_ctm.get(u, [])]
             for i, w in enumerate(seen):
-                if i not in first_seen or first_seen[i][0] != w:
-                    first_seen[i] = (w, clock)
+                if i not in stable_seen or stable_seen[i][0] != w:
+                    stable_seen[i] = (w, clock)  # from then on it stays
+                if i < len(ref_words) and w == ref_words[i] and i not in first_seen:
+                    first_seen[i] = clock  # first appearance
         audio_s += len(x) / model.sample_rate
         hyps[u] = [w.word for w in finals]
         ctm[u] = [(w.start, w.end - w.start, w.word) for w in finals]
         if u in ref_ctm and [w for _, _, w in ref_ctm[u]] == hyps[u]:
             for i, (st, du, w) in enumerate(ref_ctm[u]):
-                lat_all.append(first_seen[i][1] - (st + du))
+                lat_all.append(first_seen[i] - (st + du))
+                lat_stable.append(stable_seen[i][1] - (st + du))
         if (n + 1) % 50 == 0:
             print(f"{n + 1}/{len(utts)} utterances, RTF {proc_s / audio_s:.3f}", file=sys.stderr)
     res = score_texts({u: refs[u] for u in utts}, hyps, mode="all")
@@ -104,6 +108,7 @@ def main(argv=None) -> int:
         "latency_words": int(len(lat)),
         "latency_median_ms": round(1000 * float(np.median(lat)), 1) if len(lat) else None,
         "latency_p90_ms": round(1000 * float(np.percentile(lat, 90)), 1) if len(lat) else None,
+        "latency_stable_median_ms": round(1000 * float(np.median(lat_stable)), 1) if len(lat) else None,
         "latency_feeding": "real time (slept)" if a.sleep else "real time (simulated on measured processing times)",
     }
     if ref_ctm:
