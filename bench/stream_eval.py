@@ -41,7 +41,11 @@ def main(argv=None) -> int:
     p.add_argument("--sleep", action="store_true", help="really feed at real time (slow)")
     p.add_argument("--tolerance", type=float, default=0.05, help="word start tolerance (s)")
     p.add_argument("--out", default=None)
+    p.add_argument("--offline-only", action="store_true",
+                   help="only compare --offline-dir's hyp.ctm with DATA/words.ctm (no streaming)")
     a = p.parse_args(argv)
+    if a.offline_only:
+        return _offline_only(a)
 
     import torch
 
@@ -124,6 +128,17 @@ def main(argv=None) -> int:
     print(text)
     if a.out:
         Path(a.out).write_text(text + "\n")
+    return 0
+
+
+def _offline_only(a) -> int:
+    from asr.decode.ctm import compare_ctms, read_ctm_words
+
+    if not a.offline_dir:
+        raise SystemExit("--offline-only needs --offline-dir")
+    ref = read_ctm_words(Path(a.data_dir) / "words.ctm")
+    out = {"offline_ctm_vs_exact": compare_ctms(ref, read_ctm_words(Path(a.offline_dir) / "hyp.ctm"), a.tolerance)}
+    print(json.dumps(out, indent=1))
     return 0
 
 
