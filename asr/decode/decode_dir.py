@@ -67,6 +67,8 @@ def _ctm_of(rec: Recognizer, utt: str, res, frame_shift: float) -> list[str]:
     from asr.decode.ctm import ctm_lines
 
     times, conf = rec.result_word_times(res)
+    if [t.word for t in times] != list(res.words):
+        raise DecodeError("the decoder's best path and the word lattice's 1-best differ (a tie); no word times")
     return ctm_lines(utt, times, rec.words, frame_shift, conf)
 
 
