@@ -71,7 +71,8 @@ def run_level(a, n, utts, audio, refs):
     port = free_port()
     cmd = [sys.executable, "-m", "asr", "-q", "serve", "--model-dir", a.model_dir, "--port", str(port),
            "--workers", str(a.workers), "--max-clients", str(max(n, 1)), "--beam", str(a.beam),
-           "--max-active", str(a.max_active)] + (["--no-lattice-final"] if a.no_lattice_final else [])
+           "--max-active", str(a.max_active), "--lattice-beam", str(a.lattice_beam)] + \
+        (["--no-lattice-final"] if a.no_lattice_final else [])
     env = dict(os.environ, OMP_NUM_THREADS="1")
     srv = subprocess.Popen(cmd, env=env)
     try:
@@ -114,6 +115,7 @@ def main(argv=None) -> int:
     p.add_argument("--chunk-seconds", type=float, default=0.1)
     p.add_argument("--beam", type=float, default=13.0)
     p.add_argument("--max-active", type=int, default=7000)
+    p.add_argument("--lattice-beam", type=float, default=8.0)
     p.add_argument("--no-lattice-final", action="store_true")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
