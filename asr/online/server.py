@@ -226,4 +226,14 @@ def run_server(model_dir, graph_dir=None, stream_opts=None, opts: ServerOptions 
     opts = opts or ServerOptions()
     torch.set_num_threads(max(1, opts.torch_threads))
     model = OnlineModel(model_dir, graph_dir, stream_opts)
-    asyncio.run(RecognitionServer(model, opts).serve())
+    server = RecognitionServer(model, opts)
+
+    async def main():
+        import signal
+
+        stop = asyncio.get_running_loop().create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        await server.serve(stop=stop)
+
+    asyncio.run(main())

@@ -25,12 +25,14 @@ from asr.errors import AsrError, DecodeError
 log = logging.getLogger(__name__)
 
 
-def _worker_main(model, conn, torch_threads: int) -> None:
+def _worker_main(model, conn, torch_threads: int, inherited: list) -> None:
     import signal
 
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    for c in inherited:  # the other workers' parent ends: else their pipes never see EOF
+        c.close()
     torch.set_num_threads(max(1, torch_threads))
     streams = {}
     while True:
@@ -80,8 +82,9 @@ class StreamWorkers:
 
     def _start(self, i: int) -> None:
         parent, child = self._ctx.Pipe()
-        p = self._ctx.Process(target=_worker_main, args=(self.model, child, self.torch_threads), daemon=True,
-                              name=f"asr-serve-worker-{i}")
+        inherited = [c for c in self.conns if c is not None]
+        p = self._ctx.Process(target=_worker_main, args=(self.model, child, self.torch_threads, inherited),
+                              daemon=True, name=f"asr-serve-worker-{i}")
         p.start()
         child.close()
         self.procs[i], self.conns[i] = p, parent
