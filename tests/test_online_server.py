@@ -241,3 +241,48 @@ def test_dead_worker_is_replaced(server):
         with connect(port) as ws:
             replies = stream_words(ws, pcm(x))
         assert " ".join(r["text"] for r in replies if r.get("text")) == "CAT AT"
+
+
+def test_serve_command_round_trip_and_clean_stop(server, tmp_path):
+    """``asr serve`` as a user starts it; SIGTERM stops it and its worker processes."""
+    import os
+    import signal
+    import socket
+    import sys
+    from pathlib import Path
+
+    fx, _, _ = server
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--model-dir", str(fx["model_dir"]), "--host",
+                             "127.0.0.1", "--port", str(port), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        with connect(port) as ws:
+            ws.send(json.dumps({"config": {"sample_rate": 16000}}))
+            replies = stream_words(ws, pcm(tone_audio(fx, ["BAT", "TAB", "A"])))
+        assert " ".join(r["text"] for r in replies if r.get("text")) == "BAT TAB A"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert f"serving on ws://127.0.0.1:{port}" in err
+    time.sleep(0.5)
+    left = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if f"--port {port}" in cmd and "serve" in cmd:
+                left.append(cmd)
+    assert not left, left
