@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     p.add_argument("--acoustic-scale", type=float, default=0.1)
     p.add_argument("--lattice-beam", type=float, default=8.0)
     p.add_argument("--no-lattice-final", action="store_true")
+    p.add_argument("--no-endpointing", action="store_true", help="one segment per utterance")
     p.add_argument("--sleep", action="store_true", help="really feed at real time (slow)")
     p.add_argument("--tolerance", type=float, default=0.05, help="word start tolerance (s)")
     p.add_argument("--out", default=None)
@@ -59,7 +60,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     cfg = SearchConfig(beam=a.beam, max_active=a.max_active, acoustic_scale=a.acoustic_scale,
                        lattice_beam=a.lattice_beam)
-    model = OnlineModel(a.model_dir, opts=StreamOptions(search=cfg, lattice_final=not a.no_lattice_final))
+    from asr.online.endpoint import EndpointConfig
+
+    model = OnlineModel(a.model_dir, opts=StreamOptions(search=cfg, lattice_final=not a.no_lattice_final,
+                                                        endpoint=None if a.no_endpointing else EndpointConfig()))
     data = Path(a.data_dir)
     wavs = read_table(data / "wav.scp")
     refs = read_text(data / "text")
@@ -106,7 +110,7 @@ def main(argv=None) -> int:
     lat = np.asarray(lat_all)
     out = {
         "model_dir": a.model_dir, "data_dir": a.data_dir, "utterances": len(utts), "audio_seconds": round(audio_s, 2),
-        "chunk_seconds": c, "beam": a.beam, "max_active": a.max_active, "lattice_final": not a.no_lattice_final,
+        "chunk_seconds": c, "endpointing": not a.no_endpointing, "beam": a.beam, "max_active": a.max_active, "lattice_final": not a.no_lattice_final,
         "stream_wer": format_summary(res).splitlines()[0],
         "rtf_per_stream": round(proc_s / audio_s, 4),
         "latency_words": int(len(lat)),
