@@ -98,7 +98,15 @@ def run_level(a, n, utts, audio, refs):
 
     res = score_texts({r["utt"]: refs[r["utt"]] for r in results}, {r["utt"]: r["words"] for r in results})
     rtf = np.array([r["rtf"] for r in results])
-    return {"clients": n, "streams": len(results), "audio_seconds": round(sum(r["audio"] for r in results), 1),
+    extra = {}
+    if a.offline_dir:  # the offline first pass on the same utterances
+        from asr.score.wer import read_text
+
+        off = read_text(Path(a.offline_dir) / "hyp.txt")
+        got = [r["utt"] for r in results if r["utt"] in off]
+        extra["offline_wer_same_utts"] = format_summary(
+            score_texts({u: refs[u] for u in got}, {u: off[u] for u in got})).splitlines()[0]
+    return {**extra, "clients": n, "streams": len(results), "audio_seconds": round(sum(r["audio"] for r in results), 1),
             "rtf_median": round(float(np.median(rtf)), 3), "rtf_max": round(float(rtf.max()), 3),
             "keeps_up": bool(np.all(rtf < 1.0)),
             "final_latency_median_ms": round(1000 * float(np.median([r["final_latency"] for r in results])), 1),
@@ -117,6 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-active", type=int, default=7000)
     p.add_argument("--lattice-beam", type=float, default=8.0)
     p.add_argument("--no-lattice-final", action="store_true")
+    p.add_argument("--offline-dir", default=None, help="decode dir whose hyp.txt gives the offline WER on the same utterances")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
 
