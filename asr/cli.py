@@ -37,6 +37,7 @@ COMMAND_PACKAGES = (
     "asr.lm",
     "asr.graph",
     "asr.decode",
+    "asr.online",
     "asr.score",
     "asr.lattice",
     "asr.report",

@@ -64,14 +64,32 @@ def _decode_batch(args):
             except Exception as e:  # noqa: BLE001 - reported per utterance, counted
                 bad.append((u, f"{type(e).__name__}: {e}" if not isinstance(e, AsrError) else str(e)))
     for u, words, r in items:
-        out.append((u, words, r.lattice, r.reached_final))
+        ctm = None
+        if rec.word_times:
+            try:
+                ctm = _ctm_of(rec, u, r, _STATE["frame_shift"])
+            except Exception as e:  # noqa: BLE001 - counted; the hypothesis is kept
+                ctm = e
+        out.append((u, words, r.lattice, r.reached_final, ctm))
     return job, out, bad, timing
+
+
+def _ctm_of(rec: Recognizer, utt: str, res, frame_shift: float) -> list[str]:
+    """CTM lines of a result's best path (word times, lattice posteriors as confidences)."""
+    from asr.decode.ctm import ctm_lines
+
+    times, conf = rec.result_word_times(res)
+    if [t.word for t in times] != list(res.words):
+        raise DecodeError("the decoder's best path and the word lattice's 1-best differ (a tie); no word times")
+    return ctm_lines(utt, times, rec.words, frame_shift, conf)
 
 
 def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1, cfg: SearchConfig | None = None,
                     lattices: bool = False, batch_size: int = 8, num_threads: int | None = None, progress: bool = True,
-                    max_failures: float = DEFAULT_MAX_FAILURES, force: bool = False) -> dict:
-    """Decode DATA_DIR into the decode dir DECODE_DIR (asr.lattice.decode_dir), written at once.
+                    max_failures: float = DEFAULT_MAX_FAILURES, force: bool = False, ctm: bool = True) -> dict:
+    """Decode DATA_DIR into the decode dir DECODE_DIR (asr.lattice.decode_dir), written at once;
+    with ``ctm`` also ``hyp.ctm`` (word times from the decoder's alignment, confidences from the
+    lattices when made; asr.decode.ctm).
     Skipped (returns the earlier decode.json) when DECODE_DIR was decoded from the same model
     dir, graph, features and options, unless ``force``. Utterances that fail are skipped and
     counted; more than ``max_failures`` of them is a DecodeError (nothing written)."""
@@ -85,7 +103,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
     data_dir, decode_dir = Path(data_dir), Path(decode_dir)
     t_start = time.perf_counter()
     options = {"acoustic_scale": cfg.acoustic_scale, "beam": cfg.beam, "max_active": cfg.max_active,
-               "lattices": bool(lattices)}
+               "lattices": bool(lattices), "ctm": bool(ctm)}
     if lattices:
         options.update(lattice_beam=cfg.lattice_beam, nj=int(nj))
     inputs = None
@@ -94,7 +112,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
         if not force and dd.up_to_date(decode_dir, inputs):
             log.info("%s is up to date (same model dir, graph, features and options); skipping", decode_dir)
             return dict(dd.DecodeDir.load(decode_dir).info, skipped=True)
-    rec = Recognizer(model_dir, graph_dir, cfg)
+    rec = Recognizer(model_dir, graph_dir, cfg, word_times=ctm)
     reader = FeatureReader(data_dir, cmvn=rec.cmvn_mode)
     utts = list(reader.utt_ids)
     if not utts:
@@ -108,6 +126,9 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
         for i in range(0, len(mine), batch_size):
             tasks.append((j + 1, mine[i:i + batch_size], lattices))
     _STATE["rec"], _STATE["reader"] = rec, reader
+    frame_shift = float(rec.md.fbank["frame-shift"]) / 1000.0
+    _STATE["frame_shift"] = frame_shift
+    ctms: dict[str, list[str] | Exception] = {}
     hyps: dict[str, list[str]] = {}
     lats: dict[int, list] = {j + 1: [] for j in range(nj)}
     bad_all: list = []
@@ -122,13 +143,13 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
             set_torch_threads(num_threads)
             try:
                 it = map(_decode_batch, tasks)
-                _collect(it, hyps, lats, bad_all, total, bar)
+                _collect(it, hyps, lats, bad_all, total, bar, ctms)
             finally:
                 torch.set_num_threads(old)
         else:
             ctx = mp.get_context("fork")
             with ctx.Pool(nj, initializer=_worker_init, initargs=(num_threads,)) as pool:
-                _collect(pool.imap_unordered(_decode_batch, tasks), hyps, lats, bad_all, total, bar)
+                _collect(pool.imap_unordered(_decode_batch, tasks), hyps, lats, bad_all, total, bar, ctms)
     finally:
         bar.close()
         _STATE.clear()
@@ -146,13 +167,26 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
             for j, items in lats.items():
                 items.sort(key=lambda kv: kv[0].encode("utf-8"))
                 write_lattices(tmp / f"lat.{j}.gz", items)
-        frame_shift = float(rec.md.fbank["frame-shift"]) / 1000.0
+        ctm_failed = 0
+        if ctm:
+            lines = []
+            for u in order:
+                c = ctms.get(u)
+                if isinstance(c, Exception) or c is None:
+                    ctm_failed += 1
+                    log.warning("utterance %s: no word times: %s", u, c)
+                else:
+                    lines += c
+            if ctm_failed:
+                log.warning("%d of %d utterances have no word times in hyp.ctm", ctm_failed, len(order))
+            atomic_write_text(tmp / "hyp.ctm", "".join(lines))
         audio_s = total.frames * frame_shift
         info = {
             "model_dir": str(model_dir), "graph_dir": str(rec.graph_dir), "data_dir": str(data_dir),
             "acoustic_scale": cfg.acoustic_scale, "beam": cfg.beam, "max_active": cfg.max_active,
             "lattice_beam": cfg.lattice_beam, "lattices": bool(lattices), "nj": nj, "num_threads": num_threads,
             "decoder": "LatticeSimpleDecoder" if lattices else "FasterDecoder",
+            "ctm": bool(ctm), "ctm_failed_utterances": ctm_failed,
             "utterances": len(hyps), "failed_utterances": len(bad_all), "not_reached_final": not_final,
             "frames": total.frames, "audio_seconds": round(audio_s, 3),
             "forward_seconds": round(total.forward_s, 3), "search_seconds": round(total.search_s, 3),
@@ -175,10 +209,11 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
     return info
 
 
-def _collect(it, hyps, lats, bad_all, total: Timing, bar) -> None:
+def _collect(it, hyps, lats, bad_all, total: Timing, bar, ctms) -> None:
     for job, out, bad, timing in it:
-        for u, words, lat, reached in out:
+        for u, words, lat, reached, ctm in out:
             hyps[u] = words
+            ctms[u] = ctm
             if lat is not None:
                 lats[job].append((u, lat))
             if not reached:
@@ -211,8 +246,9 @@ def check_features(md, data_dir: Path, reader) -> None:
 
 
 def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchConfig | None = None, channel: int = 0,
-                     num_threads: int | None = None):
-    """Yield ``(id, words | None, error | None)`` per audio file (id = file stem).
+                     num_threads: int | None = None, word_times: bool = False):
+    """Yield ``(id, words | None, error | None, ctm_lines | None)`` per audio file (id = file
+    stem); ``ctm_lines`` (word times, confidence 1) with ``word_times``.
 
     Features exactly as the model was trained with (the model dir's fbank options), channel
     ``channel`` of multi-channel audio (-1: the average; the same rule as ``asr make-fbank``),
@@ -224,8 +260,9 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
     from asr.features.make_fbank import compute_features
     from asr.threads import set_torch_threads
 
-    rec = Recognizer(model_dir, graph_dir, cfg)
+    rec = Recognizer(model_dir, graph_dir, cfg, word_times=word_times)
     fbank = rec.md.fbank_computer()
+    frame_shift = float(rec.md.fbank["frame-shift"]) / 1000.0
     set_torch_threads(num_threads, jobs=1)
     for p in paths:
         uid = Path(p).stem
@@ -242,14 +279,14 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
             feats = compute_features(fbank, samples, uid)
             if float(np.abs(samples).max()) * 32768.0 < 1.0:
                 log.warning("%s: digital silence (no sample reaches one 16-bit step): no words", p)
-                yield uid, [], None
+                yield uid, [], None, [] if word_times else None
                 continue
             if rec.cmvn_mode != "none":
                 feats = apply_cmvn(feats, cmvn_stats(feats)).astype(np.float32)
             res, _ = rec.recognize([feats])
-            yield uid, rec.to_words(res[0].words), None
+            yield uid, rec.to_words(res[0].words), None, _ctm_of(rec, uid, res[0], frame_shift) if word_times else None
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
             from asr.errors import AsrError
 
             msg = str(e) if isinstance(e, AsrError) else f"{p}: {type(e).__name__}: {e}"
-            yield uid, None, msg.splitlines()[0] if msg else repr(e)
+            yield uid, None, msg.splitlines()[0] if msg else repr(e), None

@@ -49,7 +49,11 @@ class Recognizer:
     for the model's tree / transition model / phones (``GraphDir.check_model``); words come
     from the graph's words.txt."""
 
-    def __init__(self, model_dir, graph_dir=None, cfg: SearchConfig | None = None, load_network: bool = True):
+    def __init__(self, model_dir, graph_dir=None, cfg: SearchConfig | None = None, load_network: bool = True,
+                 word_times: bool = False):
+        """``word_times``: keep the graph's transition-id input labels (instead of relabelling
+        them to pdf + 1) so results carry the transition-id alignment that word times and
+        CTMs need (asr.decode.ctm); the search is the same."""
         from asr.graph.graph_dir import GraphDir
         from asr.graph.mkgraph import load_graph
         from asr.hmm.transition_model import TransitionModel
@@ -71,10 +75,21 @@ class Recognizer:
             raise ModelError(f"{self.model_dir}/log_priors.npy has {len(self.log_priors)} pdfs, "
                              f"final.mdl {self.tm.num_pdfs}")
         self.words = read_words(self.gdir.words)
+        self.word_times = bool(word_times)
         try:
-            self.graph = load_graph(self.gdir.hclg, self.tm.tid2pdf)  # input labels pdf + 1
+            if word_times and self.gdir.info is None:  # not relabelled: check the labels of a Kaldi graph here
+                from asr.graph.fst_arrays import read_fst
+
+                il = read_fst(self.gdir.hclg).ilabel
+                if len(il) and int(il.max()) > self.tm.num_transition_ids:
+                    raise GraphError(f"{self.gdir.hclg}: input label {int(il.max())} is not a transition-id of the "
+                                     f"model ({self.tm.num_transition_ids} transition-ids): graph and model do not match")
+            # input labels pdf + 1 (decodable reads the pdf matrix), or transition-ids for word times
+            self.graph = load_graph(self.gdir.hclg, None if word_times else self.tm.tid2pdf)
         except GraphError as e:
             raise ModelError(f"{e} (model: {self.md.file(MDL)})") from None
+        self.graph_tid2pdf = self.tm.tid2pdf if word_times else None
+        self._phone_info = None
         self.config = self.md.config
         self.model = None
         if load_network:
@@ -100,8 +115,31 @@ class Recognizer:
         if loglik.shape[1] < self.tm.num_pdfs:
             raise DecodeError(f"acoustic matrix has {loglik.shape[1]} pdfs, the transition model {self.tm.num_pdfs}")
         if lattice:
-            return self.searcher.lattice(loglik)
-        return self.searcher.best(loglik)
+            return self.searcher.lattice(loglik, self.graph_tid2pdf, with_alignment=self.word_times)
+        return self.searcher.best(loglik, self.graph_tid2pdf)
+
+    @property
+    def phone_info(self):
+        """Word-boundary kinds and silence flags of the phones (asr.decode.ctm.PhoneInfo)."""
+        if self._phone_info is None:
+            from asr.decode.ctm import PhoneInfo
+
+            self._phone_info = PhoneInfo.load(self.graph_dir, self.model_dir)
+        return self._phone_info
+
+    def result_word_times(self, res: Result):
+        """``(times, confidences)`` of a result's best path: ``asr.decode.ctm.WordTime`` per
+        word (frames) and word posteriors from its lattice (None without one). Needs a
+        recognizer made with ``word_times=True``."""
+        from asr.decode.ctm import align_words, word_confidences
+
+        if not self.word_times or res.alignment is None:
+            raise DecodeError("word times need the transition-id alignment (Recognizer(word_times=True))")
+        times = align_words(res.alignment, res.path_words or [], self.tm, self.phone_info)
+        conf = None
+        if res.lattice is not None and times:
+            conf = word_confidences(res.lattice, [t.word for t in times], self.cfg.acoustic_scale)
+        return times, conf
 
     def to_words(self, ids: list[int]) -> list[str]:
         try:

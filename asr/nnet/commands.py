@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--graph-dir", default=None, help="graph dir to include as OUT_DIR/graph")
     p.add_argument("--first-pass-lm", metavar="ARPA", default=None, help="LM of the graph (OUT_DIR/lm/first_pass.arpa)")
     p.add_argument("--rescore-lm", metavar="ARPA", default=None, help="rescoring LM (OUT_DIR/lm/rescore.arpa)")
+    p.add_argument("--global-cmvn", metavar="STATS", default=None,
+                   help="global CMVN stats of the training data (asr compute-cmvn --global): the prior of "
+                   "streaming recognition's online CMVN (OUT_DIR/global_cmvn.stats)")
     p.add_argument("--force", action="store_true", help="repack even when OUT_DIR is up to date")
     p.set_defaults(func=run_pack_model_dir)
 
@@ -73,7 +76,7 @@ def run_pack_model_dir(args: argparse.Namespace) -> int:
         options = conf
     md = ModelDir.pack(args.out_dir, args.network or args.out_dir, args.tree_dir, args.lang, options,
                        priors=args.priors, graph_dir=args.graph_dir, first_pass_lm=args.first_pass_lm,
-                       rescore_lm=args.rescore_lm, force=args.force)
+                       rescore_lm=args.rescore_lm, global_cmvn=args.global_cmvn, force=args.force)
     print(f"model dir {md.path}: {md.num_pdfs} pdfs, {md.num_inputs} inputs ({md.fbank['num-mel-bins']} mel bins, "
           f"{md.fbank['sample-frequency']} Hz), cmvn {md.cmvn}, graph {'yes' if md.graph_dir else 'no'}")
     return 0

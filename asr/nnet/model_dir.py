@@ -14,6 +14,8 @@ Files::
     phones.txt words.txt
     fbank.conf         the same fbank options as a Kaldi option file
     graph/             optional graph dir (asr.graph.graph_dir): HCLG.fst, words.txt, ...
+    global_cmvn.stats  optional: the training data's global CMVN stats (Kaldi 2 x (D+1) matrix;
+                       the prior of streaming recognition's online CMVN)
     lm/first_pass.arpa lm/rescore.arpa   optional LMs (``.arpa.gz`` when given gzipped; files
                        over 64 MiB are hard-linked when possible, not copied)
 
@@ -58,6 +60,7 @@ FBANK_CONF = "fbank.conf"
 GRAPH = "graph"
 FIRST_PASS_LM = "lm/first_pass.arpa"
 RESCORE_LM = "lm/rescore.arpa"
+GLOBAL_CMVN = "global_cmvn.stats"
 REQUIRED = (WEIGHTS, PRIORS, TREE, MDL, PHONES, WORDS, FBANK_CONF)
 CMVN_MODES = ("speaker", "utterance", "global", "none")
 PACKED_KEYS = ("fbank", "fingerprints", "sizes")  # what pack adds to the trainer's model.yaml
@@ -149,11 +152,12 @@ class ModelDir:
     def pack(cls, out: str | os.PathLike, network: str | os.PathLike, tree_dir: str | os.PathLike,
              lang_dir: str | os.PathLike, fbank: dict[str, str], priors: str | os.PathLike | None = None,
              graph_dir: str | os.PathLike | None = None, first_pass_lm: str | os.PathLike | None = None,
-             rescore_lm: str | os.PathLike | None = None, force: bool = False) -> "ModelDir":
+             rescore_lm: str | os.PathLike | None = None, global_cmvn: str | os.PathLike | None = None,
+             force: bool = False) -> "ModelDir":
         """Assemble (atomically) the model dir ``out`` from the network dir ``network`` (weights +
         model.yaml of the trainer; may be ``out`` itself), priors (default NETWORK/log_priors.npy),
         ``tree_dir`` (tree, final.mdl), ``lang_dir`` (phones.txt, words.txt), ``fbank`` options
-        (Kaldi names), an optional graph dir and LMs. Checks: priors, tree, transition model and
+        (Kaldi names), an optional graph dir, LMs and global CMVN stats. Checks: priors, tree, transition model and
         network agree on the number of pdfs; the fbank options give the network's input
         dimension; the graph was built from this tree / transition model / phones.txt / words.txt.
         Skips the work (returns the loaded dir) when ``out`` is complete and holds exactly
@@ -169,9 +173,13 @@ class ModelDir:
         for name, lm in ((FIRST_PASS_LM, first_pass_lm), (RESCORE_LM, rescore_lm)):
             if lm is not None:
                 sources[name + (".gz" if str(lm).endswith(".gz") else "")] = Path(lm)
+        if global_cmvn is not None:
+            sources[GLOBAL_CMVN] = Path(global_cmvn)
         for name, src in sources.items():
             if not src.is_file():
                 raise ModelError(f"cannot pack {out}: missing {src}")
+        if global_cmvn is not None:
+            _check_cmvn_stats(Path(global_cmvn), num_inputs)
         try:
             fbank_opts = FbankComputer.from_options(fbank).all_options
         except AsrError as e:
@@ -279,6 +287,18 @@ def _check_tree(tree_dir: Path, num_pdfs: int, network: Path) -> None:
     if not tree.num_pdfs == tm.num_pdfs == num_pdfs:
         raise ModelError(f"pdf counts differ: {tree_dir / TREE} {tree.num_pdfs}, {tree_dir / MDL} {tm.num_pdfs}, "
                          f"network {network / CONFIG} {num_pdfs}")
+
+
+def _check_cmvn_stats(path: Path, num_inputs: int) -> None:
+    import kaldiio
+
+    try:
+        shape = kaldiio.load_mat(str(path)).shape
+    except Exception as e:  # noqa: BLE001 - kaldiio raises ValueError/OSError/struct errors
+        raise ModelError(f"{path}: not a Kaldi CMVN stats matrix ({type(e).__name__})") from None
+    if shape != (2, num_inputs + 1):
+        raise ModelError(f"{path}: CMVN stats of shape {list(shape)}, the network takes {num_inputs} inputs "
+                         f"(expected [2, {num_inputs + 1}])")
 
 
 def read_priors(path: str | os.PathLike, num_pdfs: int | None = None):

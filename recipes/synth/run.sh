@@ -137,11 +137,15 @@ if stage_on 5; then
 fi
 
 # pack_model_dir SYS: make exp/SYS/final a self-contained model dir (network + priors from
-# training; tree, transition model, tables, feature options, graph, LMs) with `asr pack-model-dir`,
+# training; tree, transition model, tables, feature options, graph, LMs, and the training data's
+# global CMVN stats: the prior of streaming recognition's online CMVN) with `asr pack-model-dir`,
 # which checks that they fit and leaves an up-to-date model dir as it is
 pack_model_dir() {
+  [ -f data/train/global_cmvn.stats ] && [ data/train/global_cmvn.stats -nt data/train/feats.scp ] \
+    || asr compute-cmvn --global data/train
   asr pack-model-dir --tree-dir exp/tree --lang data/lang --feats data/train --graph-dir exp/graph \
-    --first-pass-lm exp/lm/lm5_pruned.arpa --rescore-lm exp/lm/lm5.arpa exp/$1/final
+    --first-pass-lm exp/lm/lm5_pruned.arpa --rescore-lm exp/lm/lm5.arpa \
+    --global-cmvn data/train/global_cmvn.stats exp/$1/final
 }
 
 # Stage 6: acoustic models (LSTMP; DNN and plain-LSTM baselines at about its size), priors
