@@ -87,6 +87,13 @@ if stage_on 2; then
       asr compute-cmvn data/$x
     fi
   done
+  # the training data's global CMVN stats: the prior of streaming recognition's online CMVN
+  # (packed into the model dir); made here so later stages' feature fingerprints see them
+  if [ -f data/train/global_cmvn.stats ] && [ data/train/global_cmvn.stats -nt data/train/feats.scp ]; then
+    log "stage 2: data/train/global_cmvn.stats is up to date"
+  else
+    asr compute-cmvn --global data/train
+  fi
 fi
 
 # Stage 3: import the corpus's phone CTMs as alignments, tie triphone states with a
@@ -141,8 +148,7 @@ fi
 # global CMVN stats: the prior of streaming recognition's online CMVN) with `asr pack-model-dir`,
 # which checks that they fit and leaves an up-to-date model dir as it is
 pack_model_dir() {
-  [ -f data/train/global_cmvn.stats ] && [ data/train/global_cmvn.stats -nt data/train/feats.scp ] \
-    || asr compute-cmvn --global data/train
+  require data/train/global_cmvn.stats 2
   asr pack-model-dir --tree-dir exp/tree --lang data/lang --feats data/train --graph-dir exp/graph \
     --first-pass-lm exp/lm/lm5_pruned.arpa --rescore-lm exp/lm/lm5.arpa \
     --global-cmvn data/train/global_cmvn.stats exp/$1/final
