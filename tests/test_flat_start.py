@@ -8,8 +8,9 @@ import pytest
 from flat_fixtures import learnable_corpus, tiny_net_config
 from hmm_test_helpers import make_lang
 
-from asr.align.kaldi_ali import split_to_phones
+from asr.align.ali_dir import AliDir
 from asr.cli import main
+from asr.hmm.kaldi_ali import split_to_phones
 from asr.hmm.transition_model import TransitionModel
 from asr.io.int_ark import read_int_ark
 from asr.lang.lang_dir import LangDir
@@ -41,7 +42,10 @@ def test_equal_alignment_tiles_each_utterance(tmp_path):
     data = _data(tmp_path, {"u1": ("CAT AT TAB", 100), "u2": ("A BAT", 37), "u3": ("CAT CAT CAT BAT", 9),
                             "u4": ("TAB A", 3100)})
     out = tmp_path / "eq"
-    assert main(["align-equal", "--nj", "2", str(data), str(lang_dir), str(out)]) == 0
+    # 1 of 4 skipped is more than the default --max-failures 0.1: an error, nothing written
+    assert main(["align-equal", str(data), str(lang_dir), str(out)]) == 1
+    assert not out.exists()
+    assert main(["align-equal", "--nj", "2", "--max-failures", "1", str(data), str(lang_dir), str(out)]) == 0
     stats = json.loads((out / "align_stats.json").read_text())
     assert stats["aligned"] == 3 and stats["too_short"] == 1 and stats["long_utterances"] == 1
     assert (out / "excluded.txt").read_text().startswith("u3 too_short: utterance u3: 9 frames are too few")
@@ -65,13 +69,13 @@ def test_equal_alignment_tiles_each_utterance(tmp_path):
     assert len(phones) == 100 and set(phones.tolist()) <= set(lang.phone_names)
     # the same result with one job (seeds are per utterance id); --seed changes the path choice
     out1 = tmp_path / "eq1"
-    assert main(["align-equal", str(data), str(lang_dir), str(out1)]) == 0
+    assert main(["align-equal", "--max-failures", "1", str(data), str(lang_dir), str(out1)]) == 0
     assert (out1 / "ali.tid.ark").read_text() == (out / "ali.tid.ark").read_text()
     # --shortest, --max-duration
     out2 = tmp_path / "eq2"
-    assert main(["align-equal", "--shortest", "2", "--max-duration", "30", str(data), str(lang_dir), str(out2)]) == 0
+    assert main(["align-equal", "--shortest", "2", "--max-duration", "30", "--max-failures", "1", str(data), str(lang_dir), str(out2)]) == 0
     assert sorted(read_int_ark(out2 / "ali.tid.ark")) == ["u2"]  # u3 (9 frames) too short
-    assert main(["align-equal", "--max-duration", "30", str(data), str(lang_dir), str(out2)]) == 0
+    assert main(["align-equal", "--max-duration", "30", "--max-failures", "1", str(data), str(lang_dir), str(out2)]) == 0
     s2 = json.loads((out2 / "align_stats.json").read_text())
     assert s2["too_long"] == 1 and s2["aligned"] == 2
 
@@ -127,11 +131,17 @@ def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys):
     final = tmp_path / "ali_flat"
     assert IMPORT_LAYOUT <= {p.name for p in final.iterdir()}
     assert (final / "num_pdfs").read_text() == (exp / "tree" / "num_pdfs").read_text()
-    # a re-run skips every finished step; other options are refused
+    ali = AliDir.load(final, need_tids=True, need_model=True)  # sealed as every alignment dir
+    assert ali.kind == "flat_start" and ali.num_pdfs == int((exp / "tree" / "num_pdfs").read_text())
+    # a re-run leaves the up-to-date dir as it is; other options redo only the steps they change
+    stamp = (final / "ali_dir.json").stat().st_mtime_ns
     assert main(args) == 0
-    assert "ali_cd: aligned 70 of 70" in capsys.readouterr().out
-    assert main(args[:-3] + ["--num-leaves", "30"] + args[-3:]) == 1
-    assert "other options (num_leaves differ)" in capsys.readouterr().err
+    assert "is up to date" in capsys.readouterr().out
+    assert (final / "ali_dir.json").stat().st_mtime_ns == stamp
+    assert main(args[:-3] + ["--num-leaves", "30"] + args[-3:]) == 0
+    steps = {ln.split(":")[0]: ln for ln in capsys.readouterr().out.splitlines() if ":" in ln}
+    assert all("[up to date]" in steps[s] for s in ("ali0", "mono1", "ali1")), steps
+    assert not any("[up to date]" in steps[s] for s in ("tree", "cd", "ali_cd")), steps
     # the final model dir aligns held-out data; a 10-frame utterance of 5 words is skipped
     _, dev, dev_ctm = learnable_corpus(tmp_path, n_utts=12, seed=5, name="dev")
     lines = (dev / "text").read_text().splitlines()
@@ -153,8 +163,9 @@ def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys):
     assert stats["aligned"] == 12 and stats["failed"] == 1 and stats["retried"] >= 1
     assert "zz failed: utterance zz: no path" in (dev_ali / "excluded.txt").read_text()
     assert _compare(dev_ctm, dev_ali, capsys) > eq  # (two of the 12 have the wrong transcript)
-    shutil.rmtree(exp / "ali_cd")  # an unfinished step is redone
-    assert main(args) == 0
+    shutil.rmtree(exp / "ali_cd")  # a lost step is redone (--force: OUT itself is up to date)
+    assert main(args + ["--force"]) == 0
+    assert "ali_cd: aligned 70 of 70" in capsys.readouterr().out and AliDir.load(final).kind == "flat_start"
 
 
 def test_flat_start_option_errors(tmp_path, capsys):

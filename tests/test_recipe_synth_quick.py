@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from asr.align.ali_dir import AliDir
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
@@ -41,7 +43,9 @@ def test_quick_recipe_produces_a_wer(recipe_run):
     # loose bound: a tiny model trained for a few minutes on 10 minutes of speech
     assert lstmp["test_wer_rescored"] < 60.0, lstmp
     assert lstmp["dev_frame_acc"] > 0.2, lstmp
-    report = (recipe / "RESULTS.md").read_text()
+    # the committed RESULTS.md (default-size results) is not overwritten by a quick run
+    assert not (recipe / "RESULTS.md").exists()
+    report = (recipe / "exp" / "RESULTS.quick.md").read_text()
     assert "| lstmp |" in report and "perplexity" in report
     assert (recipe / "exp" / "final" / "graph" / "HCLG.fst").is_file()
     assert (recipe / "exp" / "lstmp" / "training_curves.png").is_file()
@@ -66,6 +70,10 @@ def test_rerunning_finished_stages_is_safe(recipe_run):
                             "--stop-stage", "8"], cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "exp/lstmp is trained; skipping" in again.stderr
+    # every product is left as it is: same inputs (fingerprints)
+    for product in ("exp/ali_train_mono", "exp/tree", "exp/ali_dev", "exp/graph", "exp/lstmp/final",
+                    "exp/lstmp/decode_dev", "exp/lstmp/decode_test_rescore"):
+        assert f"{product} is up to date" in again.stderr, product
 
 
 def test_flat_start_recipe_reads_no_ctm(recipe_run):
@@ -83,11 +91,18 @@ def test_flat_start_recipe_reads_no_ctm(recipe_run):
     try:
         flat = subprocess.run(["bash", "run.sh", "--quick", "true", "--baselines", "false", "--alignments", "flat",
                                "--stage", "3"], cwd=recipe, env=env, capture_output=True, text=True, timeout=1800)
+        again = subprocess.run(["bash", "run.sh", "--quick", "true", "--alignments", "flat", "--stage", "3",
+                                "--stop-stage", "3"], cwd=recipe, env=env, capture_output=True, text=True,
+                               timeout=600)
     finally:
         for ctm in hidden:
             ctm.with_name(ctm.name + ".hidden").rename(ctm)
     assert flat.returncode == 0, flat.stderr[-4000:]
+    assert again.returncode == 0, again.stderr[-3000:]
+    for product in ("exp/ali_train_flat", "exp/tree_flat", "exp/flat_ali_dev", "exp/ali_dev_flat"):
+        assert f"{product} is up to date" in again.stderr, product
     ali = recipe / "exp" / "ali_train_flat"
+    assert AliDir.load(ali, need_tids=True, need_model=True).kind == "flat_start"
     for name in ("ali.pdf.ark", "ali.tid.ark", "phones.ark", "tree", "final.mdl", "num_pdfs", "silence_pdfs.int",
                  "phones.txt", "flat_start.json"):
         assert (ali / name).is_file(), name
@@ -97,7 +112,7 @@ def test_flat_start_recipe_reads_no_ctm(recipe_run):
     systems = {s["name"]: s for s in json.loads((recipe / "exp" / "results.json").read_text())}
     assert {"lstmp", "lstmp_flat"} <= set(systems)
     assert systems["lstmp_flat"]["test_wer_rescored"] < 60.0, systems["lstmp_flat"]
-    report = (recipe / "RESULTS.md").read_text()
+    report = (recipe / "exp" / "RESULTS.quick.md").read_text()
     assert "| lstmp |" in report and "| lstmp_flat |" in report
 
 

@@ -18,10 +18,13 @@ worker processes (fork; one torch thread each). Each task writes its transition-
 file; the parts are joined in utterance order at the end, so the parent never holds the
 corpus either. One progress bar per call (stderr, on a terminal).
 
-Output (the layout of ``asr import-ali``, docs/contracts.md): ``ali.tid.ark``,
-``ali.pdf.ark``, ``phones.ark``, ``tree``, ``final.mdl``, ``num_pdfs``,
-``silence_pdfs.int``, ``phones.txt``, ``excluded.txt`` (utterance and reason per skipped
-utterance), ``align_stats.json`` (the counts).
+Output: an alignment dir (``asr.align.ali_dir.AliDir``, kind ``align``; the layout of ``asr
+import-ali``, docs/contracts.md) written at once: ``ali.tid.ark``, ``ali.pdf.ark``,
+``phones.ark``, ``tree``, ``final.mdl``, ``num_pdfs``, ``silence_pdfs.int``, ``phones.txt``,
+``excluded.txt`` (utterance and reason per skipped utterance), ``align_stats.json`` (the
+counts), ``ali_dir.json`` (last). A dir made from the same data, lang dir, tree, network and
+options is left as it is (unless ``force``); more than ``max_failures`` of the utterances
+skipped is an AlignmentError with nothing written (asr.failures).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.errors import AlignmentError
+from asr.failures import DEFAULT_MAX_FAILURES, Failures
 from asr.io.atomic import atomic_write_text
 from asr.io.int_ark import iter_int_ark, write_int_ark
 
@@ -70,15 +74,18 @@ _JOB: dict = {}  # what the workers inherit at fork time
 
 
 def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, utts=None,
-                   cfg: AlignConfig | None = None, desc: str = "align", progress: bool = True) -> dict:
+                   cfg: AlignConfig | None = None, desc: str = "align", progress: bool = True,
+                   max_failures: float = DEFAULT_MAX_FAILURES, force: bool = False) -> dict:
     """Align ``utts`` (default: every utterance with features and a transcript) of
-    ``data_dir``; write the alignment dir ``out_dir`` and return its statistics.
+    ``data_dir``; write the alignment dir ``out_dir`` and return its statistics (with
+    ``"skipped": True`` when ``out_dir`` was up to date and left as it is).
 
     ``tree_dir``: tree + final.mdl of the HMM states (default: a monophone model built from
     the lang dir, as ``asr import-ali`` without ``--tree-dir``). ``model_dir``: network
     whose scaled likelihoods drive the search; None = equal alignment."""
     from tqdm import tqdm
 
+    from asr.align.ali_dir import AliDir
     from asr.align.forced import ForcedAligner
     from asr.align.import_ali import load_model, read_num_frames
     from asr.align.transcripts import read_transcripts
@@ -87,6 +94,10 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     cfg = cfg or AlignConfig()
     t0 = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
+    inputs = _inputs(data_dir, lang_dir, tree_dir, model_dir, utts, cfg)
+    if not force and AliDir.up_to_date(out, "align", inputs):
+        log.info("%s is up to date (aligned from the same data, lang dir, model and options); skipping", out)
+        return dict(json.loads((out / "align_stats.json").read_text()), skipped=True)
     lang = LangDir(lang_dir)
     tree, tm = load_model(lang, Path(tree_dir) if tree_dir else None)
     transcripts = read_transcripts(data_dir, lang, map_oov=cfg.map_oov)
@@ -115,9 +126,8 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     stats["oov_tokens"] = sum(transcripts.oov_per_utt.get(u, 0) for u in todo)
     stats["long_utterances"] = sum(1 for u in todo if num_frames[u] * FRAME_SHIFT > LONG_UTTERANCE_SECONDS)
     tasks = _make_tasks(todo, num_frames, cfg.task_frames)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "align_stats.json").unlink(missing_ok=True)  # written last: marks a complete dir
-    parts = out / ".parts"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parts = out.parent / f".{out.name}.parts"  # per-task results, joined into the dir at the end
     if parts.exists():
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
@@ -137,21 +147,39 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
         else:
             with mp.get_context("fork").Pool(nj, initializer=_init_worker) as pool:
                 _collect(pool.imap_unordered(_run_task, enumerate(tasks)), stats, excluded, bar)
+        failures = Failures(desc, len(wanted), excluded)
+        failures.log(log)
+        failures.check(max_failures, AlignmentError, f"{out} not written")
+        stats["seconds"] = round(time.time() - t0, 2)
+        summary = {k: (int(v) if not isinstance(v, float) else v) for k, v in sorted(stats.items())}
+        summary["source"] = f"network {model_dir}" if model_dir else "equal alignment"
+        summary["config"] = asdict(cfg)
+        with AliDir.writer(out, "align", inputs) as tmp:
+            write_alignment_dir(tmp, lang, tree, tm, done_parts, excluded, summary, cfg.update_transitions)
     finally:
         bar.close()
         _JOB.clear()
-    if stats["aligned"] == 0:
         shutil.rmtree(parts, ignore_errors=True)
-        example = f"; e.g. {excluded[0][0]}: {excluded[0][1]}" if excluded else ""
-        raise AlignmentError(f"{data_dir}: no utterance could be aligned ({len(excluded)} skipped{example})")
-    stats["seconds"] = round(time.time() - t0, 2)
-    summary = {k: (int(v) if not isinstance(v, float) else v) for k, v in sorted(stats.items())}
-    summary["source"] = f"network {model_dir}" if model_dir else "equal alignment"
-    summary["config"] = asdict(cfg)
-    write_alignment_dir(out, lang, tree, tm, done_parts, excluded, summary, cfg.update_transitions)
-    shutil.rmtree(parts, ignore_errors=True)
     log.info("%s: %s", out, describe_stats(summary))
     return summary
+
+
+def _inputs(data_dir: Path, lang_dir, tree_dir, model_dir, utts, cfg: AlignConfig) -> dict:
+    """What an alignment is made from (its ali_dir.json ``inputs``): transcripts, frame counts
+    (and features with a network), lang dir, tree and transition model, network, the
+    utterance subset and the options that change the result (not ``nj``)."""
+    from asr.io.fingerprint import feature_fingerprints, path_hash, text_hash
+
+    options = {k: v for k, v in asdict(cfg).items() if k not in ("nj", "task_frames")}
+    inputs = {"options": options, "text": path_hash(data_dir / "text"), "lang": path_hash(lang_dir),
+              "utt2num_frames": path_hash(data_dir / "utt2num_frames"),
+              "tree_dir": [path_hash(Path(tree_dir) / n) for n in ("tree", "final.mdl")] if tree_dir else None,
+              "utts": None if utts is None else text_hash("\n".join(sorted(utts)))}
+    if model_dir is not None:
+        inputs["model"] = [path_hash(Path(model_dir) / n) for n in ("model.safetensors", "model.yaml",
+                                                                     "log_priors.npy")]
+        inputs["features"] = feature_fingerprints(data_dir)
+    return inputs
 
 
 def shortest_utterances(num_frames: dict[str, int], n: int) -> list[str]:
@@ -176,7 +204,7 @@ def describe_stats(s: dict) -> str:
 def write_alignment_dir(out: Path, lang, tree, tm, part_files, excluded, stats: dict, update_transitions: bool) -> None:
     """The files of an alignment dir from sorted transition-id part files (streamed)."""
     from asr.align.import_ali import write_model_files
-    from asr.align.kaldi_ali import ali_to_phones
+    from asr.hmm.kaldi_ali import ali_to_phones
 
     def tids():
         for p in part_files:

@@ -226,7 +226,7 @@ def _segments_from_ali_dir(d: Path, norm: LabelNormaliser, frame_shift: float, o
         raise FormatError(f"{d}: no phones.txt (needed for phone names)")
     names = {i: n for n, i in read_symbol_table(names_path).items()}
     if (d / "ali.tid.ark").is_file() and (d / "final.mdl").is_file():
-        from asr.align.kaldi_ali import split_to_phones
+        from asr.hmm.kaldi_ali import split_to_phones
         from asr.hmm.transition_model import TransitionModel
 
         tm = TransitionModel.read(d / "final.mdl")

@@ -65,7 +65,7 @@ def equal_align(aligner, word_ids: list[int], num_frames: int, utt: str = "?", s
     if not ok or len(tids) != num_frames:
         raise AlignmentError(f"utterance {utt}: equal alignment has {len(tids)} frames, expected {num_frames}")
     if aligner.reorder:
-        from asr.align.kaldi_ali import reorder_alignment
+        from asr.hmm.kaldi_ali import reorder_alignment
 
         tids = reorder_alignment(aligner.tm, tids)
     return tids.astype(np.int32)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from asr.failures import add_max_failures_option
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -51,6 +53,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-duration", type=float, default=None, help="skip (and count) utterances longer than "
                    "this many seconds (default: align all; those over 30 s are counted, and never in the "
                    "equal-alignment start unless the set has no shorter ones)")
+    add_max_failures_option(p)
+    p.add_argument("--force", action="store_true", help="redo OUT even when it is up to date (each step is "
+                   "still skipped when its own output is up to date)")
     p.set_defaults(func=_flat_start)
 
 
@@ -62,12 +67,14 @@ def _flat_start(args) -> int:
                           num_leaves=args.num_leaves, cd_realign=not args.no_cd, nj=args.nj,
                           num_threads=args.num_threads, acoustic_scale=args.acoustic_scale, beam=args.beam,
                           retry_beam=args.retry_beam, map_oov=args.map_oov,
-                          max_duration=args.max_duration)
+                          max_duration=args.max_duration, max_failures=args.max_failures)
     if args.ci_config:
         cfg.ci_config = load_yaml(args.ci_config)
     if args.cd_config:
         cfg.cd_config = load_yaml(args.cd_config)
-    summary = flat_start(args.data_dir, args.lang_dir, args.out_dir, args.work_dir, cfg)
+    summary = flat_start(args.data_dir, args.lang_dir, args.out_dir, args.work_dir, cfg, force=args.force)
+    if summary.get("skipped"):
+        print(f"{args.out_dir} is up to date (a flat start from the same data, lang dir and options)")
     for step in summary["steps"]:
         print(format_step(step))
     print(f"final alignments: {summary['final_alignments']} ({summary['seconds']:.0f} s)")
@@ -88,4 +95,4 @@ def format_step(s: dict) -> str:
         line = f"{s['step']}: trained on {s['alignments']}, train frame accuracy {acc if acc is not None else '?'}"
     else:
         line = f"{s['step']}: {s.get('num_pdfs')} pdfs from {s['alignments']}"
-    return f"{line} [{s['seconds']:.0f} s]"
+    return f"{line} [" + ("up to date" if s.get("skipped") else f"{s['seconds']:.0f} s") + "]"

@@ -48,7 +48,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asr.errors import AlignmentError, ConfigError, TrainingError
+from asr.errors import ConfigError, TrainingError
+from asr.failures import DEFAULT_MAX_FAILURES
 from asr.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -96,14 +97,18 @@ class FlatStartConfig:
     retry_beam: float = 40.0
     map_oov: bool = False
     max_duration: float | None = None  # skip utterances longer than this (seconds); None: align all
+    max_failures: float = DEFAULT_MAX_FAILURES  # a step fails when more of the utterances than this are skipped
     ci_config: dict = field(default_factory=lambda: copy.deepcopy(CI_CONFIG))
     cd_config: dict = field(default_factory=lambda: copy.deepcopy(CD_CONFIG))
 
 
 def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig | None = None,
-               progress: bool = True) -> dict:
+               progress: bool = True, force: bool = False) -> dict:
     """Run (or resume) a flat start into the alignment dir ``out_dir`` (steps in ``work_dir``,
-    default ``out_dir/work``); returns the summary written to ``out_dir/flat_start.json``."""
+    default ``out_dir/work``); returns the summary written to ``out_dir/flat_start.json``
+    (with ``"skipped": True`` when ``out_dir`` was up to date: made from the same data, lang
+    dir and options; ``force`` redoes it, each step still skipped when up to date)."""
+    from asr.align.ali_dir import AliDir
     from asr.align.align_data import (
         FRAME_SHIFT,
         LONG_UTTERANCE_SECONDS,
@@ -120,11 +125,13 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
     if cfg.init_utts < 1:
         raise ConfigError("--init-utts must be >= 1")
     data_dir, lang_dir, ali_out = Path(data_dir), Path(lang_dir), Path(out_dir)
+    inputs = _inputs(data_dir, lang_dir, cfg)
+    if not force and AliDir.up_to_date(ali_out, "flat_start", inputs):
+        log.info("%s is up to date (a flat start from the same data, lang dir and options); skipping", ali_out)
+        return dict(json.loads((ali_out / "flat_start.json").read_text()), skipped=True)
     exp = Path(work_dir) if work_dir else ali_out / "work"
     exp.mkdir(parents=True, exist_ok=True)
     (exp / "log").mkdir(exist_ok=True)
-    (ali_out / "flat_start.json").unlink(missing_ok=True)  # written last: marks a finished flat start
-    _check_options(exp, data_dir, lang_dir, cfg)
     lang = LangDir(lang_dir)
     read_transcripts(data_dir, lang, map_oov=cfg.map_oov)  # fail fast on words missing from the lexicon
     num_frames = read_num_frames(data_dir)
@@ -156,18 +163,41 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
         runner.align("ali_cd", sorted(num_frames), model_dir=last_model, tree_dir=exp / "tree",
                      desc="CD round", prev="tree")
         prev = "ali_cd"
-    # 6. outputs
+    # 6. outputs: the model dir completed, OUT sealed as an alignment dir of kind flat_start
     _complete_model_dir(last_model, exp / prev)
     _link(exp / "final", last_model)
-    _copy_ali_dir(exp / prev, ali_out)
     summary["final_alignments"] = str(ali_out)
     summary["final_model"] = str(exp / "final")
     summary["seconds"] = round(time.time() - t_start, 1)
     atomic_write_text(exp / "flat_start.json", json.dumps(summary, indent=1) + "\n")
-    atomic_write_text(ali_out / "flat_start.json", json.dumps(summary, indent=1) + "\n")
+    _write_out_dir(exp / prev, ali_out, exp, inputs, summary)
     log.info("flat start done in %.0f s: alignments in %s, model dir %s", summary["seconds"], ali_out,
              exp / "final")
     return summary
+
+
+def _inputs(data_dir: Path, lang_dir: Path, cfg: FlatStartConfig) -> dict:
+    """What a flat start is made from (OUT/ali_dir.json ``inputs``): transcripts, features,
+    lang dir and the options that change the result."""
+    from asr.io.fingerprint import feature_fingerprints, path_hash
+
+    return {"options": _options_json(cfg), "text": path_hash(data_dir / "text"), "lang": path_hash(lang_dir),
+            "features": feature_fingerprints(data_dir)}
+
+
+def _write_out_dir(src: Path, out: Path, exp: Path, inputs: dict, summary: dict) -> None:
+    """OUT, written at once (asr.align.ali_dir): the last step's alignment files, its
+    align_stats.json and flat_start.json (the steps). A work dir inside OUT is carried over
+    by hard links (it stays intact until OUT is replaced)."""
+    from asr.align.ali_dir import INFO, AliDir
+
+    with AliDir.writer(out, "flat_start", inputs) as tmp:
+        for f in sorted(src.iterdir()):
+            if f.is_file() and f.name != INFO:
+                shutil.copyfile(f, tmp / f.name)
+        atomic_write_text(tmp / "flat_start.json", json.dumps(summary, indent=1) + "\n")
+        if exp.resolve().parent == out.resolve():
+            shutil.copytree(exp, tmp / exp.name, symlinks=True, copy_function=os.link)
 
 
 class _Runner:
@@ -188,13 +218,11 @@ class _Runner:
 
         out = self.exp / name
         t0 = time.time()
-        if (out / "align_stats.json").is_file():
-            stats = json.loads((out / "align_stats.json").read_text())
-            log.info("%s: %s is complete; skipping", desc, out)
-        else:
-            stats = align_data_dir(self.data_dir, self.lang_dir, out, tree_dir=tree_dir, model_dir=model_dir,
-                                   utts=utts, cfg=self.acfg, desc=desc, progress=self.progress)
+        stats = align_data_dir(self.data_dir, self.lang_dir, out, tree_dir=tree_dir, model_dir=model_dir,
+                               utts=utts, cfg=self.acfg, desc=desc, progress=self.progress,
+                               max_failures=self.cfg.max_failures)
         entry = {"step": name, "kind": "align", "source": "equal" if model_dir is None else str(model_dir),
+                 "skipped": bool(stats.get("skipped")),
                  **{k: stats.get(k, 0) for k in ("utterances", "aligned", "retried", "failed", "too_short",
                                                   "no_features", "no_transcript", "long_utterances", "frames")}}
         line = f"{desc}: {describe_stats(stats)}"
@@ -212,12 +240,24 @@ class _Runner:
         """Train a network on EXP/ali_name's pdf alignments; priors; returns its model dir."""
         import yaml
 
+        from asr.align.ali_dir import INFO
+        from asr.io.fingerprint import feature_fingerprints, file_hash
+
         out, ali = self.exp / name, self.exp / ali_name
         model_dir = out / "final"
         t0 = time.time()
-        if (out / ".done").is_file():
-            log.info("%s: trained; skipping", out)
+        # what the network is made from: a finished one (.done) from the same inputs is kept;
+        # a started one from other inputs is removed (its checkpoint would not fit)
+        inputs = json.loads(json.dumps({"alignments": file_hash(ali / INFO), "config": net_config,
+                                        "features": feature_fingerprints(self.data_dir)}))
+        skipped = _read_json(out / ".done") == inputs
+        if skipped:
+            log.info("%s: trained on the same alignments, features and config; skipping", out)
         else:
+            if out.exists() and _read_json(out / "inputs.json") != inputs:
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out / "inputs.json", json.dumps(inputs, indent=1) + "\n")
             data = self._data_for(ali)
             conf = self.exp / f"{name}.yaml"
             atomic_write_text(conf, yaml.safe_dump(net_config, sort_keys=False))
@@ -234,25 +274,24 @@ class _Runner:
             run_asr(["compute-priors", "--silence-factor", "1.0", "--model-dir", str(model_dir),
                      str(ali / "ali.pdf.ark")],
                     self.exp / "log" / f"priors.{name}.log")
-            atomic_write_text(out / ".done", "")
+            atomic_write_text(out / ".done", json.dumps(inputs, indent=1) + "\n")
         acc = _last_train_acc(out / "log.csv")
         log.info("%s: train frame accuracy %s (%.0f s)", name, f"{acc:.3f}" if acc is not None else "?",
                  time.time() - t0)
-        self._record({"step": name, "kind": "train", "alignments": ali_name, "train_acc": acc,
+        self._record({"step": name, "kind": "train", "alignments": ali_name, "train_acc": acc, "skipped": skipped,
                       "seconds": round(time.time() - t0, 1)})
         return model_dir
 
     def build_tree(self, name: str, ali_name: str) -> None:
+        """The CD tree dir (asr.align.tree_dir; left as it is when up to date)."""
+        from asr.align.tree_dir import build_tree_dir
+
         out = self.exp / name
         t0 = time.time()
-        if (out / "build_tree.json").is_file():
-            log.info("%s: built; skipping", out)
-        else:
-            log.info("building the CD tree (%d leaves) from %s", self.cfg.num_leaves, self.exp / ali_name)
-            cmvn = str((self.cfg.ci_config.get("training") or {}).get("cmvn", "speaker"))
-            run_asr(["build-tree", "--lang", str(self.lang_dir), "--num-leaves", str(self.cfg.num_leaves),
-                     "--cmvn", cmvn, str(self.data_dir), str(self.exp / ali_name), str(out)], self.exp / "log" / f"{name}.log")
-        info = json.loads((out / "build_tree.json").read_text())
+        log.info("the CD tree (%d leaves) from %s", self.cfg.num_leaves, self.exp / ali_name)
+        cmvn = str((self.cfg.ci_config.get("training") or {}).get("cmvn", "speaker"))
+        info = build_tree_dir(self.data_dir, self.exp / ali_name, out, self.lang_dir, num_leaves=self.cfg.num_leaves,
+                              cmvn=cmvn)
         self._record({"step": name, "kind": "tree", "alignments": ali_name,
                       "num_pdfs": int((out / "num_pdfs").read_text()), "seconds": round(time.time() - t0, 1),
                       "build_seconds": info.get("total_seconds")})
@@ -307,6 +346,13 @@ def changed_frames(prev_dir: Path, new_dir: Path) -> dict:
             "phone_changed_percent": round(100.0 * phone / max(n, 1), 2)}
 
 
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _last_train_acc(log_csv: Path) -> float | None:
     if not log_csv.is_file():
         return None
@@ -322,22 +368,8 @@ def _options_json(cfg: FlatStartConfig) -> dict:
     d = asdict(cfg)
     d.pop("nj")  # how fast, not what: may change between runs
     d.pop("num_threads")
+    d.pop("max_failures")
     return d
-
-
-def _check_options(exp: Path, data_dir: Path, lang_dir: Path, cfg: FlatStartConfig) -> None:
-    """WORK/options.json records what WORK was made with; a re-run with other options is an
-    error (its finished steps would not match them)."""
-    path = exp / "options.json"
-    mine = {"data_dir": str(data_dir.resolve()), "lang_dir": str(lang_dir.resolve()), **_options_json(cfg)}
-    if path.is_file():
-        old = json.loads(path.read_text())
-        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
-        if diff:
-            raise ConfigError(f"{exp} was made with other options ({', '.join(diff)} differ); use another "
-                              "dir or delete it")
-    else:
-        atomic_write_text(path, json.dumps(mine, indent=1) + "\n")
 
 
 def _complete_model_dir(model_dir: Path, ali_dir: Path) -> None:
@@ -353,20 +385,3 @@ def _link(link: Path, target: Path) -> None:
         tmp.unlink()
     tmp.symlink_to(os.path.relpath(target, link.parent))
     os.replace(tmp, link)
-
-
-ALI_DIR_FILES = ("ali.tid.ark", "ali.pdf.ark", "phones.ark", "tree", "final.mdl", "num_pdfs", "silence_pdfs.int",
-                 "phones.txt", "excluded.txt", "align_stats.json")
-
-
-def _copy_ali_dir(src: Path, dst: Path) -> None:
-    """Copy an alignment dir's files (the stats last, so a complete dir is recognisable)."""
-    if src.resolve() == dst.resolve():
-        return
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in ALI_DIR_FILES:
-        if not (src / name).is_file():
-            raise AlignmentError(f"{src}: incomplete alignment dir (no {name})")
-        tmp = dst / f".{name}.tmp"
-        shutil.copyfile(src / name, tmp)
-        os.replace(tmp, dst / name)

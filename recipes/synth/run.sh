@@ -8,7 +8,8 @@
 #   2 fbank + CMVN                        7 decode dev/test (first pass, lattices)
 #   3 alignments (CTM import, or flat      8 full 5-gram lattice rescoring
 #     start) + tree
-#   4 LMs: full 5-gram and pruned         9 scoring, RESULTS.md, exp/results.json, exp/final
+#   4 LMs: full 5-gram and pruned         9 scoring, RESULTS.md (--quick: exp/RESULTS.quick.md),
+#                                           exp/results.json, exp/final
 #   10 (off by default: --stage 10 --stop-stage 10) LSTM family comparison and depth study
 #
 # Outputs: data/ (corpus, dict, lang, features) and exp/ under this directory. Every stage
@@ -69,6 +70,9 @@ case "$alignments" in
   *) die "--alignments must be ctm or flat (got '$alignments')" ;;
 esac
 tree=exp/tree$sfx graph=exp/graph$sfx ali_dev=exp/ali_dev$sfx   # what depends on the alignments
+# the committed RESULTS.md holds the default-size results; a quick run reports under exp/
+results_md=RESULTS.md
+[ "$quick" = true ] && results_md=exp/RESULTS.quick.md
 
 # Stage 0: synthetic corpus: data/{train,dev,test} with wavs, CTMs; data/local/{lm_text.txt,dict}
 # (kept as is when already complete with the same settings)
@@ -100,6 +104,13 @@ if stage_on 2; then
       asr compute-cmvn data/$x
     fi
   done
+  # the training data's global CMVN stats: the prior of streaming recognition's online CMVN
+  # (packed into the model dir); made here so later stages' feature fingerprints see them
+  if [ -f data/train/global_cmvn.stats ] && [ data/train/global_cmvn.stats -nt data/train/feats.scp ]; then
+    log "stage 2: data/train/global_cmvn.stats is up to date"
+  else
+    asr compute-cmvn --global data/train
+  fi
 fi
 
 # Stage 3: training alignments — the corpus's phone CTMs imported, or (--alignments flat) a
@@ -108,37 +119,30 @@ fi
 if stage_on 3; then
   require data/lang/phones.txt 1
   require data/train/feats.scp data/dev/feats.scp 2
+  # each command leaves an output made from the same inputs (fingerprints) as it is, and
+  # replaces it only when it succeeded
   if [ "$alignments" = flat ]; then
     train_ali=exp/ali_train_flat
-    if [ ! -f $train_ali/flat_start.json ]; then
-      log "stage 3: flat start from the transcripts (no CTM is read) into $train_ali"
-      # shellcheck disable=SC2086
-      asr flat-start --nj "$nj" $flat_opts data/train data/lang $train_ali
-    fi
+    log "stage 3: flat start from the transcripts (no CTM is read) into $train_ali"
+    # shellcheck disable=SC2086
+    asr flat-start --nj "$nj" $flat_opts data/train data/lang $train_ali
   else
     train_ali=exp/ali_train_mono
-    if [ ! -f $train_ali/ali.tid.ark ]; then
-      log "stage 3: importing train CTM alignments"
-      asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
-        data/train data/train/phones.ctm $train_ali
-    fi
+    log "stage 3: importing train CTM alignments"
+    asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
+      data/train data/train/phones.ctm $train_ali
   fi
-  if [ ! -f $tree/silence_pdfs.int ]; then
-    log "stage 3: building the tree $tree ($num_leaves leaves) from $train_ali"
-    asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train $train_ali $tree
-  fi
-  if [ ! -f $ali_dev/ali.pdf.ark ]; then
-    if [ "$alignments" = flat ]; then
-      log "stage 3: aligning dev with the flat-start model, mapped through $tree"
-      asr align --lang data/lang --model-dir exp/ali_train_flat/work/final --nj "$nj" data/dev \
-        exp/ali_train_flat/work/ali_dev
-      asr import-ali --format kaldi --lang data/lang --tree-dir $tree --mdl exp/ali_train_flat/work/ali_dev/final.mdl \
-        data/dev exp/ali_train_flat/work/ali_dev/ali.tid.ark $ali_dev
-    else
-      log "stage 3: importing dev CTM alignments through the tree"
-      asr import-ali --format ctm --lang data/lang --tree-dir $tree --words-ctm data/dev/words.ctm \
-        data/dev data/dev/phones.ctm $ali_dev
-    fi
+  log "stage 3: building the tree $tree ($num_leaves leaves) from $train_ali"
+  asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train $train_ali $tree
+  if [ "$alignments" = flat ]; then
+    log "stage 3: aligning dev with the flat-start model, mapped through $tree"
+    asr align --lang data/lang --model-dir $train_ali/work/final --nj "$nj" data/dev exp/flat_ali_dev
+    asr import-ali --format kaldi --lang data/lang --tree-dir $tree --mdl exp/flat_ali_dev/final.mdl \
+      data/dev exp/flat_ali_dev/ali.tid.ark $ali_dev
+  else
+    log "stage 3: importing dev CTM alignments through the tree"
+    asr import-ali --format ctm --lang data/lang --tree-dir $tree --words-ctm data/dev/words.ctm \
+      data/dev data/dev/phones.ctm $ali_dev
   fi
 fi
 
@@ -167,25 +171,20 @@ fi
 if stage_on 5; then
   require $tree/final.mdl 3
   require exp/lm/lm5_pruned.arpa 4
-  if [ -f $graph/HCLG.fst ] && [ $graph/HCLG.fst -nt exp/lm/lm5_pruned.arpa ] && [ $graph/HCLG.fst -nt $tree/final.mdl ]; then
-    log "stage 5: $graph/HCLG.fst is up to date"
-  else
-    log "stage 5: HCLG with the pruned 5-gram"
-    asr make-graph data/lang $tree exp/lm/lm5_pruned.arpa $graph
-  fi
+  # asr make-graph leaves a graph dir built from the same lang dir, tree and LM as it is
+  log "stage 5: HCLG with the pruned 5-gram"
+  asr make-graph data/lang $tree exp/lm/lm5_pruned.arpa $graph
 fi
 
-# make_model_dir SYS: complete exp/SYS/final into a self-contained model dir
-# (network + priors from training; tree, transition model, tables, graph, LMs, fbank options)
-make_model_dir() {
-  local d=exp/$1/final
-  cp $tree/tree $tree/final.mdl "$d/"
-  cp data/lang/phones.txt data/lang/words.txt "$d/"
-  cp ../../conf/fbank.conf "$d/fbank.conf"
-  rm -rf "$d/graph.tmp"; cp -r $graph "$d/graph.tmp"; rm -rf "$d/graph"; mv "$d/graph.tmp" "$d/graph"
-  mkdir -p "$d/lm"
-  cp exp/lm/lm5_pruned.arpa "$d/lm/first_pass.arpa"
-  cp exp/lm/lm5.arpa "$d/lm/rescore.arpa"
+# pack_model_dir SYS: make exp/SYS/final a self-contained model dir (network + priors from
+# training; tree, transition model, tables, feature options, graph, LMs, and the training data's
+# global CMVN stats: the prior of streaming recognition's online CMVN) with `asr pack-model-dir`,
+# which checks that they fit and leaves an up-to-date model dir as it is
+pack_model_dir() {
+  require data/train/global_cmvn.stats 2
+  asr pack-model-dir --tree-dir $tree --lang data/lang --feats data/train --graph-dir $graph \
+    --first-pass-lm exp/lm/lm5_pruned.arpa --rescore-lm exp/lm/lm5.arpa \
+    --global-cmvn data/train/global_cmvn.stats exp/$1/final
 }
 
 # Stage 6: acoustic models (LSTMP; DNN and plain-LSTM baselines at about its size), priors
@@ -194,18 +193,18 @@ if stage_on 6; then
   require $graph/HCLG.fst 5
   for sys in $systems; do
     e=exp/$sys$sfx
-    if [ -f $e/final/log_priors.npy ] && [ -f $e/final/graph/HCLG.fst ] && [ -f $e/.done ]; then
+    if [ -f $e/.done ]; then
       log "stage 6: $e is trained; skipping"
-      continue
+    else
+      log "stage 6: training $e ($conf/$sys.yaml)"
+      resume=""
+      [ -f $e/checkpoint.pt ] && resume="--resume"
+      asr train --config $conf/$sys.yaml --feats data/train --ali $tree/ali.pdf.ark \
+        --dev-feats data/dev --dev-ali $ali_dev/ali.pdf.ark --out $e $resume $train_opts
+      asr compute-priors --model-dir $e/final --silence-pdfs $tree/silence_pdfs.int $tree/ali.pdf.ark
+      touch $e/.done
     fi
-    log "stage 6: training $e ($conf/$sys.yaml)"
-    resume=""
-    [ -f $e/checkpoint.pt ] && resume="--resume"
-    asr train --config $conf/$sys.yaml --feats data/train --ali $tree/ali.pdf.ark \
-      --dev-feats data/dev --dev-ali $ali_dev/ali.pdf.ark --out $e $resume $train_opts
-    asr compute-priors --model-dir $e/final --silence-pdfs $tree/silence_pdfs.int $tree/ali.pdf.ark
-    make_model_dir $sys$sfx
-    touch $e/.done
+    pack_model_dir $sys$sfx   # also after a rebuilt graph or LM: re-packs only what changed
   done
 fi
 
@@ -214,9 +213,7 @@ if stage_on 7; then
   for sys in $systems; do
     require exp/$sys$sfx/.done 6
     for x in dev test; do
-      if [ -f exp/$sys$sfx/decode_$x/decode.json ] && [ exp/$sys$sfx/decode_$x/decode.json -nt exp/$sys$sfx/.done ]; then
-        log "stage 7: exp/$sys$sfx/decode_$x is done"; continue
-      fi
+      # asr decode leaves a decode dir made from the same model dir, graph, features and options as it is
       log "stage 7: decoding data/$x with $sys$sfx"
       asr decode --model-dir exp/$sys$sfx/final --nj "$nj" --lattices $decode_opts data/$x exp/$sys$sfx/decode_$x
     done
@@ -228,13 +225,10 @@ if stage_on 8; then
   for sys in $systems; do
     for x in dev test; do
       require exp/$sys$sfx/decode_$x/decode.json 7
-      if [ -f exp/$sys$sfx/decode_${x}_rescore/.done ] && [ exp/$sys$sfx/decode_${x}_rescore/.done -nt exp/$sys$sfx/decode_$x/decode.json ]; then
-        log "stage 8: exp/$sys$sfx/decode_${x}_rescore is done"; continue
-      fi
+      # asr lmrescore leaves an output made from the same lattices and LMs as it is
       log "stage 8: rescoring exp/$sys$sfx/decode_$x with the full 5-gram"
       asr lmrescore --old-lm exp/lm/lm5_pruned.arpa --new-lm exp/lm/lm5.arpa \
         --words $graph/words.txt exp/$sys$sfx/decode_$x exp/$sys$sfx/decode_${x}_rescore
-      touch exp/$sys$sfx/decode_${x}_rescore/.done
     done
   done
 fi
@@ -258,12 +252,12 @@ if stage_on 9; then
   asr results --title "Results of recipes/synth (quick=$quick)" \
     --command "recipes/synth/run.sh --quick $quick --baselines $baselines --alignments $alignments" \
     --corpus-json data/local/corpus.json --lm-ppl exp/lm/lm5.test_ppl.txt \
-    --markdown RESULTS.md --json exp/results.json --link-best exp/final "${specs[@]}"
-  log "stage 9: wrote RESULTS.md and exp/results.json; exp/final -> $(readlink exp/final)"
+    --markdown $results_md --json exp/results.json --link-best exp/final "${specs[@]}"
+  log "stage 9: wrote $results_md and exp/results.json; exp/final -> $(readlink exp/final)"
 fi
 
 # Stage 10 (off by default): the LSTM family comparison and depth study
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
   # shellcheck disable=SC2086
-  local/compare_families.sh --nj "$nj" $compare_opts
+  local/compare_families.sh --nj "$nj" --results-md "$results_md" $compare_opts
 fi

@@ -4,8 +4,9 @@
 #
 # For every alignment step of exp/ali_train_flat/work (ali0 = equal alignment, ali1.. = CI
 # rounds, ali_cd = CD round): `asr compare-ali data/train/phones.ctm STEP`; then the test set
-# aligned with the final flat-start network against data/test/phones.ctm. Writes a markdown
-# table to exp/ali_train_flat/quality.md (and prints it) and the figures as JSON beside it.
+# aligned with the final flat-start network (into exp/flat_ali_test) against data/test/phones.ctm.
+# Writes a markdown table to exp/flat_quality/quality.md (and prints it) and the figures as JSON
+# beside it (products are not written into).
 #
 #   local/flat_start_quality.sh [--nj J]
 set -euo pipefail
@@ -21,18 +22,18 @@ export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 asr() { python -m asr "$@"; }
 require $ali/flat_start.json 3
 work=$ali/work
-out=$ali/quality.md
+q=exp/flat_quality
+mkdir -p $q
+out=$q/quality.md
 rows=()
 for step in $(python -c "import json; print(' '.join(s['step'] for s in json.load(open('$ali/flat_start.json'))['steps'] if s['kind'] == 'align'))"); do
-  asr compare-ali --json $work/$step/compare_train.json data/train/phones.ctm $work/$step > /dev/null
-  rows+=("train $step $work/$step/compare_train.json")
+  asr compare-ali --json $q/train_$step.json data/train/phones.ctm $work/$step > /dev/null
+  rows+=("train $step $q/train_$step.json")
 done
-if [ ! -f $work/ali_test/align_stats.json ]; then
-  log "aligning data/test with $work/final"
-  asr align --lang data/lang --model-dir $work/final --nj "$nj" data/test $work/ali_test
-fi
-asr compare-ali --json $work/ali_test/compare_test.json data/test/phones.ctm $work/ali_test > /dev/null
-rows+=("test final $work/ali_test/compare_test.json")
+log "aligning data/test with $work/final (left as it is when up to date)"
+asr align --lang data/lang --model-dir $work/final --nj "$nj" data/test exp/flat_ali_test
+asr compare-ali --json $q/test_final.json data/test/phones.ctm exp/flat_ali_test > /dev/null
+rows+=("test final $q/test_final.json")
 python - "$out" "${rows[@]}" <<'EOF'
 import json, sys
 out, rows = sys.argv[1], sys.argv[2:]
