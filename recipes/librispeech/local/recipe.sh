@@ -25,6 +25,7 @@ alignments=${alignments:-kaldi}    # kaldi | flat
 kaldi_ali_dir=${kaldi_ali_dir:-}   # with --alignments kaldi: a Kaldi tri*_ali (or tri*) dir
 kaldi_lang_dir=${kaldi_lang_dir:-} # the Kaldi lang dir it was trained with (when its phones.txt differs from ours)
 kaldi_graph_dir=${kaldi_graph_dir:-}  # a Kaldi graph dir to import with it (for --graph kaldi)
+flat_opts=${flat_opts:-}      # with --alignments flat: more `asr flat-start` options (e.g. "--rounds 3 --num-leaves 3000")
 graph=${graph:-ours}          # ours: HCLG built here; kaldi: the imported Kaldi graph
 own_lm=${own_lm:-false}       # true: our own 5-gram from librispeech-lm-norm.txt.gz (full + pruned)
 own_lm_opts=${own_lm_opts:---min-counts 1,1,2}   # make-lm options of the own 5-gram
@@ -34,11 +35,11 @@ device=${device:-cpu}         # cpu | cuda (training)
 train_opts=${train_opts:-}    # more `asr train` options
 decode_nj=${decode_nj:-1}     # decoding jobs per eval set (the sets run in parallel)
 decode_opts=${decode_opts:---beam 13 --lattice-beam 8}
-__options="stage stop_stage nj corpus_dir lm_dir alignments kaldi_ali_dir kaldi_lang_dir kaldi_graph_dir graph own_lm
+__options="stage stop_stage nj corpus_dir lm_dir alignments kaldi_ali_dir kaldi_lang_dir kaldi_graph_dir flat_opts graph own_lm
   own_lm_opts own_lm_prune first_lm_name rescore_lm_name train_workers device train_conf train_opts cv_utts decode_nj
   decode_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] --corpus-dir DIR [--alignments kaldi --kaldi-ali-dir DIR
-         [--kaldi-lang-dir DIR] [--kaldi-graph-dir DIR] | --alignments flat] [--train-workers N] [--device cuda] ...
+         [--kaldi-lang-dir DIR] [--kaldi-graph-dir DIR] | --alignments flat [--flat-opts '...']] [--train-workers N] [--device cuda] ...
 $corpus recipe (outputs in data/ and exp/ beside run.sh). Stages:
   0 download        1 data dirs        2 dict + lang     3 LMs (+ perplexity)   4 fbank + CMVN
   5 alignments      6 HCLG             7 training        8 decoding             9 rescoring
@@ -167,13 +168,11 @@ if stage_on 5; then
       log "stage 5: importing the Kaldi experiment $kaldi_ali_dir"
       asr import-kaldi-exp "${graph_opt[@]}" data/train data/lang "$kaldi_ali_dir" exp/ali ;;
     flat)
-      asr flat-start --help > /dev/null 2>&1 || die "--alignments flat needs flat-start training (\`asr flat-start\`, issue 14), which this checkout does not have yet; use --alignments kaldi --kaldi-ali-dir DIR"
-      if [ -f exp/ali/ali.pdf.ark ] && [ exp/ali/ali.pdf.ark -nt data/train/feats.scp ]; then
-        log "stage 5: exp/ali (flat start) is done; skipping"
-      else
-        log "stage 5: flat-start alignments from the transcripts"
-        asr flat-start --nj "$nj" data/train data/lang exp/ali   # output laid out like an import
-      fi ;;
+      # from the transcripts alone (docs/flat-start.md); exp/ali is an alignment dir as an
+      # import's, left as it is when made from the same data, lang dir and options
+      log "stage 5: flat-start alignments from the transcripts"
+      # shellcheck disable=SC2086
+      asr flat-start --nj "$nj" $flat_opts data/train data/lang exp/ali ;;
     *) die "--alignments is kaldi or flat, not '$alignments'" ;;
   esac
   if [ -f data/train_cv/spk2utt ] && [ data/train_cv/spk2utt -nt exp/ali/ali.pdf.ark ]; then
