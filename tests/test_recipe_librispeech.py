@@ -130,7 +130,8 @@ def test_librispeech_rerun_skips_and_flat_start_works(librispeech_run, librispee
         assert line in again.stderr, line
     # --alignments flat: exp/ali from the transcripts alone (one CI round, a small tree), an
     # alignment dir like the import's, on which the next stages run
-    flat = _recipe(top, "librispeech", "--stage", 5, "--stop-stage", 6, "--alignments", "flat", "--flat-opts",
+    flat = _recipe(top, "librispeech", "--stage", 5, "--stop-stage", 6, "--lm-dir", librispeech_corpus.lm_dir,
+                   "--alignments", "flat", "--flat-opts",
                    "--rounds 1 --num-leaves 40 --num-threads 1", timeout=600)
     assert flat.returncode == 0, flat.stderr[-3000:]
     ali = AliDir.load(recipe / "exp" / "ali", need_tids=True, need_model=True)
