@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500, context_width: int = 3,
                    central_position: int | None = None, min_count: float = 50.0, thresh: float = 0.0,
-                   cmvn: str = "speaker") -> dict:
+                   cmvn: str = "speaker", ci_phones: list[int] | None = None) -> dict:
+    """Build TREE_DIR (see ``asr build-tree --help``). ``ci_phones``: context-independent
+    phones (None: the lang's ``phones/context_indep.int``, i.e. the silence phones; [] for
+    none)."""
     from asr.align.compile import AlignmentCompiler
     from asr.align.import_ali import write_model_files
     from asr.align.kaldi_ali import split_to_phones
@@ -43,7 +46,12 @@ def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500
         raise AlignmentError(f"{tid_path}: missing (build-tree needs transition-id alignments)")
     alis = read_int_ark(tid_path)
     reader = FeatureReader(data_dir, cmvn=cmvn)
-    stats, counts = accumulate_stats(reader, alis, src_tm, context_width, central_position)
+    if ci_phones is None:
+        ci_phones = lang.context_indep_phones
+    unknown = sorted(set(ci_phones) - set(topo.phones))
+    if unknown:
+        raise ModelError(f"context-independent phone {unknown[0]} is not a phone of {lang_dir}")
+    stats, counts = accumulate_stats(reader, alis, src_tm, context_width, central_position, ci_phones=ci_phones)
     t_stats = time.time() - t0
     questions = cluster_phones(stats, lang.sets) + [q for q in lang.extra_questions if q]
     npc = {p: topo.num_pdf_classes(p) for p in topo.phones}
@@ -66,6 +74,8 @@ def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500
     write_int_ark(out / "phones.ark", ((u, a.phones) for u, a in mapped.items()))
     info.update(counts)
     info.update({"context_width": context_width, "central_position": central_position,
+                 "ci_phones": sorted(int(p) for p in ci_phones),
+                 "silence_pdfs": len({int(x) for x in (out / "silence_pdfs.int").read_text().split()}),
                  "num_leaves_requested": num_leaves, "min_count": min_count, "stats_seconds": round(t_stats, 2),
                  "total_seconds": round(time.time() - t0, 2), "num_transition_ids": tm.num_transition_ids})
     atomic_write_text(out / "build_tree.json", json.dumps(info, indent=1) + "\n")
