@@ -25,6 +25,8 @@ def make_exp(root, name, dev_wer, test_wer, dev_acc, rescored=True):
         (exp / sub / "scoring" / "best_wer").write_text(f"%WER {wer:.2f} [ 1 / 100, 0 ins, 0 del, 1 sub ] x/wer_10_0.5\n")
         (exp / sub / "scoring" / "lmwt").write_text("10\n")
         (exp / sub / "scoring" / "wip").write_text("0.5\n")
+        (exp / sub / "scoring" / "sweep.json").write_text(json.dumps({"lmwt_at_edge": sub == "decode_dev_rescore",
+                                                                      "wip_at_edge": False}))
     (exp / "decode_test").mkdir()
     (exp / "decode_test" / "wer").write_text(f"%WER {test_wer:.2f} [ 3 / 100, 1 ins, 1 del, 1 sub ]\n%SER 5.00 [ 1 / 20 ]\n")
     (exp / "decode_test" / "decode.json").write_text(json.dumps({"rtf": 0.042}))
@@ -56,6 +58,7 @@ def test_results_table_json_and_best_link(tmp_path, capsys):
     assert lstmp["test_wer_rescored"] is None and lstmp["decode_rtf"] == 0.042
     assert lstmp["train_seconds"] == 22.5
     assert "stale" not in systems[2] and systems[2]["dev_wer_rescored"] is None
+    assert lstmp["chosen_lmwt_wip"] == "10/0.5 (LMWT at edge)" and systems[2]["chosen_lmwt_wip"] == "10/0.5"
     text = md.read_text()
     assert "vocabulary: 1082 words" in text and "perplexity under the full 5-gram: 12.34" in text
     assert "| dnn | " in text and "n/a" in text

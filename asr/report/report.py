@@ -43,7 +43,9 @@ def render_report(title: str, entries: list[dict[str, Any]], best: dict[str, Any
     out += ["## Systems", "",
             "WER in %. Dev WER: best LM weight / insertion penalty of the sweep on dev; test WER: "
             "the dev-chosen pair applied to test. First pass: pruned 5-gram HCLG; rescored: full "
-            "5-gram lattice rescoring. RTF: network forward + search, test set.", "",
+            "5-gram lattice rescoring. LMWT/WIP (dev): the pair the dev sweep chose (after rescoring "
+            "when there is one; acoustic scale = 1/LMWT), \"at edge\" when it is the smallest or largest "
+            "value swept. RTF: network forward + search, test set.", "",
             markdown_table(entries)]
     if best:
         out += [f"Best system on dev: **{best['name']}** (`exp/final` links to its model dir).", ""]

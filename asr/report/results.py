@@ -95,9 +95,26 @@ def collect_system(name: str, exp_dir: str | os.PathLike) -> dict[str, Any]:
         wip = exp / sub / "scoring" / "wip"
         if lmwt.is_file() and wip.is_file():
             entry[f"{sub[7:]}_lmwt_wip"] = f"{lmwt.read_text().strip()}/{wip.read_text().strip()}"
+            entry[f"{sub[7:]}_at_edge"] = sweep_edges(exp / sub)
+    # the pair used for the test WERs (rescored when there is one), with the sweep edges it sits on
+    for key in ("dev_rescore", "dev"):
+        if entry.get(f"{key}_lmwt_wip"):
+            edge = entry.get(f"{key}_at_edge")
+            entry["chosen_lmwt_wip"] = entry[f"{key}_lmwt_wip"] + (f" ({'+'.join(edge)} at edge)" if edge else "")
+            break
     info = exp / "decode_test" / "decode.json"
     entry["decode_rtf"] = json.loads(info.read_text()).get("rtf") if info.is_file() else None
     return entry
+
+
+def sweep_edges(decode_dir: Path) -> list[str] | None:
+    """Which of LMWT / WIP the dev sweep chose at an edge of its grid (``scoring/sweep.json``
+    of ``asr score-lattices``); None when the sweep did not record it."""
+    p = decode_dir / "scoring" / "sweep.json"
+    if not p.is_file():
+        return None
+    info = json.loads(p.read_text(encoding="utf-8"))
+    return [name for name in ("LMWT", "WIP") if info.get(f"{name.lower()}_at_edge")]
 
 
 def best_system(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -125,6 +142,7 @@ COLUMNS = (
     ("dev WER rescored", "dev_wer_rescored", ".2f"),
     ("test WER 1st pass", "test_wer_first_pass", ".2f"),
     ("test WER rescored", "test_wer_rescored", ".2f"),
+    ("LMWT/WIP (dev)", "chosen_lmwt_wip", ""),
     ("train time (s)", "train_seconds", ".0f"),
     ("decode RTF", "decode_rtf", ".3f"),
 )

@@ -4,7 +4,7 @@
 #
 #   0 corpus (synthetic speech + CTM)     5 HCLG with the pruned 5-gram
 #   1 dict + lang dir                     6 LSTMP training (+ priors) [+ DNN, LSTM baselines]
-#   2 fbank + CMVN                        7 decode dev/test (first pass, lattices)
+#   2 fbank + CMVN                        7 decode dev/test (lattices; acoustic scale chosen on dev)
 #   3 alignment import (CTM) + tree       8 full 5-gram lattice rescoring
 #   4 LMs: full 5-gram and pruned         9 scoring, RESULTS.md, exp/results.json, exp/final
 #   10 (off by default: --stage 10 --stop-stage 10) LSTM family comparison and depth study
@@ -25,13 +25,14 @@ train_opts=""         # extra options for `asr train` (e.g. "--device cuda")
 decode_opts=          # search options for `asr decode` (default "--beam 11 --lattice-beam 6";
                       # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
 compare_opts=""       # options for stage 10's local/compare_families.sh (e.g. "--train-utts 500 --jobs 4")
-__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts"
+lmwts=4:20            # LM weights swept on dev (stages 7, 9): each system's acoustic scale for test = 1/LMWT
+__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts lmwts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
-         [--compare-opts '...']
+         [--compare-opts '...'] [--lmwts LO:HI]
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
   0 synthetic corpus   1 dict + lang dir   2 fbank + CMVN   3 CTM alignment import + tree
-  4 5-gram LMs         5 HCLG              6 training       7 decode (lattices)
+  4 5-gram LMs         5 HCLG              6 training       7 decode (lattices; scale chosen on dev)
   8 5-gram rescoring   9 scoring, RESULTS.md, exp/results.json, exp/final
   10 (only when asked) LSTM family comparison and depth study"
 . ../../scripts/parse_options.sh
@@ -172,17 +173,30 @@ if stage_on 6; then
   done
 fi
 
-# Stage 7: first-pass decoding of dev and test with lattices
+# Stage 7: first-pass decoding with lattices. Each system's acoustic scale is chosen on dev:
+# dev is decoded at 0.1, its lattices swept over LM weights (acoustic scale = 1/LMWT), and
+# test is decoded at the chosen scale (exp/<sys>/acoustic_scale); nothing is tuned on test.
 if stage_on 7; then
   for sys in $systems; do
     require exp/$sys/.done 6
-    for x in dev test; do
-      if [ -f exp/$sys/decode_$x/decode.json ] && [ exp/$sys/decode_$x/decode.json -nt exp/$sys/.done ]; then
-        log "stage 7: exp/$sys/decode_$x is done"; continue
-      fi
-      log "stage 7: decoding data/$x with $sys"
-      asr decode --model-dir exp/$sys/final --nj "$nj" --lattices $decode_opts data/$x exp/$sys/decode_$x
-    done
+    if [ -f exp/$sys/decode_dev/decode.json ] && [ exp/$sys/decode_dev/decode.json -nt exp/$sys/.done ]; then
+      log "stage 7: exp/$sys/decode_dev is done"
+    else
+      log "stage 7: decoding data/dev with $sys (acoustic scale 0.1)"
+      asr decode --model-dir exp/$sys/final --nj "$nj" --lattices $decode_opts data/dev exp/$sys/decode_dev
+    fi
+    if [ ! -f exp/$sys/acoustic_scale ] || [ exp/$sys/acoustic_scale -ot exp/$sys/decode_dev/decode.json ]; then
+      asr score-lattices --lmwt "$lmwts" --words exp/graph/words.txt data/dev exp/$sys/decode_dev
+      python -c "import json,sys; print(json.load(open(sys.argv[1]))['acoustic_scale'])" \
+        exp/$sys/decode_dev/scoring/sweep.json > exp/$sys/acoustic_scale
+    fi
+    acwt=$(cat exp/$sys/acoustic_scale)
+    if [ -f exp/$sys/decode_test/decode.json ] && [ exp/$sys/decode_test/decode.json -nt exp/$sys/acoustic_scale ]; then
+      log "stage 7: exp/$sys/decode_test is done"; continue
+    fi
+    log "stage 7: decoding data/test with $sys (acoustic scale $acwt, chosen on dev)"
+    asr decode --model-dir exp/$sys/final --nj "$nj" --lattices --acoustic-scale "$acwt" $decode_opts \
+      data/test exp/$sys/decode_test
   done
 fi
 
@@ -208,7 +222,7 @@ if stage_on 9; then
   for sys in $systems; do
     for pass in "" _rescore; do
       require exp/$sys/decode_dev$pass/lat.1.gz exp/$sys/decode_test$pass/lat.1.gz 8
-      asr score-lattices --words exp/graph/words.txt data/dev exp/$sys/decode_dev$pass
+      asr score-lattices --lmwt "$lmwts" --words exp/graph/words.txt data/dev exp/$sys/decode_dev$pass
       asr score-lattices --words exp/graph/words.txt --best-from exp/$sys/decode_dev$pass data/test exp/$sys/decode_test$pass
     done
     specs+=("$sys=exp/$sys")
