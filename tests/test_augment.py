@@ -2,6 +2,7 @@
 telephone channel, volume, seeded byte-identical output, bad input skip-and-count."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +241,20 @@ def test_warp_keeps_the_alignment_order(aligned):
         assert len(r) == len(p) == frames and is_reordered(tm, r) and not is_reordered(tm, p)
         assert np.array_equal(split_to_phones(tm, r)[1], split_to_phones(tm, p)[1])
         assert np.array_equal(np.sort(r), np.sort(p))  # same tids, only their order within visits differs
+
+
+def test_random_speed_copies(aligned, capsys):
+    _, data, ali, tmp = aligned
+    out = tmp / "rs"
+    assert main(["augment-data-dir", "--speed", "0.9,1.1", "--random-speed", "--noise-prob", "1", "--num-copies", "2",
+                 "--include-original", "--noise-types", "colored", "--ali-dir", str(ali), "--out-ali-dir",
+                 str(tmp / "ali_rs"), str(data), str(out)]) == 0
+    utts = sorted(read_table(out / "utt2spk"))
+    assert len(utts) == 9 and {"u1", "u2", "u3"} <= set(utts)
+    copies = [u for u in utts if u.startswith("noise")]
+    assert all(re.fullmatch(r"noise[12]-sp(0\.9|1\.1)-u[123]", u) for u in copies) and len(copies) == 6
+    assert len({u.split("-")[1] for u in copies}) == 2  # both factors drawn
+    tids = read_int_ark(tmp / "ali_rs" / "ali.tid.ark")
+    fb = FbankComputer()
+    for u, spec in read_table(out / "wav.scp").items():
+        assert len(tids[u]) == fb.num_frames(len(read_audio(spec)))

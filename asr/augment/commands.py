@@ -43,6 +43,9 @@ e.g.: asr augment-data-dir --speed 0.9,1.0,1.1 --ali-dir exp/tree --out-ali-dir 
     g = p.add_argument_group("speed and volume")
     g.add_argument("--speed", type=_floats, default=(), metavar="F,F,...",
                    help="speed factors, one copy each (Kaldi's 3-way: 0.9,1.0,1.1); default: none")
+    g.add_argument("--random-speed", action="store_true",
+                   help="give each environment copy one speed factor drawn from --speed (ids rvb1-sp1.1-<id>) "
+                        "instead of one copy per factor; with --include-original the original stays unperturbed")
     g.add_argument("--volume", action="store_true",
                    help="scale every output copy by a random gain from --volume-range (Kaldi perturb_data_dir_volume.sh)")
     g.add_argument("--volume-range", type=float, nargs=2, default=(0.125, 2.0), metavar=("LO", "HI"),
@@ -99,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     from asr.augment.data_dir import AugmentConfig, augment_data_dir
 
     config = AugmentConfig(
-        speed_factors=args.speed, volume=tuple(args.volume_range) if args.volume else None,
+        speed_factors=args.speed, random_speed=args.random_speed, volume=tuple(args.volume_range) if args.volume else None,
         num_copies=args.num_copies, include_original=args.include_original, reverb_prob=args.reverb_prob,
         noise_prob=args.noise_prob, telephone_prob=args.telephone_prob, prefix=args.prefix, snr_db=tuple(args.snr),
         noise_types=args.noise_types, room_set=args.room_set, num_rooms=args.num_rooms, rt60=tuple(args.rt60),

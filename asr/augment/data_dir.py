@@ -3,7 +3,9 @@
 What is written for every source recording (and so for its utterances):
 
 1. one copy per speed factor (``--speed 0.9,1.0,1.1``, Kaldi's
-   ``perturb_data_dir_speed_3way.sh``): ids ``sp0.9-<id>``; factor 1.0 keeps the ids;
+   ``perturb_data_dir_speed_3way.sh``): ids ``sp0.9-<id>``; factor 1.0 keeps the ids
+   (``--random-speed``: instead, each environment copy below gets one factor drawn at
+   random, ``rvb1-sp1.1-<id>``, and the original is the only unperturbed copy);
 2. of each of those, ``num_copies`` environment copies ``<prefix><k>-<id>`` (k = 1..N;
    Kaldi ``reverberate_data_dir.py --prefix rvb``: ``rvb1-sp0.9-<id>``), each reverberated in a
    simulated room, given additive noise and passed through a telephone channel with the
@@ -66,6 +68,7 @@ class AugmentConfig:
     """What ``augment_data_dir`` does. Every field is a command-line option."""
 
     speed_factors: tuple[float, ...] = ()  # e.g. (0.9, 1.0, 1.1); () = no speed perturbation
+    random_speed: bool = False  # one random factor per environment copy instead of a copy per factor
     volume: tuple[float, float] | None = None  # random gain range (Kaldi: 0.125 .. 2)
     num_copies: int = 1  # environment copies per (speed) copy
     include_original: bool = False  # also keep each (speed) copy without environment
@@ -96,6 +99,8 @@ class AugmentConfig:
             raise ConfigError("nothing to do: give --speed, --volume, or a --reverb/--noise/--telephone probability")
         if any(f <= 0 for f in self.speed_factors) or len(set(self.speed_factors)) != len(self.speed_factors):
             raise ConfigError(f"speed factors must be positive and distinct, got {list(self.speed_factors)}")
+        if self.random_speed and not (self.speed_factors and self.environment):
+            raise ConfigError("--random-speed needs --speed factors and environment copies (a --*-prob)")
         for name in ("reverb_prob", "noise_prob", "telephone_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
@@ -127,15 +132,28 @@ class Variant:
     copy: int  # 0: no environment perturbation; k >= 1: environment copy k
 
 
-def variants(config: AugmentConfig) -> list[Variant]:
-    """The output copies of every recording, in Kaldi's id order (rvb1-sp0.9-...)."""
+def variants(config: AugmentConfig, rec: str) -> list[Variant]:
+    """The output copies of recording ``rec``, in Kaldi's id order (rvb1-sp0.9-...). With
+    ``random_speed`` each environment copy gets one factor drawn from ``speed_factors``
+    (seeded by the recording id) instead of one copy per factor."""
+    def sp(f: float) -> str:
+        return "" if f == 1.0 else f"sp{f:g}-"
+
     out = []
-    for f in config.speed_factors or (1.0,):
-        sp = "" if f == 1.0 else f"sp{f:g}-"
-        if not config.environment or config.include_original:
-            out.append(Variant(sp, f, 0))
+    if config.random_speed:
+        if config.include_original or not config.environment:
+            out.append(Variant("", 1.0, 0))
         if config.environment:
-            out.extend(Variant(f"{config.copy_prefix}{k}-{sp}", f, k) for k in range(1, config.num_copies + 1))
+            rng = np.random.default_rng([config.seed, 31, *_id_seed(rec)])
+            for k in range(1, config.num_copies + 1):
+                f = config.speed_factors[int(rng.integers(len(config.speed_factors)))]
+                out.append(Variant(f"{config.copy_prefix}{k}-{sp(f)}", f, k))
+        return out
+    for f in config.speed_factors or (1.0,):
+        if not config.environment or config.include_original:
+            out.append(Variant(sp(f), f, 0))
+        if config.environment:
+            out.extend(Variant(f"{config.copy_prefix}{k}-{sp(f)}", f, k) for k in range(1, config.num_copies + 1))
     return out
 
 
@@ -265,7 +283,7 @@ def process_recording(rec: str, spec: str, speaker: str) -> RecResult:
         rate = recording.rate
         if not len(x):
             raise AudioError(f"recording {rec}: no samples")
-        for v in variants(config):
+        for v in variants(config, rec):
             new_rec = v.prefix + rec
             rng = np.random.default_rng([config.seed, *_id_seed(new_rec)])
             y, info = perturb(x, rate, v, rng, speaker)
@@ -411,7 +429,6 @@ def _write_outputs(dd: DataDir, dst: Path, config: AugmentConfig,
                    results: list[RecResult]) -> tuple[dict, list[OutUtt]]:
     """Tables of the new dir from the per-recording results; returns the summary counts
     and the output utterances."""
-    vs = variants(config)
     ok = {r.rec: r for r in results if r.error is None}
     excluded = [(r.rec, r.error) for r in results if r.error is not None]
     for r in excluded:
@@ -423,8 +440,10 @@ def _write_outputs(dd: DataDir, dst: Path, config: AugmentConfig,
     for utt in dd.utt_ids:
         rec = dd.segments[utt].recording if dd.segments is not None else utt
         rec_utts.setdefault(rec, []).append(utt)
+    prefixes: set[str] = set()
     for rec, res in ok.items():
-        for v, (new_rec, n, info) in zip(vs, res.outputs):
+        for v, (new_rec, n, info) in zip(variants(config, rec), res.outputs):
+            prefixes.add(v.prefix)
             wav.append((new_rec, str((dst / "wav" / f"{new_rec}.{config.audio_format}").resolve())))
             reco2aug.append((new_rec, " ".join(f"{k}={_fmt(x)}" for k, x in info.items())))
             length = n / res.rate
@@ -468,8 +487,8 @@ def _write_outputs(dd: DataDir, dst: Path, config: AugmentConfig,
         "recordings_skipped": len(excluded),
         "utterances_in": len(dd.utt2spk),
         "utterances_out": len(utt_of),
-        "copies_per_recording": len(vs),
-        "ids": sorted({v.prefix for v in vs}),
+        "copies_per_recording": len(variants(config, "")),
+        "ids": sorted(prefixes),
         "ctm_files": ctms,
         "config": config.to_json(),
     }, out_utts
