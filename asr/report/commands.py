@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus-json", metavar="FILE", help="corpus facts (asr synth-corpus's corpus.json)")
     p.add_argument("--lm-ppl", metavar="FILE", help="output of `asr lm-ppl` on the test text")
     p.add_argument("--link-best", metavar="PATH", help="make PATH a symlink to the best system's model dir")
+    p.add_argument("--test-set", action="append", default=[], metavar="NAME=DATA_DIR",
+                   help="a test set to report (repeatable): WER from EXP_DIR/decode_NAME[_rescore]/wer with the "
+                        "95%% bootstrap interval against DATA_DIR/text, and every pair of systems of the same seed "
+                        "(systems NAME_sN are seed N) compared on it: interval of the difference, MAPSSWE p, and "
+                        "a table of which claims hold on which set and seed")
     p.add_argument("--title", default="Results", help="report title")
     p.add_argument("--command", default="", help="the command that produced the results (shown in the report)")
     p.set_defaults(func=run_results)
@@ -37,19 +42,31 @@ def run_results(args: argparse.Namespace) -> int:
     from asr.report.report import render_report
     from asr.report.results import best_system, collect_system, markdown_table, upsert_results_json
 
+    test_sets = {}
+    for spec in args.test_set:
+        name, sep, data = spec.partition("=")
+        if not sep or not name or not data:
+            raise ConfigError(f"--test-set: expected NAME=DATA_DIR, got {spec!r}")
+        test_sets[name] = data
     entries = []
     for spec in args.systems:
         name, sep, exp = spec.partition("=")
         if not sep or not name or not exp:
             raise ConfigError(f"expected NAME=EXP_DIR, got {spec!r}")
-        entries.append(collect_system(name, exp))
+        entries.append(collect_system(name, exp, test_sets))
     best = best_system(entries)
-    print(markdown_table(entries), end="")
+    pairs = None
+    if test_sets:
+        from asr.report.comparison import pairwise
+
+        pairs = pairwise(entries, test_sets)
+    print(markdown_table(entries, list(test_sets) or None), end="")
     if best:
         print(f"best system (lowest dev WER): {best['name']}")
     if args.markdown:
         atomic_write_text(args.markdown, render_report(args.title, entries, best, args.corpus_json, args.lm_ppl,
-                                                       args.command, Path(args.markdown).parent))
+                                                       args.command, Path(args.markdown).parent,
+                                                       list(test_sets) or None, pairs))
     if args.json:
         upsert_results_json(args.json, entries)
     if args.link_best and best:

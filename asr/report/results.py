@@ -74,8 +74,14 @@ def count_model_params(model_dir: str | os.PathLike) -> int | None:
     return int(count_parameters(model)["total"])
 
 
-def collect_system(name: str, exp_dir: str | os.PathLike) -> dict[str, Any]:
-    """One results.json entry for the system trained and decoded in ``exp_dir``."""
+def collect_system(name: str, exp_dir: str | os.PathLike,
+                   test_sets: dict[str, str | os.PathLike] | None = None) -> dict[str, Any]:
+    """One results.json entry for the system trained and decoded in ``exp_dir``.
+
+    ``test_sets``: test set name -> data dir; for each, ``<name>_wer_first_pass`` and
+    ``<name>_wer_rescored`` (from ``decode_<name>[_rescore]/wer``) and ``<name>_wer_ci``,
+    the 95 % bootstrap interval of the rescored WER (``asr.score.significance``) from
+    ``decode_<name>_rescore/hyp.txt`` and the data dir's ``text``."""
     exp = Path(exp_dir)
     rows = read_train_log(exp / "log.csv")
     dev_acc = _floats(rows, "dev_acc")
@@ -104,7 +110,28 @@ def collect_system(name: str, exp_dir: str | os.PathLike) -> dict[str, Any]:
             break
     info = exp / "decode_test" / "decode.json"
     entry["decode_rtf"] = json.loads(info.read_text()).get("rtf") if info.is_file() else None
+    for ts, data_dir in (test_sets or {}).items():
+        entry[f"{ts}_wer_first_pass"] = read_wer(exp / f"decode_{ts}" / "wer")
+        entry[f"{ts}_wer_rescored"] = read_wer(exp / f"decode_{ts}_rescore" / "wer")
+        hyp = best_hyp(exp, ts)
+        entry[f"{ts}_wer_ci"] = None
+        if hyp is not None and (Path(data_dir) / "text").is_file():
+            from asr.score.significance import compare
+            from asr.score.wer import read_text
+
+            c = compare(read_text(Path(data_dir) / "text"), read_text(hyp))
+            entry[f"{ts}_wer_ci"] = [round(c.sys1.ci[0], 2), round(c.sys1.ci[1], 2)]
     return entry
+
+
+def best_hyp(exp_dir: str | os.PathLike, test_set: str) -> Path | None:
+    """The hypotheses a system's test WER is reported on: after rescoring when there are
+    rescored lattices, else the first pass (``decode_<set>[_rescore]/hyp.txt``)."""
+    for sub in (f"decode_{test_set}_rescore", f"decode_{test_set}"):
+        p = Path(exp_dir) / sub / "hyp.txt"
+        if p.is_file() and (Path(exp_dir) / sub / "wer").is_file():
+            return p
+    return None
 
 
 def sweep_edges(decode_dir: Path) -> list[str] | None:
@@ -148,10 +175,32 @@ COLUMNS = (
 )
 
 
-def markdown_table(entries: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(c[0] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def columns(test_sets: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """The table's columns: ``COLUMNS``, with first-pass and rescored WER (and its 95 %
+    interval) for each test set when ``test_sets`` are given."""
+    if not test_sets:
+        return list(COLUMNS)
+    out = [c for c in COLUMNS if not c[1].startswith("test_")]
+    at = [c[1] for c in out].index("chosen_lmwt_wip")
+    for ts in test_sets:
+        out[at:at] = [(f"{ts} WER 1st pass", f"{ts}_wer_first_pass", ".2f"),
+                      (f"{ts} WER rescored [95% CI]", f"{ts}_wer_rescored", "ci")]
+        at += 2
+    return out
+
+
+def markdown_table(entries: list[dict[str, Any]], test_sets: list[str] | None = None) -> str:
+    cols = columns(test_sets)
+    lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
     for e in entries:
-        lines.append("| " + " | ".join(_fmt(e.get(k), spec) for _, k, spec in COLUMNS) + " |")
+        cells = []
+        for _, k, spec in cols:
+            if spec == "ci":
+                ci = e.get(k.replace("_rescored", "_ci"))
+                cells.append(_fmt(e.get(k), ".2f") + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
+            else:
+                cells.append(_fmt(e.get(k), spec))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
