@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The default recipe on the embedded synthetic corpus, from nothing to a WER.
 #   run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
+#          [--seeds "1 2"] [--augment true|false]
 #
-#   0 corpus (synthetic speech + CTM)     5 HCLG with the pruned 5-gram
+#   0 corpus (synthetic speech + CTM),    5 HCLG with the pruned 5-gram
+#     augmented train, hard test set
 #   1 dict + lang dir                     6 LSTMP training (+ priors) [+ DNN, LSTM baselines]
-#   2 fbank + CMVN                        7 decode dev/test (lattices; acoustic scale chosen on dev)
+#   2 fbank + CMVN                        7 decode dev/test/test_hard (lattices; acoustic scale chosen on dev)
 #   3 alignment import (CTM) + tree       8 full 5-gram lattice rescoring
 #   4 LMs: full 5-gram and pruned         9 scoring, RESULTS.md, exp/results.json, exp/final
 #   10 (off by default: --stage 10 --stop-stage 10) LSTM family comparison and depth study
@@ -26,12 +28,22 @@ decode_opts=          # search options for `asr decode` (default "--beam 11 --la
                       # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
 compare_opts=""       # options for stage 10's local/compare_families.sh (e.g. "--train-utts 500 --jobs 4")
 lmwts=4:20            # LM weights swept on dev (stages 7, 9): each system's acoustic scale for test = 1/LMWT
-__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts lmwts"
+seeds="1"             # training seeds: systems of seed N > 1 are exp/<sys>_sN (RESULTS.md compares seeds)
+augment=true          # train on data/train_aug: the train set plus one simulated-environment copy per utterance
+# one copy of every training utterance at a random speed (0.9/1.0/1.1), in a simulated room (room set
+# "train"), with noise, sometimes through a telephone channel, next to the original
+aug_opts="--speed 0.9,1.0,1.1 --random-speed --include-original --reverb-prob 0.5 --noise-prob 0.7 --telephone-prob 0.2 --snr 5 25 --room-set train"
+# the hard test set: test_unseen's voices (variants no other split has) in rooms, noises and channels
+# no training run saw (room set "test", another seed)
+hard_opts="--reverb-prob 0.6 --noise-prob 0.8 --telephone-prob 0.3 --snr 5 25 --room-set test --seed 7"
+__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts lmwts seeds augment aug_opts hard_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
-         [--compare-opts '...'] [--lmwts LO:HI]
+         [--compare-opts '...'] [--lmwts LO:HI] [--seeds "1 2"] [--augment true|false]
+         [--aug-opts '...'] [--hard-opts '...']
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
-  0 synthetic corpus   1 dict + lang dir   2 fbank + CMVN   3 CTM alignment import + tree
+  0 synthetic corpus, augmented train set, hard test set
+                       1 dict + lang dir   2 fbank + CMVN   3 CTM alignment import + tree
   4 5-gram LMs         5 HCLG              6 training       7 decode (lattices; scale chosen on dev)
   8 5-gram rescoring   9 scoring, RESULTS.md, exp/results.json, exp/final
   10 (only when asked) LSTM family comparison and depth study"
@@ -51,14 +63,32 @@ fi
 decode_opts=${decode_opts:---beam 11 --lattice-beam 6}
 num_leaves=${num_leaves:-1500}
 lm_target_ngrams=${lm_target_ngrams:-60000}
-systems="lstmp"
-[ "$baselines" = true ] && systems="lstmp lstm dnn"
+families="lstmp"
+[ "$baselines" = true ] && families="lstmp lstm dnn"
+# systems: <family> for seed 1, <family>_s<N> for seed N
+systems=""
+for seed in $seeds; do
+  for f in $families; do systems="$systems $f$([ "$seed" = 1 ] || echo "_s$seed")"; done
+done
+family_of() { if [[ $1 =~ ^(.*)_s[0-9]+$ ]]; then echo "${BASH_REMATCH[1]}"; else echo "$1"; fi; }
+train=train
+[ "$augment" = true ] && train=train_aug
+test_sets="test test_hard"
 
-# Stage 0: synthetic corpus: data/{train,dev,test} with wavs, CTMs; data/local/{lm_text.txt,dict}
-# (kept as is when already complete with the same settings)
+# Stage 0: synthetic corpus: data/{train,dev,test,test_unseen} with wavs, CTMs;
+# data/local/{lm_text.txt,dict} (kept as is when already complete with the same settings);
+# data/train_aug (augmented training data, alignments' CTMs carried over) and data/test_hard
 if stage_on 0; then
   log "stage 0: synthetic corpus into data/ (quick=$quick)"
   asr synth-corpus $quick_opt --nj "$nj" data
+  if [ "$augment" = true ]; then
+    log "stage 0: augmented training data data/train_aug"
+    # shellcheck disable=SC2086
+    asr augment-data-dir --nj "$nj" $aug_opts data/train data/train_aug
+  fi
+  log "stage 0: hard test set data/test_hard (unseen voices, rooms, noises and channels)"
+  # shellcheck disable=SC2086
+  asr augment-data-dir --nj "$nj" $hard_opts data/test_unseen data/test_hard
 fi
 
 # Stage 1: lang dir from the dict dir
@@ -74,7 +104,7 @@ fi
 
 # Stage 2: 40-dim log mel filterbanks (25/10 ms) and per-speaker CMVN stats
 if stage_on 2; then
-  for x in train dev test; do
+  for x in $train dev $test_sets; do
     require data/$x/wav.scp 0
     log "stage 2: fbank + CMVN for data/$x"
     asr make-fbank --config ../../conf/fbank.conf --nj "$nj" data/$x data/$x/data
@@ -90,15 +120,15 @@ fi
 # decision tree, and map the dev alignments (frame accuracy monitor) through the tree
 if stage_on 3; then
   require data/lang/phones.txt 1
-  require data/train/feats.scp data/dev/feats.scp 2
+  require data/$train/feats.scp data/dev/feats.scp 2
   if [ ! -f exp/ali_train_mono/ali.tid.ark ]; then
-    log "stage 3: importing train CTM alignments"
-    asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
-      data/train data/train/phones.ctm exp/ali_train_mono
+    log "stage 3: importing data/$train CTM alignments"
+    asr import-ali --format ctm --lang data/lang --words-ctm data/$train/words.ctm \
+      data/$train data/$train/phones.ctm exp/ali_train_mono
   fi
   if [ ! -f exp/tree/silence_pdfs.int ]; then
     log "stage 3: building the tree ($num_leaves leaves)"
-    asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train exp/ali_train_mono exp/tree
+    asr build-tree --lang data/lang --num-leaves "$num_leaves" data/$train exp/ali_train_mono exp/tree
   fi
   if [ ! -f exp/ali_dev/ali.pdf.ark ]; then
     log "stage 3: importing dev CTM alignments through the tree"
@@ -162,10 +192,16 @@ if stage_on 6; then
       log "stage 6: exp/$sys is trained; skipping"
       continue
     fi
-    log "stage 6: training $sys ($conf/$sys.yaml)"
+    config=$conf/$(family_of $sys).yaml
+    if [[ $sys =~ _s([0-9]+)$ ]]; then  # another seed: the family's config with training.seed replaced
+      mkdir -p exp/$sys
+      sed "s/^\(  *seed:\).*/\1 ${BASH_REMATCH[1]}/" "$config" > exp/$sys/config_seed.yaml
+      config=exp/$sys/config_seed.yaml
+    fi
+    log "stage 6: training $sys ($config)"
     resume=""
     [ -f exp/$sys/checkpoint.pt ] && resume="--resume"
-    asr train --config $conf/$sys.yaml --feats data/train --ali exp/tree/ali.pdf.ark \
+    asr train --config $config --feats data/$train --ali exp/tree/ali.pdf.ark \
       --dev-feats data/dev --dev-ali exp/ali_dev/ali.pdf.ark --out exp/$sys $resume $train_opts
     asr compute-priors --model-dir exp/$sys/final --silence-pdfs exp/tree/silence_pdfs.int exp/tree/ali.pdf.ark
     make_model_dir $sys
@@ -191,19 +227,21 @@ if stage_on 7; then
         exp/$sys/decode_dev/scoring/sweep.json > exp/$sys/acoustic_scale
     fi
     acwt=$(cat exp/$sys/acoustic_scale)
-    if [ -f exp/$sys/decode_test/decode.json ] && [ exp/$sys/decode_test/decode.json -nt exp/$sys/acoustic_scale ]; then
-      log "stage 7: exp/$sys/decode_test is done"; continue
-    fi
-    log "stage 7: decoding data/test with $sys (acoustic scale $acwt, chosen on dev)"
-    asr decode --model-dir exp/$sys/final --nj "$nj" --lattices --acoustic-scale "$acwt" $decode_opts \
-      data/test exp/$sys/decode_test
+    for x in $test_sets; do
+      if [ -f exp/$sys/decode_$x/decode.json ] && [ exp/$sys/decode_$x/decode.json -nt exp/$sys/acoustic_scale ]; then
+        log "stage 7: exp/$sys/decode_$x is done"; continue
+      fi
+      log "stage 7: decoding data/$x with $sys (acoustic scale $acwt, chosen on dev)"
+      asr decode --model-dir exp/$sys/final --nj "$nj" --lattices --acoustic-scale "$acwt" $decode_opts \
+        data/$x exp/$sys/decode_$x
+    done
   done
 fi
 
 # Stage 8: full 5-gram lattice rescoring
 if stage_on 8; then
   for sys in $systems; do
-    for x in dev test; do
+    for x in dev $test_sets; do
       require exp/$sys/decode_$x/decode.json 7
       if [ -f exp/$sys/decode_${x}_rescore/.done ] && [ exp/$sys/decode_${x}_rescore/.done -nt exp/$sys/decode_$x/decode.json ]; then
         log "stage 8: exp/$sys/decode_${x}_rescore is done"; continue
@@ -216,20 +254,26 @@ if stage_on 8; then
   done
 fi
 
-# Stage 9: LM-weight / insertion-penalty sweep on dev, applied to test; results table
+# Stage 9: LM-weight / insertion-penalty sweep on dev, applied to the test sets; results
+# table with 95% intervals, pairwise significance and (with several seeds) which claims hold
 if stage_on 9; then
   specs=()
+  set_opts=()
+  for x in $test_sets; do set_opts+=(--test-set "$x=data/$x"); done
   for sys in $systems; do
     for pass in "" _rescore; do
-      require exp/$sys/decode_dev$pass/lat.1.gz exp/$sys/decode_test$pass/lat.1.gz 8
+      require exp/$sys/decode_dev$pass/lat.1.gz 8
       asr score-lattices --lmwt "$lmwts" --words exp/graph/words.txt data/dev exp/$sys/decode_dev$pass
-      asr score-lattices --words exp/graph/words.txt --best-from exp/$sys/decode_dev$pass data/test exp/$sys/decode_test$pass
+      for x in $test_sets; do
+        require exp/$sys/decode_$x$pass/lat.1.gz 8
+        asr score-lattices --words exp/graph/words.txt --best-from exp/$sys/decode_dev$pass data/$x exp/$sys/decode_$x$pass
+      done
     done
     specs+=("$sys=exp/$sys")
   done
   asr results --title "Results of recipes/synth (quick=$quick)" \
-    --command "recipes/synth/run.sh --quick $quick --baselines $baselines" \
-    --corpus-json data/local/corpus.json --lm-ppl exp/lm/lm5.test_ppl.txt \
+    --command "recipes/synth/run.sh --quick $quick --baselines $baselines --augment $augment --seeds \"$seeds\"" \
+    --corpus-json data/local/corpus.json --lm-ppl exp/lm/lm5.test_ppl.txt "${set_opts[@]}" \
     --markdown RESULTS.md --json exp/results.json --link-best exp/final "${specs[@]}"
   log "stage 9: wrote RESULTS.md and exp/results.json; exp/final -> $(readlink exp/final)"
 fi
