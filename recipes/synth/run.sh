@@ -39,7 +39,7 @@ hard_opts="--reverb-prob 0.6 --noise-prob 0.8 --telephone-prob 0.3 --snr 5 25 --
 __options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts lmwts seeds augment aug_opts hard_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
-         [--compare-opts '...'] [--lmwts LO:HI] [--seeds "1 2"] [--augment true|false]
+         [--compare-opts '...'] [--lmwts LO:HI] [--seeds '1 2'] [--augment true|false]
          [--aug-opts '...'] [--hard-opts '...']
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
   0 synthetic corpus, augmented train set, hard test set
