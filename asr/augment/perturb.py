@@ -51,15 +51,16 @@ def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
         return x
     d = direct_path_delay(rir)
     y = fftconvolve(x.astype(np.float64), rir.astype(np.float64))[d:d + len(x)]
-    ey, ex = float(np.dot(y, y)), float(np.dot(x.astype(np.float64), x))
+    ey, ex = power(y), power(x)
     if ey > 0:
         y *= np.sqrt(ex / ey)
     return y
 
 
 def power(x: np.ndarray) -> float:
+    """Mean square (einsum, not BLAS: a BLAS dot spawns threads that stall on a busy machine)."""
     x = np.asarray(x, dtype=np.float64)
-    return float(np.dot(x, x) / len(x)) if len(x) else 0.0
+    return float(np.einsum("i,i->", x, x) / len(x)) if len(x) else 0.0
 
 
 def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
