@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                         "(explicit size options below still override)")
     p.add_argument("--nj", type=int, default=2, help="parallel worker processes")
     p.add_argument("--seed", type=int, default=1, help="random seed of everything")
-    p.add_argument("--train-minutes", type=float, default=None, help="train size (default 300, quick 10)")
+    p.add_argument("--train-minutes", type=float, default=None, help="train size (default 240, quick 10)")
     p.add_argument("--dev-minutes", type=float, default=None, help="dev size (default 15, quick 3)")
     p.add_argument("--test-minutes", type=float, default=None, help="test size (default 30, quick 3)")
     p.add_argument("--unseen-minutes", type=float, default=None,

@@ -51,7 +51,7 @@ _DURATION_FACTOR = 0.82
 @dataclass(frozen=True)
 class CorpusConfig:
     seed: int = 1
-    train_minutes: float = 300.0
+    train_minutes: float = 240.0
     dev_minutes: float = 15.0
     test_minutes: float = 30.0
     unseen_minutes: float = 30.0
