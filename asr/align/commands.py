@@ -1,4 +1,4 @@
-"""Commands of the align stage: import-ali, ali-to-pdf, ali-to-phones, align, ali-stats, plot-ali."""
+"""Commands of the align stage: import-ali, import-kaldi-exp, ali-to-pdf, ali-to-phones, align, ali-stats, plot-ali."""
 
 from __future__ import annotations
 
@@ -42,6 +42,29 @@ def register(subparsers) -> None:
     p.add_argument("--phone-tier", default="phones")
     p.add_argument("--word-tier", default="words")
     p.set_defaults(func=_import_ali)
+
+    p = subparsers.add_parser(
+        "import-kaldi-exp",
+        help="import a Kaldi GMM experiment (final.mdl, tree, ali.*.gz, graph) as our tree/alignment dir",
+        description="Import the Kaldi experiment EXP_DIR (a tri*/tri*_ali dir: final.mdl, binary or text tree, "
+        "ali.*.gz, phones.txt, num_jobs) trained with the Kaldi lang dir LANG_DIR into OUT_DIR, laid out as "
+        "import-ali's output (ali.pdf.ark exactly as ali-to-pdf, ali.tid.ark, phones.ark, tree byte for byte, "
+        "final.mdl, num_pdfs, silence_pdfs.int, phones.txt) plus kaldi_exp.json; with --graph-dir also "
+        "OUT_DIR/graph (Kaldi's HCLG.fst, words.txt, phones.txt, disambig_tid.int) for decoding with "
+        "Kaldi's graph. Checks the phone set, tree, transition model, topology and graph against each other "
+        "and frame counts against DATA_DIR/utt2num_frames. "
+        "E.g.: asr import-kaldi-exp data/train_960 kaldi/data/lang kaldi/exp/tri6b_ali_960 exp/kaldi_ali "
+        "--graph-dir kaldi/exp/tri6b/graph_tgsmall",
+        formatter_class=_F,
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="our data dir of the aligned utterances (utt2num_frames)")
+    p.add_argument("lang_dir", metavar="LANG_DIR", help="the Kaldi lang dir the experiment was trained with")
+    p.add_argument("exp_dir", metavar="EXP_DIR", help="Kaldi GMM exp or alignment dir")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--graph-dir", help="Kaldi graph dir (HCLG.fst, words.txt, phones.txt, disambig_tid.int) to "
+                   "import with the model")
+    p.add_argument("--tolerance", type=int, default=1, help="frames of length mismatch to pad/trim")
+    p.set_defaults(func=_import_kaldi_exp)
 
     p = subparsers.add_parser(
         "ali-to-pdf", help="transition-id alignments to pdf ids (Kaldi ali-to-pdf)",
@@ -106,6 +129,18 @@ def register(subparsers) -> None:
     p.add_argument("--data", help="data dir whose feats.scp gives the spectrogram")
     p.add_argument("--lang", help="lang dir for phone names (default: ALI_DIR/phones.txt if present)")
     p.set_defaults(func=_plot_ali)
+
+
+def _import_kaldi_exp(args) -> int:
+    from asr.align.kaldi_exp import import_kaldi_exp
+
+    s = import_kaldi_exp(args.data_dir, args.lang_dir, args.exp_dir, args.out_dir, args.graph_dir, args.tolerance)
+    a = s["alignments"]
+    excluded = sum(v for k, v in a.items() if k.startswith("excluded_"))
+    print(f"{args.out_dir}: {s['num_pdfs']} pdfs (context width {s['context_width']}), "
+          f"{a['utterances_imported']} utterances, {a['frames_imported']} frames imported, {excluded} excluded"
+          + (f"; graph {s['graph']['states']} states, {s['graph']['arcs']} arcs" if s["graph"] else ""))
+    return 0
 
 
 def _import_ali(args) -> int:

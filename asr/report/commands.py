@@ -29,6 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(systems NAME_sN are seed N) compared on it: interval of the difference, MAPSSWE p, and "
                         "a table of which claims hold on which set and seed")
     p.add_argument("--title", default="Results", help="report title")
+    p.add_argument("--eval-pairs", nargs="+", metavar="TUNE[=TEST]", default=None,
+                   help="several evaluation sets (e.g. dev_clean=test_clean dev_other=test_other; a TUNE alone has "
+                   "no test set): WER per set from EXP_DIR/decode_<set>[_rescore], test sets scored at their tune "
+                   "set's LM weight")
+    p.add_argument("--data-dirs", nargs="+", metavar="DIR", default=None,
+                   help="data dirs made by prep-librispeech whose sizes the report lists")
+    p.add_argument("--note", action="append", default=[], help="a line for the report (repeatable)")
     p.add_argument("--command", default="", help="the command that produced the results (shown in the report)")
     p.set_defaults(func=run_results)
 
@@ -48,12 +55,20 @@ def run_results(args: argparse.Namespace) -> int:
         if not sep or not name or not data:
             raise ConfigError(f"--test-set: expected NAME=DATA_DIR, got {spec!r}")
         test_sets[name] = data
+    eval_pairs = None
+    if args.eval_pairs:
+        eval_pairs = []
+        for spec in args.eval_pairs:
+            tune, sep, test = spec.partition("=")
+            if not tune or (sep and not test):
+                raise ConfigError(f"--eval-pairs: expected TUNE or TUNE=TEST, got {spec!r}")
+            eval_pairs.append((tune, test or None))
     entries = []
     for spec in args.systems:
         name, sep, exp = spec.partition("=")
         if not sep or not name or not exp:
             raise ConfigError(f"expected NAME=EXP_DIR, got {spec!r}")
-        entries.append(collect_system(name, exp, test_sets))
+        entries.append(collect_system(name, exp, eval_pairs, test_sets))
     best = best_system(entries)
     pairs = None
     if test_sets:
@@ -65,8 +80,8 @@ def run_results(args: argparse.Namespace) -> int:
         print(f"best system (lowest dev WER): {best['name']}")
     if args.markdown:
         atomic_write_text(args.markdown, render_report(args.title, entries, best, args.corpus_json, args.lm_ppl,
-                                                       args.command, Path(args.markdown).parent,
-                                                       list(test_sets) or None, pairs))
+                                                       args.command, Path(args.markdown).parent, args.data_dirs,
+                                                       args.note, list(test_sets) or None, pairs))
     if args.json:
         upsert_results_json(args.json, entries)
     if args.link_best and best:

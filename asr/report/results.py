@@ -75,13 +75,21 @@ def count_model_params(model_dir: str | os.PathLike) -> int | None:
 
 
 def collect_system(name: str, exp_dir: str | os.PathLike,
+                   pairs: list[tuple[str, str | None]] | None = None,
                    test_sets: dict[str, str | os.PathLike] | None = None) -> dict[str, Any]:
     """One results.json entry for the system trained and decoded in ``exp_dir``.
 
-    ``test_sets``: test set name -> data dir; for each, ``<name>_wer_first_pass`` and
-    ``<name>_wer_rescored`` (from ``decode_<name>[_rescore]/wer``) and ``<name>_wer_ci``,
-    the 95 % bootstrap interval of the rescored WER (``asr.score.significance``) from
-    ``decode_<name>_rescore/hyp.txt`` and the data dir's ``text``."""
+    ``pairs``: (tune set, test set) names for corpora with several evaluation sets
+    (LibriSpeech: dev_clean/test_clean, dev_other/test_other): WERs then come from
+    ``decode_<set>[_rescore]`` (tune sets: their own sweep's best; test sets: the tune
+    set's LM weight / penalty) into ``entry["sets"]``, and ``dev_wer``/``dev_wer_rescored``
+    are the first tune set's (for choosing the best system).
+
+    ``test_sets`` (one dev set, several test sets: the synth recipe): test set name -> data
+    dir; for each, ``<name>_wer_first_pass`` and ``<name>_wer_rescored`` (from
+    ``decode_<name>[_rescore]/wer``) and ``<name>_wer_ci``, the 95 % bootstrap interval of
+    the rescored WER (``asr.score.significance``) from ``decode_<name>_rescore/hyp.txt`` and
+    the data dir's ``text``."""
     exp = Path(exp_dir)
     rows = read_train_log(exp / "log.csv")
     dev_acc = _floats(rows, "dev_acc")
@@ -94,6 +102,8 @@ def collect_system(name: str, exp_dir: str | os.PathLike,
         "train_seconds": round(sum(seconds), 1) if seconds else None,
         "epochs": len(rows) or None,
     }
+    if pairs:
+        return _collect_sets(entry, exp, pairs)
     for key, sub, file in WER_SOURCES:
         entry[key] = read_wer(exp / sub / file)
     for sub in ("decode_dev", "decode_dev_rescore"):
@@ -144,6 +154,28 @@ def sweep_edges(decode_dir: Path) -> list[str] | None:
     return [name for name in ("LMWT", "WIP") if info.get(f"{name.lower()}_at_edge")]
 
 
+def _collect_sets(entry: dict[str, Any], exp: Path, pairs: list[tuple[str, str | None]]) -> dict[str, Any]:
+    sets: dict[str, dict[str, Any]] = {}
+    for tune, test in pairs:
+        for name, file in ((tune, "scoring/best_wer"), (test, "wer")):
+            if name is None:
+                continue
+            d = sets.setdefault(name, {})
+            d["first_pass"] = read_wer(exp / f"decode_{name}" / file)
+            d["rescored"] = read_wer(exp / f"decode_{name}_rescore" / file)
+            lmwt, wip = exp / f"decode_{tune}_rescore" / "scoring" / "lmwt", exp / f"decode_{tune}_rescore" / "scoring" / "wip"
+            if lmwt.is_file() and wip.is_file():
+                d["lmwt_wip_rescored"] = f"{lmwt.read_text().strip()}/{wip.read_text().strip()}"
+    entry["sets"] = sets
+    first = sets[pairs[0][0]]
+    entry["dev_wer"], entry["dev_wer_rescored"] = first["first_pass"], first["rescored"]
+    rtf = [json.loads(p.read_text()).get("rtf") for p in sorted(exp.glob("decode_*/decode.json"))
+           if not p.parent.name.endswith("_rescore")]
+    rtf = [x for x in rtf if x is not None]
+    entry["decode_rtf"] = round(sum(rtf) / len(rtf), 4) if rtf else None
+    return entry
+
+
 def best_system(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The system with the lowest dev WER (rescored if available, else first pass)."""
     def key(e):
@@ -190,6 +222,8 @@ def columns(test_sets: list[str] | None = None) -> list[tuple[str, str, str]]:
 
 
 def markdown_table(entries: list[dict[str, Any]], test_sets: list[str] | None = None) -> str:
+    if any("sets" in e for e in entries):
+        return _sets_table(entries)
     cols = columns(test_sets)
     lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
     for e in entries:
@@ -201,6 +235,20 @@ def markdown_table(entries: list[dict[str, Any]], test_sets: list[str] | None = 
             else:
                 cells.append(_fmt(e.get(k), spec))
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _sets_table(entries: list[dict[str, Any]]) -> str:
+    """One row per system and pass; one WER column per evaluation set."""
+    names = list(dict.fromkeys(n for e in entries for n in e.get("sets", {})))
+    head = ["system", "params", "dev frame acc", "pass"] + names + ["train time (s)", "decode RTF"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in entries:
+        for key, label in (("first_pass", "first pass"), ("rescored", "rescored")):
+            row = [e["name"], _fmt(e.get("params"), ","), _fmt(e.get("dev_frame_acc"), ".3f"), label]
+            row += [_fmt(e.get("sets", {}).get(n, {}).get(key), ".2f") for n in names]
+            row += [_fmt(e.get("train_seconds"), ".0f"), _fmt(e.get("decode_rtf"), ".3f")]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
