@@ -258,3 +258,24 @@ def test_random_speed_copies(aligned, capsys):
     fb = FbankComputer()
     for u, spec in read_table(out / "wav.scp").items():
         assert len(tids[u]) == fb.num_frames(len(read_audio(spec)))
+
+
+def test_segments_are_carried_and_scaled(tmp_path):
+    """A recording with two segments: speed-perturbed as a whole, segment times / factor."""
+    d = tmp_path / "seg"
+    d.mkdir()
+    write_wav(tmp_path / "rec.wav", 3.0, seed=4)
+    (d / "wav.scp").write_text(f"rec1 {tmp_path}/rec.wav\n")
+    (d / "segments").write_text("a-1 rec1 0.20 1.40\na-2 rec1 1.50 -1\n")
+    (d / "utt2spk").write_text("a-1 a\na-2 a\n")
+    (d / "text").write_text("a-1 one\na-2 two\n")
+    out = tmp_path / "out"
+    assert main(["augment-data-dir", "--speed", "0.9,1.1", str(d), str(out)]) == 0
+    assert sorted(read_table(out / "wav.scp")) == ["sp0.9-rec1", "sp1.1-rec1"]
+    seg = {u: v.split() for u, v in read_table(out / "segments").items()}
+    assert seg["sp0.9-a-1"] == ["sp0.9-rec1", f"{0.2 / 0.9:.3f}", f"{1.4 / 0.9:.3f}"]
+    assert seg["sp1.1-a-2"] == ["sp1.1-rec1", f"{1.5 / 1.1:.3f}", "-1"]
+    dur = read_table(out / "utt2dur")
+    n = len(read_audio(read_table(out / "wav.scp")["sp1.1-rec1"]))
+    assert abs(float(dur["sp1.1-a-2"]) - (n / 16000 - 1.5 / 1.1)) < 2e-3
+    assert read_table(out / "utt2spk")["sp0.9-a-2"] == "sp0.9-a"
