@@ -50,7 +50,7 @@ import numpy as np
 
 from asr.augment.noise import NOISE_TYPES, BabbleBank, make_noise, unit_rms
 from asr.augment.perturb import add_noise, reverberate, speed, telephone, to_int16
-from asr.data.datadir import DataDir, Segment, sorted_ids, write_spk2utt
+from asr.data.datadir import DataDir, sorted_ids, write_spk2utt
 from asr.errors import AsrError, AudioError, ConfigError, DataDirError
 from asr.io.atomic import atomic_write, atomic_write_text
 from asr.io.tables import read_table, write_table

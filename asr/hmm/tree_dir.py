@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
-
-import numpy as np
 
 from asr.errors import AlignmentError, ModelError
 from asr.io.atomic import atomic_write_text
