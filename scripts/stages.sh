@@ -6,11 +6,14 @@
 #
 #   lang_from_dict DICT LANG                         asr prepare-lang (redone when DICT is newer)
 #   features NJ FBANK_CONF DATA...                   40-dim fbank + per-speaker CMVN per data dir
-#   decoding_graph LANG TREE_DIR LM GRAPH            HCLG (redone when the LM or model is newer)
+#   decoding_graph LANG TREE_DIR LM GRAPH            HCLG (asr make-graph redoes it when an input changed)
 #   train_system CONF TRAIN ALI DEV DEV_ALI TREE EXP [TRAIN_OPTS...]
 #                                                    asr train (resumes), priors; EXP/.trained
 #   model_dir EXP TREE LANG GRAPH FIRST_LM RESCORE_LM FBANK_CONF
-#                                                    EXP/final completed into a self-contained model dir
+#                                                    EXP/final packed into a self-contained model dir
+#                                                    (asr pack-model-dir: checked, fingerprinted)
+# asr make-fbank, make-graph, pack-model-dir, decode and lmrescore leave an output made from the
+# same inputs (content fingerprints) as it is, so the steps below call them on every run.
 #   decode_sets MODEL_DIR NJ "DECODE_OPTS" EXP SET... one background job per data/SET, then wait
 #   rescore_sets OLD_LM NEW_LM WORDS NJ EXP SET...   lattice rescoring of EXP/decode_SET, in parallel
 #   score_sets WORDS EXP TUNE[=TEST]...             LM-weight sweep on TUNE, applied to TEST
@@ -30,11 +33,10 @@ features() {
   local nj=$1 conf=$2 d; shift 2
   for d in "$@"; do
     [ -f "$d/wav.scp" ] || die "features: no $d/wav.scp"
-    if [ -f "$d/cmvn.scp" ] && [ "$d/cmvn.scp" -nt "$d/feats.scp" ] && [ "$d/feats.scp" -nt "$d/wav.scp" ]; then
-      log "$d: features and CMVN are up to date"; continue
-    fi
     log "fbank + CMVN for $d"
-    asr make-fbank --config "$conf" --nj "$nj" "$d" "$d/data"   # finished jobs are kept
+    # finished jobs whose audio (path, size, mtime) and options are unchanged are kept; feats.scp
+    # is rewritten only when it changes
+    asr make-fbank --config "$conf" --nj "$nj" "$d" "$d/data"
     if [ -f "$d/cmvn.scp" ] && [ "$d/cmvn.scp" -nt "$d/feats.scp" ]; then
       log "$d/cmvn.scp is up to date"
     else
@@ -45,13 +47,8 @@ features() {
 
 decoding_graph() {
   local lang=$1 tree=$2 lm=$3 graph=$4
-  if [ -f "$graph/HCLG.fst" ] && [ "$graph/HCLG.fst" -nt "$lm" ] && [ "$graph/HCLG.fst" -nt "$tree/final.mdl" ] \
-      && [ "$graph/HCLG.fst" -nt "$lang/L_disambig.fst" ]; then
-    log "$graph/HCLG.fst is up to date"
-  else
-    log "HCLG from $lang, $tree and $lm into $graph"
-    asr make-graph "$lang" "$tree" "$lm" "$graph"
-  fi
+  log "HCLG from $lang, $tree and $lm into $graph"
+  asr make-graph "$lang" "$tree" "$lm" "$graph"
 }
 
 train_system() {
@@ -68,21 +65,11 @@ train_system() {
 }
 
 model_dir() {
-  local exp=$1 tree=$2 lang=$3 graph=$4 first_lm=$5 rescore_lm=$6 fbank_conf=$7 d
-  d=$exp/final
-  [ -f "$d/log_priors.npy" ] || die "model_dir: $d has no log_priors.npy (train first)"
-  cp "$tree/tree" "$tree/final.mdl" "$d/"
-  cp "$lang/phones.txt" "$lang/words.txt" "$d/"
-  cp "$fbank_conf" "$d/fbank.conf"
-  rm -rf "$d/graph.tmp"; cp -r "$graph" "$d/graph.tmp"; rm -rf "$d/graph"; mv "$d/graph.tmp" "$d/graph"
-  mkdir -p "$d/lm"
-  rm -f "$d"/lm/first_pass.arpa* "$d"/lm/rescore.arpa*
-  # (.gz kept as it is; a hard link where possible: a rescoring LM can be gigabytes)
-  first_lm=$(readlink -f "$first_lm"); rescore_lm=$(readlink -f "$rescore_lm")
-  ln -f "$first_lm" "$d/lm/first_pass.arpa${first_lm##*.arpa}" 2>/dev/null \
-    || cp "$first_lm" "$d/lm/first_pass.arpa${first_lm##*.arpa}"
-  ln -f "$rescore_lm" "$d/lm/rescore.arpa${rescore_lm##*.arpa}" 2>/dev/null \
-    || cp "$rescore_lm" "$d/lm/rescore.arpa${rescore_lm##*.arpa}"
+  local exp=$1 tree=$2 lang=$3 graph=$4 first_lm=$5 rescore_lm=$6 fbank_conf=$7
+  [ -f "$exp/final/log_priors.npy" ] || die "model_dir: $exp/final has no log_priors.npy (train first)"
+  # big LMs and graphs are hard-linked, not copied
+  asr pack-model-dir --tree-dir "$tree" --lang "$lang" --fbank-config "$fbank_conf" --graph-dir "$graph" \
+    --first-pass-lm "$(readlink -f "$first_lm")" --rescore-lm "$(readlink -f "$rescore_lm")" "$exp/final"
   touch "$exp/.model_dir"
 }
 
@@ -101,10 +88,6 @@ decode_sets() {
   _decode_one() {
     local x=$1 out=$exp/decode_$1
     [ -f "data/$x/feats.scp" ] || die "decode: no data/$x/feats.scp (compute the features first)"
-    if [ -f "$out/decode.json" ] && [ "$out/decode.json" -nt "$model/log_priors.npy" ] \
-        && [ "$out/decode.json" -nt "$model/graph/HCLG.fst" ]; then
-      log "$out is done"; return 0
-    fi
     log "decoding data/$x into $out"
     # shellcheck disable=SC2086
     asr decode --model-dir "$model" --nj "$nj" --lattices --no-progress $opts "data/$x" "$out"
@@ -117,13 +100,8 @@ rescore_sets() {
   _rescore_one() {
     local x=$1 in=$exp/decode_$1 out=$exp/decode_$1_rescore
     [ -f "$in/decode.json" ] || die "rescore: $in is not decoded"
-    if [ -f "$out/.done" ] && [ "$out/.done" -nt "$in/decode.json" ]; then
-      log "$out is done"; return 0
-    fi
     log "rescoring $in with $new"
-    rm -f "$out/.done"
     asr lmrescore --old-lm "$old" --new-lm "$new" --words "$words" --nj "$nj" "$in" "$out"
-    touch "$out/.done"
   }
   _run_parallel rescoring _rescore_one "$@"
 }

@@ -2,6 +2,8 @@
 
 import pytest
 
+from product_fixtures import make_world
+
 # One LibriSpeech-shaped corpus (synthesised FLAC speech, lexicon, ARPA LMs) for the data-prep,
 # Kaldi-import and recipe tests. train-clean-360 carries the odd cases data prep must skip.
 LIBRISPEECH_PARTS = {
@@ -25,3 +27,9 @@ def kaldi_exp_mini(librispeech_corpus, tmp_path_factory):
     from kaldi_exp_fixture import make_kaldi_exp
 
     return make_kaldi_exp(librispeech_corpus, ["train-clean-5"], tmp_path_factory.mktemp("kaldi_mini"))
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """The product world of test_bad_input.py / test_products.py (tests/product_fixtures.py), made once."""
+    return make_world(tmp_path_factory.mktemp("world"))

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from asr.align.kaldi_ali import ali_to_pdf
+from asr.hmm.kaldi_ali import ali_to_pdf
 from asr.hmm.transition_model import TransitionModel
 from asr.io.int_ark import iter_int_ark, read_int_ark
 

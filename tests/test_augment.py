@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.align.kaldi_ali import split_to_phones
+from asr.hmm.kaldi_ali import split_to_phones
 from asr.augment.alignments import new_boundaries, warp_runs
 from asr.augment.rooms import RoomRanges, measure_rt60, simulate_room_set
 from asr.cli import main
@@ -63,6 +63,9 @@ def test_speed_perturbation_carries_ctm_and_alignments(aligned, capsys):
     printed = capsys.readouterr().out
     assert f"{out}: 9 utterances from 3 (3 copies each), 0 recordings skipped" in printed
     assert f"{out_ali}: 9 alignments (6 rescaled, 3 copied), 0 without" in printed
+    from asr.align.ali_dir import AliDir
+
+    assert AliDir.load(out_ali, need_tids=True).info["utterances"] == 9  # a finished alignment dir
     u2s = read_table(out / "utt2spk")
     assert u2s["sp0.9-u1"] == "sp0.9-s1" and u2s["u1"] == "s1" and u2s["sp1.1-u3"] == "sp1.1-s2"
     assert read_table(out / "utt2uniq")["sp1.1-u2"] == "u2"
@@ -224,7 +227,7 @@ def test_bad_input_is_skipped_and_counted(tmp_path, capsys):
 def test_warp_keeps_the_alignment_order(aligned):
     """Reordered (Kaldi's default) and non-reordered alignments rescale to the same states."""
     from asr.augment.alignments import warp_tids
-    from asr.align.kaldi_ali import is_reordered
+    from asr.hmm.kaldi_ali import is_reordered
 
     _, _, ali, _ = aligned
     tm = TransitionModel.read(ali / "final.mdl")

@@ -89,7 +89,7 @@ def test_silence_is_context_independent(tmp_path):
     --ci-phones '' the tree splits silence on its context."""
     import kaldiio
 
-    from asr.align.kaldi_ali import split_to_phones
+    from asr.hmm.kaldi_ali import split_to_phones
 
     lang_dir, data, ali, lang = synth_corpus(tmp_path, n_utts=60)
     tm = TransitionModel.read(ali / "final.mdl")

@@ -34,13 +34,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from asr.errors import AlignmentError, GraphError, ModelError
+from asr.failures import DEFAULT_MAX_FAILURES
 from asr.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,12 @@ log = logging.getLogger(__name__)
 GRAPH_FILES = ("HCLG.fst", "words.txt", "phones.txt", "disambig_tid.int")
 
 
-def import_kaldi_exp(data_dir, lang_dir, exp_dir, out_dir, graph_dir=None, tolerance: int = 1) -> dict:
-    """Import (see the module doc); returns the summary written to ``kaldi_exp.json``."""
+def import_kaldi_exp(data_dir, lang_dir, exp_dir, out_dir, graph_dir=None, tolerance: int = 1,
+                     max_failures: float = DEFAULT_MAX_FAILURES, force: bool = False) -> dict:
+    """Import (see the module doc) into the alignment dir ``out_dir`` (asr.align.ali_dir,
+    written at once, kind ``kaldi_exp``); returns the summary written to ``kaldi_exp.json``.
+    Left as it is when imported from the same experiment, graph, data and options, unless
+    ``force``."""
     from asr.align.import_ali import import_alignments
     from asr.hmm.topology import Topology
     from asr.hmm.transition_model import TransitionModel
@@ -92,14 +96,17 @@ def import_kaldi_exp(data_dir, lang_dir, exp_dir, out_dir, graph_dir=None, toler
     if graph_dir is not None:
         graph_info = _check_graph(Path(graph_dir), tm, lang)
 
-    stats = import_alignments("kaldi", data_dir, [str(p) for p in alis], out, lang_dir=lang.path,
-                              mdl=exp / "final.mdl", tolerance=tolerance)
-    # the tree exactly as Kaldi wrote it (import-ali writes the text form)
-    from asr.io.atomic import atomic_write_bytes
+    def finish(tmp: Path, stats: dict) -> None:
+        """Kaldi's tree byte for byte (import-ali writes the text form), the graph, kaldi_exp.json:
+        written into the alignment dir before it is sealed (ali_dir.json)."""
+        from asr.io.atomic import atomic_write_bytes
 
-    atomic_write_bytes(out / "tree", tree_bytes)
-    if graph_info is not None:
-        _copy_graph(Path(graph_dir), out / "graph")
+        atomic_write_bytes(tmp / "tree", tree_bytes)
+        if graph_info is not None:
+            _copy_graph(Path(graph_dir), tmp / "graph")
+        summary.update(alignments=stats)
+        atomic_write_text(tmp / "kaldi_exp.json", json.dumps(summary, indent=1) + "\n")
+
     summary = {
         "exp_dir": str(exp.resolve()),
         "lang_dir": str(lang.path.resolve()),
@@ -115,9 +122,13 @@ def import_kaldi_exp(data_dir, lang_dir, exp_dir, out_dir, graph_dir=None, toler
         "checks": ["phones.txt equal" if (exp / "phones.txt").is_file() else "phones.txt absent (unchecked)",
                    "tree re-written byte-identically", "final.mdl transition states = tree x topology",
                    "topology = lang topo"] + (["graph labels within the model and words"] if graph_info else []),
-        "alignments": stats,
     }
-    atomic_write_text(out / "kaldi_exp.json", json.dumps(summary, indent=1) + "\n")
+    extra = {"exp_tree": summary["sha256"]["tree"], "graph": graph_info["sha256"] if graph_info else None}
+    stats = import_alignments("kaldi", data_dir, [str(p) for p in alis], out, lang_dir=lang.path,
+                              mdl=exp / "final.mdl", tolerance=tolerance, kind="kaldi_exp", extra_inputs=extra,
+                              finish=finish, max_failures=max_failures, force=force)
+    if stats.get("skipped"):
+        return json.loads((out / "kaldi_exp.json").read_text())
     log.info("imported %s: %d pdfs (context %d), %d utterances%s", exp, tm.num_pdfs, tree.context_width,
              stats["utterances_imported"], f", graph {graph_dir}" if graph_info else "")
     return summary
@@ -177,15 +188,11 @@ def _check_graph(g: Path, tm, lang) -> dict:
 
 
 def _copy_graph(src: Path, dst: Path) -> None:
-    tmp = dst.parent / f".{dst.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for name in GRAPH_FILES:
-        shutil.copyfile(src / name, tmp / name)
-    if dst.exists():
-        shutil.rmtree(dst)
-    os.replace(tmp, dst)
+    """Kaldi's graph files (and its num_pdfs when present: decoding checks it)."""
+    dst.mkdir(parents=True)
+    for name in GRAPH_FILES + ("num_pdfs",):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
 
 
 def _sha256(path: Path) -> str:

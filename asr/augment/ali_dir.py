@@ -9,7 +9,8 @@ speed-perturbed one gets it rescaled to the frame count of its new audio
 ``final.mdl``, so the three arks agree. Without ``ali.tid.ark`` each ark present is
 rescaled by runs. The other files are copied (``excluded.txt`` is replaced by the list of
 augmented utterances without an alignment, with the reason); ``augment_stats.json`` holds
-the counts.
+the counts. Both dirs are ``asr.align.ali_dir.AliDir`` (the source must be finished; the
+output is written at once, kind ``augment``).
 """
 
 from __future__ import annotations
@@ -21,26 +22,25 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.align.ali_dir import INFO, PDF_ARK, PHONE_ARK, TID_ARK, AliDir
 from asr.augment.alignments import self_loop_tids, warp_runs, warp_tids
 from asr.errors import AlignmentError, DataDirError
 from asr.io.atomic import atomic_write_text
+from asr.io.fingerprint import file_hash
 from asr.io.int_ark import read_int_ark, write_int_ark
 
 log = logging.getLogger(__name__)
 
-ARKS = ("ali.tid.ark", "ali.pdf.ark", "phones.ark")
-_NOT_COPIED = ARKS + ("excluded.txt", "augment_stats.json")
+ARKS = (TID_ARK, PDF_ARK, PHONE_ARK)
+_NOT_COPIED = ARKS + (INFO, "excluded.txt", "augment_stats.json")
 
 
 def augment_ali_dir(src: Path, dst: Path, out_utts, fbank_config=None) -> dict:
     """Write ``dst`` for ``out_utts`` (``asr.augment.data_dir.OutUtt`` list); returns counts."""
     from asr.features.fbank import FbankComputer
 
-    if not src.is_dir():
-        raise DataDirError(f"{src}: no such alignment dir")
-    present = [a for a in ARKS if (src / a).is_file()]
-    if not present:
-        raise DataDirError(f"{src}: no alignments ({', '.join(ARKS)})")
+    source = AliDir.load(src)
+    present = [a for a in ARKS if a in source.info["files"]]
     if src.resolve() == dst.resolve():
         raise DataDirError(f"{dst}: the output alignment dir must differ from the source")
     fbank = FbankComputer(fbank_config)
@@ -89,16 +89,16 @@ def augment_ali_dir(src: Path, dst: Path, out_utts, fbank_config=None) -> dict:
     if excluded:
         log.warning("%s: %d augmented utterances have no alignment (reasons in %s)", dst, len(excluded),
                     dst / "excluded.txt")
-    dst.mkdir(parents=True, exist_ok=True)
-    if (dst / "augment_stats.json").exists():
-        (dst / "augment_stats.json").unlink()
-    for p in sorted(src.iterdir()):
-        if p.is_file() and p.name not in _NOT_COPIED:
-            shutil.copyfile(p, dst / p.name)
-    for a in present:
-        write_int_ark(dst / a, out[a])
-    atomic_write_text(dst / "excluded.txt", "".join(f"{u} {why}\n" for u, why in excluded))
-    atomic_write_text(dst / "augment_stats.json", json.dumps({"source": str(src), **counts}, indent=1) + "\n")
+    inputs = {"alignments": file_hash(src / INFO),
+              "utterances": [[u.utt, u.source, u.factor, u.num_samples, u.rate] for u in out_utts]}
+    with AliDir.writer(dst, "augment", inputs) as tmp:
+        for name in sorted(source.info["files"]):
+            if name not in _NOT_COPIED:
+                shutil.copyfile(src / name, tmp / name)
+        for a in present:
+            write_int_ark(tmp / a, out[a])
+        atomic_write_text(tmp / "excluded.txt", "".join(f"{u} {why}\n" for u, why in excluded))
+        atomic_write_text(tmp / "augment_stats.json", json.dumps({"source": str(src), **counts}, indent=1) + "\n")
     return counts
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from asr.align.kaldi_ali import is_reordered
+from asr.hmm.kaldi_ali import is_reordered
 from asr.errors import AlignmentError
 
 

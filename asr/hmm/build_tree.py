@@ -117,7 +117,7 @@ def accumulate_stats(feature_reader, alignments: dict[str, np.ndarray], tm, cont
     as a context of other phones they stay visible."""
     from tqdm import tqdm
 
-    from asr.align.kaldi_ali import split_to_phones
+    from asr.hmm.kaldi_ali import split_to_phones
 
     topo = tm.topo
     max_phone = max(topo.phones)

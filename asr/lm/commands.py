@@ -95,6 +95,9 @@ def _make_lm(args) -> int:
     from asr.lm.arpa import write_arpa
     from asr.lm.build import make_lm
 
+    from asr.io.atomic import check_distinct_output
+
+    check_distinct_output(args.arpa_out, args.text, args.vocab)
     if args.chunk_words < 1000:
         from asr.errors import LMError
 
@@ -110,6 +113,9 @@ def _prune_lm(args) -> int:
     from asr.lm.arpa import read_arpa, write_arpa
     from asr.lm.pruning import prune_entropy
 
+    from asr.io.atomic import check_distinct_output
+
+    check_distinct_output(args.arpa_out, args.arpa_in, args.history_text)
     lm = read_arpa(args.arpa_in)
     history = None
     if args.history_text:

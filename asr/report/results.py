@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from asr.errors import FormatError
+from asr.errors import ConfigError, FormatError
 from asr.io.atomic import atomic_write_text
 
 _WER_RE = re.compile(r"%WER\s+([0-9.]+)")
@@ -91,6 +91,10 @@ def collect_system(name: str, exp_dir: str | os.PathLike,
     the rescored WER (``asr.score.significance``) from ``decode_<name>_rescore/hyp.txt`` and
     the data dir's ``text``."""
     exp = Path(exp_dir)
+    if not exp.is_dir():
+        raise ConfigError(f"{exp}: no such experiment dir (system {name})")
+    if not any((exp / p).exists() for p in ("log.csv", "final/model.yaml", *(sub for _, sub, _ in WER_SOURCES))):
+        raise ConfigError(f"{exp}: not an experiment dir (no log.csv, final/model.yaml nor decode dirs; system {name})")
     rows = read_train_log(exp / "log.csv")
     dev_acc = _floats(rows, "dev_acc")
     seconds = _floats(rows, "seconds")

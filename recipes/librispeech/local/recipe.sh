@@ -161,15 +161,11 @@ if stage_on 5; then
   case $alignments in
     kaldi)
       [ -n "$kaldi_ali_dir" ] || die "--alignments kaldi needs --kaldi-ali-dir DIR (a Kaldi tri*_ali dir: ali.*.gz, final.mdl, tree, phones.txt)"
-      if [ -f exp/ali/kaldi_exp.json ] && [ exp/ali/kaldi_exp.json -nt data/train/feats.scp ] \
-          && { [ -z "$kaldi_graph_dir" ] || [ -f exp/ali/graph/HCLG.fst ]; }; then
-        log "stage 5: exp/ali is imported; skipping"
-      else
-        graph_opt=()
-        [ -n "$kaldi_graph_dir" ] && graph_opt=(--graph-dir "$kaldi_graph_dir")
-        log "stage 5: importing the Kaldi experiment $kaldi_ali_dir"
-        asr import-kaldi-exp "${graph_opt[@]}" data/train data/lang "$kaldi_ali_dir" exp/ali
-      fi ;;
+      graph_opt=()
+      [ -n "$kaldi_graph_dir" ] && graph_opt=(--graph-dir "$kaldi_graph_dir")
+      # left as it is when imported from the same experiment, graph and data (fingerprints)
+      log "stage 5: importing the Kaldi experiment $kaldi_ali_dir"
+      asr import-kaldi-exp "${graph_opt[@]}" data/train data/lang "$kaldi_ali_dir" exp/ali ;;
     flat)
       asr flat-start --help > /dev/null 2>&1 || die "--alignments flat needs flat-start training (\`asr flat-start\`, issue 14), which this checkout does not have yet; use --alignments kaldi --kaldi-ali-dir DIR"
       if [ -f exp/ali/ali.pdf.ark ] && [ exp/ali/ali.pdf.ark -nt data/train/feats.scp ]; then
@@ -222,12 +218,8 @@ if stage_on 7; then
   # shellcheck disable=SC2086
   train_system "$train_conf" data/train_tr exp/ali/ali.pdf.ark data/train_cv exp/ali/ali.pdf.ark exp/ali exp/lstmp \
     --device "$device" "${workers_opt[@]}" $train_opts
-  if [ -f exp/lstmp/.model_dir ] && [ exp/lstmp/.model_dir -nt exp/lstmp/.trained ] \
-      && [ exp/lstmp/.model_dir -nt "$graph_dir/HCLG.fst" ]; then
-    log "stage 7: exp/lstmp/final is complete"
-  else
-    model_dir exp/lstmp exp/ali data/lang "$graph_dir" "$first_lm" "$rescore_lm" ../../conf/fbank.conf
-  fi
+  # re-packed only when an input changed (a new graph, LM, training run)
+  model_dir exp/lstmp exp/ali data/lang "$graph_dir" "$first_lm" "$rescore_lm" ../../conf/fbank.conf
   stage_seconds 7 $t0
 fi
 
