@@ -51,10 +51,10 @@ _DURATION_FACTOR = 0.82
 @dataclass(frozen=True)
 class CorpusConfig:
     seed: int = 1
-    train_minutes: float = 240.0
+    train_minutes: float = 210.0
     dev_minutes: float = 15.0
     test_minutes: float = 30.0
-    unseen_minutes: float = 30.0
+    unseen_minutes: float = 20.0
     lm_sentences: int = 200_000
     train_speakers: int = 120
     dev_speakers: int = 8
