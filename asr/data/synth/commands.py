@@ -31,9 +31,9 @@ def register(subparsers) -> None:
                         "(explicit size options below still override)")
     p.add_argument("--nj", type=int, default=2, help="parallel worker processes")
     p.add_argument("--seed", type=int, default=1, help="random seed of everything")
-    p.add_argument("--train-minutes", type=float, default=None, help="train size (default 210, quick 10)")
+    p.add_argument("--train-minutes", type=float, default=None, help="train size (default 195, quick 10)")
     p.add_argument("--dev-minutes", type=float, default=None, help="dev size (default 15, quick 3)")
-    p.add_argument("--test-minutes", type=float, default=None, help="test size (default 30, quick 3)")
+    p.add_argument("--test-minutes", type=float, default=None, help="test size (default 25, quick 3)")
     p.add_argument("--unseen-minutes", type=float, default=None,
                    help="size of test_unseen, the held-out voice variants (default 20, quick 3)")
     p.add_argument("--lm-sentences", type=int, default=None, help="LM text sentences (default 200000, quick 20000)")
