@@ -28,6 +28,7 @@ from asr.errors import AsrError
 COMMAND_PACKAGES = (
     "asr.data",
     "asr.data.synth",
+    "asr.augment",
     "asr.features",
     "asr.lang",
     "asr.hmm",

@@ -81,3 +81,39 @@ def test_gain_and_min_count():
     assert tree.compute((0, 2, 3), 0) != tree.compute((0, 2, 4), 0)
     tree, info = build_tree(stats, roots, npc, [[3], [4]], num_leaves=4, min_count=300)
     assert info["loglike_gain"] == 0 and tree.num_pdfs == 3
+
+
+def test_silence_is_context_independent(tmp_path):
+    """A left-context effect planted in silence: by default (Kaldi's --ci-phones = the lang's
+    context_indep phones) silence keeps one pdf per state in every context; with
+    --ci-phones '' the tree splits silence on its context."""
+    import kaldiio
+
+    from asr.hmm.kaldi_ali import split_to_phones
+
+    lang_dir, data, ali, lang = synth_corpus(tmp_path, n_utts=60)
+    tm = TransitionModel.read(ali / "final.mdl")
+    sil, ph = lang.optional_silence, lang.phones
+    t_end = [ph[p] for p in ph if p.startswith("T_")]
+    feats = dict(kaldiio.load_scp(str(data / "feats.scp")))
+    with kaldiio.WriteHelper(f"ark,scp:{data}/feats2.ark,{data}/feats.scp") as w:
+        for utt, tids in sorted(read_int_ark(ali / "ali.tid.ark").items()):
+            phones, lengths = split_to_phones(tm, tids)
+            inst = np.repeat(np.arange(len(phones)), lengths)
+            left = np.concatenate([[0], phones[:-1]])[inst]
+            x = feats[utt].copy()
+            x[(phones[inst] == sil) & np.isin(left, t_end)] += 6.0
+            w[utt] = x
+    contexts = [p for p in lang.phone_names if p not in lang.disambig_phones and p > 0]
+
+    def sil_pdfs(tree):
+        return [{tree.compute((a, sil, b), s) for a in contexts for b in contexts} for s in range(5)]
+
+    for opts, one_per_state in (([], True), (["--ci-phones", ""], False)):
+        out = tmp_path / f"tree{len(opts)}"
+        assert main(["build-tree", "--lang", str(lang_dir), "--cmvn", "none", "--num-leaves", "40",
+                     "--min-count", "20", *opts, str(data), str(ali), str(out)]) == 0
+        per_state = sil_pdfs(ContextDependency.read(out / "tree"))
+        assert all(len(p) == 1 for p in per_state) == one_per_state, per_state
+    info = json.loads((tmp_path / "tree0" / "build_tree.json").read_text())
+    assert info["ci_phones"] == sorted(lang.context_indep_phones) and sil in info["ci_phones"]

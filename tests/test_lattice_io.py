@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from asr.lattice.lattice_io import Lattice, best_path, best_paths, read_lattices, write_lattices
+from asr.lattice.lattice_io import Lattice, best_path, best_paths, read_lattices, shortest_distance, write_lattices
 from asr.errors import DecodeError, FormatError
 
 
@@ -147,3 +147,12 @@ def test_big_lattice_best_path_matches_dijkstra():
     assert bp is not None
     got = bp.graph + bp.acoustic / 10.0
     assert got == pytest.approx(ref, rel=1e-6, abs=1e-3)
+
+
+def test_lattice_of_one_final_state_without_arcs():
+    """An utterance recognised as no words: one state, final, no arcs -> an empty best path."""
+    lat = Lattice([], [], [], [], [], [1.5], [2.0])
+    bps = best_paths(lat, [(10.0, 0.0), (12.0, 0.5)])
+    assert [bp.words.tolist() for bp in bps] == [[], []] and bps[0].graph == 1.5 and bps[0].acoustic == 2.0
+    dist, back = shortest_distance(lat, np.zeros(0))
+    assert dist.tolist() == [0.0] and back.tolist() == [-1]

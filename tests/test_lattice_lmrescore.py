@@ -1,5 +1,6 @@
 """asr lmrescore (LM lattice rescoring) and asr score-lattices (LMWT / WIP sweep)."""
 
+import json
 import math
 
 import numpy as np
@@ -187,7 +188,7 @@ def two_path(correct, wrong, gx, ax, gy, ay):
     return Lattice(src, dst, word, g, a, fg, fa)
 
 
-def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys):
+def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys, caplog):
     data, dec, test_data, test_dec = (tmp_path / d for d in ("data", "decode", "test", "decode_test"))
     for d in (data, dec, test_data, test_dec):
         d.mkdir()
@@ -213,6 +214,10 @@ def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys):
     assert (dec / "scoring" / "lmwt").read_text() == "10\n"
     assert (dec / "scoring" / "wip").read_text() == "1.0\n"
     assert (dec / "scoring" / "best_wer").read_text().split()[-1].endswith("wer_10_1.0")
+    sweep = json.loads((dec / "scoring" / "sweep.json").read_text())
+    assert sweep["lmwt"] == 10 and sweep["acoustic_scale"] == 0.1 and sweep["lmwts"] == list(range(7, 18))
+    assert not sweep["lmwt_at_edge"] and sweep["wip_at_edge"]  # WIP 1.0 is the largest swept
+    assert "best WIP 1.0 is at the edge of the sweep 0.0,0.5,1.0" in caplog.text
     assert len(list(dec.glob("wer_*_*"))) == 33
     assert (dec / "wer_7_0.0").read_text().startswith("%WER 50.00 [ 3 / 6, 1 ins, 0 del, 2 sub ]")
     assert (dec / "scoring" / "hyp_12_1.0.txt").read_text() == "u1 a b\nu2 b a\nu3 a b\n"

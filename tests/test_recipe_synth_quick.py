@@ -38,8 +38,13 @@ def test_quick_recipe_produces_a_wer(recipe_run):
     assert r.returncode == 0, r.stderr[-4000:]
     systems = json.loads((recipe / "exp" / "results.json").read_text())
     lstmp = next(s for s in systems if s["name"] == "lstmp")
-    for key in ("params", "dev_frame_acc", "dev_wer", "test_wer_first_pass", "test_wer_rescored", "decode_rtf"):
+    for key in ("params", "dev_frame_acc", "dev_wer", "test_wer_first_pass", "test_wer_rescored", "decode_rtf",
+                "test_hard_wer_rescored", "test_hard_wer_ci", "chosen_lmwt_wip"):
         assert lstmp[key] is not None, key
+    # trained on the augmented data; the hard test set is the unseen voices in unseen rooms
+    assert (recipe / "data" / "train_aug" / "augment.json").is_file()
+    assert "room=test-" in (recipe / "data" / "test_hard" / "reco2aug").read_text()
+    assert 0.01 < float((recipe / "exp" / "lstmp" / "acoustic_scale").read_text()) < 0.3
     # loose bound: a tiny model trained for a few minutes on 10 minutes of speech
     assert lstmp["test_wer_rescored"] < 60.0, lstmp
     assert lstmp["dev_frame_acc"] > 0.2, lstmp

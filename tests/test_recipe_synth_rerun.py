@@ -32,7 +32,8 @@ def _env():
 
 
 def _run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", "run.sh", "--quick", "true", "--nj", "2", *args], cwd=recipe, env=_env(),
+    return subprocess.run(["bash", "run.sh", "--quick", "true", "--nj", "2", "--augment", "false", "--test-sets", "test",
+                           *args], cwd=recipe, env=_env(),
                           capture_output=True, text=True, timeout=600)
 
 

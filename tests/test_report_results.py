@@ -25,6 +25,8 @@ def make_exp(root, name, dev_wer, test_wer, dev_acc, rescored=True):
         (exp / sub / "scoring" / "best_wer").write_text(f"%WER {wer:.2f} [ 1 / 100, 0 ins, 0 del, 1 sub ] x/wer_10_0.5\n")
         (exp / sub / "scoring" / "lmwt").write_text("10\n")
         (exp / sub / "scoring" / "wip").write_text("0.5\n")
+        (exp / sub / "scoring" / "sweep.json").write_text(json.dumps({"lmwt_at_edge": sub == "decode_dev_rescore",
+                                                                      "wip_at_edge": False}))
     (exp / "decode_test").mkdir()
     (exp / "decode_test" / "wer").write_text(f"%WER {test_wer:.2f} [ 3 / 100, 1 ins, 1 del, 1 sub ]\n%SER 5.00 [ 1 / 20 ]\n")
     (exp / "decode_test" / "decode.json").write_text(json.dumps({"rtf": 0.042}))
@@ -56,6 +58,7 @@ def test_results_table_json_and_best_link(tmp_path, capsys):
     assert lstmp["test_wer_rescored"] is None and lstmp["decode_rtf"] == 0.042
     assert lstmp["train_seconds"] == 22.5
     assert "stale" not in systems[2] and systems[2]["dev_wer_rescored"] is None
+    assert lstmp["chosen_lmwt_wip"] == "10/0.5 (LMWT at edge)" and systems[2]["chosen_lmwt_wip"] == "10/0.5"
     text = md.read_text()
     assert "vocabulary: 1082 words" in text and "perplexity under the full 5-gram: 12.34" in text
     assert "| dnn | " in text and "n/a" in text
@@ -67,6 +70,48 @@ def test_results_rejects_bad_spec(capsys):
     assert main(["results", "no-equals-sign"]) == 1
     assert "expected NAME=EXP_DIR" in capsys.readouterr().err
 
+
+def test_results_with_test_sets_significance_and_claims(tmp_path, capsys):
+    """Two systems x two seeds on two test sets: intervals, pairwise tests, claims table."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    sets = {}
+    for ts in ("test", "test_hard"):
+        d = tmp_path / "data" / ts
+        d.mkdir(parents=True)
+        ref = {f"u{i:03d}": [f"w{j}" for j in rng.integers(0, 50, 8)] for i in range(150)}
+        (d / "text").write_text("".join(f"{u} {' '.join(w)}\n" for u, w in ref.items()))
+        sets[ts] = ref
+
+    def hyp(ref, p):
+        return {u: [("x" if rng.random() < p else w) for w in ws] for u, ws in ref.items()}
+
+    # lstmp clearly better on test with both seeds; on test_hard seed 2 reverses it
+    rates = {("lstmp", "test"): 0.02, ("dnn", "test"): 0.12, ("lstmp", "test_hard"): 0.05,
+             ("dnn", "test_hard"): 0.15, ("lstmp_s2", "test"): 0.03, ("dnn_s2", "test"): 0.13,
+             ("lstmp_s2", "test_hard"): 0.2, ("dnn_s2", "test_hard"): 0.05}
+    specs = []
+    for name in ("lstmp", "dnn", "lstmp_s2", "dnn_s2"):
+        exp, _ = make_exp(tmp_path, name, 5.0, 6.0, 0.8)
+        for ts, ref in sets.items():
+            d = exp / f"decode_{ts}_rescore"
+            d.mkdir(parents=True, exist_ok=True)
+            h = hyp(ref, rates[(name, ts)])
+            (d / "hyp.txt").write_text("".join(f"{u} {' '.join(w)}\n" for u, w in h.items()))
+            (d / "wer").write_text("%WER 1.00 [ 1 / 100, 0 ins, 0 del, 1 sub ]\n")
+        specs.append(f"{name}={exp}")
+    md = tmp_path / "RESULTS.md"
+    assert main(["results", "--markdown", str(md), "--test-set", f"test={tmp_path}/data/test",
+                 "--test-set", f"test_hard={tmp_path}/data/test_hard", *specs]) == 0
+    out = capsys.readouterr().out
+    assert "test_hard WER rescored [95% CI]" in out.splitlines()[0]
+    text = md.read_text()
+    assert "## Significance" in text and "| test | 1 | lstmp vs dnn |" in text
+    claims = text[text.index("## Which claims hold"):]
+    row = next(line for line in claims.splitlines() if line.startswith("| lstmp better than dnn"))
+    assert row.split(" | ")[1:] == ["holds", "holds", "holds", "reversed |"]
+    assert "| claim (seed 1, test) | test, seed 1 | test, seed 2 | test_hard, seed 1 | test_hard, seed 2 |" in claims
 
 def test_results_with_several_eval_sets(tmp_path, capsys):
     """LibriSpeech style: WER per set, test sets at their dev set's LM weight."""

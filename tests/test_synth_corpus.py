@@ -17,8 +17,9 @@ from asr.data.synth.speakers import split_speakers
 from asr.data.synth.utterance import EventError, frame_segments
 from asr.io.tables import read_table
 
-TINY = CorpusConfig(seed=3, train_minutes=0.6, dev_minutes=0.3, test_minutes=0.3, lm_sentences=400)
-SPLITS = ("train", "dev", "test")
+TINY = CorpusConfig(seed=3, train_minutes=0.6, dev_minutes=0.3, test_minutes=0.3, unseen_minutes=0.3,
+                    lm_sentences=400)
+SPLITS = ("train", "dev", "test", "test_unseen")
 
 
 @pytest.fixture(scope="module")
@@ -124,19 +125,26 @@ def test_dict_dir(corpus):
 def test_prompts_deduplicated_between_splits(corpus):
     lm = set((corpus / "local" / "lm_text.txt").read_text().splitlines())
     prompts = {s: set(read_table(corpus / s / "text").values()) for s in SPLITS}
-    for held_out in ("dev", "test"):
+    for held_out in ("dev", "test", "test_unseen"):
         assert not prompts[held_out] & lm
         assert not prompts[held_out] & prompts["train"]
-    assert not prompts["dev"] & prompts["test"]
+    assert not prompts["dev"] & prompts["test"] and not prompts["test_unseen"] & prompts["test"]
 
 
 def test_speakers_disjoint(corpus):
     spk = {s: set(read_table(corpus / s / "utt2spk").values()) for s in SPLITS}
-    assert not spk["train"] & spk["dev"] and not spk["train"] & spk["test"] and not spk["dev"] & spk["test"]
-    default = split_speakers(1, 36, 6, 8)
-    assert [len(default[s]) for s in SPLITS] == [36, 6, 8]
-    ids = {s: {x.id for x in default[s]} for s in SPLITS}
-    assert not ids["train"] & ids["dev"] and not ids["train"] & ids["test"] and not ids["dev"] & ids["test"]
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1:]:
+            assert not spk[a] & spk[b], (a, b)
+    default = split_speakers(1, 120, 8, 10, 8)
+    assert [len(default[s]) for s in SPLITS] == [120, 8, 10, 8]
+    variants = {s: {x.voice.split("+")[1] for x in default[s]} for s in SPLITS}
+    accents = {s: {x.accent for x in default[s]} for s in SPLITS}
+    # dev and test: new (accent, variant) pairs of seen accents and variants; unseen: variants no split has
+    for s in ("dev", "test"):
+        assert variants[s] <= variants["train"] and accents[s] <= accents["train"]
+    assert not variants["test_unseen"] & (variants["train"] | variants["dev"] | variants["test"])
+    assert len(variants["test_unseen"]) == 8 and len(accents["train"]) == 8
 
 
 def test_same_seed_identical_across_jobs(corpus, tmp_path):
@@ -169,7 +177,7 @@ def test_audio_is_noisy_speech(corpus):
 
 def test_cli_skips_complete_corpus_and_rejects_bad_options(corpus, tmp_path):
     args = ["--seed", "3", "--train-minutes", "0.6", "--dev-minutes", "0.3", "--test-minutes", "0.3",
-            "--lm-sentences", "400", "--nj", "1"]
+            "--unseen-minutes", "0.3", "--lm-sentences", "400", "--nj", "1"]
     before = (corpus / "local" / "corpus.json").stat().st_mtime_ns
     r = subprocess.run([sys.executable, "-m", "asr", "synth-corpus", *args, str(corpus)],
                        capture_output=True, text=True)
@@ -179,7 +187,7 @@ def test_cli_skips_complete_corpus_and_rejects_bad_options(corpus, tmp_path):
     r = subprocess.run([sys.executable, "-m", "asr", "synth-corpus", "--nj", "0", str(tmp_path / "x")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "--nj" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "asr", "synth-corpus", "--train-speakers", "200", str(tmp_path / "x")],
+    r = subprocess.run([sys.executable, "-m", "asr", "synth-corpus", "--train-speakers", "400", str(tmp_path / "x")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "speakers" in r.stderr
 

@@ -60,6 +60,8 @@ def register(subparsers) -> None:
         "(Kaldi binary transition model), ali.pdf.ark / ali.tid.ark / phones.ark mapped to the new "
         "pdfs, num_pdfs, silence_pdfs.int, build_tree.json, ali_dir.json (TREE_DIR is an alignment dir, "
         "written at once; left as it is when built from the same features, alignments, lang dir and options). "
+        "Context-independent phones (--ci-phones; by default the lang's silence phones) are never split on "
+        "their context: silence has one set of pdfs whatever its neighbours. "
         "Example: asr build-tree --lang data/lang --num-leaves 1500 data/train exp/ali_mono exp/tri",
         formatter_class=_F,
     )
@@ -73,6 +75,10 @@ def register(subparsers) -> None:
     p.add_argument("--min-count", type=float, default=50.0, help="minimum frames on each side of a split")
     p.add_argument("--thresh", type=float, default=0.0, help="minimum likelihood gain of a split")
     p.add_argument("--cmvn", default="speaker", choices=["speaker", "utterance", "global", "none"])
+    p.add_argument("--ci-phones", default=None, metavar="LIST",
+                   help="colon-separated ids of context-independent phones, whose states are shared across "
+                        "contexts (Kaldi acc-tree-stats --ci-phones); default: the lang's "
+                        "phones/context_indep.csl (the silence phones); '' for none")
     p.add_argument("--force", action="store_true", help="rebuild even when TREE_DIR is up to date")
     p.set_defaults(func=_build_tree)
 
@@ -261,10 +267,19 @@ def _import_ali(args) -> int:
 
 def _build_tree(args) -> int:
     from asr.align.tree_dir import build_tree_dir
+    from asr.errors import ConfigError
+
+    ci_phones = None
+    if args.ci_phones is not None:
+        try:
+            ci_phones = [int(x) for x in args.ci_phones.replace(",", ":").split(":") if x.strip()]
+        except ValueError:
+            raise ConfigError(f"--ci-phones {args.ci_phones!r}: expected colon-separated phone ids") from None
 
     build_tree_dir(args.data_dir, args.ali_dir, args.tree_dir, args.lang, num_leaves=args.num_leaves,
                    context_width=args.context_width, central_position=args.central_position,
-                   min_count=args.min_count, thresh=args.thresh, cmvn=args.cmvn, force=args.force)
+                   min_count=args.min_count, thresh=args.thresh, cmvn=args.cmvn, ci_phones=ci_phones,
+                   force=args.force)
     return 0
 
 

@@ -8,7 +8,6 @@ import logging
 import time
 from pathlib import Path
 
-
 from asr.align.ali_dir import INFO, PDF_ARK, PHONE_ARK, TID_ARK, AliDir
 from asr.errors import AlignmentError, ModelError
 from asr.io.atomic import atomic_write_text
@@ -20,11 +19,12 @@ log = logging.getLogger(__name__)
 
 def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500, context_width: int = 3,
                    central_position: int | None = None, min_count: float = 50.0, thresh: float = 0.0,
-                   cmvn: str = "speaker", force: bool = False) -> dict:
+                   cmvn: str = "speaker", ci_phones: list[int] | None = None, force: bool = False) -> dict:
     """Build the tree dir ``tree_dir`` (an alignment dir, asr.align.ali_dir, written at once)
     from the alignment dir ``ali_dir``; returns the statistics of build_tree.json. Left as it
     is when it was built from the same features, alignments, lang dir and options, unless
-    ``force``."""
+    ``force``. ``ci_phones``: context-independent phones (None: the lang's
+    ``phones/context_indep.int``, i.e. the silence phones; [] for none)."""
     from asr.align.compile import AlignmentCompiler
     from asr.align.import_ali import write_model_files
     from asr.hmm.kaldi_ali import split_to_phones
@@ -42,19 +42,25 @@ def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500
     source = AliDir.load(ali_dir, need_tids=True)
     if not source.file("final.mdl").is_file():
         raise AlignmentError(f"{ali_dir}: no final.mdl (build-tree needs the transition model of the alignments)")
+    lang = LangDir(lang_dir)
+    topo = lang.topology()
+    if ci_phones is None:
+        ci_phones = lang.context_indep_phones
+    ci_phones = sorted(int(p) for p in ci_phones)
+    unknown = sorted(set(ci_phones) - set(topo.phones))
+    if unknown:
+        raise ModelError(f"context-independent phone {unknown[0]} is not a phone of {lang_dir}")
     options = {"num_leaves": num_leaves, "context_width": context_width, "central_position": central_position,
-               "min_count": min_count, "thresh": thresh, "cmvn": cmvn}
+               "min_count": min_count, "thresh": thresh, "cmvn": cmvn, "ci_phones": ci_phones}
     inputs = {"options": options, "alignments": file_hash(source.file(INFO)), "lang": path_hash(lang_dir),
               "features": feature_fingerprints(data_dir)}
     if not force and AliDir.up_to_date(out, "tree", inputs):
         log.info("%s is up to date (built from the same features, alignments, lang dir and options); skipping", out)
         return json.loads((out / "build_tree.json").read_text())
-    lang = LangDir(lang_dir)
-    topo = lang.topology()
     src_tm = TransitionModel.read(source.file("final.mdl"))
     alis = read_int_ark(source.file(TID_ARK))
     reader = FeatureReader(data_dir, cmvn=cmvn)
-    stats, counts = accumulate_stats(reader, alis, src_tm, context_width, central_position)
+    stats, counts = accumulate_stats(reader, alis, src_tm, context_width, central_position, ci_phones=ci_phones)
     t_stats = time.time() - t0
     questions = cluster_phones(stats, lang.sets) + [q for q in lang.extra_questions if q]
     npc = {p: topo.num_pdf_classes(p) for p in topo.phones}
@@ -72,6 +78,7 @@ def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500
     info.update(tm.mle_update(tm.accumulate(a.tids for a in mapped.values())))
     info.update(counts)
     info.update({"context_width": context_width, "central_position": central_position,
+                 "ci_phones": ci_phones,
                  "num_leaves_requested": num_leaves, "min_count": min_count, "stats_seconds": round(t_stats, 2),
                  "total_seconds": round(time.time() - t0, 2), "num_transition_ids": tm.num_transition_ids})
     with AliDir.writer(out, "tree", inputs) as tmp:
@@ -79,6 +86,7 @@ def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500
         write_int_ark(tmp / PDF_ARK, ((u, a.pdfs) for u, a in mapped.items()))
         write_int_ark(tmp / TID_ARK, ((u, a.tids) for u, a in mapped.items()))
         write_int_ark(tmp / PHONE_ARK, ((u, a.phones) for u, a in mapped.items()))
+        info["silence_pdfs"] = len({int(x) for x in (tmp / "silence_pdfs.int").read_text().split()})
         atomic_write_text(tmp / "build_tree.json", json.dumps(info, indent=1) + "\n")
     log.info("tree dir %s: %d pdfs, %d transition-ids, %d utterances (%.1f s)", out, tm.num_pdfs,
              tm.num_transition_ids, len(mapped), info["total_seconds"])

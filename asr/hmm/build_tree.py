@@ -1,7 +1,9 @@
 """``asr build-tree``: Kaldi-style decision-tree state tying (``tree/build-tree*.cc``).
 
 1. Statistics: one diagonal Gaussian (count, Σx, Σx²) per seen (phone window, pdf class),
-   from CMVN-normalised features and an alignment (transition-ids + its final.mdl).
+   from CMVN-normalised features and an alignment (transition-ids + its final.mdl). The
+   context of a context-independent phone (the lang's ``phones/context_indep``: silence,
+   Kaldi's ``--ci-phones``) is not recorded, so its states are shared across contexts.
 2. Questions: bottom-up clustering of the phone sets of ``phones/sets.txt`` (Kaldi
    ``cluster-phones``: every cluster formed is a question), plus
    ``phones/extra_questions.txt``; asked about every context position. About the pdf
@@ -105,8 +107,14 @@ class _StatsAccumulator:
 
 
 def accumulate_stats(feature_reader, alignments: dict[str, np.ndarray], tm, context_width: int = 3,
-                     central_position: int = 1, progress: bool = True) -> tuple[TreeStats, dict]:
-    """Tree statistics from transition-id alignments. Returns (stats, counts)."""
+                     central_position: int = 1, progress: bool = True,
+                     ci_phones=()) -> tuple[TreeStats, dict]:
+    """Tree statistics from transition-id alignments. Returns (stats, counts).
+
+    ``ci_phones``: context-independent phones (Kaldi ``acc-tree-stats --ci-phones``): when
+    one of them is the central phone, the other window positions are recorded as 0, so no
+    question can split it on context (a silence's states do not depend on its neighbours);
+    as a context of other phones they stay visible."""
     from tqdm import tqdm
 
     from asr.hmm.kaldi_ali import split_to_phones
@@ -123,6 +131,10 @@ def accumulate_stats(feature_reader, alignments: dict[str, np.ndarray], tm, cont
     acc = None
     counts = {"utterances": 0, "frames": 0, "skipped_no_features": 0, "skipped_length": 0}
     B = max_phone + 1
+    ci = None
+    if len(ci_phones):
+        ci = np.zeros(B, dtype=bool)
+        ci[[p for p in ci_phones if 0 < p < B]] = True
     for utt in tqdm(sorted(alignments), desc="tree stats", unit="utt", disable=None if progress else True,
                     leave=False):
         if utt not in feature_reader:
@@ -141,6 +153,9 @@ def accumulate_stats(feature_reader, alignments: dict[str, np.ndarray], tm, cont
         code = np.zeros(len(phones), dtype=np.int64)
         for k in range(N):
             code = code * B + padded[k : k + len(phones)]
+        if ci is not None:
+            is_ci = ci[phones]
+            code[is_ci] = phones[is_ci].astype(np.int64) * B ** (N - 1 - P)
         inst = np.repeat(np.arange(len(phones)), lengths)
         pc = fwd_class[tm.tid2phone[ali], tm.tid2hmm_state[ali]]
         acc.add(code[inst] * num_classes + pc, feats)

@@ -60,6 +60,13 @@ class LangDir:
         return _read_ints(self.path / "phones" / "silence.int")
 
     @cached_property
+    def context_indep_phones(self) -> list[int]:
+        """``phones/context_indep.int`` (the silence phones when absent, as Kaldi's
+        prepare_lang.sh writes it)."""
+        p = self.path / "phones" / "context_indep.int"
+        return _read_ints(p) if p.is_file() else self.silence_phones
+
+    @cached_property
     def nonsilence_phones(self) -> list[int]:
         return _read_ints(self.path / "phones" / "nonsilence.int")
 

@@ -5,8 +5,10 @@ minimises ``graph + WIP * words + acoustic / LMWT``, all pairs in one pass per l
 becomes ``DECODE_DIR/scoring/hyp_LMWT_WIP.txt`` and its ``compute-wer`` output
 ``DECODE_DIR/wer_LMWT_WIP``; ``DECODE_DIR/scoring/best_wer`` holds the best ``%WER`` line
 followed by its file name (as Kaldi's ``best_wer``), ``scoring/lmwt`` and ``scoring/wip``
-the chosen pair, ``scoring/best_hyp.txt`` its hypotheses. Ties go to the first pair in
-(WIP, LMWT) order. A fixed pair (the one chosen on dev, applied to test) writes
+the chosen pair, ``scoring/best_hyp.txt`` its hypotheses, ``scoring/sweep.json`` the grid,
+the choice, its acoustic scale (1 / LMWT) and whether it lies on an edge of the grid
+(``lmwt_at_edge``, ``wip_at_edge``: the optimum may then be outside; a warning is logged).
+Ties go to the first pair in (WIP, LMWT) order. A fixed pair (the one chosen on dev, applied to test) writes
 ``DECODE_DIR/hyp.txt`` (and ``DECODE_DIR/wer`` when the data dir has a ``text``).
 
 Unlike Kaldi's score.sh (``compute-wer --mode=present``), by default reference utterances
@@ -156,7 +158,28 @@ def sweep(data_dir, decode_dir, lmwts: list[float], wips: list[str], words: list
     atomic_write_text(decode_dir / "scoring" / "wip", best.wip + "\n")
     write_table(decode_dir / "scoring" / "best_hyp.txt", ((u, " ".join(w)) for u, w in best.hyps.items()))
     write_wer_details(data_dir, decode_dir / "scoring" / "wer_details", ref, best.hyps, mode)
+    edges = sweep_edges(best, lmwts, wips)
+    if edges["lmwt_at_edge"]:
+        log.warning("%s: the best LMWT %s is at the edge of the sweep %s..%s; widen --lmwt", decode_dir,
+                    format_lmwt(best.lmwt), format_lmwt(min(lmwts)), format_lmwt(max(lmwts)))
+    if edges["wip_at_edge"]:
+        log.warning("%s: the best WIP %s is at the edge of the sweep %s; widen --wip", decode_dir, best.wip,
+                    ",".join(wips))
+    atomic_write_text(decode_dir / "scoring" / "sweep.json", json.dumps({
+        "lmwts": [float(x) for x in lmwts], "wips": list(wips), "lmwt": float(best.lmwt), "wip": best.wip,
+        "acoustic_scale": round(1.0 / best.lmwt, 5), "wer": round(100.0 * _rate(best.wer), 4), **edges,
+    }, indent=1) + "\n")
     return best
+
+
+def sweep_edges(best: SweepResult, lmwts: list[float], wips: list[str]) -> dict[str, bool]:
+    """Whether the chosen LMWT / WIP is the smallest or largest value swept (with more than
+    one value swept): then the optimum may lie outside the sweep."""
+    wip_values = [float(w) for w in wips]
+    return {
+        "lmwt_at_edge": len(set(lmwts)) > 1 and best.lmwt in (min(lmwts), max(lmwts)),
+        "wip_at_edge": len(set(wip_values)) > 1 and float(best.wip) in (min(wip_values), max(wip_values)),
+    }
 
 
 def write_wer_details(data_dir, out_dir: Path, ref: dict, hyp: dict, mode: str) -> None:

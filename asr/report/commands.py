@@ -23,6 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpus-json", metavar="FILE", help="corpus facts (asr synth-corpus's corpus.json)")
     p.add_argument("--lm-ppl", metavar="FILE", help="output of `asr lm-ppl` on the test text")
     p.add_argument("--link-best", metavar="PATH", help="make PATH a symlink to the best system's model dir")
+    p.add_argument("--test-set", action="append", default=[], metavar="NAME=DATA_DIR",
+                   help="a test set to report (repeatable): WER from EXP_DIR/decode_NAME[_rescore]/wer with the "
+                        "95%% bootstrap interval against DATA_DIR/text, and every pair of systems of the same seed "
+                        "(systems NAME_sN are seed N) compared on it: interval of the difference, MAPSSWE p, and "
+                        "a table of which claims hold on which set and seed")
     p.add_argument("--title", default="Results", help="report title")
     p.add_argument("--eval-pairs", nargs="+", metavar="TUNE[=TEST]", default=None,
                    help="several evaluation sets (e.g. dev_clean=test_clean dev_other=test_other; a TUNE alone has "
@@ -44,28 +49,39 @@ def run_results(args: argparse.Namespace) -> int:
     from asr.report.report import render_report
     from asr.report.results import best_system, collect_system, markdown_table, upsert_results_json
 
-    pairs = None
+    test_sets = {}
+    for spec in args.test_set:
+        name, sep, data = spec.partition("=")
+        if not sep or not name or not data:
+            raise ConfigError(f"--test-set: expected NAME=DATA_DIR, got {spec!r}")
+        test_sets[name] = data
+    eval_pairs = None
     if args.eval_pairs:
-        pairs = []
+        eval_pairs = []
         for spec in args.eval_pairs:
             tune, sep, test = spec.partition("=")
             if not tune or (sep and not test):
                 raise ConfigError(f"--eval-pairs: expected TUNE or TUNE=TEST, got {spec!r}")
-            pairs.append((tune, test or None))
+            eval_pairs.append((tune, test or None))
     entries = []
     for spec in args.systems:
         name, sep, exp = spec.partition("=")
         if not sep or not name or not exp:
             raise ConfigError(f"expected NAME=EXP_DIR, got {spec!r}")
-        entries.append(collect_system(name, exp, pairs))
+        entries.append(collect_system(name, exp, eval_pairs, test_sets))
     best = best_system(entries)
-    print(markdown_table(entries), end="")
+    pairs = None
+    if test_sets:
+        from asr.report.comparison import pairwise
+
+        pairs = pairwise(entries, test_sets)
+    print(markdown_table(entries, list(test_sets) or None), end="")
     if best:
         print(f"best system (lowest dev WER): {best['name']}")
     if args.markdown:
         atomic_write_text(args.markdown, render_report(args.title, entries, best, args.corpus_json, args.lm_ppl,
                                                        args.command, Path(args.markdown).parent, args.data_dirs,
-                                                       args.note))
+                                                       args.note, list(test_sets) or None, pairs))
     if args.json:
         upsert_results_json(args.json, entries)
     if args.link_best and best:

@@ -43,7 +43,8 @@ def corpus_facts(corpus_json: str | os.PathLike | None, lm_ppl: str | os.PathLik
 
 def render_report(title: str, entries: list[dict[str, Any]], best: dict[str, Any] | None,
                   corpus_json=None, lm_ppl=None, command: str = "", base: Path | None = None,
-                  data_dirs: list[str] | None = None, notes: list[str] | None = None) -> str:
+                  data_dirs: list[str] | None = None, notes: list[str] | None = None,
+                  test_sets: list[str] | None = None, pairs: list | None = None) -> str:
     out = [f"# {title}", ""]
     if command:
         out += ["Made by:", "", "```", command, "```", ""]
@@ -57,11 +58,27 @@ def render_report(title: str, entries: list[dict[str, Any]], best: dict[str, Any
     else:
         legend = ("WER in %. Dev WER: best LM weight / insertion penalty of the sweep on dev; test WER: "
                   "the dev-chosen pair applied to test. First pass: pruned 5-gram HCLG; rescored: full "
-                  "5-gram lattice rescoring. RTF: network forward + search, test set.")
+                  "5-gram lattice rescoring. LMWT/WIP (dev): the pair the dev sweep chose (after rescoring "
+                  "when there is one; acoustic scale = 1/LMWT), \"at edge\" when it is the smallest or largest "
+                  "value swept. RTF: network forward + search, test set."
+                  + (" 95% CI: bootstrap interval of the rescored WER (10,000 draws of the test utterances)."
+                     if test_sets else ""))
     out += ["## Systems", "", legend, ""] + [f"- {n}" for n in notes or []] + ([""] if notes else []) + \
-        [markdown_table(entries)]
+        [markdown_table(entries, test_sets)]
     if best:
         out += [f"Best system on dev: **{best['name']}** (`exp/final` links to its model dir).", ""]
+    if pairs:
+        from asr.report.comparison import claims_table, significance_table
+
+        out += ["## Significance", "",
+                "Every pair of systems of the same seed on the same test utterances (`asr compute-wer-bootci`): "
+                "the bootstrap interval of the WER difference (paired), the probability that B makes fewer "
+                "errors, and sclite's matched-pairs (MAPSSWE) p. Significant: p < 0.05 and the interval "
+                "excludes 0.", "", significance_table(pairs),
+                "## Which claims hold", "",
+                "Each pair's ranking on the first seed and test set, checked on every test set and seed "
+                "(holds / reversed: significant; n.s.: same or opposite sign, not significant).", "",
+                claims_table(pairs)]
     curves = [(e["name"], Path(e["exp_dir"]) / "training_curves.png") for e in entries]
     curves = [(n, p) for n, p in curves if p.is_file()]
     if curves:

@@ -75,14 +75,21 @@ def count_model_params(model_dir: str | os.PathLike) -> int | None:
 
 
 def collect_system(name: str, exp_dir: str | os.PathLike,
-                   pairs: list[tuple[str, str | None]] | None = None) -> dict[str, Any]:
+                   pairs: list[tuple[str, str | None]] | None = None,
+                   test_sets: dict[str, str | os.PathLike] | None = None) -> dict[str, Any]:
     """One results.json entry for the system trained and decoded in ``exp_dir``.
 
     ``pairs``: (tune set, test set) names for corpora with several evaluation sets
     (LibriSpeech: dev_clean/test_clean, dev_other/test_other): WERs then come from
     ``decode_<set>[_rescore]`` (tune sets: their own sweep's best; test sets: the tune
     set's LM weight / penalty) into ``entry["sets"]``, and ``dev_wer``/``dev_wer_rescored``
-    are the first tune set's (for choosing the best system)."""
+    are the first tune set's (for choosing the best system).
+
+    ``test_sets`` (one dev set, several test sets: the synth recipe): test set name -> data
+    dir; for each, ``<name>_wer_first_pass`` and ``<name>_wer_rescored`` (from
+    ``decode_<name>[_rescore]/wer``) and ``<name>_wer_ci``, the 95 % bootstrap interval of
+    the rescored WER (``asr.score.significance``) from ``decode_<name>_rescore/hyp.txt`` and
+    the data dir's ``text``."""
     exp = Path(exp_dir)
     if not exp.is_dir():
         raise ConfigError(f"{exp}: no such experiment dir (system {name})")
@@ -108,9 +115,47 @@ def collect_system(name: str, exp_dir: str | os.PathLike,
         wip = exp / sub / "scoring" / "wip"
         if lmwt.is_file() and wip.is_file():
             entry[f"{sub[7:]}_lmwt_wip"] = f"{lmwt.read_text().strip()}/{wip.read_text().strip()}"
+            entry[f"{sub[7:]}_at_edge"] = sweep_edges(exp / sub)
+    # the pair used for the test WERs (rescored when there is one), with the sweep edges it sits on
+    for key in ("dev_rescore", "dev"):
+        if entry.get(f"{key}_lmwt_wip"):
+            edge = entry.get(f"{key}_at_edge")
+            entry["chosen_lmwt_wip"] = entry[f"{key}_lmwt_wip"] + (f" ({'+'.join(edge)} at edge)" if edge else "")
+            break
     info = exp / "decode_test" / "decode.json"
     entry["decode_rtf"] = json.loads(info.read_text()).get("rtf") if info.is_file() else None
+    for ts, data_dir in (test_sets or {}).items():
+        entry[f"{ts}_wer_first_pass"] = read_wer(exp / f"decode_{ts}" / "wer")
+        entry[f"{ts}_wer_rescored"] = read_wer(exp / f"decode_{ts}_rescore" / "wer")
+        hyp = best_hyp(exp, ts)
+        entry[f"{ts}_wer_ci"] = None
+        if hyp is not None and (Path(data_dir) / "text").is_file():
+            from asr.score.significance import compare
+            from asr.score.wer import read_text
+
+            c = compare(read_text(Path(data_dir) / "text"), read_text(hyp))
+            entry[f"{ts}_wer_ci"] = [round(c.sys1.ci[0], 2), round(c.sys1.ci[1], 2)]
     return entry
+
+
+def best_hyp(exp_dir: str | os.PathLike, test_set: str) -> Path | None:
+    """The hypotheses a system's test WER is reported on: after rescoring when there are
+    rescored lattices, else the first pass (``decode_<set>[_rescore]/hyp.txt``)."""
+    for sub in (f"decode_{test_set}_rescore", f"decode_{test_set}"):
+        p = Path(exp_dir) / sub / "hyp.txt"
+        if p.is_file() and (Path(exp_dir) / sub / "wer").is_file():
+            return p
+    return None
+
+
+def sweep_edges(decode_dir: Path) -> list[str] | None:
+    """Which of LMWT / WIP the dev sweep chose at an edge of its grid (``scoring/sweep.json``
+    of ``asr score-lattices``); None when the sweep did not record it."""
+    p = decode_dir / "scoring" / "sweep.json"
+    if not p.is_file():
+        return None
+    info = json.loads(p.read_text(encoding="utf-8"))
+    return [name for name in ("LMWT", "WIP") if info.get(f"{name.lower()}_at_edge")]
 
 
 def _collect_sets(entry: dict[str, Any], exp: Path, pairs: list[tuple[str, str | None]]) -> dict[str, Any]:
@@ -160,17 +205,40 @@ COLUMNS = (
     ("dev WER rescored", "dev_wer_rescored", ".2f"),
     ("test WER 1st pass", "test_wer_first_pass", ".2f"),
     ("test WER rescored", "test_wer_rescored", ".2f"),
+    ("LMWT/WIP (dev)", "chosen_lmwt_wip", ""),
     ("train time (s)", "train_seconds", ".0f"),
     ("decode RTF", "decode_rtf", ".3f"),
 )
 
 
-def markdown_table(entries: list[dict[str, Any]]) -> str:
+def columns(test_sets: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """The table's columns: ``COLUMNS``, with first-pass and rescored WER (and its 95 %
+    interval) for each test set when ``test_sets`` are given."""
+    if not test_sets:
+        return list(COLUMNS)
+    out = [c for c in COLUMNS if not c[1].startswith("test_")]
+    at = [c[1] for c in out].index("chosen_lmwt_wip")
+    for ts in test_sets:
+        out[at:at] = [(f"{ts} WER 1st pass", f"{ts}_wer_first_pass", ".2f"),
+                      (f"{ts} WER rescored [95% CI]", f"{ts}_wer_rescored", "ci")]
+        at += 2
+    return out
+
+
+def markdown_table(entries: list[dict[str, Any]], test_sets: list[str] | None = None) -> str:
     if any("sets" in e for e in entries):
         return _sets_table(entries)
-    lines = ["| " + " | ".join(c[0] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    cols = columns(test_sets)
+    lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
     for e in entries:
-        lines.append("| " + " | ".join(_fmt(e.get(k), spec) for _, k, spec in COLUMNS) + " |")
+        cells = []
+        for _, k, spec in cols:
+            if spec == "ci":
+                ci = e.get(k.replace("_rescored", "_ci"))
+                cells.append(_fmt(e.get(k), ".2f") + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
+            else:
+                cells.append(_fmt(e.get(k), spec))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The default recipe on the embedded synthetic corpus, from nothing to a WER.
 #   run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
-#          [--alignments ctm|flat]
+#          [--seeds "1 2"] [--augment true|false] [--alignments ctm|flat]
 #
-#   0 corpus (synthetic speech + CTM)     5 HCLG with the pruned 5-gram
+#   0 corpus (synthetic speech + CTM),    5 HCLG with the pruned 5-gram
+#     augmented train, hard test set
 #   1 dict + lang dir                     6 LSTMP training (+ priors) [+ DNN, LSTM baselines]
-#   2 fbank + CMVN                        7 decode dev/test (first pass, lattices)
-#   3 alignments (CTM import, or flat      8 full 5-gram lattice rescoring
+#   2 fbank + CMVN                        7 decode dev/test/test_hard (lattices; acoustic scale chosen on dev)
+#   3 alignments (CTM import, or flat     8 full 5-gram lattice rescoring
 #     start) + tree
 #   4 LMs: full 5-gram and pruned         9 scoring, RESULTS.md (--quick: exp/RESULTS.quick.md),
 #                                           exp/results.json, exp/final
@@ -14,10 +15,6 @@
 #
 # Outputs: data/ (corpus, dict, lang, features) and exp/ under this directory. Every stage
 # checks its inputs and skips work whose outputs are complete, so re-running is safe.
-# --alignments flat: stage 3 makes the training alignments from the transcripts alone
-# (`asr flat-start`, never reading the synthesiser's CTMs) into exp/ali_train_flat; the
-# products that depend on them get a _flat suffix (exp/tree_flat, exp/graph_flat,
-# exp/lstmp_flat, ...), so both kinds of systems live side by side and stage 9 reports both.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,15 +29,27 @@ train_opts=""         # extra options for `asr train` (e.g. "--device cuda")
 decode_opts=          # search options for `asr decode` (default "--beam 11 --lattice-beam 6";
                       # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
 compare_opts=""       # options for stage 10's local/compare_families.sh (e.g. "--train-utts 500 --jobs 4")
+lmwts=4:20            # LM weights swept on dev (stages 7, 9): each system's acoustic scale for test = 1/LMWT
+seeds="1"             # training seeds: systems of seed N > 1 are exp/<sys>_sN (RESULTS.md compares seeds)
+test_sets="test test_hard"  # test sets decoded and reported (test_hard: made in stage 0)
+augment=true          # train on data/train_aug: the train set plus one simulated-environment copy per utterance
+# one copy of every training utterance at a random speed (0.9/1.0/1.1), in a simulated room (room set
+# "train"), with noise, sometimes through a telephone channel, next to the original
+aug_opts="--speed 0.9,1.0,1.1 --random-speed --include-original --reverb-prob 0.5 --noise-prob 0.7 --telephone-prob 0.2 --snr 5 25 --room-set train"
+# the hard test set: test_unseen's voices (variants no other split has) in rooms, noises and channels
+# no training run saw (room set "test", another seed)
+hard_opts="--reverb-prob 0.6 --noise-prob 0.8 --telephone-prob 0.3 --snr 5 25 --room-set test --seed 7"
 alignments=ctm        # ctm: import the synthesiser's phone CTMs; flat: flat start from transcripts alone
 flat_opts=""          # extra options for `asr flat-start` (e.g. "--rounds 3")
-__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts alignments flat_opts"
+__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts lmwts seeds test_sets augment aug_opts hard_opts alignments flat_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
-         [--compare-opts '...'] [--alignments ctm|flat] [--flat-opts '...']
+         [--compare-opts '...'] [--lmwts LO:HI] [--seeds '1 2'] [--test-sets 'test test_hard'] [--augment true|false]
+         [--aug-opts '...'] [--hard-opts '...'] [--alignments ctm|flat] [--flat-opts '...']
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
-  0 synthetic corpus   1 dict + lang dir   2 fbank + CMVN   3 alignments + tree
-  4 5-gram LMs         5 HCLG              6 training       7 decode (lattices)
+  0 synthetic corpus, augmented train set, hard test set
+                       1 dict + lang dir   2 fbank + CMVN   3 alignments + tree
+  4 5-gram LMs         5 HCLG              6 training       7 decode (lattices; scale chosen on dev)
   8 5-gram rescoring   9 scoring, RESULTS.md, exp/results.json, exp/final
   10 (only when asked) LSTM family comparison and depth study
 --alignments flat: stage 3 trains from the transcripts alone (asr flat-start; the CTMs are not
@@ -57,13 +66,20 @@ if [ "$quick" = true ]; then
   quick_opt="--quick"; conf=conf/quick
   num_leaves=${num_leaves:-200}; lm_target_ngrams=${lm_target_ngrams:-8000}
   decode_opts=${decode_opts:---beam 8 --lattice-beam 4}
-  flat_opts=${flat_opts:---num-leaves 200 --cd-config conf/quick/flat_cd.yaml}
 fi
 decode_opts=${decode_opts:---beam 11 --lattice-beam 6}
 num_leaves=${num_leaves:-1500}
 lm_target_ngrams=${lm_target_ngrams:-60000}
-systems="lstmp"
-[ "$baselines" = true ] && systems="lstmp lstm dnn"
+families="lstmp"
+[ "$baselines" = true ] && families="lstmp lstm dnn"
+# systems: <family> for seed 1, <family>_s<N> for seed N
+systems=""
+for seed in $seeds; do
+  for f in $families; do systems="$systems $f$([ "$seed" = 1 ] || echo "_s$seed")"; done
+done
+family_of() { if [[ $1 =~ ^(.*)_s[0-9]+$ ]]; then echo "${BASH_REMATCH[1]}"; else echo "$1"; fi; }
+train=train
+[ "$augment" = true ] && train=train_aug
 case "$alignments" in
   ctm) sfx= ;;
   flat) sfx=_flat ;;
@@ -74,11 +90,22 @@ tree=exp/tree$sfx graph=exp/graph$sfx ali_dev=exp/ali_dev$sfx   # what depends o
 results_md=RESULTS.md
 [ "$quick" = true ] && results_md=exp/RESULTS.quick.md
 
-# Stage 0: synthetic corpus: data/{train,dev,test} with wavs, CTMs; data/local/{lm_text.txt,dict}
-# (kept as is when already complete with the same settings)
+# Stage 0: synthetic corpus: data/{train,dev,test,test_unseen} with wavs, CTMs;
+# data/local/{lm_text.txt,dict} (kept as is when already complete with the same settings);
+# data/train_aug (augmented training data, alignments' CTMs carried over) and data/test_hard
 if stage_on 0; then
   log "stage 0: synthetic corpus into data/ (quick=$quick)"
   asr synth-corpus $quick_opt --nj "$nj" data
+  if [ "$augment" = true ]; then
+    log "stage 0: augmented training data data/train_aug"
+    # shellcheck disable=SC2086
+    asr augment-data-dir --nj "$nj" $aug_opts data/train data/train_aug
+  fi
+  if [[ " $test_sets " == *" test_hard "* ]]; then
+    log "stage 0: hard test set data/test_hard (unseen voices, rooms, noises and channels)"
+    # shellcheck disable=SC2086
+    asr augment-data-dir --nj "$nj" $hard_opts data/test_unseen data/test_hard
+  fi
 fi
 
 # Stage 1: lang dir from the dict dir
@@ -94,7 +121,7 @@ fi
 
 # Stage 2: 40-dim log mel filterbanks (25/10 ms) and per-speaker CMVN stats
 if stage_on 2; then
-  for x in train dev test; do
+  for x in $train dev $test_sets; do
     require data/$x/wav.scp 0
     log "stage 2: fbank + CMVN for data/$x"
     asr make-fbank --config ../../conf/fbank.conf --nj "$nj" data/$x data/$x/data
@@ -106,10 +133,10 @@ if stage_on 2; then
   done
   # the training data's global CMVN stats: the prior of streaming recognition's online CMVN
   # (packed into the model dir); made here so later stages' feature fingerprints see them
-  if [ -f data/train/global_cmvn.stats ] && [ data/train/global_cmvn.stats -nt data/train/feats.scp ]; then
-    log "stage 2: data/train/global_cmvn.stats is up to date"
+  if [ -f data/$train/global_cmvn.stats ] && [ data/$train/global_cmvn.stats -nt data/$train/feats.scp ]; then
+    log "stage 2: data/$train/global_cmvn.stats is up to date"
   else
-    asr compute-cmvn --global data/train
+    asr compute-cmvn --global data/$train
   fi
 fi
 
@@ -118,22 +145,22 @@ fi
 # and the dev alignments (frame accuracy monitor) through the tree
 if stage_on 3; then
   require data/lang/phones.txt 1
-  require data/train/feats.scp data/dev/feats.scp 2
+  require data/$train/feats.scp data/dev/feats.scp 2
   # each command leaves an output made from the same inputs (fingerprints) as it is, and
   # replaces it only when it succeeded
   if [ "$alignments" = flat ]; then
     train_ali=exp/ali_train_flat
-    log "stage 3: flat start from the transcripts (no CTM is read) into $train_ali"
+    log "stage 3: flat start from the transcripts of data/$train (no CTM is read) into $train_ali"
     # shellcheck disable=SC2086
-    asr flat-start --nj "$nj" $flat_opts data/train data/lang $train_ali
+    asr flat-start --nj "$nj" $flat_opts data/$train data/lang $train_ali
   else
     train_ali=exp/ali_train_mono
-    log "stage 3: importing train CTM alignments"
-    asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
-      data/train data/train/phones.ctm $train_ali
+    log "stage 3: importing data/$train CTM alignments"
+    asr import-ali --format ctm --lang data/lang --words-ctm data/$train/words.ctm \
+      data/$train data/$train/phones.ctm $train_ali
   fi
   log "stage 3: building the tree $tree ($num_leaves leaves) from $train_ali"
-  asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train $train_ali $tree
+  asr build-tree --lang data/lang --num-leaves "$num_leaves" data/$train $train_ali $tree
   if [ "$alignments" = flat ]; then
     log "stage 3: aligning dev with the flat-start model, mapped through $tree"
     asr align --lang data/lang --model-dir $train_ali/work/final --nj "$nj" data/dev exp/flat_ali_dev
@@ -181,10 +208,10 @@ fi
 # global CMVN stats: the prior of streaming recognition's online CMVN) with `asr pack-model-dir`,
 # which checks that they fit and leaves an up-to-date model dir as it is
 pack_model_dir() {
-  require data/train/global_cmvn.stats 2
-  asr pack-model-dir --tree-dir $tree --lang data/lang --feats data/train --graph-dir $graph \
+  require data/$train/global_cmvn.stats 2
+  asr pack-model-dir --tree-dir $tree --lang data/lang --feats data/$train --graph-dir $graph \
     --first-pass-lm exp/lm/lm5_pruned.arpa --rescore-lm exp/lm/lm5.arpa \
-    --global-cmvn data/train/global_cmvn.stats exp/$1/final
+    --global-cmvn data/$train/global_cmvn.stats exp/$1/final
 }
 
 # Stage 6: acoustic models (LSTMP; DNN and plain-LSTM baselines at about its size), priors
@@ -192,30 +219,46 @@ if stage_on 6; then
   require $tree/ali.pdf.ark $ali_dev/ali.pdf.ark 3
   require $graph/HCLG.fst 5
   for sys in $systems; do
-    e=exp/$sys$sfx
-    if [ -f $e/.done ]; then
-      log "stage 6: $e is trained; skipping"
+    if [ -f exp/$sys$sfx/.done ]; then
+      log "stage 6: exp/$sys$sfx is trained; skipping"
     else
-      log "stage 6: training $e ($conf/$sys.yaml)"
+      config=$conf/$(family_of $sys).yaml
+      if [[ $sys =~ _s([0-9]+)$ ]]; then  # another seed: the family's config with training.seed replaced
+        mkdir -p exp/$sys$sfx
+        sed "s/^\(  *seed:\).*/\1 ${BASH_REMATCH[1]}/" "$config" > exp/$sys$sfx/config_seed.yaml
+        config=exp/$sys$sfx/config_seed.yaml
+      fi
+      log "stage 6: training $sys ($config)"
       resume=""
-      [ -f $e/checkpoint.pt ] && resume="--resume"
-      asr train --config $conf/$sys.yaml --feats data/train --ali $tree/ali.pdf.ark \
-        --dev-feats data/dev --dev-ali $ali_dev/ali.pdf.ark --out $e $resume $train_opts
-      asr compute-priors --model-dir $e/final --silence-pdfs $tree/silence_pdfs.int $tree/ali.pdf.ark
-      touch $e/.done
+      [ -f exp/$sys$sfx/checkpoint.pt ] && resume="--resume"
+      asr train --config $config --feats data/$train --ali $tree/ali.pdf.ark \
+        --dev-feats data/dev --dev-ali $ali_dev/ali.pdf.ark --out exp/$sys$sfx $resume $train_opts
+      asr compute-priors --model-dir exp/$sys$sfx/final --silence-pdfs $tree/silence_pdfs.int $tree/ali.pdf.ark
+      touch exp/$sys$sfx/.done
     fi
     pack_model_dir $sys$sfx   # also after a rebuilt graph or LM: re-packs only what changed
   done
 fi
 
-# Stage 7: first-pass decoding of dev and test with lattices
+# Stage 7: first-pass decoding with lattices. Each system's acoustic scale is chosen on dev:
+# dev is decoded at 0.1, its lattices swept over LM weights (acoustic scale = 1/LMWT), and
+# test is decoded at the chosen scale (exp/<sys>/acoustic_scale); nothing is tuned on test.
 if stage_on 7; then
   for sys in $systems; do
     require exp/$sys$sfx/.done 6
-    for x in dev test; do
-      # asr decode leaves a decode dir made from the same model dir, graph, features and options as it is
-      log "stage 7: decoding data/$x with $sys$sfx"
-      asr decode --model-dir exp/$sys$sfx/final --nj "$nj" --lattices $decode_opts data/$x exp/$sys$sfx/decode_$x
+    # asr decode leaves a decode dir made from the same model dir, graph, features and options as it is
+    log "stage 7: decoding data/dev with $sys (acoustic scale 0.1)"
+    asr decode --model-dir exp/$sys$sfx/final --nj "$nj" --lattices $decode_opts data/dev exp/$sys$sfx/decode_dev
+    if [ ! -f exp/$sys$sfx/acoustic_scale ] || [ exp/$sys$sfx/acoustic_scale -ot exp/$sys$sfx/decode_dev/decode.json ]; then
+      asr score-lattices --lmwt "$lmwts" --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev
+      python -c "import json,sys; print(json.load(open(sys.argv[1]))['acoustic_scale'])" \
+        exp/$sys$sfx/decode_dev/scoring/sweep.json > exp/$sys$sfx/acoustic_scale
+    fi
+    acwt=$(cat exp/$sys$sfx/acoustic_scale)
+    for x in $test_sets; do
+      log "stage 7: decoding data/$x with $sys (acoustic scale $acwt, chosen on dev)"
+      asr decode --model-dir exp/$sys$sfx/final --nj "$nj" --lattices --acoustic-scale "$acwt" $decode_opts \
+        data/$x exp/$sys$sfx/decode_$x
     done
   done
 fi
@@ -223,7 +266,7 @@ fi
 # Stage 8: full 5-gram lattice rescoring
 if stage_on 8; then
   for sys in $systems; do
-    for x in dev test; do
+    for x in dev $test_sets; do
       require exp/$sys$sfx/decode_$x/decode.json 7
       # asr lmrescore leaves an output made from the same lattices and LMs as it is
       log "stage 8: rescoring exp/$sys$sfx/decode_$x with the full 5-gram"
@@ -233,25 +276,31 @@ if stage_on 8; then
   done
 fi
 
-# Stage 9: LM-weight / insertion-penalty sweep on dev, applied to test; results table
+# Stage 9: LM-weight / insertion-penalty sweep on dev, applied to the test sets; results
+# table with 95% intervals, pairwise significance and (with several seeds) which claims hold
 if stage_on 9; then
   specs=()
+  set_opts=()
+  for x in $test_sets; do set_opts+=(--test-set "$x=data/$x"); done
   for sys in $systems; do
     for pass in "" _rescore; do
-      require exp/$sys$sfx/decode_dev$pass/lat.1.gz exp/$sys$sfx/decode_test$pass/lat.1.gz 8
-      asr score-lattices --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev$pass
-      asr score-lattices --words $graph/words.txt --best-from exp/$sys$sfx/decode_dev$pass data/test exp/$sys$sfx/decode_test$pass
+      require exp/$sys$sfx/decode_dev$pass/lat.1.gz 8
+      asr score-lattices --lmwt "$lmwts" --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev$pass
+      for x in $test_sets; do
+        require exp/$sys$sfx/decode_$x$pass/lat.1.gz 8
+        asr score-lattices --words $graph/words.txt --best-from exp/$sys$sfx/decode_dev$pass data/$x exp/$sys$sfx/decode_$x$pass
+      done
     done
   done
   # every scored system of both kinds: CTM-aligned NAME and flat-start NAME_flat
   for s in "" _flat; do
-    for sys in lstmp lstm dnn; do
-      [ -f exp/$sys$s/decode_test_rescore/wer ] && specs+=("$sys$s=exp/$sys$s")
+    for sys in $systems; do
+      [ -f exp/$sys$s/decode_dev_rescore/scoring/best_wer ] && specs+=("$sys$s=exp/$sys$s")
     done
   done
   asr results --title "Results of recipes/synth (quick=$quick)" \
-    --command "recipes/synth/run.sh --quick $quick --baselines $baselines --alignments $alignments" \
-    --corpus-json data/local/corpus.json --lm-ppl exp/lm/lm5.test_ppl.txt \
+    --command "recipes/synth/run.sh --quick $quick --baselines $baselines --augment $augment --seeds \"$seeds\" --alignments $alignments" \
+    --corpus-json data/local/corpus.json --lm-ppl exp/lm/lm5.test_ppl.txt "${set_opts[@]}" \
     --markdown $results_md --json exp/results.json --link-best exp/final "${specs[@]}"
   log "stage 9: wrote $results_md and exp/results.json; exp/final -> $(readlink exp/final)"
 fi

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asr.augment.noise import spectral_noise, unit_rms
+
 NOISE_TYPES = ("white", "pink", "brown", "babble")
 
 
@@ -37,19 +39,12 @@ def colored_noise(kind: str, n: int, rng: np.random.Generator, babble_bank: list
                 start = int(rng.integers(len(src)))
                 idx = (start + np.arange(n)) % len(src)
                 out += src[idx] * rng.uniform(0.5, 1.0)
-            return _unit_rms(out)
+            return unit_rms(out)
     if kind == "white":
-        return _unit_rms(rng.standard_normal(n))
+        return unit_rms(rng.standard_normal(n))
     if kind not in ("pink", "brown"):
         raise ValueError(f"unknown noise type {kind!r}")
-    # shape a random spectrum directly: amplitude ∝ f^-1/2 (pink) or f^-1 (brown)
-    size = 1 << max(n - 1, 1).bit_length()
-    half = size // 2 + 1
-    spec = rng.standard_normal(half) + 1j * rng.standard_normal(half)
-    f = np.maximum(np.arange(half, dtype=np.float64), 40.0 * size / sample_rate)
-    spec /= f ** (0.5 if kind == "pink" else 1.0)
-    spec[0] = 0.0
-    return _unit_rms(np.fft.irfft(spec, size)[:n])
+    return spectral_noise(n, sample_rate, rng, 1.0 if kind == "pink" else 2.0)
 
 
 def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -57,11 +52,6 @@ def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
     n = len(x) + len(h) - 1
     size = 1 << (n - 1).bit_length()
     return np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(h, size), size)[:n]
-
-
-def _unit_rms(x: np.ndarray) -> np.ndarray:
-    rms = np.sqrt(np.mean(x * x))
-    return x / rms if rms > 0 else x
 
 
 def room_impulse_response(rt60: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:

@@ -12,8 +12,10 @@ def register(subparsers) -> None:
         description=(
             "Generate a Resource-Management-like corpus: prompts from a built-in grammar (about 1,100 words), "
             "spoken by espeak-ng voices (accent x voice variant; train/dev/test speakers disjoint) with random "
-            "rate and pitch, through a noisy channel (white/pink/brown/babble noise at a random SNR, random "
-            "gain, sometimes reverberation), 16 kHz. Writes OUT_DIR/{train,dev,test}/ (wav/, wav.scp, text, "
+            "rate and pitch (some words faster or slower, pauses between some words), through a noisy channel "
+            "(white/pink/brown/babble noise at a random SNR, random gain, sometimes reverberation), 16 kHz. "
+            "test_unseen is spoken by voice variants that no other split uses. "
+            "Writes OUT_DIR/{train,dev,test,test_unseen}/ (wav/, wav.scp, text, "
             "utt2spk, spk2utt, utt2dur, phones.ctm, words.ctm: 'utt 1 start dur label' on the 10 ms grid, "
             "covering each utterance, SIL for silence), OUT_DIR/local/lm_text.txt (LM sentences; no dev/test "
             "prompt among them), OUT_DIR/local/dict/ (Kaldi dict dir with lexiconp.txt from espeak's "
@@ -25,17 +27,27 @@ def register(subparsers) -> None:
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="output directory (e.g. data)")
     p.add_argument("--quick", action="store_true",
-                   help="small corpus for CI: train 10 min, dev and test 3 min each, 20k LM sentences "
+                   help="small corpus for CI: train 10 min, dev, test and test_unseen 3 min each, 20k LM sentences "
                         "(explicit size options below still override)")
     p.add_argument("--nj", type=int, default=2, help="parallel worker processes")
     p.add_argument("--seed", type=int, default=1, help="random seed of everything")
-    p.add_argument("--train-minutes", type=float, default=None, help="train size (default 300, quick 10)")
+    p.add_argument("--train-minutes", type=float, default=None, help="train size (default 195, quick 10)")
     p.add_argument("--dev-minutes", type=float, default=None, help="dev size (default 15, quick 3)")
-    p.add_argument("--test-minutes", type=float, default=None, help="test size (default 30, quick 3)")
+    p.add_argument("--test-minutes", type=float, default=None, help="test size (default 25, quick 3)")
+    p.add_argument("--unseen-minutes", type=float, default=None,
+                   help="size of test_unseen, the held-out voice variants (default 20, quick 3)")
     p.add_argument("--lm-sentences", type=int, default=None, help="LM text sentences (default 200000, quick 20000)")
-    p.add_argument("--train-speakers", type=int, default=36, help="number of training speakers")
-    p.add_argument("--dev-speakers", type=int, default=6, help="number of dev speakers")
-    p.add_argument("--test-speakers", type=int, default=8, help="number of test speakers")
+    p.add_argument("--train-speakers", type=int, default=120, help="number of training speakers")
+    p.add_argument("--dev-speakers", type=int, default=8, help="number of dev speakers")
+    p.add_argument("--test-speakers", type=int, default=10, help="number of test speakers")
+    p.add_argument("--unseen-speakers", type=int, default=8,
+                   help="number of test_unseen speakers (held-out voice variants, at most 64)")
+    p.add_argument("--rate", type=float, nargs=2, default=(110.0, 240.0), metavar=("MIN", "MAX"),
+                   help="range of the speaking rate in words per minute")
+    p.add_argument("--word-rate-prob", type=float, default=0.25,
+                   help="share of words spoken at 75-135%% of the utterance's rate")
+    p.add_argument("--pause-prob", type=float, default=0.08,
+                   help="share of word boundaries with a pause of 80-400 ms")
     p.add_argument("--snr", type=float, nargs=2, default=(5.0, 30.0), metavar=("MIN", "MAX"),
                    help="range of the signal-to-noise ratio in dB")
     p.add_argument("--reverb-prob", type=float, default=0.2, help="fraction of utterances with room reverberation")
@@ -59,12 +71,14 @@ def _run(args) -> int:
     if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
         raise ConfigError(f"{args.out_dir}: exists and is not a directory")
     sizes = dict(QUICK) if args.quick else {}
-    for name in ("train_minutes", "dev_minutes", "test_minutes", "lm_sentences"):
+    for name in ("train_minutes", "dev_minutes", "test_minutes", "unseen_minutes", "lm_sentences"):
         if getattr(args, name) is not None:
             sizes[name] = getattr(args, name)
     config = CorpusConfig(
         seed=args.seed, train_speakers=args.train_speakers, dev_speakers=args.dev_speakers,
-        test_speakers=args.test_speakers, snr_db=tuple(args.snr), reverb_prob=args.reverb_prob,
+        test_speakers=args.test_speakers, unseen_speakers=args.unseen_speakers, rate_wpm=tuple(args.rate),
+        word_rate_prob=args.word_rate_prob, pause_prob=args.pause_prob,
+        snr_db=tuple(args.snr), reverb_prob=args.reverb_prob,
         min_phone_frames=args.min_phone_frames, **sizes,
     )
     summary = build_corpus(args.out_dir, config, nj=args.nj, force=args.force)

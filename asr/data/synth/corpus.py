@@ -2,11 +2,16 @@
 
 Layout written under OUT_DIR::
 
-    {train,dev,test}/  wav/<utt>.wav wav.scp text utt2spk spk2utt utt2dur phones.ctm words.ctm
+    {train,dev,test,test_unseen}/  wav/<utt>.wav wav.scp text utt2spk spk2utt utt2dur phones.ctm words.ctm
     local/lm_text.txt              LM training sentences (never containing a dev/test prompt)
     local/dict/                    Kaldi dict dir (lexicon.txt, lexiconp.txt, phone lists)
     local/excluded.txt             utterances left out, with the reason
     local/corpus.json              sizes, speakers, timings; written last (marks completion)
+
+``test_unseen`` is spoken by voice variants no other split uses (the source of the
+recipe's hard test set). Speech varies by speaker (base rate and pitch), by utterance
+(jittered rate, pitch and pitch range) and by word: some words are spoken faster or slower
+(SSML ``<prosody rate>``) and some word boundaries get a pause (SSML ``<break>``).
 
 Every random choice comes from a generator seeded by (seed, purpose[, split, index]),
 so a corpus depends only on its configuration, not on the number of jobs.
@@ -28,7 +33,7 @@ import numpy as np
 from asr.data.synth.channel import ChannelConfig
 from asr.data.synth.grammar import Grammar
 from asr.data.synth.lexicon import Lexicon, write_dict_dir
-from asr.data.synth.speakers import ACCENTS, Speaker, split_speakers
+from asr.data.synth.speakers import ACCENTS, SPLIT_NAMES, Speaker, split_speakers
 from asr.data.synth.utterance import FRAME, SAMPLE_RATE, UttResult, UttSpec
 from asr.errors import ConfigError
 from asr.io.atomic import atomic_write, atomic_write_text
@@ -36,25 +41,34 @@ from asr.io.tables import write_table
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "dev", "test")
-_SPLIT_CODE = {"train": 2, "dev": 3, "test": 4}
-# seconds of speech per (word / words-per-minute * 60), measured on the grammar's prompts
-_DURATION_FACTOR = 0.82
+SPLITS = SPLIT_NAMES
+_SPLIT_CODE = {"train": 2, "dev": 3, "test": 4, "test_unseen": 5}
+_SPLIT_TAG = {"train": "tr", "dev": "dv", "test": "ts", "test_unseen": "tu"}
+# seconds of speech per (word / words-per-minute * 60), measured on the grammar's prompts with
+# the per-word rate changes and pauses (0.82 gave 4.86 h for 240 minutes: 1.21x; 0.99 matches)
+_DURATION_FACTOR = 0.99
 
 
 @dataclass(frozen=True)
 class CorpusConfig:
     seed: int = 1
-    train_minutes: float = 300.0
+    train_minutes: float = 195.0
     dev_minutes: float = 15.0
-    test_minutes: float = 30.0
+    test_minutes: float = 25.0
+    unseen_minutes: float = 20.0
     lm_sentences: int = 200_000
-    train_speakers: int = 36
-    dev_speakers: int = 6
-    test_speakers: int = 8
+    train_speakers: int = 120
+    dev_speakers: int = 8
+    test_speakers: int = 10
+    unseen_speakers: int = 8
     snr_db: tuple[float, float] = (5.0, 30.0)
     reverb_prob: float = 0.2
-    rate_wpm: tuple[float, float] = (130.0, 200.0)
+    rate_wpm: tuple[float, float] = (110.0, 240.0)
+    pitch: tuple[float, float] = (5.0, 95.0)
+    word_rate_prob: float = 0.25  # share of words spoken at another rate
+    word_rate: tuple[float, float] = (75.0, 135.0)  # % of the utterance's rate
+    pause_prob: float = 0.08  # share of word boundaries with a pause
+    pause_ms: tuple[float, float] = (80.0, 400.0)
     min_phone_frames: int = 3
 
     def channel(self) -> ChannelConfig:
@@ -62,11 +76,11 @@ class CorpusConfig:
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
-        d["snr_db"], d["rate_wpm"] = list(self.snr_db), list(self.rate_wpm)
-        return d
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
-QUICK = {"train_minutes": 10.0, "dev_minutes": 3.0, "test_minutes": 3.0, "lm_sentences": 20_000}
+QUICK = {"train_minutes": 10.0, "dev_minutes": 3.0, "test_minutes": 3.0, "unseen_minutes": 3.0,
+         "lm_sentences": 20_000}
 
 
 def build_corpus(out_dir: str | os.PathLike, config: CorpusConfig, nj: int = 1, force: bool = False) -> dict:
@@ -86,7 +100,8 @@ def build_corpus(out_dir: str | os.PathLike, config: CorpusConfig, nj: int = 1, 
     t0 = time.time()
     grammar = Grammar()
     vocab = grammar.vocabulary()
-    speakers = split_speakers(config.seed, config.train_speakers, config.dev_speakers, config.test_speakers)
+    speakers = split_speakers(config.seed, config.train_speakers, config.dev_speakers, config.test_speakers,
+                              config.unseen_speakers)
     lm_text, prompts = draw_prompts(grammar, config)
     specs = {split: make_specs(split, prompts[split], speakers[split], config) for split in SPLITS}
     for split in SPLITS:
@@ -180,8 +195,15 @@ def build_corpus(out_dir: str | os.PathLike, config: CorpusConfig, nj: int = 1, 
 
 
 def _check_config(c: CorpusConfig) -> None:
-    if min(c.train_minutes, c.dev_minutes, c.test_minutes) <= 0:
+    if min(c.train_minutes, c.dev_minutes, c.test_minutes, c.unseen_minutes) <= 0:
         raise ConfigError("split sizes must be positive")
+    if c.unseen_speakers < 1:
+        raise ConfigError("--unseen-speakers must be at least 1")
+    for name in ("word_rate_prob", "pause_prob"):
+        if not 0 <= getattr(c, name) <= 1:
+            raise ConfigError(f"{name} must be in [0, 1]")
+    if not 0 <= c.pitch[0] <= c.pitch[1] <= 100:
+        raise ConfigError(f"bad pitch range {c.pitch}")
     if c.lm_sentences < 1:
         raise ConfigError("--lm-sentences must be at least 1")
     if not 0 <= c.snr_db[0] <= c.snr_db[1]:
@@ -197,7 +219,8 @@ def draw_prompts(grammar: Grammar, config: CorpusConfig) -> tuple[list[list[str]
     lm = [grammar.sample(rng) for _ in range(config.lm_sentences)]
     taken = {tuple(s) for s in lm}
     prompts: dict[str, list[tuple[str, ...]]] = {}
-    minutes = {"train": config.train_minutes, "dev": config.dev_minutes, "test": config.test_minutes}
+    minutes = {"train": config.train_minutes, "dev": config.dev_minutes, "test": config.test_minutes,
+               "test_unseen": config.unseen_minutes}
     mean_rate = sum(config.rate_wpm) / 2
     for split in SPLITS:
         rng = np.random.default_rng([config.seed, _SPLIT_CODE[split]])
@@ -218,21 +241,30 @@ def draw_prompts(grammar: Grammar, config: CorpusConfig) -> tuple[list[list[str]
 
 
 def make_specs(split: str, prompts: list[tuple[str, ...]], speakers: list[Speaker], config: CorpusConfig) -> list[UttSpec]:
-    """Utterance specs: speakers round-robin, per-utterance rate, pitch, range and padding."""
+    """Utterance specs: speakers round-robin; per-utterance rate, pitch, range and padding;
+    per-word rate changes and pauses."""
     code = _SPLIT_CODE[split]
-    tag = {"train": "tr", "dev": "dv", "test": "ts"}[split]
+    tag = _SPLIT_TAG[split]
     lo, hi = config.rate_wpm
     specs = []
     for i, words in enumerate(prompts):
         spk = speakers[i % len(speakers)]
         rng = np.random.default_rng([config.seed, code, i])
-        rate = float(np.clip(spk.base_rate + rng.normal(0, 12), lo, hi))
-        pitch = float(np.clip(spk.base_pitch + rng.uniform(-12, 12), 0, 100))
+        rate = float(np.clip(spk.base_rate + rng.normal(0, 15), lo, hi))
+        pitch = float(np.clip(spk.base_pitch + rng.uniform(-15, 15), *config.pitch))
+        pitch_range = int(rng.integers(10, 91))
+        lead, trail = int(rng.integers(15, 51)), int(rng.integers(15, 51))
+        n = len(words)
+        changed = rng.random(n) < config.word_rate_prob
+        word_rates = np.where(changed, np.round(rng.uniform(*config.word_rate, n)), 100).astype(int)
+        paused = rng.random(max(n - 1, 0)) < config.pause_prob
+        breaks = np.where(paused, np.round(rng.uniform(*config.pause_ms, max(n - 1, 0))), 0).astype(int)
         specs.append(UttSpec(
             utt=f"{spk.id}-{tag}{i:05d}", speaker=spk.id, voice=spk.voice, words=words,
             seed=(config.seed, code, i, 1), rate=int(round(rate)), pitch=int(round(pitch)),
-            pitch_range=int(rng.integers(20, 81)), lead_frames=int(rng.integers(15, 51)),
-            trail_frames=int(rng.integers(15, 51)),
+            pitch_range=pitch_range, lead_frames=lead, trail_frames=trail,
+            word_rates=tuple(int(x) for x in word_rates) if changed.any() else (),
+            breaks=tuple(int(x) for x in breaks) if paused.any() else (),
         ))
     return specs
 

@@ -26,6 +26,7 @@ _INITIALIZE_PHONEME_EVENTS = 0x0001
 _INITIALIZE_DONT_EXIT = 0x8000
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
+_SSML = 0x10
 _EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
 _EVENT_PHONEME = 7
@@ -150,17 +151,19 @@ class Espeak:
         return groups
 
     def synthesize(self, text: str, voice: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50,
-                   seed: int = 0) -> Synthesis:
+                   seed: int = 0, ssml: bool = False) -> Synthesis:
         """Speak ``text`` with ``voice`` (e.g. ``en-us+m3``); rate in words per minute,
         pitch and range 0..100; ``seed`` seeds espeak's noise generator (which espeak
-        otherwise seeds from the clock)."""
+        otherwise seeds from the clock); ``ssml``: the text is SSML (``<speak>...``; word
+        events then give positions in the SSML text)."""
         self._set_voice(voice)
         self._lib.espeak_ng_SetRandSeed(int(seed) & 0x7FFFFFFF)
         for param, value in ((RATE, rate), (PITCH, pitch), (RANGE, pitch_range), (VOLUME, 100), (WORDGAP, 0)):
             self._lib.espeak_SetParameter(param, int(value), 0)
         self._chunks, self._events = [], []
         buf = text.encode("utf-8") + b"\0"
-        err = self._lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        flags = _CHARS_UTF8 | (_SSML if ssml else 0)
+        err = self._lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, flags, None, None)
         if err != 0:
             raise AudioError(f"espeak-ng synthesis failed (error {err}) for {text!r}")
         return Synthesis(b"".join(self._chunks), self.sample_rate, self._events)

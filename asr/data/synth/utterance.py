@@ -38,6 +38,33 @@ class UttSpec:
     pitch_range: int
     lead_frames: int
     trail_frames: int
+    word_rates: tuple[int, ...] = ()  # per word, % of ``rate`` (100 = unchanged); () = all 100
+    breaks: tuple[int, ...] = ()  # per word boundary, pause in ms (0 = none); () = no pauses
+
+    def text(self) -> tuple[str, list[int], bool]:
+        """What espeak is given: ``(text, 1-based character offset of each word, is_ssml)``.
+        Plain words joined by spaces, or SSML with ``<prosody rate>`` around the words
+        spoken at another rate and ``<break>`` between words where there is a pause."""
+        if not self.word_rates and not self.breaks:
+            return " ".join(self.words), plain_offsets(self.words), False
+        parts, offsets, pos = ["<speak>"], [], len("<speak>")
+        for k, w in enumerate(self.words):
+            if k:
+                gap = f' <break time="{self.breaks[k - 1]}ms"/> ' if self.breaks and self.breaks[k - 1] else " "
+                parts.append(gap)
+                pos += len(gap)
+            rate = self.word_rates[k] if self.word_rates else 100
+            if rate != 100:
+                open_tag = f'<prosody rate="{rate}%">'
+                parts += [open_tag, w, "</prosody>"]
+                offsets.append(pos + len(open_tag) + 1)
+                pos += len(open_tag) + len(w) + len("</prosody>")
+            else:
+                parts.append(w)
+                offsets.append(pos + 1)
+                pos += len(w)
+        parts.append("</speak>")
+        return "".join(parts), offsets, True
 
 
 @dataclass
@@ -52,12 +79,22 @@ class UttResult:
     info: dict = field(default_factory=dict)
 
 
+def plain_offsets(words) -> list[int]:
+    """1-based character offsets (espeak's text positions) of words joined by single spaces."""
+    out, pos = [], 0
+    for w in words:
+        out.append(pos + 1)
+        pos += len(w) + 1
+    return out
+
+
 class EventError(Exception):
     """espeak's events cannot be turned into word-aligned phones for this utterance."""
 
 
 def word_phone_events(
-    syn: Synthesis, words: tuple[str, ...], known_prons: dict[str, list[tuple[str, ...]]] | None = None
+    syn: Synthesis, words: tuple[str, ...], known_prons: dict[str, list[tuple[str, ...]]] | None = None,
+    word_offsets: list[int] | None = None,
 ) -> list[tuple[int, str, int]]:
     """espeak events → ``(start_sample, phone, word_index)`` (word_index -1 for silence),
     dropping zero-width modifiers. Raises EventError when words or phonemes do not line up.
@@ -65,10 +102,9 @@ def word_phone_events(
     espeak sometimes speaks a function word joined to its neighbour with one word event
     ("in the"); the phones of such a group are split between its words by the split
     closest (edit distance) to the words' known pronunciations."""
-    offsets, pos = {}, 0
-    for i, w in enumerate(words):
-        offsets[pos + 1] = i  # espeak's text positions are 1-based
-        pos += len(w) + 1
+    if word_offsets is None:
+        word_offsets = plain_offsets(words)
+    offsets = {p: i for i, p in enumerate(word_offsets)}
     out: list[list] = []
     current, seen = -1, []
     for kind, sample, value in syn.events:
@@ -235,13 +271,13 @@ def render_utterance(
 
     res = UttResult(spec.utt)
     espeak_seed = int(np.random.SeedSequence(list(spec.seed)).generate_state(1)[0])
-    syn = engine.synthesize(" ".join(spec.words), spec.voice, spec.rate, spec.pitch, spec.pitch_range,
-                                       espeak_seed)
+    text, word_offsets, ssml = spec.text()
+    syn = engine.synthesize(text, spec.voice, spec.rate, spec.pitch, spec.pitch_range, espeak_seed, ssml=ssml)
     speech = soxr.resample(syn.samples.astype(np.float64) / 32768.0, syn.sample_rate, SAMPLE_RATE)
     speech_frames = int(np.ceil(len(speech) / FRAME))
     total_frames = spec.lead_frames + speech_frames + spec.trail_frames
     try:
-        events = word_phone_events(syn, spec.words, known_prons)
+        events = word_phone_events(syn, spec.words, known_prons, word_offsets)
         # events are at espeak's rate; the resampled speech may differ by a sample
         segs = frame_segments(events, len(syn.samples), syn.sample_rate, spec.lead_frames, total_frames,
                               min_phone_frames)

@@ -59,9 +59,9 @@ class FreshEspeak:
         )
 
     def synthesize(self, text: str, voice: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50,
-                   seed: int = 0):
+                   seed: int = 0, ssml: bool = False):
         try:
-            _send(self._proc.stdin, (text, voice, rate, pitch, pitch_range, seed))
+            _send(self._proc.stdin, (text, voice, rate, pitch, pitch_range, seed, ssml))
             ok, result = _recv(self._proc.stdout)
         except (EOFError, BrokenPipeError, OSError) as e:
             raise AudioError(f"the espeak-ng synthesis server stopped ({e})") from None

@@ -124,10 +124,14 @@ def training_speed(exp: Path) -> dict:
 def collect(system: str, exp: Path, study: str) -> dict:
     """asr results' entry for the system (params, dev frame accuracy, WERs) plus the study's
     tags (family, variant, layers) and training speed."""
+    from asr.errors import ConfigError
     from asr.report.results import collect_system
 
     family, variant, layers = split_name(system)
-    entry = collect_system(system, exp)
+    try:
+        entry = collect_system(system, exp)
+    except ConfigError:  # the system left no outputs (its training failed): n/a in the table
+        entry = {"name": system, "params": None, "dev_frame_acc": None, "test_wer_first_pass": None}
     entry.update(study=study, family=family, variant=variant or "vanilla")
     model_yaml = exp / "final" / "model.yaml"
     if model_yaml.exists():
