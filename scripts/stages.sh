@@ -6,10 +6,11 @@
 #
 #   lang_from_dict DICT LANG                         asr prepare-lang (redone when DICT is newer)
 #   features NJ FBANK_CONF DATA...                   40-dim fbank + per-speaker CMVN per data dir
+#   global_cmvn TRAIN                                TRAIN/global_cmvn.stats (asr compute-cmvn --global)
 #   decoding_graph LANG TREE_DIR LM GRAPH            HCLG (asr make-graph redoes it when an input changed)
 #   train_system CONF TRAIN ALI DEV DEV_ALI TREE EXP [TRAIN_OPTS...]
 #                                                    asr train (resumes), priors; EXP/.trained
-#   model_dir EXP TREE LANG GRAPH FIRST_LM RESCORE_LM FBANK_CONF
+#   model_dir EXP TREE LANG GRAPH FIRST_LM RESCORE_LM FBANK_CONF TRAIN
 #                                                    EXP/final packed into a self-contained model dir
 #                                                    (asr pack-model-dir: checked, fingerprinted)
 # asr make-fbank, make-graph, pack-model-dir, decode and lmrescore leave an output made from the
@@ -45,6 +46,17 @@ features() {
   done
 }
 
+# the training data's global CMVN stats (the model dir carries them: online CMVN's prior in
+# streaming, the stats of models trained with cmvn global/online)
+global_cmvn() {
+  local d=$1
+  if [ -f "$d/global_cmvn.stats" ] && [ "$d/global_cmvn.stats" -nt "$d/feats.scp" ]; then
+    log "$d/global_cmvn.stats is up to date"
+  else
+    asr compute-cmvn --global "$d"
+  fi
+}
+
 decoding_graph() {
   local lang=$1 tree=$2 lm=$3 graph=$4
   log "HCLG from $lang, $tree and $lm into $graph"
@@ -65,11 +77,13 @@ train_system() {
 }
 
 model_dir() {
-  local exp=$1 tree=$2 lang=$3 graph=$4 first_lm=$5 rescore_lm=$6 fbank_conf=$7
+  local exp=$1 tree=$2 lang=$3 graph=$4 first_lm=$5 rescore_lm=$6 fbank_conf=$7 train=$8
   [ -f "$exp/final/log_priors.npy" ] || die "model_dir: $exp/final has no log_priors.npy (train first)"
+  [ -f "$train/global_cmvn.stats" ] || die "model_dir: no $train/global_cmvn.stats (global_cmvn $train first)"
   # big LMs and graphs are hard-linked, not copied
   asr pack-model-dir --tree-dir "$tree" --lang "$lang" --fbank-config "$fbank_conf" --graph-dir "$graph" \
-    --first-pass-lm "$(readlink -f "$first_lm")" --rescore-lm "$(readlink -f "$rescore_lm")" "$exp/final"
+    --first-pass-lm "$(readlink -f "$first_lm")" --rescore-lm "$(readlink -f "$rescore_lm")" \
+    --global-cmvn "$train/global_cmvn.stats" "$exp/final"
   touch "$exp/.model_dir"
 }
 

@@ -40,7 +40,7 @@ def test_chunked_forward_equals_whole_forward(name):
 
     from asr.nnet.inference import log_posteriors
     from asr.nnet.registry import build_model
-    from asr.online.cmvn import OnlineCmvn
+    from asr.features.online_cmvn import OnlineCmvn
     from asr.online.network import StreamingNetwork
 
     torch.manual_seed(0)
@@ -92,7 +92,7 @@ def _kaldi_online_cmvn(raw, gstats, window, global_frames):
 
 @pytest.mark.parametrize("use_global", [True, False])
 def test_online_cmvn_matches_kaldi_and_ignores_chunking(use_global):
-    from asr.online.cmvn import OnlineCmvn, OnlineCmvnOptions
+    from asr.features.online_cmvn import OnlineCmvn, OnlineCmvnOptions
 
     rng = np.random.default_rng(0)
     raw = (rng.standard_normal((70, 4)) + np.linspace(0, 5, 70)[:, None]).astype(np.float32)
@@ -266,3 +266,45 @@ def test_offline_transcribe_ctm(tones, tmp_path):
     assert lines[0] == "u TAB CAT AT"
     assert [ln.split()[2:5] for ln in lines[1:]] == [["0.58", "0.56", "TAB"], ["1.42", "0.56", "CAT"],
                                                        ["2.26", "0.38", "AT"]]
+
+
+def test_online_cmvn_model_features_equal_offline_and_streaming(tmp_path):
+    """A model trained with ``cmvn: online`` sees the same features offline (FeatureReader,
+    the trainer's and ``asr decode``'s path; ``normalise_utterance``, ``asr transcribe``'s) as
+    streaming (OnlineFeatures fed in uneven chunks): offline and streaming decode the same."""
+    import kaldiio
+
+    from asr.errors import FeatureError
+    from asr.features.cmvn import cmvn_stats
+    from asr.features.fbank import FbankComputer
+    from asr.features.reader import FeatureReader, normalise_utterance
+    from asr.online.features import OnlineFeatures
+
+    fb = FbankComputer(None)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(16000 * 7 + 321) * 2000 * np.linspace(0.2, 2.0, 16000 * 7 + 321)).astype(np.float32)
+    offline = fb.compute(x)  # 7 s: longer than the 600-frame window
+    g = cmvn_stats(fb.compute((rng.standard_normal(16000 * 3) * 500).astype(np.float32)))
+    d = tmp_path / "data"
+    d.mkdir()
+    with kaldiio.WriteHelper(f"ark,scp:{d}/feats.ark,{d}/feats.scp") as w:
+        w("u1", offline)
+    reader = FeatureReader(d, cmvn="online", global_stats=g)
+    want = reader["u1"]
+    f = OnlineFeatures(fb, cmvn_mode="online", global_stats=g)
+    parts, pos = [], 0
+    for n in [400, 1, 16000, 5555, 80000]:
+        f.accept_waveform(x[pos:pos + n])
+        parts.append(f.read())
+        pos += n
+    f.accept_waveform(x[pos:])
+    f.input_finished()
+    parts.append(f.read())
+    np.testing.assert_allclose(np.concatenate(parts), want, atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(normalise_utterance(offline, "online", g), want)
+    # the first frame is normalised with itself plus 200 frames' worth of the global mean
+    # (Kaldi's global-frames), later ones with the window's own mean
+    np.testing.assert_allclose(want[0], offline[0] - (offline[0] + 200 * g[0, :-1] / g[0, -1]) / 201, atol=1e-4)
+    assert not np.allclose(want[-1], offline[-1] - g[0, :-1] / g[0, -1], atol=1e-2)
+    with pytest.raises(FeatureError, match="online CMVN but has no global_cmvn.stats"):
+        OnlineFeatures(fb, cmvn_mode="online")

@@ -214,3 +214,39 @@ def test_atomic_dir_keeps_the_old_dir_on_failure(tmp_path):
         (t / "new").write_text("y")
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["new"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_global_and_online_cmvn_models_carry_the_training_stats(world, tmp_path, capsys):
+    """A network trained with cmvn global/online is packed only with the training data's
+    global stats, and decoding normalises with those (never the test set's own)."""
+    import kaldiio
+    import yaml
+
+    from asr.features.reader import FeatureReader
+    from asr.nnet.model_dir import ModelDir
+
+    m = copy(world.model, tmp_path / "model")
+    cfg = yaml.safe_load((m / "model.yaml").read_text())
+    cfg["cmvn"] = "online"
+    (m / "model.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    args = ["pack-model-dir", "--force", "--tree-dir", str(world.mono), "--lang", str(world.lang),
+            "--fbank-config", str(m / "fbank.conf"), "--graph-dir", str(world.graph), str(m)]
+    assert main(args) == 1
+    assert "trained with cmvn online: give the training data's global CMVN stats (--global-cmvn" in \
+        capsys.readouterr().err
+    stats = np.zeros((2, 41))
+    stats[0, :40], stats[0, 40] = 0.5 * 10, 10  # mean 0.5 in every dim
+    kaldiio.save_mat(str(tmp_path / "global_cmvn.stats"), stats)
+    assert main(args[:-1] + ["--global-cmvn", str(tmp_path / "global_cmvn.stats"), str(m)]) == 0
+    md = ModelDir.load(m)
+    assert md.cmvn == "online"
+    np.testing.assert_array_equal(md.global_cmvn_stats(), stats)
+    # the decoder's reader uses the model's stats even when the data dir has its own
+    d = copy(world.feats, tmp_path / "feats")
+    kaldiio.save_mat(str(d / "global_cmvn.stats"), np.ones((2, 41)))
+    r = FeatureReader(d, cmvn="global", global_stats=md.global_cmvn_stats())
+    np.testing.assert_allclose(r["u1"], r.raw("u1") - 0.5)
+    # a packed online model without its stats is refused when loaded
+    (m / "global_cmvn.stats").unlink()
+    with pytest.raises(Exception, match="global_cmvn.stats"):
+        ModelDir.load(m)

@@ -113,7 +113,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
             log.info("%s is up to date (same model dir, graph, features and options); skipping", decode_dir)
             return dict(dd.DecodeDir.load(decode_dir).info, skipped=True)
     rec = Recognizer(model_dir, graph_dir, cfg, word_times=ctm)
-    reader = FeatureReader(data_dir, cmvn=rec.cmvn_mode)
+    reader = FeatureReader(data_dir, cmvn=rec.cmvn_mode, global_stats=rec.md.global_cmvn_stats())
     utts = list(reader.utt_ids)
     if not utts:
         raise DecodeError(f"{data_dir}: no utterances with features")
@@ -252,16 +252,18 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
 
     Features exactly as the model was trained with (the model dir's fbank options), channel
     ``channel`` of multi-channel audio (-1: the average; the same rule as ``asr make-fbank``),
-    resampled to the model's rate (logged), per-utterance CMVN. An empty, unreadable, too short
+    resampled to the model's rate (logged), the model's CMVN with each file as its own speaker
+    (``normalise_utterance``). An empty, unreadable, too short
     or NaN file is an error for that file; digital silence (no sample reaches one int16 step)
     transcribes as no words, with a warning."""
     from asr.data.audio import extract, load_recording
-    from asr.features.cmvn import apply_cmvn, cmvn_stats
     from asr.features.make_fbank import compute_features
+    from asr.features.reader import normalise_utterance
     from asr.threads import set_torch_threads
 
     rec = Recognizer(model_dir, graph_dir, cfg, word_times=word_times)
     fbank = rec.md.fbank_computer()
+    global_stats = rec.md.global_cmvn_stats()
     frame_shift = float(rec.md.fbank["frame-shift"]) / 1000.0
     set_torch_threads(num_threads, jobs=1)
     for p in paths:
@@ -281,8 +283,7 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
                 log.warning("%s: digital silence (no sample reaches one 16-bit step): no words", p)
                 yield uid, [], None, [] if word_times else None
                 continue
-            if rec.cmvn_mode != "none":
-                feats = apply_cmvn(feats, cmvn_stats(feats)).astype(np.float32)
+            feats = normalise_utterance(feats, rec.cmvn_mode, global_stats)
             res, _ = rec.recognize([feats])
             yield uid, rec.to_words(res[0].words), None, _ctm_of(rec, uid, res[0], frame_shift) if word_times else None
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others

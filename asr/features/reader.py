@@ -7,8 +7,13 @@
     for utt, feats in reader: ...   # sequential read (arks opened once)
 
 cmvn: "speaker" (cmvn.scp keyed by speaker + utt2spk, as Kaldi), "utterance" (mean
-normalisation from the utterance itself; what ``asr transcribe`` uses), "global"
-(DATA_DIR/global_cmvn.stats from ``asr compute-cmvn --global``) or "none".
+normalisation from the utterance itself; what ``asr transcribe`` uses for a "speaker"
+model), "global" (fixed global stats), "online" (Kaldi's online CMVN: a causal running
+window over the utterance, topped up with the global stats; exactly what streaming
+recognition computes, so a model trained with it decodes the same offline and streaming)
+or "none". The global stats of "global" and "online" are ``global_stats`` when given (a
+model dir's: the training data's), else DATA_DIR/global_cmvn.stats from
+``asr compute-cmvn --global``.
 """
 
 from __future__ import annotations
@@ -21,14 +26,17 @@ import numpy as np
 
 from asr.errors import DataDirError, FeatureError, FormatError
 from asr.features.cmvn import apply_cmvn, cmvn_stats
+from asr.features.online_cmvn import OnlineCmvn, OnlineCmvnOptions
 from asr.io.tables import read_table
 
-CMVN_MODES = ("speaker", "utterance", "global", "none")
+CMVN_MODES = ("speaker", "utterance", "global", "online", "none")
+GLOBAL_STATS_MODES = ("global", "online")  # the modes that need global stats
 GLOBAL_CMVN_FILE = "global_cmvn.stats"
 
 
 class FeatureReader:
-    def __init__(self, data_dir: str | os.PathLike, cmvn: str = "speaker", norm_vars: bool = False):
+    def __init__(self, data_dir: str | os.PathLike, cmvn: str = "speaker", norm_vars: bool = False,
+                 global_stats: np.ndarray | None = None):
         import kaldiio
 
         if cmvn not in CMVN_MODES:
@@ -65,11 +73,19 @@ class FeatureReader:
             self._utt2spk = read_table(u2s, allow_empty_value=False)
             for spk, spec in read_table(cmvn_scp, allow_empty_value=False).items():
                 self._spk_stats[spk] = np.asarray(kaldiio.load_mat(spec), dtype=np.float64)
-        elif cmvn == "global":
-            path = self.data_dir / GLOBAL_CMVN_FILE
-            if not path.is_file():
-                raise DataDirError(f"{path}: no global CMVN stats (run `asr compute-cmvn --global {self.data_dir}`)")
-            self._global_stats = np.asarray(kaldiio.load_mat(str(path)), dtype=np.float64)
+        elif cmvn in GLOBAL_STATS_MODES:
+            if global_stats is None:
+                path = self.data_dir / GLOBAL_CMVN_FILE
+                if not path.is_file():
+                    raise DataDirError(f"{path}: no global CMVN stats (run `asr compute-cmvn --global "
+                                       f"{self.data_dir}`)")
+                global_stats = kaldiio.load_mat(str(path))
+            self._global_stats = np.asarray(global_stats, dtype=np.float64)
+
+    @property
+    def global_stats(self) -> np.ndarray | None:
+        """The global stats of "global"/"online" CMVN (None in other modes)."""
+        return self._global_stats
 
     def __len__(self) -> int:
         return len(self.utt_ids)
@@ -100,14 +116,8 @@ class FeatureReader:
 
     def normalise(self, utt: str, feats: np.ndarray) -> np.ndarray:
         """Apply this reader's CMVN to ``feats`` of utterance ``utt``."""
-        if self.cmvn == "none":
-            return np.asarray(feats, dtype=np.float32)
-        if self.cmvn == "utterance":
-            if len(feats) == 0:
-                return np.asarray(feats, dtype=np.float32)
-            return apply_cmvn(feats, cmvn_stats(feats), self.norm_vars)
-        if self.cmvn == "global":
-            return apply_cmvn(feats, self._global_stats, self.norm_vars)
+        if self.cmvn != "speaker":
+            return normalise_utterance(feats, self.cmvn, self._global_stats, self.norm_vars)
         spk = self._utt2spk.get(utt)
         if spk is None:
             raise FeatureError(f"{self.data_dir}/utt2spk: utterance {utt} has no speaker")
@@ -133,3 +143,22 @@ class FeatureReader:
             self.close()
         except Exception:
             pass
+
+
+def normalise_utterance(feats: np.ndarray, cmvn: str, global_stats: np.ndarray | None = None,
+                        norm_vars: bool = False) -> np.ndarray:
+    """CMVN of one utterance known by itself (no speaker): "speaker" and "utterance" use the
+    utterance's own stats, "global" the fixed ``global_stats``, "online" Kaldi's online CMVN
+    started from ``global_stats`` (one stream per utterance), "none" nothing. -> float32."""
+    feats = np.asarray(feats, dtype=np.float32)
+    if cmvn == "none" or len(feats) == 0:
+        return feats
+    if cmvn in ("speaker", "utterance"):
+        return apply_cmvn(feats, cmvn_stats(feats), norm_vars)
+    if cmvn not in GLOBAL_STATS_MODES:
+        raise FeatureError(f"unknown cmvn mode {cmvn!r} (one of {', '.join(CMVN_MODES)})")
+    if global_stats is None:
+        raise FeatureError(f"cmvn {cmvn}: no global CMVN stats")
+    if cmvn == "global":
+        return apply_cmvn(feats, global_stats, norm_vars)
+    return OnlineCmvn(feats.shape[1], global_stats, OnlineCmvnOptions(normalize_variance=norm_vars)).apply(feats)

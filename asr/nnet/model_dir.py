@@ -14,8 +14,9 @@ Files::
     phones.txt words.txt
     fbank.conf         the same fbank options as a Kaldi option file
     graph/             optional graph dir (asr.graph.graph_dir): HCLG.fst, words.txt, ...
-    global_cmvn.stats  optional: the training data's global CMVN stats (Kaldi 2 x (D+1) matrix;
-                       the prior of streaming recognition's online CMVN)
+    global_cmvn.stats  the training data's global CMVN stats (Kaldi 2 x (D+1) matrix): required
+                       when cmvn is "global" or "online" (the stats those modes normalise with),
+                       else optional (the prior of streaming recognition's online CMVN)
     lm/first_pass.arpa lm/rescore.arpa   optional LMs (``.arpa.gz`` when given gzipped; files
                        over 64 MiB are hard-linked when possible, not copied)
 
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from asr.errors import AsrError, ModelError
+from asr.features.reader import CMVN_MODES, GLOBAL_STATS_MODES
 from asr.io.atomic import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -62,7 +64,6 @@ FIRST_PASS_LM = "lm/first_pass.arpa"
 RESCORE_LM = "lm/rescore.arpa"
 GLOBAL_CMVN = "global_cmvn.stats"
 REQUIRED = (WEIGHTS, PRIORS, TREE, MDL, PHONES, WORDS, FBANK_CONF)
-CMVN_MODES = ("speaker", "utterance", "global", "none")
 PACKED_KEYS = ("fbank", "fingerprints", "sizes")  # what pack adds to the trainer's model.yaml
 
 
@@ -119,6 +120,14 @@ class ModelDir:
     def log_priors(self):
         return read_priors(self.path / PRIORS, self.num_pdfs)
 
+    def global_cmvn_stats(self):
+        """The training data's global CMVN stats (float64 [2, D+1]), or None when not packed."""
+        import kaldiio
+        import numpy as np
+
+        path = self.path / GLOBAL_CMVN
+        return np.asarray(kaldiio.load_mat(str(path)), dtype=np.float64) if path.is_file() else None
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ModelDir":
         """A complete, unchanged model dir (ModelError naming the missing/bad/changed file).
@@ -146,6 +155,9 @@ class ModelDir:
                                  f"from {path / CONFIG}); re-run asr pack-model-dir")
         md = cls(path, cfg)
         _check_fbank(md.fbank, md.num_inputs, str(path / CONFIG))
+        if md.cmvn in GLOBAL_STATS_MODES and GLOBAL_CMVN not in md.fingerprints:
+            raise ModelError(f"{path}: cmvn {md.cmvn} needs the training data's {GLOBAL_CMVN} "
+                             f"(re-pack with asr pack-model-dir --global-cmvn)")
         return md
 
     @classmethod
@@ -175,6 +187,9 @@ class ModelDir:
                 sources[name + (".gz" if str(lm).endswith(".gz") else "")] = Path(lm)
         if global_cmvn is not None:
             sources[GLOBAL_CMVN] = Path(global_cmvn)
+        elif net_cfg.get("cmvn") in GLOBAL_STATS_MODES:
+            raise ModelError(f"cannot pack {out}: the network was trained with cmvn {net_cfg['cmvn']}: give the "
+                             f"training data's global CMVN stats (--global-cmvn DATA/{GLOBAL_CMVN})")
         for name, src in sources.items():
             if not src.is_file():
                 raise ModelError(f"cannot pack {out}: missing {src}")

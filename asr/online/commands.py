@@ -23,7 +23,7 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
 
 
 def stream_options(args, search_cfg):
-    from asr.online.cmvn import OnlineCmvnOptions
+    from asr.features.online_cmvn import OnlineCmvnOptions
     from asr.online.endpoint import endpoint_config_from_args
     from asr.online.recognizer import StreamOptions
 

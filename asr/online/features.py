@@ -5,7 +5,9 @@ int16 scale at the model's sample rate) and returns the normalised frames that b
 ready. The fbank options are the model's (the same ``FbankComputer`` options the offline
 path uses), so frames equal offline fbank frames exactly; the CMVN is ``OnlineCmvn``
 (the model's ``cmvn`` mode decides: ``none`` = no normalisation, ``global`` = the model's
-fixed global stats, otherwise the running window topped up with the global stats).
+fixed global stats, otherwise the running window topped up with the global stats: exactly
+what offline decoding computes for an ``online`` model, an approximation of the per-speaker
+or per-utterance CMVN of other models).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from asr.errors import FeatureError
-from asr.online.cmvn import OnlineCmvn, OnlineCmvnOptions
+from asr.features.online_cmvn import OnlineCmvn, OnlineCmvnOptions
 
 
 class OnlineFeatures:
@@ -26,10 +28,9 @@ class OnlineFeatures:
         self.cmvn_mode = cmvn_mode
         self.global_stats = global_stats
         self._cmvn = None
-        if cmvn_mode == "global":
-            if global_stats is None:
-                raise FeatureError("the model uses global CMVN but has no global_cmvn.stats")
-        elif cmvn_mode != "none":
+        if cmvn_mode in ("global", "online") and global_stats is None:
+            raise FeatureError(f"the model uses {cmvn_mode} CMVN but has no global_cmvn.stats")
+        if cmvn_mode not in ("global", "none"):
             self._cmvn = OnlineCmvn(fbank.dim, global_stats, cmvn_opts)
         self._taken = 0  # frames returned so far
         self.finished = False

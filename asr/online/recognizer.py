@@ -27,18 +27,16 @@ import logging
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from asr.decode.search import SearchConfig
 from asr.errors import AudioError, DecodeError
-from asr.online.cmvn import OnlineCmvnOptions
+from asr.features.online_cmvn import OnlineCmvnOptions
 from asr.online.endpoint import EndpointConfig
 
 log = logging.getLogger(__name__)
 
-GLOBAL_CMVN_FILE = "global_cmvn.stats"
 
 
 @dataclass
@@ -84,27 +82,17 @@ class OnlineModel:
         self.rec = Recognizer(model_dir, graph_dir, self.opts.search, word_times=True)
         self.net = StreamingNetwork(self.rec.model, self.rec.config, self.rec.log_priors,
                                     self.opts.search.acoustic_scale, where=str(model_dir))
-        self.fbank = _model_fbank(self.rec)
+        self.fbank = self.rec.md.fbank_computer()
         self.frame_shift = self.fbank.frame_shift / self.fbank.sample_rate
         self.sample_rate = self.fbank.sample_rate
         self.phone_info = self.rec.phone_info
         self.tid2pdf = np.asarray(self.rec.tm.tid2pdf)
         self.tid_silence = np.zeros(len(self.tid2pdf), bool)
         self.tid_silence[1:] = self.phone_info.silence[np.asarray(self.rec.tm.tid2phone)[1:]]
-        self.global_cmvn = None
-        path = Path(model_dir) / GLOBAL_CMVN_FILE
-        if path.is_file():
-            import kaldiio
-
-            self.global_cmvn = np.asarray(kaldiio.load_mat(str(path)), dtype=np.float64)
+        self.global_cmvn = self.rec.md.global_cmvn_stats()
 
     def new_stream(self, sample_rate: int | None = None) -> "OnlineStream":
         return OnlineStream(self, sample_rate)
-
-
-def _model_fbank(rec):
-    """The model's fbank options (every option, recorded in model.yaml by asr pack-model-dir)."""
-    return rec.md.fbank_computer()
 
 
 class OnlineStream:

@@ -93,7 +93,8 @@ def run_train(args: argparse.Namespace) -> int:
     corpus = load_corpus(reader, ali, num_pdfs, name=str(args.feats), length_tolerance=tol)
     dev = None
     if args.dev_feats:
-        dreader = FeatureReader(args.dev_feats, cmvn=tcfg["cmvn"])
+        # global/online CMVN: the dev set is normalised with the training data's stats, as in decoding
+        dreader = FeatureReader(args.dev_feats, cmvn=tcfg["cmvn"], global_stats=reader.global_stats)
         dev = load_corpus(dreader, read_int_ark(args.dev_ali), num_pdfs, name=str(args.dev_feats), length_tolerance=tol)
     summary = train(config, corpus, args.out, dev_corpus=dev, num_pdfs=num_pdfs, device=args.device,
                     resume=args.resume, max_updates=args.max_updates, progress=not args.no_progress)

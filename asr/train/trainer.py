@@ -11,7 +11,7 @@ section::
       chunk: 20                # T_bptt frames per chunk
       output_delay: 5          # d: target of frame t presented at step t + d
       seed: 1                  # init, utterance order (per epoch)
-      cmvn: speaker            # FeatureReader mode: speaker | utterance | global | none
+      cmvn: speaker            # FeatureReader mode: speaker | utterance | global | online | none
       checkpoint_every: 0      # also checkpoint every N updates (0: per epoch only)
       nan_patience: 5          # abort after this many non-finite losses in a row
       eval_streams: 64         # dev evaluation streams / chunk (results do not depend on them)

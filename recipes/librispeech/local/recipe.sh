@@ -152,6 +152,7 @@ fi
 if stage_on 4; then
   t0=$SECONDS
   features "$nj" ../../conf/fbank.conf data/train $(for x in $eval_sets; do echo data/$x; done)
+  global_cmvn data/train
   stage_seconds 4 $t0
 fi
 
@@ -218,7 +219,7 @@ if stage_on 7; then
   train_system "$train_conf" data/train_tr exp/ali/ali.pdf.ark data/train_cv exp/ali/ali.pdf.ark exp/ali exp/lstmp \
     --device "$device" "${workers_opt[@]}" $train_opts
   # re-packed only when an input changed (a new graph, LM, training run)
-  model_dir exp/lstmp exp/ali data/lang "$graph_dir" "$first_lm" "$rescore_lm" ../../conf/fbank.conf
+  model_dir exp/lstmp exp/ali data/lang "$graph_dir" "$first_lm" "$rescore_lm" ../../conf/fbank.conf data/train
   stage_seconds 7 $t0
 fi
 
