@@ -61,7 +61,7 @@ def test_streams_reset_and_carry():
     # every frame's target is presented exactly once, over all streams and batches
     ys = np.concatenate([s[1].ravel() for s in steps])
     ys = np.sort(ys[ys != IGNORE])
-    assert ys.tolist() == sorted(corpus.targets.tolist())
+    assert ys.tolist() == sorted(corpus.all_targets().tolist())
     # utterances are given out in order to the stream that frees up first
     assert sched.utt[0].tolist() == [2, 0]
     assert sched.utt[1].tolist() == [3, 0]
