@@ -219,5 +219,5 @@ class HogwildUpdate:
                         for i, st in opt["state"].items()}
         return {"model": {k: v.clone() for k, v in self.model.state_dict().items()}, "optimizer": opt}
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         pass

@@ -42,11 +42,9 @@ def register(subparsers) -> None:
     p.add_argument("--max-updates", type=int, default=None,
                    help="stop after this many updates (batches) in total (with a checkpoint; --resume continues)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--phone-ali", metavar="ARK", default=None,
-                   help="with --phone-map: per-frame phone ids of the dev (else train) set, e.g. a tree dir's "
-                   "phones.ark; logs phone frame accuracy next to pdf accuracy")
     p.add_argument("--phone-map", metavar="MDL", default=None,
-                   help="transition model (e.g. exp/tree/final.mdl) giving each pdf's phones (for --phone-ali)")
+                   help="transition model (e.g. exp/tree/final.mdl, or its dir) giving each pdf's phones: "
+                   "log phone frame accuracy next to pdf accuracy (train_phone_acc, dev_phone_acc in log.csv)")
     g = p.add_argument_group("several processes")
     g.add_argument("--mode", choices=("ddp", "asgd"), default="ddp",
                    help="ddp: synchronous data parallel (default); asgd: asynchronous SGD, each process updating "
@@ -111,8 +109,6 @@ def run_train(args: argparse.Namespace) -> int:
     config, tcfg = _load_config(args.config)
     if bool(args.dev_feats) != bool(args.dev_ali):
         raise ConfigError("--dev-feats and --dev-ali go together")
-    if bool(args.phone_ali) != bool(args.phone_map):
-        raise ConfigError("--phone-ali and --phone-map go together")
     child = D.launched_by_torchrun()
     if args.workers is not None and not child:
         return _launch(args, tcfg)
@@ -131,8 +127,24 @@ def run_train(args: argparse.Namespace) -> int:
         if dist.enabled:
             raise type(e)(f"rank {dist.rank}/{dist.world_size}: {e}") from None
         raise
+    except RuntimeError as e:
+        if dist.enabled and _lost_peer(e):
+            from asr.errors import TrainingError
+
+            raise TrainingError(f"rank {dist.rank}/{dist.world_size}: lost contact with the other ranks "
+                                f"({str(e).splitlines()[0][:200]})") from None
+        raise
     finally:
         D.shutdown(dist)
+
+
+def _lost_peer(e: BaseException) -> bool:
+    """A collective failed because another rank went away (killed, crashed)."""
+    import torch.distributed as dist
+
+    text = str(e).lower()
+    return isinstance(e, getattr(dist, "DistError", ())) or any(
+        w in text for w in ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "timed out"))
 
 
 def _load_config(path):
@@ -215,8 +227,7 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
     if args.phone_map:
         from asr.train.phones import PhoneAccuracy
 
-        phone_map = PhoneAccuracy.from_files(args.phone_map, args.phone_ali, dev if dev is not None else train_set,
-                                             num_pdfs)
+        phone_map = PhoneAccuracy.from_transition_model(args.phone_map, num_pdfs)
     summary = train(config, train_set, args.out, dev_set=dev, num_pdfs=num_pdfs, device=args.device,
                     resume=args.resume, max_updates=args.max_updates, progress=not args.no_progress, dist=dist,
                     mode=args.mode, phone_map=phone_map, asgd_params=args.asgd_params)

@@ -117,7 +117,8 @@ class TrainingConfig:
     nan_patience: int = 5
     """abort after this many non-finite losses or gradients in a row"""
     divergence_factor: Optional[float] = 100.0
-    """abort when the training loss exceeds this × max(ln num_pdfs, first logged loss) (null = off)"""
+    """abort when the training loss (checked every 50 updates) exceeds this × max(ln num_pdfs,
+    the loss of the first update) (null = off)"""
     chance_margin: Optional[float] = 0.005
     """after the last epoch, fail when the best monitored frame accuracy is not above the
     majority-pdf share + this margin (a model at chance); null = off"""

@@ -35,6 +35,7 @@ class DistContext:
     local_world_size: int = 1
     restart: int = 0  # elastic restarts so far (TORCHELASTIC_RESTART_COUNT)
     comm_device: str = "cpu"  # where collective tensors live (cuda for nccl)
+    store: object = None  # the process group's key-value store (torch.distributed.Store)
 
     @property
     def enabled(self) -> bool:
@@ -127,11 +128,45 @@ def init_from_env(device: str) -> DistContext:
     else:
         backend = "gloo"
     try:
-        dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
+        ctx.store = _store(ctx)
+        dist.init_process_group(backend=backend, store=ctx.store, rank=ctx.rank, world_size=ctx.world_size,
+                                timeout=COLLECTIVE_TIMEOUT)
     except Exception as e:  # torch raises RuntimeError/DistStoreError with long texts
         raise TrainingError(f"rank {ctx.rank}/{ctx.world_size}: cannot join the {backend} process group: "
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return ctx
+
+
+def _store(ctx: DistContext):
+    """The launcher's key-value store, with keys private to this restart: after an elastic
+    restart the keys of the killed round (e.g. a dead rank's address) must not be read."""
+    from torch.distributed import PrefixStore, TCPStore
+
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    try:
+        host, port = os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"])
+    except (KeyError, ValueError):
+        raise ConfigError("MASTER_ADDR / MASTER_PORT are not set (start with torchrun or asr train --workers N)") from None
+    base = TCPStore(host, port, ctx.world_size, is_master=not agent_store and ctx.rank == 0, timeout=COLLECTIVE_TIMEOUT)
+    return PrefixStore(f"asr-train/restart-{ctx.restart}", base)
+
+
+def rpc_init_method(ctx: DistContext) -> str:
+    """An ``init_method`` for ``torch.distributed.rpc.init_rpc`` that uses this run's store."""
+    import torch.distributed as dist
+
+    def handler(url, **kwargs):
+        from torch.distributed import PrefixStore
+
+        yield PrefixStore("rpc", ctx.store), ctx.rank, ctx.world_size
+
+    try:
+        dist.register_rendezvous_handler("asrtrain", handler)
+    except RuntimeError:  # registered before in this process (tests): replace it
+        from torch.distributed import rendezvous as R
+
+        R._rendezvous_handlers["asrtrain"] = handler
+    return "asrtrain://"
 
 
 def shutdown(ctx: DistContext) -> None:

@@ -162,7 +162,7 @@ class SyncUpdate:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [device.index] if device.type == "cuda" else None
-            self.module = DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+            self.module = DistributedDataParallel(model, device_ids=ids)
         else:
             self.module = model
 
@@ -193,7 +193,7 @@ class SyncUpdate:
     def epoch_stats(self) -> dict[str, float]:
         return {}
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         pass
 
 
@@ -237,8 +237,8 @@ class Trainer:
         self.num_pdfs = int(num_pdfs or int(train_set.all_targets().max()) + 1)
         cfg = self.cfg
         if cfg.streams % self.dist.world_size:
-            raise ConfigError(f"training.streams {cfg.streams} is not divisible by the {self.dist.world_size} "
-                              f"processes (B is the global number of streams; each runs B/N)")
+            raise _replicated(ConfigError(f"training.streams {cfg.streams} is not divisible by the {self.dist.world_size} "
+                              f"processes (B is the global number of streams; each runs B/N)"))
         self.lo, self.hi = self.dist.stream_slice(cfg.streams)
         dev = torch.device(device)
         if dev.type == "cuda":
@@ -292,6 +292,7 @@ class Trainer:
                      self.train_set.num_frames, self.updates_per_epoch, self.cfg.epochs, self.dist.world_size,
                      self.rule.mode)
         stopped = False
+        failed = True
         try:
             while self.position.epoch < self.cfg.epochs and not stopped:
                 stopped = self.train_one_epoch(max_updates)
@@ -299,10 +300,11 @@ class Trainer:
                     self.end_epoch()
             if self.position.epoch >= self.cfg.epochs:
                 self.finish()
+            failed = False
         finally:
             if self.steps is not None:
                 self.steps.close()
-            self.rule.close()
+            self.rule.close(failed)
         p = self.position
         return {"epochs_done": p.epoch, "updates": p.update * self.rule.updates_per_batch, "best_epoch": p.best_epoch,
                 "best_monitor": p.best, "history": self.history, "stopped_early": stopped and p.epoch < self.cfg.epochs}
@@ -450,6 +452,8 @@ class Trainer:
         window = FrameMetrics()
         for (ep, upd, lr, *_), (ls, c, n, ph) in zip(pend, sums):
             if n:
+                if pos.first_loss is None:  # the loss of the untrained model: the divergence guard's yardstick
+                    pos.first_loss = ls / n
                 window.add(FrameMetrics(ls, int(c), int(n), int(ph)))
                 if self.steps is not None:
                     self.steps.add(ep, upd * self.rule.updates_per_batch, lr, ls / n, c / n, int(n))
@@ -460,8 +464,6 @@ class Trainer:
 
     def _check_divergence(self, loss: float) -> None:
         pos, factor = self.position, self.cfg.divergence_factor
-        if pos.first_loss is None:
-            pos.first_loss = loss
         if factor is None:
             return
         ref = max(math.log(self.num_pdfs), pos.first_loss)
@@ -664,23 +666,32 @@ CHECKPOINT_KEYS = ("model", "optimizer", "position", "history", "model_config", 
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load an ``asr train`` checkpoint (tensors only, no code); one-line errors for a
-    truncated or foreign file."""
+    """Load an ``asr train`` checkpoint (tensors and plain data only, no code); one-line
+    errors for a truncated or foreign file."""
     import pickle
     import zipfile
 
     import torch
 
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as e:
+        raise TrainingError(f"{path}: cannot read the checkpoint ({e.strerror or e})") from None
+    if not is_zip:  # torch.save writes a zip archive
+        if head == b"PK\x03\x04":
+            raise TrainingError(f"{path}: truncated or corrupt checkpoint (incomplete zip archive); delete it to "
+                                "start over")
+        raise TrainingError(f"{path}: not an asr training checkpoint (not a torch.save archive)")
+    try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, AttributeError, TypeError, ImportError):
+    except pickle.UnpicklingError:  # torch's message advises weights_only=False: never pass that on
         raise TrainingError(f"{path}: not an asr training checkpoint (it holds objects other than tensors and "
                             "plain data; not loaded)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "zip" in first.lower() or "central directory" in first.lower() or isinstance(e, EOFError):
-            raise TrainingError(f"{path}: truncated or corrupt checkpoint ({first}); delete it to start over") from None
-        raise TrainingError(f"{path}: cannot read the checkpoint ({first})") from None
+    except Exception as e:  # zip members missing or damaged
+        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise TrainingError(f"{path}: truncated or corrupt checkpoint ({first}); delete it to start over") from None
     if not isinstance(ck, dict) or any(k not in ck for k in CHECKPOINT_KEYS):
         missing = [k for k in CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
         raise TrainingError(f"{path}: not an asr training checkpoint (missing {', '.join(missing)})")
@@ -694,7 +705,11 @@ def _build_model(model_cfg: dict[str, Any], num_inputs: int, num_pdfs: int):
     try:
         return build_model(model_cfg, num_inputs, num_pdfs)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"model config (family {model_cfg.get('family')}): {e}") from None
+        # name the key whose value the family's builder could not take, when it can be told
+        culprits = [k for k, v in model_cfg.items() if isinstance(v, (str, list, dict)) and k != "family"
+                    and repr(v) in str(e)]
+        where = f"model.{culprits[0]}: bad value {model_cfg[culprits[0]]!r}" if culprits else "model"
+        raise _replicated(ConfigError(f"{where} (family {model_cfg.get('family')}): {e}")) from None
 
 
 def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set=None, num_pdfs: int | None = None,
