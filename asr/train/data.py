@@ -145,7 +145,17 @@ def _fit_alignment(utt: str, ali: np.ndarray, n: int, tol: int) -> np.ndarray | 
 class _SkipCounter:
     def __init__(self, name: str):
         self.name = name
-        self.no_ali = self.bad_len = self.empty = 0
+        self.no_ali = self.bad_len = self.empty = self.unreadable = 0
+
+    def num_frames(self, reader, utt: str) -> int:
+        """Frames of ``utt`` (from utt2num_frames, else its matrix); -1 when it cannot be read."""
+        try:
+            return reader.num_frames(utt)
+        except AsrError as e:
+            self.unreadable += 1
+            if self.unreadable <= 5:
+                log.warning("%s; skipped", e)
+            return -1
 
     def mismatch(self, utt: str, n: int, m: int) -> None:
         self.bad_len += 1
@@ -153,14 +163,15 @@ class _SkipCounter:
             log.warning("%s: utterance %s: %d frames but %d alignment entries; skipped", self.name, utt, n, m)
 
     def report(self, kept: int) -> None:
-        skipped = self.no_ali + self.bad_len + self.empty
+        skipped = self.no_ali + self.bad_len + self.empty + self.unreadable
+        unreadable = f", {self.unreadable} unreadable" if self.unreadable else ""
         if skipped:
-            log.warning("%s: skipped %d utterance(s): %d without alignment, %d with mismatched length, %d empty",
-                        self.name, skipped, self.no_ali, self.bad_len, self.empty)
+            log.warning("%s: skipped %d utterance(s): %d without alignment, %d with mismatched length, %d empty%s",
+                        self.name, skipped, self.no_ali, self.bad_len, self.empty, unreadable)
         if not kept:
             raise AlignmentError(f"{self.name}: no utterance has both features and a matching alignment "
                                  f"({self.no_ali} without alignment, {self.bad_len} length mismatches, "
-                                 f"{self.empty} empty)")
+                                 f"{self.empty} empty{unreadable})")
 
 
 def _check_range(name: str, utt: str, ali: np.ndarray, num_pdfs: int) -> None:
@@ -175,40 +186,62 @@ def open_feature_set(reader, alignments: Iterable[tuple[str, np.ndarray]], num_p
     alignments ``(utt, int[n])`` without reading the features (lengths come from
     ``utt2num_frames``). Utterances without an alignment, empty ones, and those whose
     alignment length differs from the frame count by more than ``length_tolerance`` are
-    skipped and counted; a pdf id outside ``[0, num_pdfs)`` is an error naming the utterance."""
+    skipped and counted; a pdf id outside ``[0, num_pdfs)`` is an error naming the utterance.
+
+    The targets go straight into one preallocated int16/int32 array, so reading the
+    alignments of a large corpus needs their final size, not a multiple of it."""
     name = name or str(reader.data_dir)
-    dtype = _target_dtype(num_pdfs)
-    ali: dict[str, np.ndarray] = {}
-    for utt, a in alignments:
-        if utt in reader:
-            _check_range(name, utt, a, num_pdfs)
-            ali[utt] = np.asarray(a, dtype=dtype)
+    ids = reader.utt_ids
+    index = {u: i for i, u in enumerate(ids)}
     skip = _SkipCounter(name)
-    utts: list[str] = []
-    parts: list[np.ndarray] = []
-    for utt in reader.utt_ids:
-        a = ali.pop(utt, None)
-        if a is None:
-            skip.no_ali += 1
+    n = np.fromiter((skip.num_frames(reader, u) for u in ids), dtype=np.int64, count=len(ids))
+    unreadable = n < 0
+    n[unreadable] = 0
+    off = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum(n, out=off[1:])
+    targets = np.empty(int(off[-1]), dtype=_target_dtype(num_pdfs))
+    seen = np.zeros(len(ids), dtype=bool)
+    good = np.zeros(len(ids), dtype=bool)
+    for utt, a in alignments:
+        i = index.get(utt)
+        if i is None:
             continue
-        n = reader.num_frames(utt)
-        if n == 0:
-            skip.empty += 1
+        seen[i] = True
+        _check_range(name, utt, a, num_pdfs)
+        if n[i] == 0:
             continue
-        fitted = _fit_alignment(utt, a, n, length_tolerance)
+        fitted = _fit_alignment(utt, a, int(n[i]), length_tolerance)
         if fitted is None:
-            skip.mismatch(utt, n, len(a))
+            skip.mismatch(utt, int(n[i]), len(a))
             continue
-        utts.append(utt)
-        parts.append(fitted)
-    skip.report(len(utts))
-    offsets = np.zeros(len(utts) + 1, dtype=np.int64)
-    np.cumsum([len(p) for p in parts], out=offsets[1:])
-    targets = np.concatenate(parts)
-    del parts
-    dim = reader[utts[0]].shape[1]
+        targets[off[i]:off[i + 1]] = fitted
+        good[i] = True
+    del index
+    skip.no_ali = int((~seen & ~unreadable).sum())
+    skip.empty = int((seen & (n == 0) & ~unreadable).sum())
+    keep = np.flatnonzero(good)
+    skip.report(len(keep))
+    # drop the skipped utterances' slots (moving the kept ones left, in place)
+    offsets = np.zeros(len(keep) + 1, dtype=np.int64)
+    np.cumsum(n[keep], out=offsets[1:])
+    if len(keep) < len(ids):
+        for j, i in enumerate(keep.tolist()):
+            if off[i] != offsets[j]:
+                targets[offsets[j]:offsets[j + 1]] = targets[off[i]:off[i + 1]]
+        targets.resize(int(offsets[-1]), refcheck=False)
+    utts = [ids[i] for i in keep.tolist()]
+    dim = _feature_dim(reader, utts)
     log.info("%s: %d utterances, %d frames", name, len(utts), offsets[-1])
     return FeatureSet(name, utts, offsets, targets, dim, reader)
+
+
+def _feature_dim(reader, utts: list[str]) -> int:
+    for utt in utts:
+        try:
+            return int(reader[utt].shape[1])
+        except AsrError as e:
+            log.warning("%s", e)
+    raise FeatureError(f"{reader.data_dir}: no utterance's features can be read")
 
 
 def load_corpus(features: Iterable[tuple[str, np.ndarray]], alignments: Mapping[str, np.ndarray],
