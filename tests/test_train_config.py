@@ -38,6 +38,10 @@ def test_defaults_types_and_docs():
     assert keys["epochs"][0] == "int" and keys["grad_clip"][0] == "float or null"
     assert "GLOBAL" in keys["streams"][1] and "schedule.warmup_updates" in keys
     assert all(doc for _, doc in keys.values()), [k for k, (_, d) in keys.items() if not d]
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "acoustic-models.md").read_text()
+    assert [k for k in keys if f"| `{k}` |" not in doc] == [], "document every training key in docs/acoustic-models.md"
 
 
 @pytest.mark.parametrize("config, message", [

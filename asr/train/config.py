@@ -44,7 +44,7 @@ class ScheduleConfig:
     (asr/train/schedule.py), so a resumed run gets exactly the rates of an uninterrupted one."""
 
     type: str = "constant"
-    """constant | exponential | warmup_exponential | warmup_cosine"""
+    """constant, exponential, warmup_exponential or warmup_cosine"""
     decay: float = 0.5
     """exponential: lr × decay per epoch (continuous in updates)"""
     warmup_updates: int = 0
@@ -70,7 +70,7 @@ class TrainingConfig:
 
     # --- optimizer (asr/train/schedule.py)
     optimizer: str = "adam"
-    """sgd | adam | adamw"""
+    """sgd, adam or adamw"""
     lr: float = 1e-3
     """peak learning rate"""
     momentum: float = 0.0
@@ -99,7 +99,7 @@ class TrainingConfig:
     seed: int = 1
     """model initialisation and the per-epoch utterance shuffle"""
     cmvn: str = "speaker"
-    """feature normalisation (FeatureReader): speaker | utterance | global | none"""
+    """feature normalisation (FeatureReader): speaker, utterance, global or none"""
     length_tolerance: int = 0
     """frames an alignment may differ from its features (cut or last pdf repeated)"""
     prefetch: int = 8

@@ -395,8 +395,10 @@ class BatchReader:
     and counted: its steps get zero input and no target, so every rank still runs every
     batch. ``bad_utterances`` lists them."""
 
-    def __init__(self, data: UtteranceSet, sched: ChunkSchedule, lo: int = 0, hi: int | None = None, start: int = 0):
+    def __init__(self, data: UtteranceSet, sched: ChunkSchedule, lo: int = 0, hi: int | None = None, start: int = 0,
+                 pin_memory: bool = False):
         self.data = data
+        self.pin_memory = pin_memory  # page-locked batches (asynchronous copies to a GPU)
         self.sched = sched
         self.lo = lo
         self.hi = sched.streams if hi is None else hi
@@ -437,7 +439,10 @@ class BatchReader:
             y[j, has] = tg[t[has]]
         for j in [j for j in self._cur if not (self.lo <= j < self.hi) or u[j - self.lo] < 0]:
             del self._cur[j]  # idle streams drop their utterance
-        return Batch(b, torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(keep))
+        batch = Batch(b, torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(keep))
+        if self.pin_memory:
+            batch.x, batch.y = batch.x.pin_memory(), batch.y.pin_memory()
+        return batch
 
     def __iter__(self) -> Iterator[Batch]:
         for b in range(self.start, len(self.sched)):

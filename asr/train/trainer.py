@@ -334,7 +334,8 @@ class Trainer:
         utts, frames = sched.share(self.lo, self.hi)
         log.info("rank %d/%d: %d utterances, %d frames", self.dist.rank, self.dist.world_size, utts, frames)
         global_valid = sched.valid_counts()
-        reader = BatchReader(self.train_set, sched, self.lo, self.hi, start=pos.batch)
+        reader = BatchReader(self.train_set, sched, self.lo, self.hi, start=pos.batch,
+                             pin_memory=self.device.type == "cuda")
         bar = tqdm(total=len(sched), initial=pos.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not self.progress, leave=False, dynamic_ncols=True)
         t_start = time.perf_counter() - pos.seconds

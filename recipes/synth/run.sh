@@ -22,13 +22,15 @@ baselines=true        # also train and decode the DNN and plain-LSTM baselines
 num_leaves=           # senones (default 1500; 200 with --quick)
 lm_target_ngrams=     # size of the pruned first-pass 5-gram (default 60000; 8000 with --quick)
 train_opts=""         # extra options for `asr train` (e.g. "--device cuda")
+train_workers=1       # training processes (asr train --workers N; docs/distributed.md)
+train_mode=ddp        # with --train-workers > 1: ddp (synchronous) or asgd (asynchronous, Sak et al.)
 decode_opts=          # search options for `asr decode` (default "--beam 11 --lattice-beam 6";
                       # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
 compare_opts=""       # options for stage 10's local/compare_families.sh (e.g. "--train-utts 500 --jobs 4")
-__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts"
+__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts train_workers train_mode decode_opts compare_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
-         [--compare-opts '...']
+         [--train-workers N] [--train-mode ddp|asgd] [--compare-opts '...']
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
   0 synthetic corpus   1 dict + lang dir   2 fbank + CMVN   3 CTM alignment import + tree
   4 5-gram LMs         5 HCLG              6 training       7 decode (lattices)
@@ -164,8 +166,11 @@ if stage_on 6; then
     log "stage 6: training $sys ($conf/$sys.yaml)"
     resume=""
     [ -f exp/$sys/checkpoint.pt ] && resume="--resume"
+    workers=""
+    [ "$train_workers" -gt 1 ] && workers="--workers $train_workers --mode $train_mode"
     asr train --config $conf/$sys.yaml --feats data/train --ali exp/tree/ali.pdf.ark \
-      --dev-feats data/dev --dev-ali exp/ali_dev/ali.pdf.ark --out exp/$sys $resume $train_opts
+      --dev-feats data/dev --dev-ali exp/ali_dev/ali.pdf.ark --phone-map exp/tree/final.mdl \
+      --out exp/$sys $resume $workers $train_opts
     asr compute-priors --model-dir exp/$sys/final --silence-pdfs exp/tree/silence_pdfs.int exp/tree/ali.pdf.ark
     make_model_dir $sys
     touch exp/$sys/.done
