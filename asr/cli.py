@@ -35,6 +35,7 @@ COMMAND_PACKAGES = (
     "asr.graph",
     "asr.decode",
     "asr.score",
+    "asr.lattice",
     "asr.report",
 )
 

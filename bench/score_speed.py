@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from asr.decode.lattice_io import Lattice, best_paths, read_lattices, write_lattices  # noqa: E402
-from asr.decode.lmrescore import LatticeRescorer  # noqa: E402
+from asr.lattice.lattice_io import Lattice, best_paths, read_lattices, write_lattices  # noqa: E402
+from asr.lattice.lmrescore import LatticeRescorer  # noqa: E402
 from asr.lm.arpa import read_arpa  # noqa: E402
 from asr.score.wer import score_texts  # noqa: E402
 

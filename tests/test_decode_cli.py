@@ -77,7 +77,7 @@ def run_inproc(capsys, *args):
 
 @pytest.mark.parametrize("nj,lattices", [(1, False), (2, True)])
 def test_decode_data_dir(model, tmp_path, capsys, nj, lattices):
-    from asr.decode.lattice_io import best_path, read_lattices
+    from asr.lattice.lattice_io import best_path, read_lattices
 
     root, md, data = model
     out = tmp_path / "decode"

@@ -25,7 +25,7 @@ def _paths(src, dst, word, g, a, fg, fa, start):
 
 
 def _random_raw(rng, n=14):
-    from asr.decode.word_lattice import RawLattice
+    from asr.lattice.word_lattice import RawLattice
 
     src, dst = [], []
     for s in range(n - 1):
@@ -45,7 +45,7 @@ def _random_raw(rng, n=14):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_determinize_keeps_best_split_per_word_sequence(seed):
-    from asr.decode.word_lattice import collapse_epsilon_chains, determinize
+    from asr.lattice.word_lattice import collapse_epsilon_chains, determinize
 
     raw = _random_raw(np.random.default_rng(seed))
     want = _paths(raw.src, raw.dst, raw.word, raw.g, raw.a, raw.final_g, raw.final_a, raw.start)
@@ -61,7 +61,7 @@ def test_determinize_keeps_best_split_per_word_sequence(seed):
 
 
 def test_prune_drops_paths_outside_beam():
-    from asr.decode.word_lattice import determinize, prune_raw
+    from asr.lattice.word_lattice import determinize, prune_raw
 
     raw = _random_raw(np.random.default_rng(7), n=16)
     want = _paths(raw.src, raw.dst, raw.word, raw.g, raw.a, raw.final_g, raw.final_a, raw.start)
@@ -89,7 +89,7 @@ def graphs(tmp_path_factory):
 
 @pytest.mark.parametrize("which", [0, 1])
 def test_lattice_best_path_equals_one_best(graphs, which, tmp_path):
-    from asr.decode.lattice_io import best_path, read_lattices, write_lattices
+    from asr.lattice.lattice_io import best_path, read_lattices, write_lattices
     from asr.decode.search import SearchConfig, Searcher
 
     lang, td, graph, tm = graphs[which]

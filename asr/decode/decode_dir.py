@@ -113,7 +113,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
     order = sorted(hyps, key=lambda u: u.encode("utf-8"))
     atomic_write_text(decode_dir / "hyp.txt", "".join(f"{u} {' '.join(hyps[u])}".rstrip() + "\n" for u in order))
     if lattices:
-        from asr.decode.lattice_io import write_lattices
+        from asr.lattice.lattice_io import write_lattices
 
         for j, items in lats.items():
             items.sort(key=lambda kv: kv[0].encode("utf-8"))

@@ -2,7 +2,7 @@
 
 - :func:`decode_best`: ``FasterDecoder`` (beam, max-active), 1-best only.
 - :func:`decode_lattice`: ``LatticeSimpleDecoder`` (beam, lattice-beam; it has no
-  max-active) then :func:`asr.decode.word_lattice.word_lattice`; the 1-best is the word
+  max-active) then :func:`asr.lattice.word_lattice.word_lattice`; the 1-best is the word
   lattice's best path at the decoding acoustic scale.
 
 Both take the scaled pdf log-likelihood matrix [T, num_pdfs]. With a graph whose input
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asr.decode.decodable import make_decodable
-from asr.decode.lattice_io import Lattice, best_path
+from asr.lattice.lattice_io import Lattice, best_path
 from asr.errors import DecodeError
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Searcher:
     def lattice(self, loglik: np.ndarray, tid2pdf: np.ndarray | None = None) -> Result:
         import kaldi_decoder
 
-        from asr.decode.word_lattice import word_lattice
+        from asr.lattice.word_lattice import word_lattice
 
         if self._lat is None:
             self._lat = kaldi_decoder.LatticeSimpleDecoder(

@@ -1,11 +1,11 @@
-"""Word-lattice archive I/O and best path (asr.decode.lattice_io)."""
+"""Word-lattice archive I/O and best path (asr.lattice.lattice_io)."""
 
 import gzip
 
 import numpy as np
 import pytest
 
-from asr.decode.lattice_io import Lattice, best_path, best_paths, read_lattices, write_lattices
+from asr.lattice.lattice_io import Lattice, best_path, best_paths, read_lattices, write_lattices
 from asr.errors import DecodeError, FormatError
 
 

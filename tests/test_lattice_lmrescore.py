@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from asr.cli import main
-from asr.decode.lattice_io import Lattice, best_path, read_lattices, write_lattices
-from asr.decode.lmrescore import LatticeRescorer
+from asr.lattice.lattice_io import Lattice, best_path, read_lattices, write_lattices
+from asr.lattice.lmrescore import LatticeRescorer
 from asr.lm.arpa import read_arpa
 
 WORDS = ["<eps>", "a", "b", "c"]

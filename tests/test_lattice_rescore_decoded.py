@@ -8,7 +8,7 @@ import pytest
 from graph_fixtures import ARPA, make_lang, make_tree_dir, sharp_loglikes, target_pdfs
 
 from asr.cli import main
-from asr.decode.lattice_io import best_path, read_lattices, write_lattices
+from asr.lattice.lattice_io import best_path, read_lattices, write_lattices
 
 LMWT = 10.0
 

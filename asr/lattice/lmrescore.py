@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.decode.lattice_io import Lattice, topological_levels
+from asr.lattice.lattice_io import Lattice, topological_levels
 from asr.errors import DecodeError, FormatError, LMError
 from asr.lang.lang_dir import read_symbol_table
 
@@ -246,7 +246,7 @@ def rescore_file(rescorer: LatticeRescorer, in_path: Path, out_path: Path, progr
     """Rescore one lattice archive; returns (lattices, arcs in, arcs out)."""
     from tqdm import tqdm
 
-    from asr.decode.lattice_io import read_lattices, write_lattices
+    from asr.lattice.lattice_io import read_lattices, write_lattices
 
     stats = [0, 0, 0]
 
@@ -280,7 +280,7 @@ def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: floa
 
     from asr.io.atomic import atomic_write_text
     from asr.lm.arpa import read_arpa
-    from asr.score.lattice_scoring import find_words_table, lattice_files
+    from asr.lattice.lattice_scoring import find_words_table, lattice_files
 
     global _WORKER_RESCORER
     in_dir, out_dir = Path(in_dir), Path(out_dir)

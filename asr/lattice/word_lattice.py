@@ -33,7 +33,7 @@ import tempfile
 
 import numpy as np
 
-from asr.decode.lattice_io import Lattice, shortest_distance
+from asr.lattice.lattice_io import Lattice, shortest_distance
 from asr.errors import DecodeError
 
 log = logging.getLogger(__name__)
@@ -316,7 +316,7 @@ def determinize(raw: RawLattice, max_states: int = 100_000) -> Lattice | None:
 
 
 def _levels(raw: RawLattice) -> np.ndarray:
-    from asr.decode.lattice_io import topological_levels
+    from asr.lattice.lattice_io import topological_levels
 
     return topological_levels(Lattice(raw.src, raw.dst, raw.word, raw.g, raw.a, raw.final_g, raw.final_a,
                                       max(raw.start, 0)))

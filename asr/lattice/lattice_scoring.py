@@ -1,6 +1,6 @@
 """Score a decode dir's lattices over LM weights and insertion penalties (Kaldi score.sh).
 
-For every (LMWT, WIP) the best path of each lattice (``asr.decode.lattice_io.best_paths``:
+For every (LMWT, WIP) the best path of each lattice (``asr.lattice.lattice_io.best_paths``:
 minimises ``graph + WIP * words + acoustic / LMWT``, all pairs in one pass per lattice)
 becomes ``DECODE_DIR/scoring/hyp_LMWT_WIP.txt`` and its ``compute-wer`` output
 ``DECODE_DIR/wer_LMWT_WIP``; ``DECODE_DIR/scoring/best_wer`` holds the best ``%WER`` line
@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.decode.lattice_io import best_paths, read_lattices
+from asr.lattice.lattice_io import best_paths, read_lattices
 from asr.errors import DecodeError, FormatError
 from asr.io.atomic import atomic_write_text
 from asr.io.tables import read_table, write_table
