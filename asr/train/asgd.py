@@ -99,6 +99,32 @@ def state_tensors(model, optimizer) -> list[tuple[Any, str | None, Any]]:
     return out
 
 
+class Staleness:
+    """Per-epoch staleness statistics of this worker's updates, reduced over workers."""
+
+    def __init__(self, dist):
+        self.dist = dist
+        self.reset()
+
+    def reset(self) -> None:
+        self.total, self.count, self.max = 0.0, 0, 0
+
+    def add(self, stale: int) -> None:
+        self.total += stale
+        self.count += 1
+        self.max = max(self.max, stale)
+
+    def epoch_stats(self) -> dict[str, float]:
+        import torch
+
+        t = torch.tensor([self.total, self.count], dtype=torch.float64)
+        mx = torch.tensor([float(self.max)], dtype=torch.float64)
+        self.dist.all_reduce(t)
+        self.dist.all_reduce(mx, op="max")
+        self.reset()
+        return {"staleness_mean": float(t[0] / max(t[1], 1)), "staleness_max": float(mx[0])}
+
+
 class SharedBuffer:
     """One float32 buffer in shared memory (a file in /dev/shm mapped by every process of
     this machine); rank 0 creates and fills it, the others map it, then the file is unlinked
@@ -166,9 +192,7 @@ class HogwildUpdate:
         # updates applied by each worker (only worker r writes slot r: no lock needed)
         self.counts = SharedBuffer(dist, dist.world_size, torch.int64, fill_counts).tensor
         self._read = 0
-        self._stale_sum = 0.0
-        self._stale_n = 0
-        self._stale_max = 0
+        self.staleness = Staleness(dist)
         if dist.is_main:
             log.info("ASGD (Hogwild): %d workers share %.1f MB of parameters and optimizer state in memory",
                      dist.world_size, total * 4 / 1e6)
@@ -190,25 +214,15 @@ class HogwildUpdate:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.step()
-            stale = int(self.counts.sum()) - self._read
+            self.staleness.add(int(self.counts.sum()) - self._read)
             self.counts[self.dist.rank] += 1
-            self._stale_sum += stale
-            self._stale_n += 1
-            self._stale_max = max(self._stale_max, stale)
         return ok
 
     def sync_model(self) -> None:
         pass
 
     def epoch_stats(self) -> dict[str, float]:
-        import torch
-
-        t = torch.tensor([self._stale_sum, self._stale_n], dtype=torch.float64)
-        mx = torch.tensor([float(self._stale_max)], dtype=torch.float64)
-        self.dist.all_reduce(t)
-        self.dist.all_reduce(mx, op="max")
-        self._stale_sum, self._stale_n, self._stale_max = 0.0, 0, 0
-        return {"staleness_mean": float(t[0] / max(t[1], 1)), "staleness_max": float(mx[0])}
+        return self.staleness.epoch_stats()
 
     def state_dicts(self) -> dict[str, Any]:
         """Copies of the shared model and optimizer state (checkpoint format of a one-process run)."""

@@ -235,7 +235,8 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
         return 0
     hist = summary["history"]
     if summary["stopped_early"]:
-        print(f"stopped after {summary['updates']} updates (--max-updates); continue with --resume")
+        by = f" ({summary['updates']} updates by {dist.world_size} workers)" if args.mode == "asgd" else ""
+        print(f"stopped after {summary['steps']} updates{by} (--max-updates); continue with --resume")
     if hist:
         last = hist[-1]
         print(f"epochs {summary['epochs_done']} updates {summary['updates']} train-acc {last['train_acc']:.4f} "

@@ -95,7 +95,7 @@ class ParameterServerUpdate:
     def __init__(self, trainer):
         import torch.distributed.rpc as rpc
 
-        from asr.train.asgd import materialise_optimizer_state
+        from asr.train.asgd import Staleness, materialise_optimizer_state
         from asr.train.distributed import rpc_init_method
 
         self.dist = dist = trainer.dist
@@ -121,9 +121,7 @@ class ParameterServerUpdate:
         dist.barrier()
         self.version = [0] * dist.world_size
         self._pull()
-        self._stale_sum = 0.0
-        self._stale_n = 0
-        self._stale_max = 0
+        self.staleness = Staleness(dist)
         if dist.is_main:
             sizes = [sum(self.params[i].numel() for i in s) for s in self.shards]
             log.info("ASGD (parameter server over RPC): %d shards of %s parameters", len(sizes),
@@ -177,25 +175,14 @@ class ParameterServerUpdate:
 
             grads = [[(self.params[i].grad if self.params[i].grad is not None
                        else torch.zeros_like(self.params[i])).detach().cpu() for i in s] for s in self.shards]
-            stales = self._exchange(grads, lr)
-            stale = max(stales)
-            self._stale_sum += stale
-            self._stale_n += 1
-            self._stale_max = max(self._stale_max, stale)
+            self.staleness.add(max(self._exchange(grads, lr)))
         return ok
 
     def sync_model(self) -> None:
         self._pull()
 
     def epoch_stats(self) -> dict[str, float]:
-        import torch
-
-        t = torch.tensor([self._stale_sum, self._stale_n], dtype=torch.float64)
-        mx = torch.tensor([float(self._stale_max)], dtype=torch.float64)
-        self.dist.all_reduce(t)
-        self.dist.all_reduce(mx, op="max")
-        self._stale_sum, self._stale_n, self._stale_max = 0.0, 0, 0
-        return {"staleness_mean": float(t[0] / max(t[1], 1)), "staleness_max": float(mx[0])}
+        return self.staleness.epoch_stats()
 
     def state_dicts(self) -> dict[str, Any]:
         """Model and optimizer state gathered from all shards, in the one-process format

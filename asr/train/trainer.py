@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 
 from asr.errors import ConfigError, TrainingError
 from asr.io.atomic import atomic_write_bytes, atomic_write_text
@@ -306,7 +305,8 @@ class Trainer:
                 self.steps.close()
             self.rule.close(failed)
         p = self.position
-        return {"epochs_done": p.epoch, "updates": p.update * self.rule.updates_per_batch, "best_epoch": p.best_epoch,
+        return {"epochs_done": p.epoch, "steps": p.update, "updates": p.update * self.rule.updates_per_batch,
+                "best_epoch": p.best_epoch,
                 "best_monitor": p.best, "history": self.history, "stopped_early": stopped and p.epoch < self.cfg.epochs}
 
     def _make_rule(self, ckpt):
