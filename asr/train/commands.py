@@ -122,8 +122,10 @@ def run_train(args: argparse.Namespace) -> int:
                               "processes on this machine")
         return _train(args, config, tcfg, dist)
     except AsrError as e:
-        if not dist.is_main and getattr(e, "replicated", False):
-            return 1  # rank 0 prints it
+        if getattr(e, "replicated", False):  # every rank raised it alike: rank 0 prints it
+            if not dist.is_main:
+                return 1
+            raise
         if dist.enabled:
             raise type(e)(f"rank {dist.rank}/{dist.world_size}: {e}") from None
         raise
@@ -206,6 +208,7 @@ def _launch(args: argparse.Namespace, tcfg) -> int:
 def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
     import logging
 
+    from asr.errors import AsrError
     from asr.features.reader import FeatureReader
     from asr.io.int_ark import iter_int_ark
     from asr.train.data import open_feature_set
@@ -217,17 +220,21 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
         num_pdfs = max((int(a.max()) for _, a in iter_int_ark(args.ali) if len(a)), default=0) + 1
         log.warning("no --num-pdfs and no num_pdfs file next to %s: using max pdf id + 1 = %d", args.ali, num_pdfs)
     tol = tcfg.length_tolerance
-    train_set = open_feature_set(FeatureReader(args.feats, cmvn=tcfg.cmvn), iter_int_ark(args.ali), num_pdfs,
-                                 name=str(args.feats), length_tolerance=tol)
-    dev = None
-    if args.dev_feats:
-        dev = open_feature_set(FeatureReader(args.dev_feats, cmvn=tcfg.cmvn), iter_int_ark(args.dev_ali), num_pdfs,
-                               name=str(args.dev_feats), length_tolerance=tol)
-    phone_map = None
-    if args.phone_map:
-        from asr.train.phones import PhoneAccuracy
+    try:  # every rank reads the same files: the same error on each
+        train_set = open_feature_set(FeatureReader(args.feats, cmvn=tcfg.cmvn), iter_int_ark(args.ali), num_pdfs,
+                                     name=str(args.feats), length_tolerance=tol)
+        dev = None
+        if args.dev_feats:
+            dev = open_feature_set(FeatureReader(args.dev_feats, cmvn=tcfg.cmvn), iter_int_ark(args.dev_ali),
+                                   num_pdfs, name=str(args.dev_feats), length_tolerance=tol)
+        phone_map = None
+        if args.phone_map:
+            from asr.train.phones import PhoneAccuracy
 
-        phone_map = PhoneAccuracy.from_transition_model(args.phone_map, num_pdfs)
+            phone_map = PhoneAccuracy.from_transition_model(args.phone_map, num_pdfs)
+    except AsrError as e:
+        e.replicated = True
+        raise
     summary = train(config, train_set, args.out, dev_set=dev, num_pdfs=num_pdfs, device=args.device,
                     resume=args.resume, max_updates=args.max_updates, progress=not args.no_progress, dist=dist,
                     mode=args.mode, phone_map=phone_map, asgd_params=args.asgd_params)

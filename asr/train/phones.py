@@ -49,5 +49,7 @@ class PhoneAccuracy:
 
     def correct(self, pred, ref) -> int:
         """Frames whose predicted pdf (``pred[F]``) shares a phone with the reference pdf (``ref[F]``)."""
-        m = self.pdf_phones.to(pred.device)
+        if self.pdf_phones.device != pred.device:
+            self.pdf_phones = self.pdf_phones.to(pred.device)
+        m = self.pdf_phones
         return int((m[pred] & m[ref]).any(dim=1).sum())

@@ -398,9 +398,10 @@ class Trainer:
                         pos.epoch + 1, batch.index, pos.nan_run)
             self.carried = None
             if pos.nan_run >= self.cfg.nan_patience:
-                raise TrainingError(
+                e = TrainingError(
                     f"{pos.nan_run} non-finite losses in a row (epoch {pos.epoch + 1}, update {pos.update}); "
                     f"aborted. Check the features for NaN/inf or lower the learning rate (lr {lr:g}).")
+                raise _replicated(e) if rule.mode == "ddp" else e  # DDP ranks see the same gradient
             return StepResult(FrameMetrics(), False, lr)
         pos.nan_run = 0
         self.carried = new_state
@@ -469,9 +470,9 @@ class Trainer:
             return
         ref = max(math.log(self.num_pdfs), pos.first_loss)
         if not loss <= factor * ref:
-            raise TrainingError(f"training diverged: loss {loss:.4g} at update {pos.update} is more than "
+            raise _replicated(TrainingError(f"training diverged: loss {loss:.4g} at update {pos.update} is more than "
                                 f"{factor:g} × {ref:.3g} (the first loss, or ln num_pdfs); lower the learning "
-                                f"rate (lr {self.cfg.lr:g}) and start again")
+                                f"rate (lr {self.cfg.lr:g}) and start again"))
 
     def end_epoch(self) -> None:
         """Dev evaluation, log.csv, plot, best model, checkpoint."""
@@ -529,9 +530,9 @@ class Trainer:
             chance = float(counts.max() / max(1, counts.sum()))
             if not pos.best > chance + margin:
                 which = "dev" if self.dev_set is not None else "train"
-                raise TrainingError(f"the model did not learn: best {which} frame accuracy {pos.best:.4f} is at "
+                raise _replicated(TrainingError(f"the model did not learn: best {which} frame accuracy {pos.best:.4f} is at "
                                     f"chance level ({chance:.4f}, always the most frequent pdf); no {FINAL_DIR}/ "
-                                    f"written. Check the alignments and the learning rate (lr {self.cfg.lr:g})")
+                                    f"written. Check the alignments and the learning rate (lr {self.cfg.lr:g})"))
         if self.dist.is_main:
             best, final = self.out / BEST_DIR, self.out / FINAL_DIR
             if best.is_dir():
