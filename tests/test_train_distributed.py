@@ -1,6 +1,6 @@
 """Several training processes on loopback (gloo): DDP equals one process, a killed rank
-resumes under the elastic launcher, ASGD workers learn, bad launch setups are one-line
-errors. Each launch starts 2 small processes (a few CPU-seconds each)."""
+resumes under the elastic launcher, ASGD workers learn (one machine; two launchers as two
+machines), bad launch setups are one-line errors. Each launch starts small processes."""
 
 import csv
 import os
@@ -150,14 +150,30 @@ def test_killed_rank_resumes_under_elastic_restart(data, ddp_run, tmp_path):
     assert_same_training(out, ddp_run[0])
 
 
-@pytest.mark.parametrize("where", ["shared", "rpc"])
-def test_asgd_workers_learn(data, tmp_path, where):
-    """ASGD with 2 workers (Hogwild shared memory; parameter-server shards over RPC) trains
-    well above chance and logs the staleness of its updates."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("nodes", [1, 2])
+def test_asgd_workers_learn(data, tmp_path, nodes):
+    """ASGD with 2 workers trains well above chance and logs the staleness of its updates:
+    on one machine with parameters in shared memory (Hogwild); as two "machines" (two
+    launchers meeting at a c10d rendezvous on loopback) with parameter-server shards over RPC."""
     out = tmp_path / "exp"
     cfg = config(tmp_path / "c.yaml", epochs=2, checkpoint_every=0)
-    r = run_asr(train_args(data, out, "--workers", "2", "--mode", "asgd", "--asgd-params", where, cfg=cfg))
-    assert r.returncode == 0, r.stderr[-3000:]
+    if nodes == 1:
+        procs = [subprocess.Popen(asr_cmd(train_args(data, out, "--workers", "2", "--mode", "asgd", cfg=cfg)),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())]
+    else:
+        rdzv = ["--workers", "1", "--nnodes", "2", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--rdzv-id", "t"]
+        procs = [subprocess.Popen(asr_cmd(train_args(data, out, *rdzv, "--mode", "asgd", cfg=cfg)),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+                 for _ in range(2)]
+    errs = [p.communicate(timeout=TIMEOUT)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs[0][-3000:] + errs[-1][-3000:]
+    assert ("ASGD (Hogwild)" if nodes == 1 else "ASGD (parameter server over RPC)") in "".join(errs)
     rows = log_rows(out)
     assert len(rows) == 2
     dev_ali = data["args"][data["args"].index("--dev-ali") + 1]
@@ -184,9 +200,7 @@ def test_bad_launch_setups_are_one_line_errors(data, tmp_path, capsys, extra, me
 
 def test_rendezvous_timeout_is_one_line_error(data, tmp_path):
     """--nnodes 2 but only one machine starts: the rendezvous gives up after --rdzv-timeout."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     r = run_asr(train_args(data, tmp_path / "exp", "--workers", "1", "--nnodes", "2", "--rdzv-endpoint",
                            f"127.0.0.1:{port}", "--rdzv-timeout", "3"))
     err = r.stderr.strip().splitlines()
