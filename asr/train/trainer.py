@@ -278,7 +278,7 @@ class Trainer:
         ckpt = self._open_checkpoint(resume)
         if ckpt is not None:
             self._restore(ckpt)
-        self.rule = self._make_rule(ckpt)
+        self.rule = self._make_rule()
         del ckpt
         if self.dist.is_main:
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
@@ -294,8 +294,8 @@ class Trainer:
         failed = True
         try:
             while self.position.epoch < self.cfg.epochs and not stopped:
-                stopped = self.train_one_epoch(max_updates)
-                if not stopped:
+                stopped, complete = self.train_one_epoch(max_updates)
+                if complete:
                     self.end_epoch()
             if self.position.epoch >= self.cfg.epochs:
                 self.finish()
@@ -309,7 +309,7 @@ class Trainer:
                 "best_epoch": p.best_epoch,
                 "best_monitor": p.best, "history": self.history, "stopped_early": stopped and p.epoch < self.cfg.epochs}
 
-    def _make_rule(self, ckpt):
+    def _make_rule(self):
         if self.mode == "ddp":
             return SyncUpdate(self.model, self.optimizer, self.cfg, self.dist, self.device)
         if self.mode == "asgd":
@@ -318,8 +318,8 @@ class Trainer:
             return make_asgd_rule(self, self._asgd_params)
         raise ConfigError(f"unknown training mode {self.mode!r} (ddp, asgd)")
 
-    def train_one_epoch(self, max_updates: int | None) -> bool:
-        """Run the rest of the current epoch; True when stopped by ``max_updates``."""
+    def train_one_epoch(self, max_updates: int | None) -> tuple[bool, bool]:
+        """Run the rest of the current epoch; ``(stopped by max_updates, epoch complete)``."""
         from tqdm import tqdm
 
         from asr.nnet.state import reset_streams
@@ -370,7 +370,7 @@ class Trainer:
                     break
         bar.close()
         pos.bad_utterances += len(reader.bad_utterances)
-        return stopped and pos.batch < len(sched)
+        return stopped, pos.batch >= len(sched)
 
     def train_step(self, batch, global_frames: int) -> StepResult:
         """Forward, loss, backward and the update rule's step for one batch."""
