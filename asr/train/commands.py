@@ -123,6 +123,7 @@ def run_train(args: argparse.Namespace) -> int:
         return _train(args, config, tcfg, dist)
     except AsrError as e:
         if getattr(e, "replicated", False):  # every rank raised it alike: rank 0 prints it
+            dist.barrier()  # no rank leaves first (the launcher would stop rank 0 before it prints)
             if not dist.is_main:
                 return 1
             raise
