@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 
 
+def _paragraphs(text: str, width: int = 88) -> str:
+    import textwrap
+
+    return "\n\n".join(textwrap.fill(p, width) for p in text.split("\n\n"))
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="train an acoustic model (LSTMP/LSTM/DNN) with cross-entropy on pdf alignments",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train a frame classifier on features of a data dir and pdf-id alignments with "
+        description=_paragraphs("Train a frame classifier on features of a data dir and pdf-id alignments with "
         "truncated BPTT (B utterance streams, T-frame chunks, output delay). Features are read from "
         "feats.scp as training goes (CMVN on the fly), so memory does not grow with the corpus. Writes "
         "EXP/checkpoint.pt, EXP/log.csv, EXP/steps.csv, EXP/training_curves.png and, when training has "
@@ -20,7 +26,7 @@ def register(subparsers) -> None:
         "`torchrun --nproc-per-node N [--nnodes M --rdzv-backend c10d --rdzv-endpoint HOST:PORT] -m asr "
         "train ...`; training.streams is the global number of streams (each process runs B/N). "
         "--mode ddp: synchronous data parallel, the same updates as one process; --mode asgd: "
-        "asynchronous SGD as in Sak et al. 2014 (see docs/distributed.md).",
+        "asynchronous SGD as in Sak et al. 2014 (see docs/distributed.md)."),
         epilog="e.g. asr train --config conf/lstmp.yaml --feats data/train --ali exp/tree/ali.pdf.ark "
         "--dev-feats data/dev --dev-ali exp/ali_dev/ali.pdf.ark --out exp/lstmp --workers 2",
     )
