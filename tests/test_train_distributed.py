@@ -206,3 +206,56 @@ def test_rendezvous_timeout_is_one_line_error(data, tmp_path):
     err = r.stderr.strip().splitlines()
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert err[-1].startswith("asr train: error: rendezvous at 127.0.0.1:") and "not all 2 nodes joined" in err[-1], err
+
+
+def _hogwild_worker(rank: int, store: str, out: str) -> None:
+    import json
+    from types import SimpleNamespace
+
+    import torch
+    import torch.distributed as dist
+
+    from asr.train.asgd import HogwildUpdate
+    from asr.train.config import TrainingConfig
+    from asr.train.distributed import DistContext
+    from asr.train.schedule import make_optimizer
+    from asr.train.trainer import Position
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    ctx = DistContext(rank=rank, world_size=2, local_world_size=2)
+    torch.manual_seed(rank)  # different initial values: the shared ones must win
+    model = torch.nn.Linear(3, 2)
+    cfg = TrainingConfig.from_dict({"optimizer": "adam", "lr": 0.1})
+    trainer = SimpleNamespace(dist=ctx, model=model, optimizer=make_optimizer(model.parameters(), cfg), cfg=cfg,
+                              position=Position(update=4))
+    rule = HogwildUpdate(trainer)
+    ctx.barrier()
+    before = model.weight.detach().clone()
+    if rank == 1:  # one update by worker 1 only
+        rule.before_forward()
+        for p in model.parameters():
+            p.grad = torch.ones_like(p)
+        assert rule.apply(0.1)
+    ctx.barrier()
+    state = rule.optimizer.state[model.weight]
+    json.dump({"before": before.tolist(), "after": model.weight.tolist(), "exp_avg": state["exp_avg"].tolist(),
+               "step": float(state["step"]), "updates": rule.update_index(0)}, open(f"{out}.{rank}", "w"))
+    ctx.barrier()
+    dist.destroy_process_group()
+
+
+def test_hogwild_workers_share_parameters_and_optimizer_state(tmp_path):
+    """An update made by one worker is seen by the other: parameters, Adam moments and
+    the global update count live in one shared-memory mapping."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    mp.spawn(_hogwild_worker, args=(str(tmp_path / "store"), str(tmp_path / "out")), nprocs=2, join=True)
+    r0, r1 = (json.load(open(tmp_path / f"out.{r}")) for r in (0, 1))
+    assert r0["before"] == r1["before"]  # rank 0's initial values, shared
+    assert r0["after"] == r1["after"] != r0["before"]
+    assert r0["exp_avg"] == r1["exp_avg"] and abs(r0["exp_avg"][0][0] - 0.1) < 1e-6  # (1 - beta1) * grad
+    assert r0["step"] == r1["step"] == 1.0
+    assert r0["updates"] == r1["updates"] == 2 * 4 + 1  # 4 steps done by each worker before, + 1
