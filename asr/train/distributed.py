@@ -232,7 +232,7 @@ def launch(opts: LaunchOptions, argv: list[str], threads: int | None = None, qui
     os.environ.setdefault("OMP_NUM_THREADS", str(threads or default_threads(opts.workers)))
     if quiet_launcher:  # the launcher's own INFO/WARNING chatter (banners, SIGTERM notices)
         for name in ("torch.distributed.run", "torch.distributed.elastic", "torch.distributed.launcher"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logging.getLogger(name).setLevel(logging.CRITICAL)  # failures are summed up in our one line
     try:
         run(parse_args([*opts.torchrun_args(), "-m", "asr", *argv]))
     except RendezvousTimeoutError:
@@ -244,7 +244,8 @@ def launch(opts: LaunchOptions, argv: list[str], threads: int | None = None, qui
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except ChildFailedError as e:
         failures = sorted(e.failures.items())
-        rank, first = failures[0]
+        # a process that ended with an error, not one the launcher stopped with a signal afterwards
+        rank, first = min(failures, key=lambda f: (f[1].exitcode <= 0, f[1].timestamp, f[0]))
         how = f"signal {first.signal_name()}" if first.exitcode < 0 else f"exit code {first.exitcode}"
         raise TrainingError(f"{len(failures)} of {opts.world_size} training process(es) failed "
                             f"(first: rank {rank}, {how}); its error is printed above") from None
