@@ -197,6 +197,12 @@ def _launch(args: argparse.Namespace, tcfg) -> int:
         raise ConfigError(f"{args.config}: training.streams {tcfg.streams} is not divisible by {opts.world_size} "
                           f"processes ({opts.workers} workers × {opts.nnodes} nodes); B is the global number of "
                           "streams, each process runs B/N")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.device_count() < opts.workers:
+            raise ConfigError(f"--device cuda --workers {opts.workers}: one GPU per process, but this machine has "
+                              f"{torch.cuda.device_count()}")
     for d in filter(None, (args.feats, args.dev_feats)):
         if not (Path(d) / "feats.scp").is_file():
             raise ConfigError(f"{Path(d) / 'feats.scp'}: no features")
