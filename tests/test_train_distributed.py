@@ -230,8 +230,8 @@ def _hogwild_worker(rank: int, store: str, out: str) -> None:
     trainer = SimpleNamespace(dist=ctx, model=model, optimizer=make_optimizer(model.parameters(), cfg), cfg=cfg,
                               position=Position(update=4))
     rule = HogwildUpdate(trainer)
-    ctx.barrier()
     before = model.weight.detach().clone()
+    ctx.barrier()  # both have read the shared values
     if rank == 1:  # one update by worker 1 only
         rule.before_forward()
         for p in model.parameters():
