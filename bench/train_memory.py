@@ -8,7 +8,7 @@ the same way (feats.scp, utt2num_frames, utt2spk, alignments). Peak RSS is the t
 process's ``ru_maxrss`` (os.wait4).
 
     python bench/train_memory.py [--data DIR --ali ARK] [--config conf/lstmp.yaml]
-        [--copies 10] [--updates 20] [--threads 1]
+        [--copies 10] [--updates 20] [--threads 1] [--asr-root OTHER_CHECKOUT]
 
 Data: by default the synth recipe's (recipes/synth/data/train, exp/tree/ali.pdf.ark),
 else `--synthetic-frames N` (a random corpus).
@@ -73,9 +73,11 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=10)
     ap.add_argument("--updates", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--asr-root", type=Path, default=ROOT,
+                    help="checkout whose `asr` is measured (e.g. an older one, for comparison)")
     args = ap.parse_args()
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(args.asr_root), env.get("PYTHONPATH", "")])
     with tempfile.TemporaryDirectory(prefix="train_memory.") as tmp:
         tmp = Path(tmp)
         cfg = args.config
