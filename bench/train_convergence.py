@@ -39,7 +39,7 @@ def trained_seconds(ck: dict) -> float:
 
 def evaluate_checkpoint(ck: dict, dev, num_pdfs: int, tcfg) -> float:
     from asr.nnet.registry import build_model
-    from asr.train.trainer import evaluate
+    from asr.train.metrics import evaluate
 
     model = build_model(ck["model_config"], dev.feat_dim, num_pdfs)
     model.load_state_dict(ck["model"])

@@ -219,7 +219,7 @@ def _hogwild_worker(rank: int, store: str, out: str) -> None:
     from asr.train.config import TrainingConfig
     from asr.train.distributed import DistContext
     from asr.train.schedule import make_optimizer
-    from asr.train.trainer import Position
+    from asr.train.checkpoint import Position
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)

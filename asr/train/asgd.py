@@ -207,9 +207,9 @@ class HogwildUpdate:
         self._read = int(self.counts.sum())
 
     def apply(self, lr: float) -> bool:
-        from asr.train.trainer import _clip_and_check
+        from asr.train.updates import clip_and_check
 
-        ok = _clip_and_check(self.params, self.grad_clip)
+        ok = clip_and_check(self.params, self.grad_clip)
         if ok:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr

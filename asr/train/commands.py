@@ -188,7 +188,7 @@ def _launch(args: argparse.Namespace, tcfg) -> int:
 
     from asr.errors import ConfigError, TrainingError
     from asr.train.distributed import LaunchOptions, launch
-    from asr.train.trainer import CHECKPOINT
+    from asr.train.checkpoint import CHECKPOINT
 
     opts = LaunchOptions(workers=args.workers, nnodes=args.nnodes, rdzv_endpoint=args.rdzv_endpoint,
                          rdzv_id=args.rdzv_id, max_restarts=args.max_restarts, rdzv_timeout=args.rdzv_timeout)

@@ -95,6 +95,12 @@ class DistContext:
             dist.barrier()
 
 
+def replicated(e: Exception) -> Exception:
+    """Mark an error every rank raises alike (only rank 0 prints it)."""
+    e.replicated = True  # type: ignore[attr-defined]
+    return e
+
+
 def launched_by_torchrun() -> bool:
     """True in a process started by torchrun / torch's elastic launcher."""
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "LOCAL_RANK" in os.environ

@@ -167,9 +167,9 @@ class ParameterServerUpdate:
         pass
 
     def apply(self, lr: float) -> bool:
-        from asr.train.trainer import _clip_and_check
+        from asr.train.updates import clip_and_check
 
-        ok = _clip_and_check(self.params, self.grad_clip)
+        ok = clip_and_check(self.params, self.grad_clip)
         if ok:
             import torch
 

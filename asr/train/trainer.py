@@ -10,10 +10,12 @@ The loop, in named steps (as icefall's train.py):
   batches (read ahead by a thread), one :meth:`Trainer.train_step` per batch, logging and
   checkpoints at fixed update counts.
 - :meth:`Trainer.train_step` → :meth:`Trainer.compute_loss` (forward + summed cross-entropy)
-  and the update rule's ``apply`` (synchronous: one process or DDP; asynchronous: ASGD,
-  asr/train/asgd.py).
-- :meth:`Trainer.compute_validation_loss`: dev frame accuracy, sharded over ranks.
-- :meth:`Trainer.save_checkpoint` / :func:`read_checkpoint`.
+  and the update rule's ``apply`` (synchronous, one process or DDP: asr/train/updates.py;
+  asynchronous, ASGD: asr/train/asgd.py, asr/train/param_server.py).
+- :meth:`Trainer.compute_validation_loss`: dev frame accuracy, sharded over ranks
+  (asr/train/metrics.py: ``FrameMetrics``, ``evaluate``).
+- :meth:`Trainer.save_checkpoint` / :meth:`Trainer._restore` (asr/train/checkpoint.py:
+  ``Position``, ``read_checkpoint``); logs and plots: asr/train/logs.py.
 
 Several processes (torchrun, ``asr train --workers N``): ``training.streams`` is the
 global B; every rank computes the same schedule and runs streams ``[r·B/N, (r+1)·B/N)``.
@@ -32,106 +34,35 @@ waits in ``EXP/.best-model``.
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-
 from asr.errors import ConfigError, TrainingError
 from asr.io.atomic import atomic_write_bytes, atomic_write_text
+from asr.train.checkpoint import CHECKPOINT, Position, read_checkpoint
 from asr.train.config import TrainingConfig
-from asr.train.distributed import DistContext
+from asr.train.distributed import DistContext, replicated
+from asr.train.logs import LOG_FIELDS, StepLog, plot_curves, write_log_csv
+from asr.train.metrics import FrameMetrics, evaluate
+from asr.train.updates import SyncUpdate
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
 BEST_DIR = ".best-model"
 FINAL_DIR = "final"
-LOG_FIELDS = ["epoch", "updates", "lr", "train_loss", "train_acc", "dev_loss", "dev_acc", "train_frames",
-              "seconds", "frames_per_second"]
 LOG_EVERY = 50  # steps.csv rows are written (and the loss checked) every this many updates
 
 
 def training_config(config: dict[str, Any], source: str = "") -> TrainingConfig:
     """The typed ``training:`` section of a config (one-line errors naming the key)."""
     return TrainingConfig.from_config(config, source)
-
-
-@dataclass
-class FrameMetrics:
-    """Summed frame cross-entropy, correct frames and frames (+ phone-correct frames when a
-    pdf→phone map is known), to be added up over batches and ranks."""
-
-    loss_sum: float = 0.0
-    correct: int = 0
-    frames: int = 0
-    phone_correct: int = 0
-
-    def add(self, other: "FrameMetrics") -> None:
-        self.loss_sum += other.loss_sum
-        self.correct += other.correct
-        self.frames += other.frames
-        self.phone_correct += other.phone_correct
-
-    @property
-    def loss(self) -> float:
-        return self.loss_sum / self.frames if self.frames else float("nan")
-
-    @property
-    def acc(self) -> float:
-        return self.correct / self.frames if self.frames else float("nan")
-
-    @property
-    def phone_acc(self) -> float:
-        return self.phone_correct / self.frames if self.frames else float("nan")
-
-    def reduced(self, dist: DistContext) -> "FrameMetrics":
-        """The sum over ranks."""
-        if not dist.enabled:
-            return FrameMetrics(self.loss_sum, self.correct, self.frames, self.phone_correct)
-        import torch
-
-        t = torch.tensor([self.loss_sum, self.correct, self.frames, self.phone_correct], dtype=torch.float64)
-        dist.all_reduce(t)
-        return FrameMetrics(float(t[0]), int(t[1]), int(t[2]), int(t[3]))
-
-
-@dataclass
-class Position:
-    """Where training stands (saved in the checkpoint as a plain dict)."""
-
-    epoch: int = 0  # epochs completed
-    batch: int = 0  # batches of the current epoch done
-    update: int = 0  # batches done in total (each rank/worker does one update per batch)
-    nan_run: int = 0
-    best: float = -1.0
-    best_epoch: int = 0
-    seconds: float = 0.0  # wall time of the current epoch so far
-    epoch_metrics: FrameMetrics = field(default_factory=FrameMetrics)  # of the current epoch, all ranks
-    first_loss: float | None = None  # the first logged training loss (divergence guard)
-    bad_utterances: int = 0  # unreadable utterances skipped in the current epoch
-
-    def to_dict(self) -> dict[str, Any]:
-        m = self.epoch_metrics
-        return {"epoch": self.epoch, "batch": self.batch, "update": self.update, "nan_run": self.nan_run,
-                "best": self.best, "best_epoch": self.best_epoch,
-                "acc": [m.loss_sum, m.correct, m.frames, self.seconds],
-                "phone_correct": m.phone_correct, "first_loss": self.first_loss, "bad_utterances": self.bad_utterances}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Position":
-        acc = d["acc"]
-        return cls(epoch=int(d["epoch"]), batch=int(d["batch"]), update=int(d["update"]), nan_run=int(d["nan_run"]),
-                   best=float(d["best"]), best_epoch=int(d["best_epoch"]), seconds=float(acc[3]),
-                   epoch_metrics=FrameMetrics(float(acc[0]), int(acc[1]), int(acc[2]), int(d.get("phone_correct", 0))),
-                   first_loss=d.get("first_loss"), bad_utterances=int(d.get("bad_utterances", 0)))
 
 
 @dataclass
@@ -142,72 +73,6 @@ class StepResult:
     metrics: FrameMetrics
     ok: bool
     lr: float
-
-
-class SyncUpdate:
-    """Synchronous SGD: one process, or DDP over N ranks (gradients all-reduced during
-    backward; every rank applies the same update). The loss is normalised by the global
-    frame count of the batch divided by N, because DDP averages gradients over ranks."""
-
-    mode = "ddp"
-
-    def __init__(self, model, optimizer, cfg: TrainingConfig, dist: DistContext, device):
-        self.model = model
-        self.optimizer = optimizer
-        self.params = [p for p in model.parameters() if p.requires_grad]
-        self.grad_clip = cfg.grad_clip
-        self.dist = dist
-        if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [device.index] if device.type == "cuda" else None
-            self.module = DistributedDataParallel(model, device_ids=ids)
-        else:
-            self.module = model
-
-    def normaliser(self, local_frames: int, global_frames: int) -> float:
-        return global_frames / self.dist.world_size
-
-    def update_index(self, position_update: int) -> int:
-        """The update count the learning rate is a function of."""
-        return position_update
-
-    updates_per_batch = 1
-
-    def before_forward(self) -> None:
-        pass
-
-    def apply(self, lr: float) -> bool:
-        """After backward: clip the (synchronised) gradient, check it, step. False = skipped."""
-        ok = _clip_and_check(self.params, self.grad_clip)
-        if ok:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            self.optimizer.step()
-        return ok
-
-    def sync_model(self) -> None:
-        """Make ``model`` hold the current parameters (for evaluation and saving)."""
-
-    def epoch_stats(self) -> dict[str, float]:
-        return {}
-
-    def close(self, failed: bool = False) -> None:
-        pass
-
-
-def _clip_and_check(params, grad_clip: float | None) -> bool:
-    """Clip the gradient norm (when configured); True when it is finite."""
-    import torch
-
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return True
-    if grad_clip:
-        norm = torch.nn.utils.clip_grad_norm_(params, float(grad_clip))
-    else:
-        norm = torch.nn.utils.get_total_norm(grads)
-    return bool(torch.isfinite(norm))
 
 
 class Trainer:
@@ -236,7 +101,7 @@ class Trainer:
         self.num_pdfs = int(num_pdfs or int(train_set.all_targets().max()) + 1)
         cfg = self.cfg
         if cfg.streams % self.dist.world_size:
-            raise _replicated(ConfigError(f"training.streams {cfg.streams} is not divisible by the {self.dist.world_size} "
+            raise replicated(ConfigError(f"training.streams {cfg.streams} is not divisible by the {self.dist.world_size} "
                               f"processes (B is the global number of streams; each runs B/N)"))
         self.lo, self.hi = self.dist.stream_slice(cfg.streams)
         dev = torch.device(device)
@@ -282,7 +147,7 @@ class Trainer:
         del ckpt
         if self.dist.is_main:
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
-        self.steps = _StepLog(self.out / "steps.csv", keep_until=self.position.update) if self.dist.is_main else None
+        self.steps = StepLog(self.out / "steps.csv", keep_until=self.position.update) if self.dist.is_main else None
         self._pending: list[tuple[int, int, float, float, int, int, int]] = []
         n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         if self.dist.is_main:
@@ -401,7 +266,7 @@ class Trainer:
                 e = TrainingError(
                     f"{pos.nan_run} non-finite losses in a row (epoch {pos.epoch + 1}, update {pos.update}); "
                     f"aborted. Check the features for NaN/inf or lower the learning rate (lr {lr:g}).")
-                raise _replicated(e) if rule.mode == "ddp" else e  # DDP ranks see the same gradient
+                raise replicated(e) if rule.mode == "ddp" else e  # DDP ranks see the same gradient
             return StepResult(FrameMetrics(), False, lr)
         pos.nan_run = 0
         self.carried = new_state
@@ -470,7 +335,7 @@ class Trainer:
             return
         ref = max(math.log(self.num_pdfs), pos.first_loss)
         if not loss <= factor * ref:
-            raise _replicated(TrainingError(f"training diverged: loss {loss:.4g} at update {pos.update} is more than "
+            raise replicated(TrainingError(f"training diverged: loss {loss:.4g} at update {pos.update} is more than "
                                 f"{factor:g} × {ref:.3g} (the first loss, or ln num_pdfs); lower the learning "
                                 f"rate (lr {self.cfg.lr:g}) and start again"))
 
@@ -530,7 +395,7 @@ class Trainer:
             chance = float(counts.max() / max(1, counts.sum()))
             if not pos.best > chance + margin:
                 which = "dev" if self.dev_set is not None else "train"
-                raise _replicated(TrainingError(f"the model did not learn: best {which} frame accuracy {pos.best:.4f} is at "
+                raise replicated(TrainingError(f"the model did not learn: best {which} frame accuracy {pos.best:.4f} is at "
                                     f"chance level ({chance:.4f}, always the most frequent pdf); no {FINAL_DIR}/ "
                                     f"written. Check the alignments and the learning rate (lr {self.cfg.lr:g})"))
         if self.dist.is_main:
@@ -616,7 +481,7 @@ class Trainer:
                 answer = ("error", str(e))
         answer = self.dist.broadcast_object(answer)
         if answer[0] == "error":
-            raise _replicated(TrainingError(answer[1]))
+            raise replicated(TrainingError(answer[1]))
         return answer[1]
 
     def _restore(self, ck: dict[str, Any]) -> None:
@@ -624,12 +489,12 @@ class Trainer:
 
         path = self.out / CHECKPOINT
         if ck.get("model_config") != self.model_cfg:
-            raise _replicated(ConfigError(f"--resume: the model config differs from the one in {path}"))
+            raise replicated(ConfigError(f"--resume: the model config differs from the one in {path}"))
         try:
             self.model.load_state_dict(ck["model"])
             self.optimizer.load_state_dict(ck["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
-            raise _replicated(TrainingError(f"{path}: does not fit the model and optimizer of this config "
+            raise replicated(TrainingError(f"{path}: does not fit the model and optimizer of this config "
                                             f"({str(e).splitlines()[0]})")) from None
         self.position = Position.from_dict(ck["position"])
         if not self.dist.is_main:  # epoch totals so far live on rank 0 only (summed over ranks later)
@@ -638,7 +503,7 @@ class Trainer:
         carried = ck["carried"]
         if carried is not None:
             if carried[0].shape[1] != self.cfg.streams:
-                raise _replicated(ConfigError(f"--resume: {path} carries the state of {carried[0].shape[1]} streams "
+                raise replicated(ConfigError(f"--resume: {path} carries the state of {carried[0].shape[1]} streams "
                                               f"but training.streams is {self.cfg.streams}"))
             carried = tuple(t[:, self.lo:self.hi].contiguous().to(self.device) for t in carried)
         self.carried = carried
@@ -646,12 +511,6 @@ class Trainer:
         if self.dist.is_main:
             p = self.position
             log.info("resuming %s at epoch %d, batch %d (update %d)", self.out, p.epoch + 1, p.batch, p.update)
-
-
-def _replicated(e: Exception) -> Exception:
-    """Mark an error every rank raises alike (only rank 0 prints it)."""
-    e.replicated = True  # type: ignore[attr-defined]
-    return e
 
 
 def _reduce_int(dist: DistContext, v: int) -> int:
@@ -662,42 +521,6 @@ def _reduce_int(dist: DistContext, v: int) -> int:
     t = torch.tensor([v], dtype=torch.float64)
     dist.all_reduce(t)
     return int(t[0])
-
-
-CHECKPOINT_KEYS = ("model", "optimizer", "position", "history", "model_config", "carried", "rng")
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load an ``asr train`` checkpoint (tensors and plain data only, no code); one-line
-    errors for a truncated or foreign file."""
-    import pickle
-    import zipfile
-
-    import torch
-
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-        is_zip = zipfile.is_zipfile(path)
-    except OSError as e:
-        raise TrainingError(f"{path}: cannot read the checkpoint ({e.strerror or e})") from None
-    if not is_zip:  # torch.save writes a zip archive
-        if head == b"PK\x03\x04":
-            raise TrainingError(f"{path}: truncated or corrupt checkpoint (incomplete zip archive); delete it to "
-                                "start over")
-        raise TrainingError(f"{path}: not an asr training checkpoint (not a torch.save archive)")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # torch's message advises weights_only=False: never pass that on
-        raise TrainingError(f"{path}: not an asr training checkpoint (it holds objects other than tensors and "
-                            "plain data; not loaded)") from None
-    except Exception as e:  # zip members missing or damaged
-        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise TrainingError(f"{path}: truncated or corrupt checkpoint ({first}); delete it to start over") from None
-    if not isinstance(ck, dict) or any(k not in ck for k in CHECKPOINT_KEYS):
-        missing = [k for k in CHECKPOINT_KEYS if not isinstance(ck, dict) or k not in ck]
-        raise TrainingError(f"{path}: not an asr training checkpoint (missing {', '.join(missing)})")
-    return ck
 
 
 def _build_model(model_cfg: dict[str, Any], num_inputs: int, num_pdfs: int):
@@ -711,7 +534,7 @@ def _build_model(model_cfg: dict[str, Any], num_inputs: int, num_pdfs: int):
         culprits = [k for k, v in model_cfg.items() if isinstance(v, (str, list, dict)) and k != "family"
                     and repr(v) in str(e)]
         where = f"model.{culprits[0]}: bad value {model_cfg[culprits[0]]!r}" if culprits else "model"
-        raise _replicated(ConfigError(f"{where} (family {model_cfg.get('family')}): {e}")) from None
+        raise replicated(ConfigError(f"{where} (family {model_cfg.get('family')}): {e}")) from None
 
 
 def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set=None, num_pdfs: int | None = None,
@@ -728,105 +551,7 @@ def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set
     return trainer.run(resume=resume, max_updates=max_updates)
 
 
-def evaluate(model, data, delay: int, streams: int, chunk: int, device, amp: bool = False,
-             phone_map=None) -> FrameMetrics:
-    """Frame cross-entropy and accuracy of ``model`` on ``data`` (state carried through
-    whole utterances, so the result does not depend on streams/chunk)."""
-    import torch
-    import torch.nn.functional as F
-
-    from asr.nnet.state import reset_streams
-    from asr.train.data import IGNORE, BatchReader, make_schedule
-
-    sched = make_schedule(data.lengths, streams, chunk, delay)
-    was = model.training
-    model.eval()
-    m = FrameMetrics()
-    state = None
-    dev_type = torch.device(device).type
-    with torch.no_grad():
-        for batch in BatchReader(data, sched):
-            x, y = batch.x.to(device), batch.y.to(device)
-            state = reset_streams(state, batch.keep.to(device))
-            with torch.autocast(device_type=dev_type, dtype=torch.bfloat16, enabled=amp):
-                logits, state = model(x, state)
-            logits = logits.float().reshape(-1, logits.shape[-1])
-            yy = y.reshape(-1)
-            valid = yy != IGNORE
-            pred, ref = logits.argmax(-1)[valid], yy[valid]
-            m.add(FrameMetrics(float(F.cross_entropy(logits, yy, ignore_index=IGNORE, reduction="sum")),
-                               int((pred == ref).sum()), int(valid.sum()),
-                               phone_map.correct(pred, ref) if phone_map is not None else 0))
-    model.train(was)
-    return m
-
-
 def _num(v: float) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def write_log_csv(path: Path, history: list[dict[str, Any]]) -> None:
-    fields = list(LOG_FIELDS)
-    for row in history:
-        fields += [k for k in row if k not in fields]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
-
-
-def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
-    """Train/dev loss and frame accuracy per epoch → PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, title in ((ax1, "loss", "cross-entropy"), (ax2, "acc", "frame accuracy")):
-        ax.plot(ep, [r[f"train_{key}"] for r in history], "o-", label="train")
-        devv = [r[f"dev_{key}"] for r in history]
-        if not all(math.isnan(v) for v in devv):
-            ax.plot(ep, devv, "s-", label="dev")
-        if key == "acc" and "dev_phone_acc" in history[0]:
-            ax.plot(ep, [r["dev_phone_acc"] for r in history], "^--", label="dev (phone)")
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-class _StepLog:
-    """``steps.csv``: one row per update (epoch, update, lr, loss, acc, frames). On resume the
-    rows after the checkpoint are dropped, so the file matches an uninterrupted run."""
-
-    HEADER = "epoch,update,lr,loss,acc,frames\n"
-
-    def __init__(self, path: Path, keep_until: int):
-        self.path = path
-        kept = [self.HEADER]
-        if keep_until and path.exists():
-            with open(path, encoding="utf-8") as f:
-                for line in f.readlines()[1:]:
-                    parts = line.split(",")
-                    if len(parts) == 6 and parts[1].isdigit() and int(parts[1]) <= keep_until:
-                        kept.append(line)
-        atomic_write_text(path, "".join(kept))
-        self.f = open(path, "a", encoding="utf-8")
-
-    def add(self, epoch: int, update: int, lr: float, loss: float, acc: float, frames: int) -> None:
-        self.f.write(f"{epoch},{update},{lr:.6g},{loss!r},{acc:.6f},{frames}\n")
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()
