@@ -12,6 +12,13 @@ step (one per worker); its frames are counted the same way.
 Prints one line per configuration and
 
     scaling efficiency ddp=E asgd=E      (E = fps_N / (N × fps_1))
+    work efficiency per CPU-second ddp=E asgd=E
+
+The second line divides by CPU time instead of wall time (rank 0's CPU time × N: every
+thread of the process, communication and read-ahead included): the efficiency the
+processes would reach with a core each, i.e. with the load of other jobs on a shared
+machine taken out. The first line is the figure that counts; on a busy machine the
+second says how much of its shortfall is the machine.
 
 Goal (issue 13) on a 2-core machine with N = 2, T = 1: E ≥ 0.85 for both.
 
@@ -104,7 +111,8 @@ def run_config(label: str, base_args: list[str], extra: list[str], warmup: int, 
         sys.exit(f"{label}: an epoch ended inside the timed updates; use a larger corpus or fewer --updates")
     frames = p1["acc"][2] - p0["acc"][2]
     seconds = p1["acc"][3] - p0["acc"][3]
-    return {"label": label, "frames": frames, "seconds": seconds, "fps": frames / seconds}
+    cpu = p1.get("cpu_seconds", 0.0) - p0.get("cpu_seconds", 0.0)
+    return {"label": label, "frames": frames, "seconds": seconds, "fps": frames / seconds, "cpu": cpu}
 
 
 def main() -> None:
@@ -161,10 +169,16 @@ def main() -> None:
             r = run_config(key, base, extra, args.warmup, args.updates, tmp, env)
             res[key] = r
             print(f"{label:<28} {r['frames']:>9d} frames {r['seconds']:>8.2f} s {r['fps']:>9.0f} frames/s "
-                  f"(run {time.time() - t0:.0f} s)", flush=True)
+                  f"rank 0 CPU {r['cpu']:>7.2f} s (run {time.time() - t0:.0f} s)", flush=True)
         if "one" in res:
             eff = {k: res[k]["fps"] / (N * res["one"]["fps"]) for k in ("ddp", "asgd") if k in res}
             print("scaling efficiency " + " ".join(f"{k}={v:.2f}" for k, v in eff.items()))
+            if res["one"]["cpu"] > 0:
+                # frames per CPU-second (rank 0's CPU time × N): what the efficiency would be if every
+                # process had a core of its own, i.e. with the load of other jobs taken out
+                per_cpu = {k: (res[k]["frames"] / (N * res[k]["cpu"])) / (res["one"]["frames"] / res["one"]["cpu"])
+                           for k in ("ddp", "asgd") if k in res and res[k]["cpu"] > 0}
+                print("work efficiency per CPU-second " + " ".join(f"{k}={v:.2f}" for k, v in per_cpu.items()))
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 

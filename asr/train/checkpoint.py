@@ -25,6 +25,7 @@ class Position:
     best: float = -1.0
     best_epoch: int = 0
     seconds: float = 0.0  # wall time of the current epoch so far
+    cpu_seconds: float = 0.0  # CPU time of this process (all its threads) in the current epoch so far
     epoch_metrics: FrameMetrics = field(default_factory=FrameMetrics)  # of the current epoch, all ranks
     first_loss: float | None = None  # the first logged training loss (divergence guard)
     bad_utterances: int = 0  # unreadable utterances skipped in the current epoch
@@ -33,7 +34,7 @@ class Position:
         m = self.epoch_metrics
         return {"epoch": self.epoch, "batch": self.batch, "update": self.update, "nan_run": self.nan_run,
                 "best": self.best, "best_epoch": self.best_epoch,
-                "acc": [m.loss_sum, m.correct, m.frames, self.seconds],
+                "acc": [m.loss_sum, m.correct, m.frames, self.seconds], "cpu_seconds": self.cpu_seconds,
                 "phone_correct": m.phone_correct, "first_loss": self.first_loss, "bad_utterances": self.bad_utterances}
 
     @classmethod
@@ -41,6 +42,7 @@ class Position:
         acc = d["acc"]
         return cls(epoch=int(d["epoch"]), batch=int(d["batch"]), update=int(d["update"]), nan_run=int(d["nan_run"]),
                    best=float(d["best"]), best_epoch=int(d["best_epoch"]), seconds=float(acc[3]),
+                   cpu_seconds=float(d.get("cpu_seconds", 0.0)),
                    epoch_metrics=FrameMetrics(float(acc[0]), int(acc[1]), int(acc[2]), int(d.get("phone_correct", 0))),
                    first_loss=d.get("first_loss"), bad_utterances=int(d.get("bad_utterances", 0)))
 

@@ -155,6 +155,7 @@ class Trainer:
                      "%d process(es), mode %s", self.model_cfg.get("family"), n_params, self._U,
                      self.train_set.num_frames, self.updates_per_epoch, self.cfg.epochs, self.dist.world_size,
                      self.rule.mode)
+        self.warm_up()
         stopped = False
         failed = True
         try:
@@ -173,6 +174,32 @@ class Trainer:
         return {"epochs_done": p.epoch, "steps": p.update, "updates": p.update * self.rule.updates_per_batch,
                 "best_epoch": p.best_epoch,
                 "best_monitor": p.best, "history": self.history, "stopped_early": stopped and p.epoch < self.cfg.epochs}
+
+    def warm_up(self) -> None:
+        """Two forward/backward passes on zeros of this rank's batch shape and one forward of
+        the evaluation shape, thrown away (no update, gradients cleared).
+
+        The numeric kernels do not compute the first calls of a shape exactly like the later
+        ones (MKL builds JIT kernels for small GEMMs on first use; TorchScript's profiling
+        executor optimises after the first runs), so without this the first updates of a
+        resumed run would differ in the last bits from those of an uninterrupted run."""
+        import torch
+
+        c, D = self.cfg, self.train_set.feat_dim
+        x = torch.zeros(self.hi - self.lo, c.chunk, D, device=self.device)
+        state = None
+        was = self.model.training
+        self.model.train()
+        for _ in range(2):
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                logits, state = self.model(x, state)
+            logits.float().sum().backward()
+            state = tuple(t.detach() for t in state)
+        self.model.zero_grad(set_to_none=True)
+        self.model.eval()
+        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            self.model(torch.zeros(c.eval_streams, c.eval_chunk, D, device=self.device), None)
+        self.model.train(was)
 
     def _make_rule(self):
         if self.mode == "ddp":
@@ -195,7 +222,7 @@ class Trainer:
         sched = self._schedule(epoch)
         if pos.batch == 0:
             self.carried = None
-            pos.epoch_metrics, pos.seconds, pos.bad_utterances = FrameMetrics(), 0.0, 0
+            pos.epoch_metrics, pos.seconds, pos.cpu_seconds, pos.bad_utterances = FrameMetrics(), 0.0, 0.0, 0
         utts, frames = sched.share(self.lo, self.hi)
         log.info("rank %d/%d: %d utterances, %d frames", self.dist.rank, self.dist.world_size, utts, frames)
         global_valid = sched.valid_counts()
@@ -204,6 +231,7 @@ class Trainer:
         bar = tqdm(total=len(sched), initial=pos.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not self.progress, leave=False, dynamic_ncols=True)
         t_start = time.perf_counter() - pos.seconds
+        cpu_start = time.process_time() - pos.cpu_seconds
         stopped = False
         shown = FrameMetrics()
         with Prefetcher(reader, cfg.prefetch) as batches:
@@ -218,6 +246,7 @@ class Trainer:
                 self._pending.append((epoch + 1, pos.update, step.lr, step.metrics.loss_sum, step.metrics.correct,
                                       step.metrics.frames, step.metrics.phone_correct))
                 pos.seconds = time.perf_counter() - t_start
+                pos.cpu_seconds = time.process_time() - cpu_start
                 if self.progress and (b % 10 == 0 or b + 1 == len(sched)):
                     bar.set_postfix(loss=f"{shown.loss:.3f}", acc=f"{shown.acc:.3f}",
                                     fps=f"{shown.frames / max(pos.seconds, 1e-9):.0f}", refresh=False)
