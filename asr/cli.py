@@ -7,7 +7,10 @@ import only argparse-level things at top level, so ``asr --help`` stays fast; he
 imports (torch, kaldifst) happen inside the command functions.
 
 Library code raises ``asr.errors.AsrError``; this module turns it into a one-line
-message on stderr and exit code 1.
+message on stderr and exit code 1. No Python traceback reaches a user: an OSError (a path
+that cannot be read or written) and a file that is not UTF-8 text are reported in one line
+naming the file; anything else is reported in one line as unexpected (a bug or an
+unforeseen bad input), with the traceback only under ``-vv``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ COMMAND_PACKAGES = (
     "asr.lm",
     "asr.graph",
     "asr.decode",
+    "asr.online",
     "asr.score",
     "asr.lattice",
     "asr.report",
@@ -48,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"asr {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="asr_command", metavar="COMMAND")
     for pkg in COMMAND_PACKAGES:
         name = f"{pkg}.commands"
         try:
@@ -81,14 +85,61 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except AsrError as e:
-        print(f"asr {args.command}: error: {e}", file=sys.stderr)
-        return 1
+        return _error(args.asr_command, str(e))
     except KeyboardInterrupt:
-        print(f"asr {args.command}: interrupted", file=sys.stderr)
+        print(f"asr {args.asr_command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 141
+    except OSError as e:
+        if args.verbose > 1:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        return _error(args.asr_command, f"{where}{e.strerror or e}")
+    except UnicodeDecodeError as e:
+        if args.verbose > 1:
+            raise
+        return _error(args.asr_command, f"{_non_utf8_file(argv if argv is not None else sys.argv[1:])}: not valid "
+                                    f"UTF-8 text ({e.reason}, byte {e.object[e.start:e.start + 1].hex()})")
+    except Exception as e:  # noqa: BLE001 - the last resort: one line, traceback with -vv
+        if args.verbose > 1:
+            raise
+        return _error(args.asr_command, f"unexpected {type(e).__name__}: {e} (a bug, or a bad input not checked yet: "
+                                    "please report it; -vv shows the traceback)")
     return int(rc or 0)
+
+
+def _error(command: str, message: str) -> int:
+    first = " ".join(str(message).split("\n")[0].split()) or "error"
+    print(f"asr {command}: error: {first}", file=sys.stderr)
+    return 1
+
+
+_BINARY_SUFFIXES = {".gz", ".ark", ".fst", ".npy", ".safetensors", ".pt", ".mdl", ".wav", ".flac", ".png"}
+
+
+def _non_utf8_file(argv: list[str]) -> str:
+    """The first file named on the command line (or directly inside a directory named there)
+    that is not UTF-8 text; "an input file" when none is found."""
+    from pathlib import Path
+
+    for arg in argv:
+        value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
+        p = Path(value)
+        try:
+            candidates = [p] if p.is_file() else sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else []
+        except OSError:
+            continue
+        for f in candidates:
+            if f.suffix in _BINARY_SUFFIXES or f.name == "final.mdl":
+                continue
+            try:
+                f.read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                return str(f)
+            except OSError:
+                continue
+    return "an input file"
 
 
 if __name__ == "__main__":

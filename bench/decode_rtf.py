@@ -38,9 +38,10 @@ def build_fixture(root: Path, num_words: int, model_config: Path) -> Path:
     import torch
 
     from asr.config import load_yaml
+    from asr.features.fbank import FbankComputer
     from asr.graph.mkgraph import make_graph
     from asr.hmm.transition_model import TransitionModel
-    from asr.nnet.model_dir import save_model_dir
+    from asr.nnet.model_dir import ModelDir, save_model_dir
     from asr.nnet.registry import build_model
     from graph_fixture import make_fixture
 
@@ -52,12 +53,11 @@ def build_fixture(root: Path, num_words: int, model_config: Path) -> Path:
     net = build_model(cfg, 40, tm.num_pdfs)
     save_model_dir(md, net, cfg, 40, tm.num_pdfs, output_delay=5, cmvn="none")
     np.save(md / "log_priors.npy", np.full(tm.num_pdfs, -np.log(tm.num_pdfs), np.float32))
-    for f in ("final.mdl", "tree"):
-        shutil.copy(fx["tree_dir"] / f, md / f)
     t = time.perf_counter()
-    stats = make_graph(fx["lang"], fx["tree_dir"], fx["lm"], md / "graph")
+    stats = make_graph(fx["lang"], fx["tree_dir"], fx["lm"], root / "graph")
     print(f"fixture: {fx['num_words']} words, {fx['num_ngrams']} n-grams, {tm.num_pdfs} pdfs; "
           f"HCLG {stats['states']} states / {stats['arcs']} arcs in {time.perf_counter() - t:.1f} s", flush=True)
+    ModelDir.pack(md, md, fx["tree_dir"], fx["lang"], FbankComputer(None).all_options, graph_dir=root / "graph")
     return md
 
 

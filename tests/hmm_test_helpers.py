@@ -104,8 +104,11 @@ def synth_corpus(tmp, n_utts=80, dim=5, seed=0):
             texts[utt] = " ".join(lang.word_names[int(x)] for x in wids)
     (data / "text").write_text("".join(f"{u} {t}\n" for u, t in sorted(texts.items())))
     (data / "utt2spk").write_text("".join(f"{u} {u}\n" for u in sorted(alis)))
+    from asr.align.ali_dir import AliDir
+
     ali = tmp / "ali"
-    ali.mkdir()
-    tm.write(ali / "final.mdl")
-    write_int_ark(ali / "ali.tid.ark", sorted(alis.items()))
+    with AliDir.writer(ali, "test", {}) as d:  # an alignment dir as asr import-ali writes one
+        tm.write(d / "final.mdl")
+        write_int_ark(d / "ali.tid.ark", sorted(alis.items()))
+        write_int_ark(d / "ali.pdf.ark", sorted((u, tm.tid2pdf[a]) for u, a in alis.items()))
     return lang_dir, data, ali, lang

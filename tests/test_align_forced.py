@@ -31,7 +31,7 @@ def test_align_recovers_monophone_alignment(tmp_path):
     scp = peaked_loglikes(tmp_path / "ll", pdfs, num_pdfs, drop=("u3",))
     (data / "utt2num_frames").unlink()
     out = tmp_path / "fa"
-    assert main(["align", "--lang", str(lang), "--tree-dir", str(ref), str(data), scp, str(out)]) == 0
+    assert main(["align", "--max-failures", "1", "--lang", str(lang), "--tree-dir", str(ref), str(data), scp, str(out)]) == 0
     s = json.loads((out / "align_stats.json").read_text())
     assert s["aligned"] == 2 and s["failed"] == 1  # u3 has 5 frames for 4 phones (12+ states)
     assert "u3 utterance u3: no path through the transcript" in (out / "excluded.txt").read_text()
@@ -44,11 +44,11 @@ def test_align_recovers_monophone_alignment(tmp_path):
     # log posteriors with zero log priors: the same alignment; wrong prior length: error
     np.save(tmp_path / "prior.npy", np.zeros(num_pdfs, np.float32))
     out2 = tmp_path / "fa2"
-    assert main(["align", "--log-priors", str(tmp_path / "prior.npy"), "--lang", str(lang), "--tree-dir",
+    assert main(["align", "--max-failures", "1", "--log-priors", str(tmp_path / "prior.npy"), "--lang", str(lang), "--tree-dir",
                  str(ref), str(data), scp, str(out2)]) == 0
     assert (out2 / "ali.tid.ark").read_text() == (out / "ali.tid.ark").read_text()
     np.save(tmp_path / "prior.npy", np.zeros(num_pdfs + 1, np.float32))
-    assert main(["align", "--log-priors", str(tmp_path / "prior.npy"), "--lang", str(lang), str(data), scp,
+    assert main(["align", "--max-failures", "1", "--log-priors", str(tmp_path / "prior.npy"), "--lang", str(lang), str(data), scp,
                  str(out2)]) == 1
 
 
@@ -61,7 +61,7 @@ def test_align_triphone_tree(tmp_path):
     pdfs = {u: pdfs[u] for u in sorted(pdfs)[:4]}
     scp = peaked_loglikes(tmp_path / "ll", pdfs, int((tree_dir / "num_pdfs").read_text()))
     out = tmp_path / "fa"
-    assert main(["align", "--lang", str(lang_dir), "--tree-dir", str(tree_dir), str(data), scp, str(out)]) == 0
+    assert main(["align", "--max-failures", "1", "--lang", str(lang_dir), "--tree-dir", str(tree_dir), str(data), scp, str(out)]) == 0
     got = read_int_ark(out / "ali.pdf.ark")
     assert len(got) == 4
     acc = np.mean(np.concatenate([got[u] == pdfs[u] for u in got]))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from asr.align.compile import AlignmentCompiler, fix_short_segments
-from asr.align.kaldi_ali import ali_to_phones, is_reordered, split_to_phones
+from asr.hmm.kaldi_ali import ali_to_phones, is_reordered, split_to_phones
 from asr.cli import main
 from asr.errors import AlignmentError
 from asr.hmm.transition_model import TransitionModel
@@ -29,7 +29,7 @@ def stats(d):
 def test_ctm_import(setup):
     lang, data, tmp = setup
     out = tmp / "ali"
-    assert main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"),
+    assert main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"),
                  str(out)]) == 0
     s = stats(out)
     assert s["utterances_imported"] == 3 and s["oov_words"] == 1 and s["phones_lengthened"] == 1
@@ -63,7 +63,7 @@ def test_length_mismatch(setup):
     lang, data, tmp = setup
     make_data(tmp, frames=(120, 57, 50))  # u1 -1 (fixed), u2 -3 (excluded), u3 -8 (excluded)
     out = tmp / "ali"
-    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(out)])
+    main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(out)])
     s = stats(out)
     assert s["utterances_imported"] == 1 and s["excluded_length_mismatch"] == 2
     assert s["length_fixed_within_tolerance"] == 1
@@ -71,7 +71,7 @@ def test_length_mismatch(setup):
     excl = (out / "excluded.txt").read_text()
     assert "u2 length_mismatch: labels span 60 frames, features have 57" in excl
     # a wider tolerance takes u2 in
-    main(["import-ali", "--format", "ctm", "--tolerance", "3", "--lang", str(lang), str(data),
+    main(["import-ali", "--max-failures", "1", "--format", "ctm", "--tolerance", "3", "--lang", str(lang), str(data),
           str(data / "phones.ctm"), str(out)])
     assert stats(out)["utterances_imported"] == 2
 
@@ -80,7 +80,7 @@ def test_length_mismatch(setup):
 def test_kaldi_import_forms(setup, form):
     lang, data, tmp = setup
     ref = tmp / "ref"
-    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
+    main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
     tids = read_int_ark(ref / "ali.tid.ark")
     kdir = tmp / "kaldi_ali"
     kdir.mkdir()
@@ -90,7 +90,7 @@ def test_kaldi_import_forms(setup, form):
     write_int_ark(kdir / name, items[:2], binary=form.startswith("binary"))
     write_int_ark(kdir / name.replace(".1", ".2"), items[2:], binary=form.startswith("binary"))
     out = tmp / "imp"
-    assert main(["import-ali", "--format", "kaldi", str(data), str(kdir), str(out)]) == 0
+    assert main(["import-ali", "--max-failures", "1", "--format", "kaldi", str(data), str(kdir), str(out)]) == 0
     for f in ("ali.pdf.ark", "ali.tid.ark", "phones.ark"):
         assert (out / f).read_text() == (ref / f).read_text()
     # ali-to-pdf on the binary gz file equals the pdf ark
@@ -100,21 +100,21 @@ def test_kaldi_import_forms(setup, form):
     assert all(np.array_equal(got[u], want[u]) for u in got)
     # mapped through a tree dir (the same model): identical
     out2 = tmp / "imp2"
-    assert main(["import-ali", "--format", "kaldi", "--tree-dir", str(ref), str(data), str(kdir), str(out2)]) == 0
+    assert main(["import-ali", "--max-failures", "1", "--format", "kaldi", "--tree-dir", str(ref), str(data), str(kdir), str(out2)]) == 0
     assert (out2 / "ali.tid.ark").read_text() == (ref / "ali.tid.ark").read_text()
 
 
 def test_kaldi_import_errors_and_padding(setup):
     lang, data, tmp = setup
     ref = tmp / "ref"
-    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
+    main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
     tids = read_int_ark(ref / "ali.tid.ark")
     tids["u1"] = tids["u1"][:-1]  # one short: padded
     tids["u3"] = tids["u3"].copy()
     tids["u3"][5] = 99999  # bad transition-id: excluded
     write_int_ark(tmp / "ali.1.gz", sorted(tids.items()), binary=True)
     out = tmp / "imp"
-    main(["import-ali", "--format", "kaldi", "--mdl", str(ref / "final.mdl"), str(data), str(tmp / "ali.1.gz"),
+    main(["import-ali", "--max-failures", "1", "--format", "kaldi", "--mdl", str(ref / "final.mdl"), str(data), str(tmp / "ali.1.gz"),
           str(out)])
     s = stats(out)
     assert s["utterances_imported"] == 2 and s["excluded_bad_tid"] == 1 and s["length_fixed_within_tolerance"] == 1
@@ -131,7 +131,7 @@ def test_pdf_import(setup):
     write_int_ark(tmp / "pdf.ark", [("u1", np.zeros(119, np.int32)), ("u2", np.ones(60, np.int32)),
                                     ("u3", np.full(58, 7, np.int32))])
     out = tmp / "imp"
-    assert main(["import-ali", "--format", "pdf", str(data), str(tmp / "pdf.ark"), str(out)]) == 0
+    assert main(["import-ali", "--max-failures", "1", "--format", "pdf", str(data), str(tmp / "pdf.ark"), str(out)]) == 0
     got = read_int_ark(out / "ali.pdf.ark")
     assert len(got["u1"]) == 120 and got["u3"].tolist() == [7] * 58
     assert not (out / "phones.ark").exists()
@@ -199,17 +199,17 @@ def test_textgrid_import(setup):
     (tg / "u2.TextGrid").write_text(TEXTGRID)
     (tmp / "map.txt").write_text("aa AA\nb B\nt T\nSIL\n")
     ref = tmp / "ref"
-    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
+    main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
     out = tmp / "imp"
     # transcript of u2 lower-cased in the TextGrid: positions come from the data dir's text
-    assert main(["import-ali", "--format", "textgrid", "--phone-map", str(tmp / "map.txt"), "--lang", str(lang),
+    assert main(["import-ali", "--max-failures", "1", "--format", "textgrid", "--phone-map", str(tmp / "map.txt"), "--lang", str(lang),
                  str(data), str(tmp / "mfa"), str(out)]) == 0
     assert read_int_ark(out / "phones.ark")["u2"].tolist() == read_int_ark(ref / "phones.ark")["u2"].tolist()
     s = stats(out)
     assert s["utterances_imported"] == 1 and s["excluded_no_alignment"] == 2
     # without a transcript, the word tier gives the positions
     (data / "text").write_text("u1 CAT AT TAB\n")
-    main(["import-ali", "--format", "textgrid", "--phone-map", str(tmp / "map.txt"), "--lang", str(lang),
+    main(["import-ali", "--max-failures", "1", "--format", "textgrid", "--phone-map", str(tmp / "map.txt"), "--lang", str(lang),
           str(data), str(tmp / "mfa"), str(out)])
     assert read_int_ark(out / "phones.ark")["u2"].tolist() == read_int_ark(ref / "phones.ark")["u2"].tolist()
 
@@ -218,7 +218,7 @@ def test_unparseable_phones_excluded(setup):
     lang, data, tmp = setup
     (data / "text").write_text("u1 CAT AT TAB\nu2 BAT BAT\nu3 ZOO CAT\n")
     out = tmp / "ali"
-    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(out)])
+    main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(out)])
     assert stats(out)["excluded_labels"] == 1
     assert "u2 labels: utterance u2: phone sequence does not match" in (out / "excluded.txt").read_text()
 
@@ -226,7 +226,7 @@ def test_unparseable_phones_excluded(setup):
 def test_split_to_phones_not_reordered(setup):
     lang, data, tmp = setup
     ref = tmp / "ref"
-    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
+    main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
     tm = TransitionModel.read(ref / "final.mdl")
     tree = ContextDependency.read(ref / "tree")
     comp = AlignmentCompiler(tree, tm, reorder=False)

@@ -91,10 +91,14 @@ def test_bad_utterances_skipped_and_counted(data, tmp_path):
     (data / "wav.scp").write_text("\n".join(wav) + "\n")
     # --strict: failure, and no feats.scp
     r = asr("make-fbank", "--strict", "--no-progress", data)
-    assert r.returncode == 1 and "3 of 6 utterances failed (--strict)" in r.stderr
+    assert r.returncode == 1 and "3 of 6 utterances failed, more than --max-failures 0 " in r.stderr
     assert not (data / "feats.scp").exists()
-    # default: skipped and counted (the finished jobs of the strict run are reused)
+    # default (at most 10 % failed): also an error
     r = asr("make-fbank", "--no-progress", data)
+    assert r.returncode == 1 and "more than --max-failures 0.1" in r.stderr
+    assert not (data / "feats.scp").exists()
+    # skipped and counted (the finished jobs of the earlier runs are reused)
+    r = asr("make-fbank", "--no-progress", "--max-failures", "0.5", data)
     assert r.returncode == 0, r.stderr
     assert "features for 3 of 6 utterances, 3 failed (skipped); 1 jobs, 1 already done" in r.stdout
     assert "utterance spk1-u0: empty audio file" in r.stderr
@@ -102,7 +106,7 @@ def test_bad_utterances_skipped_and_counted(data, tmp_path):
     assert "utterance spk2-u0: command failed with exit status 1" in r.stderr and "decoder exploded" in r.stderr
     assert sorted(table(data / "feats.scp")) == ["spk2-u1", "spk3-u0", "spk3-u1"]
     # fix-data-dir then drops the utterances without features
-    make_fbank(data, progress=False)
+    make_fbank(data, max_failures=0.5, progress=False)
     r = asr("fix-data-dir", data)
     assert "utterance spk1-u1 dropped: not in feats.scp" in r.stdout
     assert "utterance spk2-u0 dropped: not in feats.scp" in r.stdout
@@ -123,7 +127,7 @@ def test_other_sample_rate_resampled_or_failed(data, tmp_path):
     (data / "wav.scp").write_text("\n".join(wav) + "\n")
     r = make_fbank(data, progress=False)
     assert r.failed == [] and table(data / "utt2num_frames")["spk1-u0"] == "98"
-    r = make_fbank(data, resample=False, progress=False)
+    r = make_fbank(data, resample=False, max_failures=0.5, progress=False)
     assert [u for u, _ in r.failed] == ["spk1-u0"] and "sample rate 8000 Hz, expected 16000 Hz" in r.failed[0][1]
 
 
@@ -134,7 +138,7 @@ def test_segments_features(tmp_path):
     (d / "segments").write_text("s1-a rec 0.0 1.2\ns1-b rec 1.0 2.5\ns1-c rec 2.0 4.0\n")
     (d / "utt2spk").write_text("s1-a s1\ns1-b s1\ns1-c s1\n")
     (d / "text").write_text("s1-a a\ns1-b b\ns1-c c\n")
-    r = make_fbank(d, progress=False)
+    r = make_fbank(d, max_failures=0.5, progress=False)
     assert [u for u, _ in r.failed] == ["s1-c"] and "past the end of the audio" in r.failed[0][1]
     feats = kaldiio.load_scp(str(d / "feats.scp"))
     x = read_audio(tmp_path / "rec.wav")
@@ -185,7 +189,7 @@ def test_reader_errors(data):
 def test_utterance_without_audio_entry_is_counted(data):
     wav = (data / "wav.scp").read_text().splitlines()
     (data / "wav.scp").write_text("\n".join(wav[1:]) + "\n")
-    r = make_fbank(data, progress=False)
+    r = make_fbank(data, max_failures=0.5, progress=False)
     assert r.failed == [("spk1-u0", "utterance spk1-u0: no audio entry in wav.scp/segments")]
     assert r.num_done == 5
 

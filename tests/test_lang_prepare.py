@@ -83,3 +83,31 @@ def test_bad_dict(tmp_path, bad, msg):
     r = subprocess.run([sys.executable, "-m", "asr", "prepare-lang", str(d), str(tmp_path / "lang")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and msg in r.stderr
+
+
+def test_prepare_dict_from_a_librispeech_style_lexicon(tmp_path):
+    lex = tmp_path / "librispeech-lexicon.txt"
+    lex.write_text("A\tAH0\nA\tEY1\nABOUT\tAH0 B AW1 T\nBOAT\tB OW1 T\nTAB\tT AE1 B\n")
+    d = tmp_path / "dict"
+    assert main(["prepare-dict", str(lex), str(d)]) == 0
+    assert read(d / "silence_phones.txt") == ["SIL", "SPN"] and read(d / "optional_silence.txt") == ["SIL"]
+    # stress variants (and the bare phone) share a line, i.e. a tree root
+    assert read(d / "nonsilence_phones.txt") == ["AE AE1", "AH AH0", "AW AW1", "B", "EY EY1", "OW OW1", "T"]
+    assert read(d / "extra_questions.txt") == ["SIL SPN", "AE AH AW B EY OW T", "AH0", "AE1 AW1 EY1 OW1"]
+    assert read(d / "lexicon.txt")[:4] == ["!SIL SIL", "<SPOKEN_NOISE> SPN", "<UNK> SPN", "A AH0"]
+    lang = tmp_path / "lang"
+    assert main(["prepare-lang", str(d), str(lang)]) == 0
+    assert "shared split AH_B AH_E AH_I AH_S AH0_B AH0_E AH0_I AH0_S" in read(lang / "phones" / "roots.txt")
+    assert read(lang / "oov.txt") == ["<UNK>"]
+
+
+def test_prepare_dict_bad_lexicon(tmp_path):
+    lex = tmp_path / "lex.txt"
+    lex.write_text("A AH0\nB\n")
+    r = subprocess.run([sys.executable, "-m", "asr", "prepare-dict", str(lex), str(tmp_path / "d")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and f"{lex}:2: word 'B' has no pronunciation" in r.stderr
+    lex.write_text("A AH0\n<UNK> SPN\n")
+    r = subprocess.run([sys.executable, "-m", "asr", "prepare-dict", str(lex), str(tmp_path / "d")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "reserved word" in r.stderr

@@ -41,7 +41,9 @@ def test_quick_recipe_produces_a_wer(recipe_run):
     # loose bound: a tiny model trained for a few minutes on 10 minutes of speech
     assert lstmp["test_wer_rescored"] < 60.0, lstmp
     assert lstmp["dev_frame_acc"] > 0.2, lstmp
-    report = (recipe / "RESULTS.md").read_text()
+    # the committed RESULTS.md (default-size results) is not overwritten by a quick run
+    assert not (recipe / "RESULTS.md").exists()
+    report = (recipe / "exp" / "RESULTS.quick.md").read_text()
     assert "| lstmp |" in report and "perplexity" in report
     assert (recipe / "exp" / "final" / "graph" / "HCLG.fst").is_file()
     assert (recipe / "exp" / "lstmp" / "training_curves.png").is_file()
@@ -66,6 +68,10 @@ def test_rerunning_finished_stages_is_safe(recipe_run):
                             "--stop-stage", "8"], cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "exp/lstmp is trained; skipping" in again.stderr
+    # every product is left as it is: same inputs (fingerprints)
+    for product in ("exp/ali_train_mono", "exp/tree", "exp/ali_dev", "exp/graph", "exp/lstmp/final",
+                    "exp/lstmp/decode_dev", "exp/lstmp/decode_test_rescore"):
+        assert f"{product} is up to date" in again.stderr, product
 
 
 def test_stage_without_inputs_names_the_stage_to_run(tmp_path):

@@ -66,3 +66,32 @@ def test_results_table_json_and_best_link(tmp_path, capsys):
 def test_results_rejects_bad_spec(capsys):
     assert main(["results", "no-equals-sign"]) == 1
     assert "expected NAME=EXP_DIR" in capsys.readouterr().err
+
+
+def test_results_with_several_eval_sets(tmp_path, capsys):
+    """LibriSpeech style: WER per set, test sets at their dev set's LM weight."""
+    exp, _ = make_exp(tmp_path, "lstmp", 5.0, 6.0, 0.8)
+    wers = {"dev_clean": 4.0, "test_clean": 4.5, "dev_other": 11.0, "test_other": 12.5}
+    for s, w in wers.items():
+        for sub, delta in (("", 0.0), ("_rescore", -1.0)):
+            d = exp / f"decode_{s}{sub}"
+            if s.startswith("dev"):
+                (d / "scoring").mkdir(parents=True)
+                (d / "scoring" / "best_wer").write_text(f"%WER {w + delta:.2f} [ 1 / 100, 0 ins, 0 del, 1 sub ]\n")
+            else:
+                d.mkdir(parents=True)
+                (d / "wer").write_text(f"%WER {w + delta:.2f} [ 1 / 100, 0 ins, 0 del, 1 sub ]\n")
+    data = tmp_path / "data" / "dev_clean"
+    data.mkdir(parents=True)
+    (data / "prep.json").write_text(json.dumps({"hours": 5.39, "utterances": 2703, "speakers": 97, "readers": 40,
+                                                "skipped": {}}))
+    md = tmp_path / "RESULTS.md"
+    assert main(["results", "--eval-pairs", "dev_clean=test_clean", "dev_other=test_other", "--data-dirs", str(data),
+                 "--note", "alignments: kaldi", "--markdown", str(md), f"lstmp={exp}"]) == 0
+    text = md.read_text()
+    assert "| system | params | dev frame acc | pass | dev_clean | test_clean | dev_other | test_other |" in text
+    assert "| first pass | 4.00 | 4.50 | 11.00 | 12.50 |" in text and "| rescored | 3.00 | 3.50 | 10.00 | 11.50 |" in text
+    assert "- dev_clean: 5.39 h, 2703 utterances, 97 speakers (40 readers)" in text
+    assert "- alignments: kaldi" in text
+    assert main(["results", f"lstmp={exp}", "--eval-pairs", "dev_clean="]) == 1
+    assert "expected TUNE or TUNE=TEST" in capsys.readouterr().err

@@ -1,8 +1,11 @@
-"""Commands of the align stage: import-ali, ali-to-pdf, ali-to-phones, align, ali-stats, plot-ali."""
+"""Commands of the align stage: import-ali, build-tree, import-kaldi-exp, ali-to-pdf, ali-to-phones, align,
+ali-stats, plot-ali."""
 
 from __future__ import annotations
 
 import argparse
+
+from asr.failures import add_max_failures_option
 
 _F = argparse.ArgumentDefaultsHelpFormatter
 
@@ -12,8 +15,10 @@ def register(subparsers) -> None:
         "import-ali",
         help="import external alignments (CTM, TextGrid, Kaldi ali + final.mdl, pdf arks)",
         description="Import alignments into frame-synchronous arks: OUT_DIR/ali.pdf.ark, ali.tid.ark, "
-        "phones.ark (one entry per feature frame), plus the tree/final.mdl used, num_pdfs and "
-        "silence_pdfs.int. Frame counts are checked against DATA_DIR/utt2num_frames. "
+        "phones.ark (one entry per feature frame), plus the tree/final.mdl used, num_pdfs, "
+        "silence_pdfs.int, import_stats.json, excluded.txt and ali_dir.json (docs/contracts.md: OUT_DIR is "
+        "written at once, and left as it is when imported from the same inputs and options). Frame counts are "
+        "checked against DATA_DIR/utt2num_frames; utterances that cannot be imported are excluded and counted. "
         "Examples: asr import-ali --format ctm --lang data/lang data/train data/train/phones.ctm exp/ali_mono; "
         "asr import-ali --format kaldi data/train exp/tri3_ali/ali.*.gz exp/ali_kaldi; "
         "asr import-ali --format textgrid --lang data/lang data/train mfa_out/ exp/ali_mfa",
@@ -41,7 +46,61 @@ def register(subparsers) -> None:
                    "(a line with one phone maps the empty label)")
     p.add_argument("--phone-tier", default="phones")
     p.add_argument("--word-tier", default="words")
+    add_max_failures_option(p)
+    p.add_argument("--force", action="store_true", help="import even when OUT_DIR is up to date")
     p.set_defaults(func=_import_ali)
+
+    p = subparsers.add_parser(
+        "build-tree",
+        help="tie context-dependent HMM states with a decision tree (Kaldi-style senones)",
+        description="Accumulate single diagonal-Gaussian statistics of the (CMVN-normalised) features per "
+        "(phone window, HMM state) from the alignments in ALI_DIR (ali.tid.ark + final.mdl, e.g. from "
+        "`asr import-ali`), build questions by clustering phones (plus phones/extra_questions.txt), grow "
+        "the tree greedily to --num-leaves, and write TREE_DIR: tree (Kaldi text format), final.mdl "
+        "(Kaldi binary transition model), ali.pdf.ark / ali.tid.ark / phones.ark mapped to the new "
+        "pdfs, num_pdfs, silence_pdfs.int, build_tree.json, ali_dir.json (TREE_DIR is an alignment dir, "
+        "written at once; left as it is when built from the same features, alignments, lang dir and options). "
+        "Example: asr build-tree --lang data/lang --num-leaves 1500 data/train exp/ali_mono exp/tri",
+        formatter_class=_F,
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with feats.scp (and cmvn.scp)")
+    p.add_argument("ali_dir", metavar="ALI_DIR", help="dir with ali.tid.ark and final.mdl")
+    p.add_argument("tree_dir", metavar="TREE_DIR")
+    p.add_argument("--lang", required=True, help="lang dir (roots.txt, sets, extra_questions, topo)")
+    p.add_argument("--num-leaves", type=int, default=1500, help="target number of leaves (pdfs)")
+    p.add_argument("--context-width", type=int, default=3, help="N: 3 = triphone, 1 = monophone")
+    p.add_argument("--central-position", type=int, default=None, help="P (default N // 2)")
+    p.add_argument("--min-count", type=float, default=50.0, help="minimum frames on each side of a split")
+    p.add_argument("--thresh", type=float, default=0.0, help="minimum likelihood gain of a split")
+    p.add_argument("--cmvn", default="speaker", choices=["speaker", "utterance", "global", "none"])
+    p.add_argument("--force", action="store_true", help="rebuild even when TREE_DIR is up to date")
+    p.set_defaults(func=_build_tree)
+
+    p = subparsers.add_parser(
+        "import-kaldi-exp",
+        help="import a Kaldi GMM experiment (final.mdl, tree, ali.*.gz, graph) as our tree/alignment dir",
+        description="Import the Kaldi experiment EXP_DIR (a tri*/tri*_ali dir: final.mdl, binary or text tree, "
+        "ali.*.gz, phones.txt, num_jobs) trained with the Kaldi lang dir LANG_DIR into OUT_DIR, laid out as "
+        "import-ali's output (ali.pdf.ark exactly as ali-to-pdf, ali.tid.ark, phones.ark, tree byte for byte, "
+        "final.mdl, num_pdfs, silence_pdfs.int, phones.txt) plus kaldi_exp.json; with --graph-dir also "
+        "OUT_DIR/graph (Kaldi's HCLG.fst, words.txt, phones.txt, disambig_tid.int) for decoding with "
+        "Kaldi's graph. Checks the phone set, tree, transition model, topology and graph against each other "
+        "and frame counts against DATA_DIR/utt2num_frames. OUT_DIR is an alignment dir (ali_dir.json), written "
+        "at once, and left as it is when imported from the same experiment, graph, data and options. "
+        "E.g.: asr import-kaldi-exp data/train_960 kaldi/data/lang kaldi/exp/tri6b_ali_960 exp/kaldi_ali "
+        "--graph-dir kaldi/exp/tri6b/graph_tgsmall",
+        formatter_class=_F,
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", help="our data dir of the aligned utterances (utt2num_frames)")
+    p.add_argument("lang_dir", metavar="LANG_DIR", help="the Kaldi lang dir the experiment was trained with")
+    p.add_argument("exp_dir", metavar="EXP_DIR", help="Kaldi GMM exp or alignment dir")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--graph-dir", help="Kaldi graph dir (HCLG.fst, words.txt, phones.txt, disambig_tid.int) to "
+                   "import with the model")
+    p.add_argument("--tolerance", type=int, default=1, help="frames of length mismatch to pad/trim")
+    add_max_failures_option(p)
+    p.add_argument("--force", action="store_true", help="import even when OUT_DIR is up to date")
+    p.set_defaults(func=_import_kaldi_exp)
 
     p = subparsers.add_parser(
         "ali-to-pdf", help="transition-id alignments to pdf ids (Kaldi ali-to-pdf)",
@@ -82,6 +141,8 @@ def register(subparsers) -> None:
     p.add_argument("--retry-beam", type=float, default=40.0)
     p.add_argument("--log-priors", help="LOGLIKES are log posteriors: subtract these log priors "
                    "(a model dir's log_priors.npy, or a text vector)")
+    add_max_failures_option(p)
+    p.add_argument("--force", action="store_true", help="align even when OUT_DIR is up to date")
     p.set_defaults(func=_align)
 
     p = subparsers.add_parser(
@@ -108,6 +169,19 @@ def register(subparsers) -> None:
     p.set_defaults(func=_plot_ali)
 
 
+def _import_kaldi_exp(args) -> int:
+    from asr.align.kaldi_exp import import_kaldi_exp
+
+    s = import_kaldi_exp(args.data_dir, args.lang_dir, args.exp_dir, args.out_dir, args.graph_dir, args.tolerance,
+                         max_failures=args.max_failures, force=args.force)
+    a = s["alignments"]
+    excluded = sum(v for k, v in a.items() if k.startswith("excluded_"))
+    print(f"{args.out_dir}: {s['num_pdfs']} pdfs (context width {s['context_width']}), "
+          f"{a['utterances_imported']} utterances, {a['frames_imported']} frames imported, {excluded} excluded"
+          + (f"; graph {s['graph']['states']} states, {s['graph']['arcs']} arcs" if s["graph"] else ""))
+    return 0
+
+
 def _import_ali(args) -> int:
     from asr.align.import_ali import import_alignments
 
@@ -116,7 +190,17 @@ def _import_ali(args) -> int:
         mdl=args.mdl, words_ctm=args.words_ctm, tolerance=args.tolerance, convention=args.frame_convention,
         frame_shift=args.frame_shift, frame_length=args.frame_length, reorder=args.reorder == "true",
         phone_map=args.phone_map, phone_tier=args.phone_tier, word_tier=args.word_tier,
+        max_failures=args.max_failures, force=args.force,
     )
+    return 0
+
+
+def _build_tree(args) -> int:
+    from asr.align.tree_dir import build_tree_dir
+
+    build_tree_dir(args.data_dir, args.ali_dir, args.tree_dir, args.lang, num_leaves=args.num_leaves,
+                   context_width=args.context_width, central_position=args.central_position,
+                   min_count=args.min_count, thresh=args.thresh, cmvn=args.cmvn, force=args.force)
     return 0
 
 
@@ -124,7 +208,8 @@ def _align(args) -> int:
     from asr.align.forced import align_dir
 
     align_dir(args.data_dir, args.loglikes, args.out_dir, args.lang, args.tree_dir, args.acoustic_scale,
-              args.beam, args.retry_beam, args.transition_scale, args.self_loop_scale, args.log_priors)
+              args.beam, args.retry_beam, args.transition_scale, args.self_loop_scale, args.log_priors,
+              max_failures=args.max_failures, force=args.force)
     return 0
 
 
@@ -179,7 +264,7 @@ def _write_text_ark(out: str, items) -> None:
 def _ali_to_pdf(args) -> int:
     import logging
 
-    from asr.align.kaldi_ali import ali_to_pdf
+    from asr.hmm.kaldi_ali import ali_to_pdf
     from asr.hmm.transition_model import TransitionModel
     from asr.io.int_ark import iter_int_ark
 
@@ -197,7 +282,7 @@ def _ali_to_pdf(args) -> int:
 
 
 def _ali_to_phones(args) -> int:
-    from asr.align.kaldi_ali import ali_to_phones
+    from asr.hmm.kaldi_ali import ali_to_phones
     from asr.hmm.transition_model import TransitionModel
     from asr.io.int_ark import iter_int_ark
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.errors import AlignmentError, FormatError
+from asr.errors import AlignmentError, FormatError, ModelError
+from asr.failures import DEFAULT_MAX_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class ForcedAligner:
                 if len(tids) != len(loglik):
                     raise AlignmentError(f"utterance {utt}: best path has {len(tids)} frames, expected {len(loglik)}")
                 if self.reorder:
-                    from asr.align.kaldi_ali import reorder_alignment
+                    from asr.hmm.kaldi_ali import reorder_alignment
 
                     tids = reorder_alignment(self.tm, tids)
                 cost = float(weight.value1 + weight.value2) if hasattr(weight, "value1") else float("nan")
@@ -177,19 +178,38 @@ def read_matrices(path: str | os.PathLike):
 
 def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: float = 0.1, beam: float = 10.0,
               retry_beam: float = 40.0, transition_scale: float = 1.0, self_loop_scale: float = 0.1,
-              log_priors: str | os.PathLike | None = None) -> dict:
+              log_priors: str | os.PathLike | None = None, max_failures: float = DEFAULT_MAX_FAILURES,
+              force: bool = False) -> dict:
+    """Align DATA_DIR/text to the per-frame log-likelihoods ``loglikes`` into the alignment dir
+    ``out_dir`` (asr.align.ali_dir, written at once); returns align_stats.json's counts.
+    Utterances that fail are excluded and counted (more than ``max_failures``: AlignmentError,
+    nothing written). Left as it is when made from the same inputs and options, unless ``force``."""
     import json
+
+    from asr.align.ali_dir import PDF_ARK, PHONE_ARK, TID_ARK, AliDir
+    from asr.failures import Failures
+    from asr.io.fingerprint import path_hash
 
     from tqdm import tqdm
 
     from asr.align.import_ali import load_model, read_num_frames, read_text, write_model_files
-    from asr.align.kaldi_ali import ali_to_phones
+    from asr.hmm.kaldi_ali import ali_to_phones
     from asr.align.labels import LabelMapper
     from asr.io.atomic import atomic_write_text
     from asr.io.int_ark import write_int_ark
     from asr.lang.lang_dir import LangDir
 
     data_dir, out = Path(data_dir), Path(out_dir)
+    options = {"acoustic_scale": acoustic_scale, "beam": beam, "retry_beam": retry_beam,
+               "transition_scale": transition_scale, "self_loop_scale": self_loop_scale}
+    ll_path = str(loglikes).split(":", 1)[1] if str(loglikes).startswith(("ark:", "scp:")) else str(loglikes)
+    inputs = {"options": options, "loglikes": path_hash(ll_path), "log_priors": path_hash(log_priors),
+              "lang": path_hash(lang_dir), "tree_dir": [path_hash(Path(tree_dir) / n) for n in ("tree", "final.mdl")]
+              if tree_dir else None, "text": path_hash(data_dir / "text"),
+              "utt2num_frames": path_hash(data_dir / "utt2num_frames")}
+    if not force and AliDir.up_to_date(out, "align", inputs):
+        log.info("%s is up to date (aligned from the same log-likelihoods, transcripts and model); skipping", out)
+        return json.loads((out / "align_stats.json").read_text())
     lang = LangDir(lang_dir)
     tree, tm = load_model(lang, Path(tree_dir) if tree_dir else None)
     aligner = ForcedAligner(lang, tree, tm, transition_scale, self_loop_scale, acoustic_scale, beam, retry_beam)
@@ -204,10 +224,7 @@ def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: f
     mapper = LabelMapper(lang)
     prior = None
     if log_priors is not None:  # the matrices are log posteriors: subtract log p(s)
-        prior = np.load(log_priors) if str(log_priors).endswith(".npy") else np.loadtxt(log_priors)
-        prior = np.asarray(prior, dtype=np.float32).reshape(-1)
-        if len(prior) != tm.num_pdfs:
-            raise AlignmentError(f"{log_priors}: {len(prior)} log-priors for {tm.num_pdfs} pdfs")
+        prior = _read_log_priors(log_priors, tm.num_pdfs)
     results, excluded = {}, []
     stats = {"utterances": 0, "aligned": 0, "retried": 0, "unpruned": 0, "oov_words": 0, "failed": 0, "no_transcript": 0,
              "frames": 0, "length_mismatch": 0}
@@ -238,16 +255,34 @@ def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: f
         results[utt] = tids
         stats["aligned"] += 1
         stats["frames"] += len(tids)
-    out.mkdir(parents=True, exist_ok=True)
     utts = sorted(results, key=lambda u: u.encode("utf-8"))
-    write_int_ark(out / "ali.tid.ark", ((u, results[u]) for u in utts))
-    write_int_ark(out / "ali.pdf.ark", ((u, tm.tid2pdf[results[u]]) for u in utts))
-    write_int_ark(out / "phones.ark", ((u, ali_to_phones(tm, results[u], per_frame=True)) for u in utts))
-    write_model_files(out, tree, tm, lang)
-    atomic_write_text(out / "excluded.txt", "".join(f"{u} {r}\n" for u, r in excluded))
-    atomic_write_text(out / "align_stats.json", json.dumps(stats, indent=1) + "\n")
-    log.info("aligned %d of %d utterances (%d retried with beam %g, %d of them unpruned; %d failed)",
-             stats["aligned"], stats["utterances"], stats["retried"], retry_beam, stats["unpruned"], stats["failed"])
-    if not utts:
-        raise AlignmentError(f"no utterance could be aligned (see {out / 'excluded.txt'})")
+    failures = Failures("align", stats["utterances"], excluded)
+    failures.check(max_failures, AlignmentError, f"{out} not written")
+    with AliDir.writer(out, "align", inputs) as tmp:
+        write_int_ark(tmp / TID_ARK, ((u, results[u]) for u in utts))
+        write_int_ark(tmp / PDF_ARK, ((u, tm.tid2pdf[results[u]]) for u in utts))
+        write_int_ark(tmp / PHONE_ARK, ((u, ali_to_phones(tm, results[u], per_frame=True)) for u in utts))
+        write_model_files(tmp, tree, tm, lang)
+        atomic_write_text(tmp / "excluded.txt", "".join(f"{u} {r}\n" for u, r in excluded))
+        atomic_write_text(tmp / "align_stats.json", json.dumps(stats, indent=1) + "\n")
+    log.info("%s (%d retried with beam %g, %d of them unpruned)", failures.summary(), stats["retried"], retry_beam,
+             stats["unpruned"])
     return stats
+
+
+def _read_log_priors(path, num_pdfs: int) -> np.ndarray:
+    """A model dir's log_priors.npy or a text vector, as float32 [num_pdfs]."""
+    if str(path).endswith(".npy"):
+        from asr.nnet.model_dir import read_priors
+
+        try:
+            return read_priors(path, num_pdfs)
+        except ModelError as e:
+            raise AlignmentError(str(e)) from None
+    try:
+        prior = np.loadtxt(path, dtype=np.float32).reshape(-1)
+    except (OSError, ValueError) as e:
+        raise AlignmentError(f"{path}: not a text vector of log priors ({type(e).__name__})") from None
+    if len(prior) != num_pdfs:
+        raise AlignmentError(f"{path}: {len(prior)} log-priors for {num_pdfs} pdfs")
+    return prior

@@ -35,8 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.align.ali_dir import PDF_ARK, PHONE_ARK, TID_ARK, AliDir
 from asr.errors import AlignmentError, DataDirError, FormatError, ModelError
+from asr.failures import DEFAULT_MAX_FAILURES, Failures
 from asr.io.atomic import atomic_write_text
+from asr.io.fingerprint import path_hash
 from asr.io.int_ark import iter_int_ark, write_int_ark
 from asr.io.tables import read_table
 
@@ -141,13 +144,33 @@ def import_alignments(
     phone_map: str | os.PathLike | None = None,
     phone_tier: str = "phones",
     word_tier: str = "words",
+    max_failures: float = DEFAULT_MAX_FAILURES,
+    force: bool = False,
+    kind: str = "import",
+    extra_inputs: dict | None = None,
+    finish=None,
 ) -> dict:
-    """Import alignments; returns the statistics written to ``import_stats.json``."""
+    """Import alignments into the alignment dir ``out_dir`` (asr.align.ali_dir, written at
+    once); returns the statistics written to ``import_stats.json``. When ``out_dir`` was made
+    from the same inputs and options it is left as it is, unless ``force``. Utterances that
+    cannot be imported are excluded and counted; more than ``max_failures`` of them is an
+    AlignmentError (nothing written). A caller that adds files to the dir (``asr
+    import-kaldi-exp``) passes its ``kind``, its own ``extra_inputs`` and ``finish(tmp_dir,
+    summary)``, called before the dir is sealed; a skipped import returns ``"skipped": True``."""
     from asr.lang.lang_dir import LangDir
 
     if fmt not in FORMATS:
         raise AlignmentError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     data_dir, out = Path(data_dir), Path(out_dir)
+    options = {"format": fmt, "tolerance": tolerance, "convention": convention, "frame_shift": frame_shift,
+               "frame_length": frame_length, "reorder": reorder, "phone_tier": phone_tier, "word_tier": word_tier}
+    inputs = {"options": options, "sources": [_source_hash(s) for s in sources], "lang": path_hash(lang_dir), "tree_dir": _model_hash(tree_dir),
+              "mdl": path_hash(mdl), "words_ctm": path_hash(words_ctm), "phone_map": path_hash(phone_map),
+              "utt2num_frames": path_hash(data_dir / "utt2num_frames"), "feats.scp": path_hash(data_dir / "feats.scp"),
+              "text": path_hash(data_dir / "text"), **(extra_inputs or {})}
+    if not force and AliDir.up_to_date(out, kind, inputs):
+        log.info("%s is up to date (imported from the same alignments, data and lang dir); skipping", out)
+        return dict(json.loads((out / "import_stats.json").read_text()), skipped=True)
     lang = LangDir(lang_dir) if lang_dir is not None else None
     tree_dir = Path(tree_dir) if tree_dir is not None else None
     num_frames = read_num_frames(data_dir)
@@ -166,30 +189,45 @@ def import_alignments(
     else:
         results, tree, tm = _import_pdf(sources, tree_dir, num_frames, stats, tolerance)
 
-    out.mkdir(parents=True, exist_ok=True)
     utts = sorted(results, key=lambda u: u.encode("utf-8"))
-    write_int_ark(out / "ali.pdf.ark", ((u, results[u][0]) for u in utts))
-    if fmt != "pdf":
-        write_int_ark(out / "ali.tid.ark", ((u, results[u][1]) for u in utts))
-        write_int_ark(out / "phones.ark", ((u, results[u][2]) for u in utts))
-    if tm is not None:
-        if fmt in ("ctm", "textgrid") and tree_dir is None and utts:
-            # a model built here: transition probabilities from the imported alignments
-            upd = tm.mle_update(tm.accumulate(results[u][1] for u in utts))
-            stats.c["transition_states_updated"] = upd["transition_states_updated"]
-        write_model_files(out, tree, tm, lang)
+    failures = Failures("import-ali", len(num_frames), stats.excluded)
+    failures.check(max_failures, AlignmentError, f"{out} not written")
     stats.c["utterances_imported"] = len(utts)
     stats.c["frames_imported"] = int(sum(len(results[u][0]) for u in utts))
-    atomic_write_text(out / "excluded.txt", "".join(f"{u} {r}\n" for u, r in stats.excluded))
-    summary = dict(sorted(stats.c.items()))
-    summary["format"] = fmt
-    atomic_write_text(out / "import_stats.json", json.dumps(summary, indent=1) + "\n")
+    with AliDir.writer(out, kind, inputs) as tmp:
+        write_int_ark(tmp / PDF_ARK, ((u, results[u][0]) for u in utts))
+        if fmt != "pdf":
+            write_int_ark(tmp / TID_ARK, ((u, results[u][1]) for u in utts))
+            write_int_ark(tmp / PHONE_ARK, ((u, results[u][2]) for u in utts))
+        if tm is not None:
+            if fmt in ("ctm", "textgrid") and tree_dir is None:
+                # a model built here: transition probabilities from the imported alignments
+                upd = tm.mle_update(tm.accumulate(results[u][1] for u in utts))
+                stats.c["transition_states_updated"] = upd["transition_states_updated"]
+            write_model_files(tmp, tree, tm, lang)
+        atomic_write_text(tmp / "excluded.txt", "".join(f"{u} {r}\n" for u, r in stats.excluded))
+        summary = dict(sorted(stats.c.items()))
+        summary["format"] = fmt
+        atomic_write_text(tmp / "import_stats.json", json.dumps(summary, indent=1) + "\n")
+        if finish is not None:
+            finish(tmp, summary)
     n_excl = len(stats.excluded)
-    log.info("imported %d of %d utterances (%d frames), %d excluded%s", len(utts), len(num_frames),
-             summary["frames_imported"], n_excl, f" (see {out / 'excluded.txt'})" if n_excl else "")
-    if not utts:
-        raise AlignmentError(f"no utterance could be imported (see {out / 'excluded.txt'})")
+    log.info("%s (%d frames)%s", failures.summary(), summary["frames_imported"],
+             f"; see {out / 'excluded.txt'}" if n_excl else "")
     return summary
+
+
+def _source_hash(source: str) -> str | list:
+    """Fingerprint of an alignment source: a file, a dir, or a glob pattern (its matches)."""
+    if Path(source).exists():
+        return path_hash(source)
+    return [path_hash(p) for p in sorted(glob.glob(source))]
+
+
+def _model_hash(tree_dir) -> list | None:
+    if tree_dir is None:
+        return None
+    return [path_hash(Path(tree_dir) / "tree"), path_hash(Path(tree_dir) / "final.mdl")]
 
 
 # -- CTM / TextGrid ----------------------------------------------------------
@@ -354,7 +392,7 @@ def _iter_arks(files: list[Path]):
 
 def _import_kaldi(sources, mdl, lang, tree_dir, num_frames, stats, tolerance, reorder):
     from asr.align.compile import AlignmentCompiler
-    from asr.align.kaldi_ali import ali_to_phones, check_tids, split_to_phones
+    from asr.hmm.kaldi_ali import ali_to_phones, check_tids, split_to_phones
     from asr.hmm.transition_model import TransitionModel
     from asr.hmm.tree import ContextDependency
 

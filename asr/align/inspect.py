@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def _phone_instances(ali_dir: Path):
     """Yield (utt, phone ids, lengths) per utterance: from ali.tid.ark + final.mdl (Kaldi's
     SplitToPhones) when present, else from runs of phones.ark."""
-    from asr.align.kaldi_ali import split_to_phones
+    from asr.hmm.kaldi_ali import split_to_phones
     from asr.io.int_ark import iter_int_ark
 
     tid_path, mdl = ali_dir / "ali.tid.ark", ali_dir / "final.mdl"

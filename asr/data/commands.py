@@ -1,4 +1,5 @@
-"""Commands on Kaldi data dirs: validate-data-dir, fix-data-dir, subset-data-dir, split-data-dir."""
+"""Commands on Kaldi data dirs: validate-data-dir, fix-data-dir, subset-data-dir, split-data-dir,
+prep-librispeech."""
 
 from __future__ import annotations
 
@@ -58,6 +59,51 @@ def register(sub) -> None:
     p.add_argument("num_jobs", type=int, metavar="N")
     p.set_defaults(func=_split)
 
+    p = sub.add_parser(
+        "prep-librispeech",
+        help="Kaldi data dir from LibriSpeech parts (FLAC read directly; Kaldi's ids)",
+        description="Write the Kaldi data dir DST (wav.scp with FLAC paths, text, utt2spk, spk2utt, "
+        "spk2gender, utt2dur) from one or more LibriSpeech parts laid out as "
+        "SRC/READER/CHAPTER/READER-CHAPTER-UTT.flac with READER-CHAPTER.trans.txt, as Kaldi's "
+        "local/data_prep.sh: utterance id READER-CHAPTER-UTT, speaker READER-CHAPTER, gender from "
+        "SPEAKERS.TXT beside SRC. Several SRC dirs are combined (e.g. the three train parts). "
+        "Chapters without a transcript, transcript lines without audio, audio without a transcript "
+        "line, malformed lines and unreadable FLACs are skipped and counted, each named on stderr "
+        "and in DST/prep_skipped.txt. "
+        "E.g.: asr prep-librispeech LibriSpeech/dev-clean data/dev_clean; "
+        "asr prep-librispeech LibriSpeech/train-clean-100 LibriSpeech/train-clean-360 "
+        "LibriSpeech/train-other-500 data/train_960",
+    )
+    p.add_argument("src", metavar="SRC", nargs="+", help="part directory (e.g. LibriSpeech/dev-clean); several are combined")
+    p.add_argument("dst", metavar="DST", help="output data dir (replaced when complete)")
+    p.add_argument("--speakers", metavar="FILE", help="SPEAKERS.TXT to take genders from (default: SRC/../SPEAKERS.TXT)")
+    p.add_argument("--nj", type=int, default=4, help="threads reading FLAC headers for utt2dur (default 4)")
+    p.set_defaults(func=_prep_librispeech)
+
+    p = sub.add_parser(
+        "download-openslr",
+        help="download OpenSLR resources (LibriSpeech 12, LMs/lexicon 11, mini_librispeech 31): resumable, verified",
+        description="Fetch BASE_URL/RESOURCE/NAME for each NAME into DIR: resumable (NAME.part continued with HTTP "
+        "Range requests, after dropped connections too), verified (size as OpenSLR publishes it, SHA-256 where "
+        "known or given with --checksums; a mismatch removes the file and fails), skipped when present (a file "
+        "of the right size; an already extracted LibriSpeech part DIR/LibriSpeech/PART). .tar.gz archives are "
+        "extracted into DIR (DIR/LibriSpeech/PART/.complete marks them). A NAME without an extension is a "
+        "corpus part (dev-clean = dev-clean.tar.gz). "
+        "E.g.: asr download-openslr 12 corpus dev-clean test-clean; "
+        "asr download-openslr 11 corpus/lm librispeech-lexicon.txt 3-gram.pruned.3e-7.arpa.gz 4-gram.arpa.gz",
+    )
+    p.add_argument("resource", metavar="RESOURCE", help="OpenSLR resource number (11, 12, 31)")
+    p.add_argument("dir", metavar="DIR", help="where the files go")
+    p.add_argument("names", metavar="NAME", nargs="+", help="file names, or part names (dev-clean)")
+    p.add_argument("--base-url", default="https://www.openslr.org/resources",
+                   help="the resources' base URL (a mirror, e.g. https://us.openslr.org/resources)")
+    p.add_argument("--checksums", metavar="FILE", help="sha256sum-style lines 'SHA256  NAME' to verify against")
+    p.add_argument("--no-extract", dest="extract", action="store_false", help="keep archives packed")
+    p.add_argument("--remove-archive", action="store_true", help="delete each archive once extracted")
+    p.add_argument("--retries", type=int, default=5, help="attempts to resume an interrupted transfer")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry")
+    p.set_defaults(func=_download_openslr)
+
 
 def _validate(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -115,4 +161,28 @@ def _split(args: argparse.Namespace) -> int:
 
     for path in split_data_dir(args.data_dir, args.num_jobs):
         print(path)
+    return 0
+
+
+def _prep_librispeech(args: argparse.Namespace) -> int:
+    from asr.data.librispeech import prepare_librispeech
+
+    s = prepare_librispeech(args.src, args.dst, args.speakers, args.nj)
+    genders = ", ".join(f"{n} {g}" for g, n in sorted(s.genders.items()))
+    print(f"{args.dst}: {s.utterances} utterances, {s.speakers} speakers ({s.readers} readers"
+          f"{': ' + genders if genders else ''}), {s.hours:.2f} hours")
+    if s.num_skipped:
+        reasons = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in s.skipped.items())
+        print(f"{args.dst}: skipped {s.num_skipped} ({reasons}); see {args.dst}/prep_skipped.txt")
+    return 0
+
+
+def _download_openslr(args: argparse.Namespace) -> int:
+    from asr.data.openslr import download, read_checksums
+
+    names = [n if "." in n else f"{n}.tar.gz" for n in args.names]
+    sums = read_checksums(args.checksums) if args.checksums else None
+    for line in download(args.resource, names, args.dir, args.base_url, sums, args.extract, args.remove_archive,
+                         args.retries, args.timeout):
+        print(line)
     return 0

@@ -14,6 +14,7 @@ one, ``asr.data.fix`` repairs it.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -25,6 +26,8 @@ from asr.io.tables import read_table, write_table
 PER_UTT_FILES = ("text", "utt2spk", "segments", "utt2dur", "feats.scp", "utt2num_frames", "utt2uniq", "utt2lang")
 PER_REC_FILES = ("wav.scp", "reco2file_and_channel", "reco2dur")
 PER_SPK_FILES = ("cmvn.scp", "spk2gender")
+# Files about the whole dir that subsetting copies as they are (fbank.conf: asr make-fbank's options).
+WHOLE_DIR_FILES = ("fbank.conf",)
 
 
 def sort_key(key: str) -> bytes:
@@ -70,9 +73,11 @@ class DataDir:
     spk2utt: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "DataDir":
+    def load(cls, path: str | os.PathLike, text: bool = True) -> "DataDir":
         """Read a data dir. Requires wav.scp and utt2spk; text, segments, utt2dur optional;
-        spk2utt is derived from utt2spk. Raises DataDirError / FormatError."""
+        spk2utt is derived from utt2spk. Raises DataDirError / FormatError. ``text=False``
+        leaves the transcripts unread (``.text`` None): steps that do not need them (features)
+        do not fail on them."""
         path = Path(path)
         if not path.is_dir():
             raise DataDirError(f"{path}: no such data directory")
@@ -84,7 +89,7 @@ class DataDir:
         for utt, spk in utt2spk.items():
             if len(spk.split()) != 1:
                 raise FormatError(f"{path / 'utt2spk'}: utterance {utt}: speaker {spk!r} is not one token")
-        text = read_table(path / "text") if (path / "text").is_file() else None
+        transcripts = read_table(path / "text") if text and (path / "text").is_file() else None
         segments = None
         if (path / "segments").is_file():
             segments = {}
@@ -102,7 +107,7 @@ class DataDir:
                     utt2dur[utt] = float(v)
                 except ValueError:
                     raise FormatError(f"{path / 'utt2dur'}: utterance {utt}: duration {v!r} is not a number") from None
-        dd = cls(path, wav, utt2spk, text, segments, utt2dur)
+        dd = cls(path, wav, utt2spk, transcripts, segments, utt2dur)
         dd.spk2utt = spk2utt_of(utt2spk)
         return dd
 
@@ -161,4 +166,7 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, utt_ids: Ite
                 table = read_table(src / name)
                 write_table(dst / name, ((k, v) for k, v in table.items() if k in ids))
     write_spk2utt(dst / "spk2utt", {u: dd.utt2spk[u] for u in keep})
+    for name in WHOLE_DIR_FILES:
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)
     return dst

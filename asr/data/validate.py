@@ -7,7 +7,7 @@ recordings, segments past the end of their audio (beyond Kaldi's 0.5 s tolerance
 text: utterances without text, empty text, text for unknown utterances; utt2spk vs
 spk2utt agreement and speakers with no utterances; utt2spk sorted also by speaker (Kaldi's
 requirement: speaker id a prefix of utterance ids); utterances without audio; feats.scp,
-utt2num_frames, utt2dur, cmvn.scp keys.
+utt2num_frames, utt2dur, cmvn.scp, spk2gender keys (and m/f genders).
 """
 
 from __future__ import annotations
@@ -211,12 +211,22 @@ def validate_data_dir(data_dir: str | os.PathLike, check_audio: bool = True) -> 
                     problems.append(Problem("cmvn.scp", e.line, f"speaker {e.key} has no utterances in utt2spk"))
             for spk in sorted(speakers - tables["cmvn.scp"].keys(), key=sort_key):
                 problems.append(Problem("cmvn.scp", 0, f"speaker {spk} has no CMVN stats"))
+        if "spk2gender" in tables:  # Kaldi: one line per speaker of utt2spk, gender m or f
+            speakers = {e.value for e in utt2spk.lines}
+            for e in tables["spk2gender"].lines:
+                if e.key not in speakers:
+                    problems.append(Problem("spk2gender", e.line, f"speaker {e.key} has no utterances in utt2spk"))
+                if e.value not in ("m", "f"):
+                    problems.append(Problem("spk2gender", e.line, f"speaker {e.key}: gender {e.value!r} is not m or f"))
+            for spk in sorted(speakers - tables["spk2gender"].keys(), key=sort_key):
+                problems.append(Problem("spk2gender", 0, f"speaker {spk} has no gender"))
     order = {name: i for i, name in enumerate(_FILE_ORDER)}
     problems.sort(key=lambda p: (order.get(p.file, len(order)), p.line))
     return problems
 
 
-_FILE_ORDER = ("", "wav.scp", "segments", "utt2spk", "spk2utt", "text", "utt2dur", "feats.scp", "utt2num_frames", "cmvn.scp")
+_FILE_ORDER = ("", "wav.scp", "segments", "utt2spk", "spk2utt", "text", "utt2dur", "feats.scp", "utt2num_frames", "cmvn.scp",
+               "spk2gender")
 
 
 def _duration(path: str) -> float | str:

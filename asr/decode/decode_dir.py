@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import os
 import time
 from pathlib import Path
 
@@ -24,8 +23,10 @@ import numpy as np
 
 from asr.decode.model import Recognizer, Timing
 from asr.decode.search import SearchConfig
-from asr.errors import DecodeError
-from asr.io.atomic import atomic_write_text
+from asr.errors import AsrError, AudioError, DecodeError
+from asr.failures import DEFAULT_MAX_FAILURES, Failures
+from asr.threads import default_threads, set_torch_threads
+from asr.io.atomic import atomic_dir, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,9 @@ _STATE: dict = {}
 
 
 def _worker_init(num_threads: int) -> None:
-    import torch
+    from asr.threads import set_torch_threads
 
-    torch.set_num_threads(num_threads)
+    set_torch_threads(num_threads)
 
 
 def _decode_batch(args):
@@ -49,35 +50,85 @@ def _decode_batch(args):
             ok_utts.append(u)
         except Exception as e:  # noqa: BLE001 - reported per utterance, counted
             bad.append((u, str(e)))
-    results, timing = rec.recognize(feats, lattice=lattices) if feats else ([], Timing())
     out = []
-    for u, r in zip(ok_utts, results):
-        out.append((u, rec.to_words(r.words), r.lattice, r.reached_final))
+    try:
+        results, timing = rec.recognize(feats, lattice=lattices) if feats else ([], Timing())
+        items = [(u, rec.to_words(r.words), r) for u, r in zip(ok_utts, results)]
+    except Exception:  # noqa: BLE001 - redo one by one to name the utterance that fails
+        items, timing = [], Timing()
+        for u, f in zip(ok_utts, feats):
+            try:
+                res, t = rec.recognize([f], lattice=lattices)
+                items.append((u, rec.to_words(res[0].words), res[0]))
+                timing.add(t)
+            except Exception as e:  # noqa: BLE001 - reported per utterance, counted
+                bad.append((u, f"{type(e).__name__}: {e}" if not isinstance(e, AsrError) else str(e)))
+    for u, words, r in items:
+        ctm = None
+        if rec.word_times:
+            try:
+                ctm = _ctm_of(rec, u, r, _STATE["frame_shift"])
+            except Exception as e:  # noqa: BLE001 - counted; the hypothesis is kept
+                ctm = e
+        out.append((u, words, r.lattice, r.reached_final, ctm))
     return job, out, bad, timing
 
 
+def _ctm_of(rec: Recognizer, utt: str, res, frame_shift: float) -> list[str]:
+    """CTM lines of a result's best path (word times, lattice posteriors as confidences)."""
+    from asr.decode.ctm import ctm_lines
+
+    times, conf = rec.result_word_times(res)
+    if [t.word for t in times] != list(res.words):
+        raise DecodeError("the decoder's best path and the word lattice's 1-best differ (a tie); no word times")
+    return ctm_lines(utt, times, rec.words, frame_shift, conf)
+
+
 def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1, cfg: SearchConfig | None = None,
-                    lattices: bool = False, batch_size: int = 8, num_threads: int = 1, progress: bool = True) -> dict:
+                    lattices: bool = False, batch_size: int = 8, num_threads: int | None = None, progress: bool = True,
+                    max_failures: float = DEFAULT_MAX_FAILURES, force: bool = False, ctm: bool = True) -> dict:
+    """Decode DATA_DIR into the decode dir DECODE_DIR (asr.lattice.decode_dir), written at once;
+    with ``ctm`` also ``hyp.ctm`` (word times from the decoder's alignment, confidences from the
+    lattices when made; asr.decode.ctm).
+    Skipped (returns the earlier decode.json) when DECODE_DIR was decoded from the same model
+    dir, graph, features and options, unless ``force``. Utterances that fail are skipped and
+    counted; more than ``max_failures`` of them is a DecodeError (nothing written)."""
     from tqdm import tqdm
 
     from asr.features.reader import FeatureReader
 
+    from asr.lattice import decode_dir as dd
+
     cfg = cfg or SearchConfig()
     data_dir, decode_dir = Path(data_dir), Path(decode_dir)
     t_start = time.perf_counter()
-    rec = Recognizer(model_dir, graph_dir, cfg)
+    options = {"acoustic_scale": cfg.acoustic_scale, "beam": cfg.beam, "max_active": cfg.max_active,
+               "lattices": bool(lattices), "ctm": bool(ctm)}
+    if lattices:
+        options.update(lattice_beam=cfg.lattice_beam, nj=int(nj))
+    inputs = None
+    if (Path(model_dir) / "model.yaml").is_file() and (Path(graph_dir or Path(model_dir) / "graph")).is_dir():
+        inputs = dd.decode_inputs(model_dir, graph_dir or Path(model_dir) / "graph", data_dir, options)
+        if not force and dd.up_to_date(decode_dir, inputs):
+            log.info("%s is up to date (same model dir, graph, features and options); skipping", decode_dir)
+            return dict(dd.DecodeDir.load(decode_dir).info, skipped=True)
+    rec = Recognizer(model_dir, graph_dir, cfg, word_times=ctm)
     reader = FeatureReader(data_dir, cmvn=rec.cmvn_mode)
     utts = list(reader.utt_ids)
     if not utts:
         raise DecodeError(f"{data_dir}: no utterances with features")
+    check_features(rec.md, data_dir, reader)
     nj = max(1, min(int(nj), len(utts)))
-    decode_dir.mkdir(parents=True, exist_ok=True)
+    num_threads = num_threads or default_threads(nj)
     tasks = []
     for j in range(nj):
         mine = utts[j::nj]
         for i in range(0, len(mine), batch_size):
             tasks.append((j + 1, mine[i:i + batch_size], lattices))
     _STATE["rec"], _STATE["reader"] = rec, reader
+    frame_shift = float(rec.md.fbank["frame-shift"]) / 1000.0
+    _STATE["frame_shift"] = frame_shift
+    ctms: dict[str, list[str] | Exception] = {}
     hyps: dict[str, list[str]] = {}
     lats: dict[int, list] = {j + 1: [] for j in range(nj)}
     bad_all: list = []
@@ -89,66 +140,80 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
             import torch
 
             old = torch.get_num_threads()
-            torch.set_num_threads(num_threads)
+            set_torch_threads(num_threads)
             try:
                 it = map(_decode_batch, tasks)
-                _collect(it, hyps, lats, bad_all, total, bar)
+                _collect(it, hyps, lats, bad_all, total, bar, ctms)
             finally:
                 torch.set_num_threads(old)
         else:
             ctx = mp.get_context("fork")
             with ctx.Pool(nj, initializer=_worker_init, initargs=(num_threads,)) as pool:
-                _collect(pool.imap_unordered(_decode_batch, tasks), hyps, lats, bad_all, total, bar)
+                _collect(pool.imap_unordered(_decode_batch, tasks), hyps, lats, bad_all, total, bar, ctms)
     finally:
         bar.close()
         _STATE.clear()
     not_final = total.extra.get("not_final", 0)
-    for u, why in bad_all:
-        log.warning("utterance %s skipped: %s", u, why)
-    if bad_all:
-        log.warning("%d of %d utterances could not be decoded", len(bad_all), len(utts))
-    if not hyps:
-        raise DecodeError(f"{data_dir}: no utterance could be decoded ({bad_all[0][1] if bad_all else ''})")
+    failures = Failures("decode", len(utts), bad_all)
+    failures.log(log)
+    failures.check(max_failures, DecodeError, f"{data_dir}: nothing written to {decode_dir}")
 
-    order = sorted(hyps, key=lambda u: u.encode("utf-8"))
-    atomic_write_text(decode_dir / "hyp.txt", "".join(f"{u} {' '.join(hyps[u])}".rstrip() + "\n" for u in order))
-    if lattices:
-        from asr.lattice.lattice_io import write_lattices
+    with atomic_dir(decode_dir) as tmp:
+        order = sorted(hyps, key=lambda u: u.encode("utf-8"))
+        atomic_write_text(tmp / "hyp.txt", "".join(f"{u} {' '.join(hyps[u])}".rstrip() + "\n" for u in order))
+        if lattices:
+            from asr.lattice.lattice_io import write_lattices
 
-        for j, items in lats.items():
-            items.sort(key=lambda kv: kv[0].encode("utf-8"))
-            write_lattices(decode_dir / f"lat.{j}.gz", items)
-    frame_shift = _frame_shift(Path(model_dir))
-    audio_s = total.frames * frame_shift
-    info = {
-        "model_dir": str(model_dir), "graph_dir": str(rec.graph_dir), "data_dir": str(data_dir),
-        "acoustic_scale": cfg.acoustic_scale, "beam": cfg.beam, "max_active": cfg.max_active,
-        "lattice_beam": cfg.lattice_beam, "lattices": bool(lattices), "nj": nj, "num_threads": num_threads,
-        "decoder": "LatticeSimpleDecoder" if lattices else "FasterDecoder",
-        "utterances": len(hyps), "failed_utterances": len(bad_all), "not_reached_final": not_final,
-        "frames": total.frames, "audio_seconds": round(audio_s, 3),
-        "forward_seconds": round(total.forward_s, 3), "search_seconds": round(total.search_s, 3),
-        "rtf_forward": round(total.forward_s / audio_s, 5) if audio_s else None,
-        "rtf_search": round(total.search_s / audio_s, 5) if audio_s else None,
-        "rtf": round((total.forward_s + total.search_s) / audio_s, 5) if audio_s else None,
-        "wall_seconds": round(time.perf_counter() - t_start, 3),
-    }
-    text = data_dir / "text"
-    if text.is_file():
-        from asr.score.wer import format_summary, read_text, score_texts
+            for j, items in lats.items():
+                items.sort(key=lambda kv: kv[0].encode("utf-8"))
+                write_lattices(tmp / f"lat.{j}.gz", items)
+        ctm_failed = 0
+        if ctm:
+            lines = []
+            for u in order:
+                c = ctms.get(u)
+                if isinstance(c, Exception) or c is None:
+                    ctm_failed += 1
+                    log.warning("utterance %s: no word times: %s", u, c)
+                else:
+                    lines += c
+            if ctm_failed:
+                log.warning("%d of %d utterances have no word times in hyp.ctm", ctm_failed, len(order))
+            atomic_write_text(tmp / "hyp.ctm", "".join(lines))
+        audio_s = total.frames * frame_shift
+        info = {
+            "model_dir": str(model_dir), "graph_dir": str(rec.graph_dir), "data_dir": str(data_dir),
+            "acoustic_scale": cfg.acoustic_scale, "beam": cfg.beam, "max_active": cfg.max_active,
+            "lattice_beam": cfg.lattice_beam, "lattices": bool(lattices), "nj": nj, "num_threads": num_threads,
+            "decoder": "LatticeSimpleDecoder" if lattices else "FasterDecoder",
+            "ctm": bool(ctm), "ctm_failed_utterances": ctm_failed,
+            "utterances": len(hyps), "failed_utterances": len(bad_all), "not_reached_final": not_final,
+            "frames": total.frames, "audio_seconds": round(audio_s, 3),
+            "forward_seconds": round(total.forward_s, 3), "search_seconds": round(total.search_s, 3),
+            "rtf_forward": round(total.forward_s / audio_s, 5) if audio_s else None,
+            "rtf_search": round(total.search_s / audio_s, 5) if audio_s else None,
+            "rtf": round((total.forward_s + total.search_s) / audio_s, 5) if audio_s else None,
+            "wall_seconds": round(time.perf_counter() - t_start, 3),
+            "lattice_jobs": nj if lattices else 0, "words_sha256": rec.gdir.words_hash(), "inputs": inputs,
+        }
+        text = data_dir / "text"
+        if text.is_file():
+            from asr.score.wer import format_summary, read_text, score_texts
 
-        res = score_texts(read_text(text), {u: hyps[u] for u in order}, mode="all")
-        summary = format_summary(res)
-        atomic_write_text(decode_dir / "wer", summary if summary.endswith("\n") else summary + "\n")
-        info["wer"] = summary.splitlines()[0]
-    atomic_write_text(decode_dir / "decode.json", json.dumps(info, indent=1) + "\n")
+            res = score_texts(read_text(text), {u: hyps[u] for u in order}, mode="all")
+            summary = format_summary(res)
+            atomic_write_text(tmp / "wer", summary if summary.endswith("\n") else summary + "\n")
+            info["wer"] = summary.splitlines()[0]
+        atomic_write_text(tmp / "decode.json", json.dumps(info, indent=1) + "\n")
+    log.info(failures.summary())
     return info
 
 
-def _collect(it, hyps, lats, bad_all, total: Timing, bar) -> None:
+def _collect(it, hyps, lats, bad_all, total: Timing, bar, ctms) -> None:
     for job, out, bad, timing in it:
-        for u, words, lat, reached in out:
+        for u, words, lat, reached, ctm in out:
             hyps[u] = words
+            ctms[u] = ctm
             if lat is not None:
                 lats[job].append((u, lat))
             if not reached:
@@ -158,48 +223,70 @@ def _collect(it, hyps, lats, bad_all, total: Timing, bar) -> None:
         bar.update(len(out) + len(bad))
 
 
-def _frame_shift(model_dir: Path) -> float:
-    conf = model_dir / "fbank.conf"
-    if conf.is_file():
-        from asr.config import read_kaldi_options
-
-        try:
-            return float(read_kaldi_options(conf).get("frame-shift", 10)) / 1000.0
-        except (ValueError, Exception):  # noqa: BLE001
-            return 0.01
-    return 0.01
-
-
-def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchConfig | None = None):
-    """Yield ``(id, words | None, error | None)`` per audio file (id = file stem)."""
-    import torch
-
-    from asr.data.audio import read_audio
-    from asr.features.cmvn import apply_cmvn, cmvn_stats
+def check_features(md, data_dir: Path, reader) -> None:
+    """Refuse features computed with other options than the model's (DATA_DIR/fbank.conf,
+    written by asr make-fbank), or, without that file, of another dimension. Dither may
+    differ (Kaldi recipes often train with dither and decode without)."""
+    from asr.features.make_fbank import FEATURE_OPTIONS
     from asr.features.fbank import FbankComputer
 
-    rec = Recognizer(model_dir, graph_dir, cfg)
-    conf = Path(model_dir) / "fbank.conf"
-    fb_opts = (rec.config or {}).get("fbank")
-    if isinstance(fb_opts, dict) and fb_opts:
-        fbank = FbankComputer.from_options({k: str(v) for k, v in fb_opts.items()})
-    else:
-        fbank = FbankComputer(conf if conf.is_file() else None)
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    conf = data_dir / FEATURE_OPTIONS
+    if conf.is_file():
+        opts = FbankComputer(conf).all_options
+        diff = [k for k in sorted(opts) if opts[k] != md.fbank.get(k) and k != "dither"]
+        if diff:
+            raise DecodeError(f"{conf} differs from the features the model was trained on ({md.path}/model.yaml): "
+                              + ", ".join(f"{k} {opts[k]} vs {md.fbank.get(k)}" for k in diff[:4]))
+        return
+    dim = reader[reader.utt_ids[0]].shape[1]
+    if dim != md.num_inputs:
+        raise DecodeError(f"{data_dir}/feats.scp has {dim}-dim features, the model {md.path} takes {md.num_inputs}")
+    log.info("%s has no %s (features not made by asr make-fbank): only the feature dimension (%d) was checked "
+             "against the model", data_dir, FEATURE_OPTIONS, dim)
+
+
+def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchConfig | None = None, channel: int = 0,
+                     num_threads: int | None = None, word_times: bool = False):
+    """Yield ``(id, words | None, error | None, ctm_lines | None)`` per audio file (id = file
+    stem); ``ctm_lines`` (word times, confidence 1) with ``word_times``.
+
+    Features exactly as the model was trained with (the model dir's fbank options), channel
+    ``channel`` of multi-channel audio (-1: the average; the same rule as ``asr make-fbank``),
+    resampled to the model's rate (logged), per-utterance CMVN. An empty, unreadable, too short
+    or NaN file is an error for that file; digital silence (no sample reaches one int16 step)
+    transcribes as no words, with a warning."""
+    from asr.data.audio import extract, load_recording
+    from asr.features.cmvn import apply_cmvn, cmvn_stats
+    from asr.features.make_fbank import compute_features
+    from asr.threads import set_torch_threads
+
+    rec = Recognizer(model_dir, graph_dir, cfg, word_times=word_times)
+    fbank = rec.md.fbank_computer()
+    frame_shift = float(rec.md.fbank["frame-shift"]) / 1000.0
+    set_torch_threads(num_threads, jobs=1)
     for p in paths:
         uid = Path(p).stem
         try:
-            samples = read_audio(p, target_rate=fbank.sample_rate, channel=-1, utt=uid)
-            feats = fbank.compute(samples * 32768.0)
-            if len(feats) == 0:
-                yield uid, [], None
+            audio = load_recording(p)
+            if len(audio.samples) == 0:
+                raise AudioError(f"{p}: empty audio (0 samples)")
+            if audio.samples.shape[1] > 1:
+                log.info("%s: %d channels: using %s (--channel)", p, audio.samples.shape[1],
+                         "their average" if channel == -1 else f"channel {channel}")
+            if audio.rate != fbank.sample_rate:
+                log.info("%s: resampling %d Hz -> %d Hz (the model's rate)", p, audio.rate, fbank.sample_rate)
+            samples = extract(audio, fbank.sample_rate, channel, source=str(p))
+            feats = compute_features(fbank, samples, uid)
+            if float(np.abs(samples).max()) * 32768.0 < 1.0:
+                log.warning("%s: digital silence (no sample reaches one 16-bit step): no words", p)
+                yield uid, [], None, [] if word_times else None
                 continue
             if rec.cmvn_mode != "none":
                 feats = apply_cmvn(feats, cmvn_stats(feats)).astype(np.float32)
             res, _ = rec.recognize([feats])
-            yield uid, rec.to_words(res[0].words), None
+            yield uid, rec.to_words(res[0].words), None, _ctm_of(rec, uid, res[0], frame_shift) if word_times else None
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
             from asr.errors import AsrError
 
             msg = str(e) if isinstance(e, AsrError) else f"{p}: {type(e).__name__}: {e}"
-            yield uid, None, msg
+            yield uid, None, msg.splitlines()[0] if msg else repr(e), None

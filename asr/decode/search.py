@@ -42,6 +42,10 @@ class Result:
     acoustic_cost: float  # scaled, as the decoder saw it
     reached_final: bool
     lattice: Lattice | None = None
+    # the decoder's best path: one graph input label per frame (transition-ids on a graph
+    # labelled with them, pdf + 1 on a relabelled one) and its words (for word times)
+    alignment: np.ndarray | None = None
+    path_words: list[int] | None = None
 
 
 class Searcher:
@@ -68,10 +72,11 @@ class Searcher:
         ok, lat = self._fast.get_best_path(use_final_probs=True)
         if not ok:
             raise DecodeError("decoder found no path (graph and acoustic model do not match?)")
-        ok, _, words, w = kaldifst.get_linear_symbol_sequence(lat)
-        return Result(list(words), float(w.value1), float(w.value2), reached)
+        ok, ali, words, w = kaldifst.get_linear_symbol_sequence(lat)
+        return Result(list(words), float(w.value1), float(w.value2), reached,
+                      alignment=np.asarray(ali, dtype=np.int32), path_words=list(words))
 
-    def lattice(self, loglik: np.ndarray, tid2pdf: np.ndarray | None = None) -> Result:
+    def lattice(self, loglik: np.ndarray, tid2pdf: np.ndarray | None = None, with_alignment: bool = False) -> Result:
         import kaldi_decoder
 
         from asr.lattice.word_lattice import word_lattice
@@ -91,7 +96,16 @@ class Searcher:
         bp = best_path(lat, lmwt=1.0 / self.cfg.acoustic_scale)
         if bp is None:
             raise DecodeError("empty word lattice")
-        return Result([int(w) for w in bp.words], bp.graph, bp.acoustic * self.cfg.acoustic_scale, True, lat)
+        ali = words = None
+        if with_alignment:
+            import kaldifst
+
+            ok, path = self._lat.get_best_path(use_final_probs=True)
+            if ok:
+                _, ali, words, _ = kaldifst.get_linear_symbol_sequence(path)
+                ali, words = np.asarray(ali, dtype=np.int32), list(words)
+        return Result([int(w) for w in bp.words], bp.graph, bp.acoustic * self.cfg.acoustic_scale, True, lat,
+                      alignment=ali, path_words=words)
 
 
 def word_lattice_empty() -> Lattice:

@@ -109,6 +109,17 @@ class FbankComputer:
         self.frame_shift = int(round(opts.frame_opts.samp_freq * opts.frame_opts.frame_shift_ms / 1000))
         self.snip_edges = bool(opts.frame_opts.snip_edges)
 
+    @property
+    def all_options(self) -> dict[str, str]:
+        """Every option (Kaldi names, sorted) with its effective value, Kaldi defaults included:
+        what a model dir records so that decoding computes exactly the training features."""
+        out = {}
+        for name, (section, attr, typ) in sorted(_OPTIONS.items()):
+            target = {"frame": self._opts.frame_opts, "mel": self._opts.mel_opts, "": self._opts}[section]
+            value = getattr(target, attr)
+            out[name] = ("true" if value else "false") if typ is bool else (f"{value:.7g}" if typ is float else str(value))
+        return out
+
     @classmethod
     def from_options(cls, options: dict[str, str]) -> "FbankComputer":
         """Build from an option dict as stored in ``.options`` (e.g. from a model.yaml)."""
@@ -137,8 +148,10 @@ class FbankComputer:
         # knf exposes frames one by one (no batch accessor); np.stack copies them out.
         return np.stack([fb.get_frame(i) for i in range(n)])
 
-    def write_config(self, path: str | os.PathLike) -> None:
-        """Write the effective options as a Kaldi option file (e.g. into a model dir)."""
+    def write_config(self, path: str | os.PathLike, every_option: bool = False) -> None:
+        """Write the options as a Kaldi option file: those set (default) or, with
+        ``every_option``, every option with its effective value (``all_options``)."""
         from asr.io.atomic import atomic_write_text
 
-        atomic_write_text(Path(path), "".join(f"--{k}={v}\n" for k, v in self.options.items()))
+        options = self.all_options if every_option else self.options
+        atomic_write_text(Path(path), "".join(f"--{k}={v}\n" for k, v in options.items()))

@@ -8,17 +8,26 @@ Layout (Kaldi's make_fbank.sh convention):
     (seconds, only when the data dir has none)
 <name> is the data dir's base name; ARK_DIR defaults to DATA_DIR/data.
 
+    DATA_DIR/fbank.conf (every fbank option, Kaldi option-file format: what a model dir
+    records via ``asr pack-model-dir --feats``)
+<name> is the data dir's base name; ARK_DIR defaults to DATA_DIR/data.
+
 Jobs split the data by speaker. A job is finished when its ``.done`` file exists and holds
 the signature of its inputs (fbank options, channel, resampling, and the job's utterances
-with their wav.scp/segments entries); re-running skips finished jobs and recomputes the
-others. feats.scp is only written once every job has finished, atomically; when a job has to
-be recomputed the old feats.scp/utt2num_frames/cmvn.scp are removed first, so no scp ever
-points into an ark being rewritten.
+with their wav.scp/segments entries and the stamp of each audio file: path, size, mtime), so
+a replaced or repaired wav is recomputed (and a stale error retried); re-running skips
+finished jobs and recomputes the others. feats.scp is only written once every job has
+finished, atomically; when a job has to be recomputed the old
+feats.scp/utt2num_frames/cmvn.scp/fbank.conf are removed first, so no scp ever points into an
+ark being rewritten.
 
-Utterances whose audio cannot be read (or is too short for one frame) are skipped, logged
-and counted; they are absent from feats.scp (``asr fix-data-dir`` then drops them from the
-data dir). The run fails (FeatureError, no feats.scp) when every utterance failed, or with
-``strict`` when any did.
+Utterances whose audio cannot be read, has NaN/inf samples or is too short for one frame
+are skipped, logged and counted (``asr.failures``); they are absent from feats.scp
+(``asr fix-data-dir`` then drops them from the data dir). Features do not need the
+transcripts: ``text`` is not read. Multi-channel audio: channel 0 unless ``channel`` says
+otherwise (-1 = average), logged; resampled recordings are counted and logged. The run fails
+(FeatureError, no feats.scp) when every utterance failed or more than ``max_failures`` of
+them did.
 """
 
 from __future__ import annotations
@@ -34,10 +43,25 @@ from pathlib import Path
 import numpy as np
 
 from asr.errors import AsrError, AudioError, FeatureError
+from asr.failures import DEFAULT_MAX_FAILURES, Failures
+from asr.io.fingerprint import audio_stamp
 
 logger = logging.getLogger(__name__)
 
-MAX_LOGGED_FAILURES = 20
+FEATURE_OPTIONS = "fbank.conf"  # in the data dir, written with feats.scp
+
+
+def read_feature_options(data_dir: str | os.PathLike) -> dict[str, str]:
+    """The fbank options ``asr make-fbank`` computed DATA_DIR's features with (every option)."""
+    from asr.features.fbank import FbankComputer
+
+    path = Path(data_dir) / FEATURE_OPTIONS
+    if not (Path(data_dir) / "feats.scp").is_file():
+        raise FeatureError(f"{data_dir}: no feats.scp (run asr make-fbank)")
+    if not path.is_file():
+        raise FeatureError(f"{data_dir}: no {FEATURE_OPTIONS} recording the feature options (features not made "
+                           f"by asr make-fbank? give the options with --fbank-config)")
+    return FbankComputer(path).all_options
 
 
 @dataclass
@@ -69,7 +93,7 @@ def make_fbank(
     nj: int = 1,
     channel: int = 0,
     resample: bool = True,
-    strict: bool = False,
+    max_failures: float = DEFAULT_MAX_FAILURES,
     force: bool = False,
     progress: bool = True,
 ) -> MakeFbankReport:
@@ -79,7 +103,7 @@ def make_fbank(
 
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
-    dd = DataDir.load(data_dir)
+    dd = DataDir.load(data_dir, text=False)  # features do not need the transcripts
     computer = FbankComputer(config)  # validates the config before any work
     ark_dir = Path(ark_dir) if ark_dir is not None else data_dir / "data"
     ark_dir = ark_dir.absolute()
@@ -95,14 +119,15 @@ def make_fbank(
     jobs: list[_Job] = []
     for j, utts in enumerate(split_by_speaker(dd, max(nj, 1)), 1):
         items = [(u, *_audio_spec(dd, u)) for u in utts]
-        sig = hashlib.sha256(json.dumps([settings, items]).encode()).hexdigest()
+        stamps = [audio_stamp(it[2]) if it[2] is not None else None for it in items]
+        sig = hashlib.sha256(json.dumps([settings, items, stamps]).encode()).hexdigest()
         base = ark_dir / f"raw_fbank_{name}.{j}"
         jobs.append(_Job(j, items, f"{base}.ark", f"{base}.scp", f"{base}.done", sig))
 
     todo = [job for job in jobs if force or not _finished(job)]
     report.jobs_skipped = len(jobs) - len(todo)
     if todo:
-        for stale in ("feats.scp", "utt2num_frames", "cmvn.scp"):
+        for stale in ("feats.scp", "utt2num_frames", "cmvn.scp", FEATURE_OPTIONS):
             if (data_dir / stale).exists():
                 logger.info("%s: removing %s (features are being recomputed)", data_dir, stale)
                 (data_dir / stale).unlink()
@@ -120,37 +145,57 @@ def make_fbank(
     scp_lines: list[str] = []
     n2f: list[tuple[str, str]] = []
     u2d: list[tuple[str, str]] = []
+    notes: dict[str, int] = {}
     for job in jobs:
         with open(job.done, encoding="utf-8") as f:
             done = json.load(f)
         report.failed.extend((u, r) for u, r in done["failed"])
         n2f.extend((u, str(n)) for u, n in done["frames"].items())
         u2d.extend((u, str(t)) for u, t in done["durations"].items())
+        for k, v in done.get("notes", {}).items():
+            notes[k] = notes.get(k, 0) + v
         with open(job.scp, encoding="utf-8") as f:
             scp_lines.extend(line for line in f if line.strip())
     report.num_done = len(n2f)
-    for utt, reason in report.failed[:MAX_LOGGED_FAILURES]:
-        logger.warning("skipped %s", reason)
-    if len(report.failed) > MAX_LOGGED_FAILURES:
-        logger.warning("... and %d more failed utterances", len(report.failed) - MAX_LOGGED_FAILURES)
-    if report.num_done == 0:
-        raise FeatureError(f"{data_dir}: no features computed: all {report.num_utts} utterances failed"
-                           + (f" (first: {report.failed[0][1]})" if report.failed else ""))
-    if strict and report.failed:
-        raise FeatureError(f"{data_dir}: {len(report.failed)} of {report.num_utts} utterances failed (--strict); feats.scp not written")
+    _log_notes(notes, channel, computer.sample_rate)
+    failures = Failures("make-fbank", report.num_utts, report.failed)
+    failures.log(logger)
+    failures.check(max_failures, FeatureError, f"{data_dir}: feats.scp not written")
 
-    from asr.io.atomic import atomic_write
     from asr.io.tables import write_table
 
     scp_lines.sort(key=lambda line: line.split(" ", 1)[0].encode("utf-8"))
-    write_table(data_dir / "utt2num_frames", n2f)
+    n2f.sort(key=lambda kv: kv[0].encode("utf-8"))
+    # rewritten only when they change, so "cmvn.scp newer than feats.scp" stays true on a re-run
+    _write_if_changed(data_dir / "utt2num_frames", "".join(f"{u} {n}\n" for u, n in n2f))
     if not (data_dir / "utt2dur").exists():
         write_table(data_dir / "utt2dur", u2d)
-    with atomic_write(data_dir / "feats.scp") as f:
-        f.writelines(scp_lines)
+    _write_if_changed(data_dir / FEATURE_OPTIONS, "".join(f"--{k}={v}\n" for k, v in computer.all_options.items()))
+    _write_if_changed(data_dir / "feats.scp", "".join(scp_lines))
     report.feats_scp = data_dir / "feats.scp"
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    from asr.io.atomic import atomic_write_text
+
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass
+    atomic_write_text(path, text)
+
+
+def _log_notes(notes: dict[str, int], channel: int, rate: int) -> None:
+    """The channel rule and resampling, once per run (counted over all recordings)."""
+    if notes.get("multichannel"):
+        rule = "the channel average" if channel == -1 else f"channel {channel}"
+        logger.info("%d utterances have multi-channel audio: features from %s (--channel)", notes["multichannel"], rule)
+    for key, n in sorted(notes.items()):
+        if key.startswith("resampled_from_"):
+            logger.info("%d utterances resampled from %s Hz to %d Hz", n, key.removeprefix("resampled_from_"), rate)
 
 
 def _audio_spec(dd, utt: str) -> tuple:
@@ -245,7 +290,7 @@ def _compute_job(job: _Job, settings: dict, report_progress) -> float:
     try:
         with open(tmp, "wb") as ark:
             # no fsync: the .done marker (written atomically, last) guards against interruption
-            frames, durations, failed, scp, audio_seconds = _fill_ark(ark, job, settings, report_progress)
+            frames, durations, failed, scp, audio_seconds, notes = _fill_ark(ark, job, settings, report_progress)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -254,7 +299,8 @@ def _compute_job(job: _Job, settings: dict, report_progress) -> float:
     with atomic_write(job.scp) as f:
         f.writelines(scp)
     with atomic_write(job.done) as f:
-        json.dump({"signature": job.signature, "frames": frames, "durations": durations, "failed": failed}, f)
+        json.dump({"signature": job.signature, "frames": frames, "durations": durations, "failed": failed,
+                   "notes": notes}, f)
     return audio_seconds
 
 
@@ -272,6 +318,7 @@ def _fill_ark(ark, job: _Job, settings: dict, report_progress):
     scp: list[str] = []
     audio_seconds = 0.0
     cached: tuple[str, object] = ("", None)  # (recording id, Recording or AsrError)
+    notes: dict[str, int] = {}  # multichannel, resampled_from_<rate>: utterance counts
     pending = 0
     for utt, rec_id, spec, start, end in job.items:
         try:
@@ -286,9 +333,12 @@ def _fill_ark(ark, job: _Job, settings: dict, report_progress):
             if isinstance(rec, AsrError):
                 raise AudioError(f"utterance {utt}: {rec}")
             x = extract(rec, rate, settings["channel"], utt=utt, start=start, end=end, resample=settings["resample"])
-            feats = computer.compute(x * np.float32(32768.0))  # Kaldi's int16 scale; x may view the cached recording
-            if len(feats) == 0:
-                raise FeatureError(f"utterance {utt}: too short for one frame ({len(x)} samples at {rate} Hz)")
+            if rec.samples.shape[1] > 1:
+                notes["multichannel"] = notes.get("multichannel", 0) + 1
+            if rec.rate != rate:
+                key = f"resampled_from_{rec.rate}"
+                notes[key] = notes.get(key, 0) + 1
+            feats = compute_features(computer, x, utt)
         except AsrError as e:
             failed.append((utt, str(e)))
         else:
@@ -303,4 +353,22 @@ def _fill_ark(ark, job: _Job, settings: dict, report_progress):
             report_progress(pending)
             pending = 0
     report_progress(pending)
-    return frames, durations, failed, scp, audio_seconds
+    return frames, durations, failed, scp, audio_seconds, notes
+
+
+def compute_features(computer, x: np.ndarray, utt: str) -> np.ndarray:
+    """Fbank features of samples ``x`` (float in [-1, 1]); FeatureError naming the utterance
+    for audio with NaN/inf samples, too short for one frame, or any failure of the extractor."""
+    if len(x) and not np.isfinite(x).all():
+        raise FeatureError(f"utterance {utt}: the audio has {int((~np.isfinite(x)).sum())} NaN/inf samples")
+    try:
+        feats = computer.compute(x * np.float32(32768.0))  # Kaldi's int16 scale; x may view a cached recording
+    except AsrError:
+        raise
+    except Exception as e:  # noqa: BLE001 - kaldi-native-fbank raises RuntimeError (e.g. "mel energy is nan")
+        raise FeatureError(f"utterance {utt}: fbank failed: {e}".splitlines()[0]) from None
+    if len(feats) == 0:
+        raise FeatureError(f"utterance {utt}: too short for one frame ({len(x)} samples at {computer.sample_rate} Hz)")
+    if not np.isfinite(feats).all():
+        raise FeatureError(f"utterance {utt}: features are not finite")
+    return feats

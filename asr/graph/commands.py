@@ -13,7 +13,11 @@ def register(subparsers) -> None:
         "back-off arcs) or a given G.fst, L_disambig o G determinized and minimized, context expansion "
         "(triphone or monophone, from the tree), H from the transition model and tree, disambiguation "
         "symbols removed, HMM self-loops added (reordered), arcs sorted. GRAPH_DIR gets HCLG.fst "
-        "(OpenFst ConstFst by default), words.txt, phones.txt and disambig_tid.int.",
+        "(OpenFst ConstFst by default), words.txt, phones.txt, disambig_tid.int, num_pdfs and graph.json "
+        "(SHA-256 of the lang dir files, tree, final.mdl and LM it was built from; decoding refuses a model "
+        "whose tree/transition model differs). GRAPH_DIR is replaced only when the build succeeded; when it "
+        "is complete and was built from the same inputs and options, nothing is done (--force rebuilds). "
+        "E.g.: asr make-graph data/lang exp/tree exp/lm/lm5_pruned.arpa exp/graph",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("lang_dir", metavar="LANG_DIR", help="lang dir (L_disambig.fst, words.txt, phones.txt, phones/)")
@@ -24,6 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--self-loop-scale", type=float, default=0.1)
     p.add_argument("--fst-type", choices=("const", "vector"), default="const",
                    help="OpenFst type of HCLG.fst (const decodes faster)")
+    p.add_argument("--force", action="store_true", help="rebuild even when GRAPH_DIR is up to date")
     p.set_defaults(func=_make_graph)
 
 
@@ -34,6 +39,6 @@ def _make_graph(args) -> int:
 
     stats = make_graph(args.lang_dir, args.tree_dir, args.lm, args.graph_dir,
                        transition_scale=args.transition_scale, self_loop_scale=args.self_loop_scale,
-                       fst_type=args.fst_type)
+                       fst_type=args.fst_type, force=args.force)
     print(json.dumps(stats))
     return 0

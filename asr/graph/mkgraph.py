@@ -29,7 +29,7 @@ from asr.graph import fst_arrays as fa_mod
 from asr.graph.fst_arrays import FstArrays
 from asr.graph.h_transducer import make_h_transducer
 from asr.graph.self_loops import add_self_loops
-from asr.io.atomic import atomic_write_text
+from asr.io.atomic import atomic_dir, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +91,24 @@ def _cpu_seconds() -> float:
 
 
 def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float = 1.0,
-               self_loop_scale: float = 0.1, fst_type: str = "const") -> dict:
-    """Build ``graph_dir/HCLG.fst`` (+ words.txt, phones.txt, disambig_tid.int); returns stats."""
+               self_loop_scale: float = 0.1, fst_type: str = "const", force: bool = False) -> dict:
+    """Build the graph dir ``graph_dir`` (asr.graph.graph_dir: HCLG.fst, words.txt, phones.txt,
+    disambig_tid.int, num_pdfs, graph.json) atomically; returns stats. When ``graph_dir`` is
+    complete and was built from the same inputs (SHA-256) and options, nothing is done
+    (stats of that build, with ``"skipped": True``) unless ``force``."""
     import kaldifst
 
+    from asr.graph import graph_dir as gd
     from asr.hmm.transition_model import TransitionModel
     from asr.hmm.tree import ContextDependency
 
     lang_dir, tree_dir, graph_dir = Path(lang_dir), Path(tree_dir), Path(graph_dir)
-    for p in (lang_dir / "L_disambig.fst", lang_dir / "words.txt", lang_dir / "phones.txt",
-              lang_dir / "phones" / "disambig.int", tree_dir / "tree", tree_dir / "final.mdl"):
-        if not p.exists():
-            raise GraphError(f"missing {p}")
+    inputs = gd.graph_inputs(lang_dir, tree_dir, lm_path)
+    options = {"transition_scale": transition_scale, "self_loop_scale": self_loop_scale, "fst_type": fst_type}
+    if not force and gd.up_to_date(graph_dir, inputs, options):
+        log.info("%s is up to date (built from the same lang dir, tree, transition model and LM); skipping",
+                 graph_dir)
+        return dict(gd.GraphDir.load(graph_dir).info["stats"], skipped=True)
     times: dict[str, float] = {}
     cpu_times: dict[str, float] = {}
     t0, c0 = time.perf_counter(), _cpu_seconds()
@@ -159,16 +165,18 @@ def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float =
     if hclg.num_states == 0:
         raise GraphError("HCLG is empty")
 
-    graph_dir.mkdir(parents=True, exist_ok=True)
-    fa_mod.write_fst(hclg, graph_dir / "HCLG.fst", fst_type)
-    shutil.copyfile(lang_dir / "words.txt", graph_dir / "words.txt")
-    shutil.copyfile(lang_dir / "phones.txt", graph_dir / "phones.txt")
-    atomic_write_text(graph_dir / "disambig_tid.int", "".join(f"{t}\n" for t in disambig_tids))
-    lap("write")
-    stats = {"states": hclg.num_states, "arcs": hclg.num_arcs, "context_width": tree.context_width,
-             "central_position": tree.central_position, "ilabels": len(ilabels), "seconds": times,
-             "total_seconds": round(sum(times.values()), 3), "cpu_seconds": cpu_times,
-             "total_cpu_seconds": round(sum(cpu_times.values()), 3)}
+    with atomic_dir(graph_dir) as tmp:
+        fa_mod.write_fst(hclg, tmp / gd.HCLG, fst_type)
+        shutil.copyfile(lang_dir / "words.txt", tmp / gd.WORDS)
+        shutil.copyfile(lang_dir / "phones.txt", tmp / gd.PHONES)
+        atomic_write_text(tmp / gd.DISAMBIG, "".join(f"{t}\n" for t in disambig_tids))
+        atomic_write_text(tmp / gd.NUM_PDFS, f"{tm.num_pdfs}\n")
+        lap("write")
+        stats = {"states": hclg.num_states, "arcs": hclg.num_arcs, "context_width": tree.context_width,
+                 "central_position": tree.central_position, "ilabels": len(ilabels), "seconds": times,
+                 "total_seconds": round(sum(times.values()), 3), "cpu_seconds": cpu_times,
+                 "total_cpu_seconds": round(sum(cpu_times.values()), 3)}
+        gd.write_info(tmp, inputs, options, tm.num_pdfs, tm.num_transition_ids, stats)
     log.info("HCLG: %d states, %d arcs in %.1f s (%s)", hclg.num_states, hclg.num_arcs,
              stats["total_seconds"], times)
     return stats

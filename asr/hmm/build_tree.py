@@ -109,7 +109,7 @@ def accumulate_stats(feature_reader, alignments: dict[str, np.ndarray], tm, cont
     """Tree statistics from transition-id alignments. Returns (stats, counts)."""
     from tqdm import tqdm
 
-    from asr.align.kaldi_ali import split_to_phones
+    from asr.hmm.kaldi_ali import split_to_phones
 
     topo = tm.topo
     max_phone = max(topo.phones)

@@ -9,7 +9,11 @@ state. The map answers with a pdf id. Three node kinds, as in Kaldi:
 - ``SE key [ v1 v2 ... ] { yes no }``: ``yes`` if the value of ``key`` is in the set.
 
 Kaldi's text tree file: ``ContextDependency N P ToPdf <map> EndContextDependency``
-(what ``copy-tree --binary=false`` prints); binary trees are read too.
+(what ``copy-tree --binary=false`` prints); the binary form (what ``build-tree`` writes:
+``\\0B``, tokens followed by a space, int32 as ``\\x04`` + 4 bytes little-endian, table
+sizes as uint32 ``\\xfc`` + 4 bytes, yes-sets as ``\\x04`` + int32 count + raw int32s;
+``base/io-funcs``, ``tree/event-map.cc``, ``tree/context-dep.cc``). Both are read and
+written byte for byte as Kaldi does (verified on trees written by Kaldi's build-tree).
 """
 
 from __future__ import annotations
@@ -223,16 +227,20 @@ class ContextDependency:
         w.token("EndContextDependency")
 
     def write(self, path: str | os.PathLike, binary: bool = False) -> None:
-        """Write the tree in Kaldi's format (text by default, as ``copy-tree --binary=false``)."""
+        """Write the tree in Kaldi's format, byte for byte as Kaldi writes it: text by default
+        (as ``copy-tree --binary=false``), binary (``\\0B`` header, as ``build-tree``) with
+        ``binary=True``."""
         from asr.io.atomic import atomic_write_bytes
 
+        atomic_write_bytes(Path(path), self.to_bytes(binary))
+
+    def to_bytes(self, binary: bool) -> bytes:
+        """The file contents Kaldi's ``WriteKaldiObject`` would produce."""
         w = KaldiWriter(binary)
         if binary:
             w.raw(b"\x00B")
         self.write_to(w)
-        if not binary:
-            w.raw("\n")
-        atomic_write_bytes(Path(path), w.getvalue())
+        return w.getvalue()
 
     def to_text(self) -> str:
         w = KaldiWriter(False)

@@ -53,3 +53,45 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_write(path, "wb") as f:
         f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a whole directory at once: yield a fresh temporary dir beside ``path``; on
+    success it replaces ``path`` (an older ``path`` is moved aside, then removed); on an
+    exception it is removed and ``path`` is left as it was. A reader never sees a
+    half-written product dir under ``path``.
+
+    ``path`` may contain inputs of the build (e.g. packing a model dir in place): they stay
+    readable until the build succeeded."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())
+        old = None
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "d")
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def check_distinct_output(output: str | os.PathLike, *inputs: str | os.PathLike | None) -> None:
+    """ConfigError when ``output`` names the same file as one of ``inputs`` (writing it would
+    destroy an input)."""
+    from asr.errors import ConfigError
+
+    out = Path(output).resolve()
+    for i in inputs:
+        if i is not None and Path(i).resolve() == out:
+            raise ConfigError(f"{output}: the output would overwrite the input {i}")

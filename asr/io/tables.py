@@ -24,8 +24,13 @@ class TableEntry:
 def iter_table(path: str | os.PathLike, allow_empty_value: bool = True) -> Iterator[TableEntry]:
     """Yield the entries of a Kaldi text table. Blank lines raise FormatError."""
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw_bytes in enumerate(f, 1):
+            try:
+                raw = raw_bytes.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise FormatError(f"{path}:{lineno}: not valid UTF-8 (byte {raw_bytes[e.start]:#04x} at column "
+                                  f"{e.start + 1})") from None
             line = raw.strip()
             if not line:
                 raise FormatError(f"{path}:{lineno}: empty line")

@@ -1,4 +1,4 @@
-"""Commands of the lang stage: ``asr prepare-lang``."""
+"""Commands of the lang stage: ``asr prepare-dict``, ``asr prepare-lang``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,20 @@ import argparse
 
 
 def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "prepare-dict",
+        help="Kaldi dict dir from a CMUdict-style lexicon (e.g. librispeech-lexicon.txt)",
+        description="Write a Kaldi dict dir (lexicon.txt, silence_phones.txt, nonsilence_phones.txt, "
+        "optional_silence.txt, extra_questions.txt) from LEXICON ('WORD PH1 PH2 ...' lines; vowels may "
+        "carry stress digits), as Kaldi's LibriSpeech local/prepare_dict.sh: stress variants of a phone "
+        "share one line (tree root), one extra question per stress level, silence phones SIL and SPN, "
+        "and the words !SIL (SIL), <SPOKEN_NOISE> and <UNK> (SPN) added. "
+        "E.g.: asr prepare-dict corpus/lm/librispeech-lexicon.txt data/local/dict",
+    )
+    p.add_argument("lexicon", metavar="LEXICON")
+    p.add_argument("dict_dir", metavar="DICT_DIR")
+    p.set_defaults(func=_prepare_dict)
+
     p = subparsers.add_parser(
         "prepare-lang",
         help="build a Kaldi lang dir (phones.txt, words.txt, topo, L.fst, ...) from a dict dir",
@@ -43,4 +57,13 @@ def _prepare_lang(args) -> int:
         share_silence_phones=args.share_silence_phones == "true",
         garbage_phone=args.garbage_phone,
     )
+    return 0
+
+
+def _prepare_dict(args) -> int:
+    from asr.lang.dict_dir import dict_dir_from_lexicon
+
+    info = dict_dir_from_lexicon(args.lexicon, args.dict_dir)
+    print(f"{args.dict_dir}: {info['words']} words, {info['pronunciations']} pronunciations, "
+          f"{info['base_phones']} base phones")
     return 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asr.errors import FormatError
+from asr.io.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -146,3 +147,74 @@ def validate_dict(dd: DictDir, where: Path | str) -> None:
         bad = [p for p in q if p not in known]
         if bad:
             raise FormatError(f"{where}/extra_questions.txt: undeclared phone(s) {bad}")
+
+
+_STRESS = re.compile(r"^(\D+)(\d*)$")
+SPECIAL_WORDS = (("!SIL", "SIL"), ("<SPOKEN_NOISE>", "SPN"), ("<UNK>", "SPN"))
+
+
+def dict_dir_from_lexicon(lexicon: str | os.PathLike, dict_dir: str | os.PathLike,
+                          silence_phones: tuple[str, ...] = ("SIL", "SPN"), optional_silence: str = "SIL",
+                          special_words: tuple[tuple[str, str], ...] = SPECIAL_WORDS) -> dict:
+    """Kaldi dict dir from a CMUdict-style lexicon (``WORD PH1 PH2 ...``, whitespace or tab
+    separated; vowels may carry stress digits, ``AH0 AH1 AH2``), as Kaldi's LibriSpeech
+    ``local/prepare_dict.sh`` (stages 3-4) does:
+
+    - ``nonsilence_phones.txt``: one line per base phone with the bare phone and its stress
+      variants (``AH AH0 AH1 AH2``), so they share a tree root; lines sorted by base phone
+      (Kaldi's order is Perl hash order, i.e. arbitrary);
+    - ``silence_phones.txt`` ``SIL SPN``, ``optional_silence.txt`` ``SIL``;
+    - ``extra_questions.txt``: the silence phones, then one question per stress level;
+    - ``lexicon.txt``: ``!SIL SIL``, ``<SPOKEN_NOISE> SPN``, ``<UNK> SPN`` plus the lexicon,
+      sorted (C order) and de-duplicated.
+
+    Returns counts (words, pronunciations, base phones). Errors name the file and line."""
+    lexicon, d = Path(lexicon), Path(dict_dir)
+    entries: set[tuple[str, ...]] = set()
+    try:
+        f = open(lexicon, encoding="utf-8")
+    except OSError as e:
+        raise FormatError(f"{lexicon}: cannot read: {e}") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            toks = raw.split()
+            if not toks:
+                continue
+            if len(toks) < 2:
+                raise FormatError(f"{lexicon}:{lineno}: word {toks[0]!r} has no pronunciation")
+            for p in toks[1:]:
+                if not _STRESS.match(p):
+                    raise FormatError(f"{lexicon}:{lineno}: phone {p!r} is not letters followed by a stress digit")
+            entries.add(tuple(toks))
+    if not entries:
+        raise FormatError(f"{lexicon}: no pronunciations")
+    special = {w for w, _ in special_words}
+    clash = sorted({e[0] for e in entries} & special)
+    if clash:
+        raise FormatError(f"{lexicon}: defines the reserved word(s) {clash}")
+    silence = set(silence_phones)
+    groups: dict[str, set[str]] = {}
+    for e in entries:
+        for p in e[1:]:
+            if p in silence:
+                raise FormatError(f"{lexicon}: word {e[0]!r} uses the silence phone {p}")
+            base = _STRESS.match(p).group(1)
+            groups.setdefault(base, {base}).add(p)
+    nonsil = [sorted(groups[b]) for b in sorted(groups)]
+    by_stress: dict[str, list[str]] = {}
+    for line in nonsil:
+        for p in line:
+            by_stress.setdefault(_STRESS.match(p).group(2), []).append(p)
+    lex_lines = sorted({" ".join(e) for e in entries} | {f"{w} {p}" for w, p in special_words},
+                       key=lambda s: s.encode("utf-8"))
+    d.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(d / "silence_phones.txt", "".join(p + "\n" for p in silence_phones))
+    atomic_write_text(d / "optional_silence.txt", optional_silence + "\n")
+    atomic_write_text(d / "nonsilence_phones.txt", "".join(" ".join(line) + "\n" for line in nonsil))
+    atomic_write_text(d / "extra_questions.txt", " ".join(silence_phones) + "\n"
+                      + "".join(" ".join(by_stress[s]) + "\n" for s in sorted(by_stress)))
+    atomic_write_text(d / "lexicon.txt", "".join(line + "\n" for line in lex_lines))
+    if (d / "lexiconp.txt").exists():
+        (d / "lexiconp.txt").unlink()  # would take precedence over the new lexicon.txt
+    read_dict_dir(d)  # the result must be a valid dict dir
+    return {"words": len({e[0] for e in entries}), "pronunciations": len(entries), "base_phones": len(nonsil)}

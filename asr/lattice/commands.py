@@ -45,7 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "every lattice path the old (first-pass) LM's cost is subtracted and LM_SCALE times "
             "the new LM's cost added, both with exact back-off; lattice states are split by "
             "n-gram history as needed (Kaldi's lattice-lmrescore --lm-scale=-1 followed by "
-            "lattice-lmrescore-const-arpa). Then run `asr score-lattices` on OUT_DECODE_DIR."
+            "lattice-lmrescore-const-arpa). The word table must be the one the lattices were made with "
+            "(checked against IN_DECODE_DIR/decode.json). OUT_DECODE_DIR is written at once; when it was made "
+            "from the same lattices, LMs and scale it is left as it is (--force redoes it). Then run "
+            "`asr score-lattices` on OUT_DECODE_DIR. E.g.: asr lmrescore --old-lm exp/lm/lm5_pruned.arpa "
+            "--new-lm exp/lm/lm5.arpa exp/lstmp/decode_test exp/lstmp/decode_test_rescore"
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -57,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--words", metavar="WORDS_TXT", default=None,
                    help="word symbol table of the lattices (default: looked up as for score-lattices)")
     p.add_argument("--nj", type=int, default=1, help="lattice files rescored in parallel (processes)")
+    p.add_argument("--force", action="store_true", help="rescore even when OUT_DECODE_DIR is up to date")
     p.set_defaults(func=run_lmrescore)
 
 
@@ -65,7 +70,11 @@ def run_score_lattices(args: argparse.Namespace) -> int:
     from asr.lattice import lattice_scoring as ls
     from asr.score.wer import format_summary
 
-    words = read_words(ls.find_words_table(args.decode_dir, args.words))
+    from asr.lattice.decode_dir import DecodeDir
+
+    words_path = ls.find_words_table(args.decode_dir, args.words)
+    DecodeDir.load_lattices(args.decode_dir).check_words(words_path)
+    words = read_words(words_path)
     if args.best_from is not None:
         lmwt, wip = ls.read_chosen(args.best_from)
         lmwts, wips = [lmwt], [wip]
@@ -85,5 +94,5 @@ def run_lmrescore(args: argparse.Namespace) -> int:
     from asr.lattice.lmrescore import rescore_decode_dir
 
     rescore_decode_dir(args.in_dir, args.out_dir, args.old_lm, args.new_lm, lm_scale=args.lm_scale,
-                       words_path=args.words, nj=args.nj)
+                       words_path=args.words, nj=args.nj, force=args.force)
     return 0

@@ -323,8 +323,8 @@ def shortest_distance(lat: Lattice, arc_cost: np.ndarray) -> tuple[np.ndarray, n
     """
     cost = np.asarray(arc_cost, dtype=np.float64)
     one_d = cost.ndim == 1
-    cost = cost.reshape(lat.num_arcs, -1)
-    K = cost.shape[1]
+    K = 1 if one_d else cost.shape[1]
+    cost = cost.reshape(lat.num_arcs, K)  # (a lattice may have no arcs: one state, start and final)
     ns = lat.num_states
     dist = np.full((ns, K), np.inf)
     back = np.full((ns, K), -1, np.int64)

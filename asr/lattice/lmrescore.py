@@ -269,62 +269,71 @@ def _worker(job: tuple[Path, Path]) -> tuple[int, int, int]:
 
 
 def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: float = 1.0,
-                       words_path=None, nj: int = 1) -> dict:
-    """``asr lmrescore``: rescore IN/lat.<job>.gz into OUT/lat.<job>.gz (same jobs), copy the
-    word table, write OUT/decode.json (IN's, plus a ``rescoring`` entry). ``nj`` > 1 runs
+                       words_path=None, nj: int = 1, force: bool = False) -> dict:
+    """``asr lmrescore``: rescore IN/lat.<job>.gz into the decode dir OUT (same jobs, written at
+    once), with the word table (checked against the one IN's lattices were made with) and
+    OUT/decode.json (IN's, plus a ``rescoring`` entry and OUT's ``inputs``). ``nj`` > 1 runs
     lattice files in parallel processes (forked after the LMs are loaded, so they share
-    them). Returns the ``rescoring`` entry."""
+    them). When OUT was made from the same IN, LMs and scale, nothing is done unless
+    ``force``. Returns the ``rescoring`` entry."""
     import json
     import shutil
     import time
 
-    from asr.io.atomic import atomic_write_text
-    from asr.lm.arpa import read_arpa
+    from asr.io.atomic import atomic_dir, atomic_write_text
+    from asr.io.fingerprint import file_hash
+    from asr.lattice import decode_dir as dd
     from asr.lattice.lattice_scoring import find_words_table, lattice_files
+    from asr.lm.arpa import read_arpa
 
     global _WORKER_RESCORER
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    files = lattice_files(in_dir)
     if out_dir.exists() and in_dir.resolve() == out_dir.resolve():
         raise DecodeError("OUT_DECODE_DIR must differ from IN_DECODE_DIR")
+    source = dd.DecodeDir.load_lattices(in_dir)
+    files = lattice_files(in_dir)
     words_path = find_words_table(in_dir, words_path)
+    source.check_words(words_path)
+    for lm in (old_lm_path, new_lm_path):
+        if not Path(lm).is_file():
+            raise DecodeError(f"{lm}: no such LM")
+    in_id = in_dir / dd.INFO if (in_dir / dd.INFO).is_file() else files[0]
+    inputs = {"source": [str(p) for p in files], "decode.json": file_hash(in_id), "old_lm": file_hash(old_lm_path),
+              "new_lm": file_hash(new_lm_path), "options": {"lm_scale": lm_scale}}
+    if not force and dd.up_to_date(out_dir, inputs):
+        log.info("%s is up to date (same lattices, LMs and scale); skipping", out_dir)
+        return dict(dd.DecodeDir.load(out_dir).info["rescoring"], skipped=True)
     words = read_words(words_path)
     t0 = time.perf_counter()
     old, new = read_arpa(old_lm_path), read_arpa(new_lm_path)
     t_load = time.perf_counter() - t0
     rescorer = LatticeRescorer(old, new, words, lm_scale=lm_scale)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(p, out_dir / p.name) for p in files]
-    t0 = time.perf_counter()
-    if nj > 1 and len(jobs) > 1:
-        import multiprocessing
+    with atomic_dir(out_dir) as tmp:
+        jobs = [(p, tmp / p.name) for p in files]
+        t0 = time.perf_counter()
+        if nj > 1 and len(jobs) > 1:
+            import multiprocessing
 
-        _WORKER_RESCORER = rescorer
-        try:
-            with multiprocessing.get_context("fork").Pool(min(nj, len(jobs))) as pool:
-                results = pool.map(_worker, jobs, chunksize=1)
-        finally:
-            _WORKER_RESCORER = None
-    else:
-        results = [rescore_file(rescorer, a, b) for a, b in jobs]
-    seconds = time.perf_counter() - t0
-    if not (out_dir / "words.txt").exists():
-        shutil.copyfile(words_path, out_dir / "words.txt")
-    info: dict = {}
-    if (in_dir / "decode.json").is_file():
-        try:
-            info = json.loads((in_dir / "decode.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            log.warning("%s: unreadable decode.json, not copied", in_dir)
-    n_utt, arcs_in, arcs_out = (sum(r[k] for r in results) for k in range(3))
-    entry = {
-        "old_lm": str(old_lm_path), "new_lm": str(new_lm_path), "lm_scale": lm_scale,
-        "input": str(in_dir), "jobs": len(jobs), "nj": nj, "utterances": n_utt,
-        "arcs_in": arcs_in, "arcs_out": arcs_out,
-        "lm_load_seconds": round(t_load, 3), "rescore_seconds": round(seconds, 3),
-    }
-    info["rescoring"] = entry
-    atomic_write_text(out_dir / "decode.json", json.dumps(info, indent=2) + "\n")
+            _WORKER_RESCORER = rescorer
+            try:
+                with multiprocessing.get_context("fork").Pool(min(nj, len(jobs))) as pool:
+                    results = pool.map(_worker, jobs, chunksize=1)
+            finally:
+                _WORKER_RESCORER = None
+        else:
+            results = [rescore_file(rescorer, a, b) for a, b in jobs]
+        seconds = time.perf_counter() - t0
+        shutil.copyfile(words_path, tmp / "words.txt")
+        info = {k: v for k, v in source.info.items() if k not in ("inputs", "wer")}
+        n_utt, arcs_in, arcs_out = (sum(r[k] for r in results) for k in range(3))
+        entry = {
+            "old_lm": str(old_lm_path), "new_lm": str(new_lm_path), "lm_scale": lm_scale,
+            "input": str(in_dir), "jobs": len(jobs), "nj": nj, "utterances": n_utt,
+            "arcs_in": arcs_in, "arcs_out": arcs_out,
+            "lm_load_seconds": round(t_load, 3), "rescore_seconds": round(seconds, 3),
+        }
+        info.update(rescoring=entry, lattice_jobs=len(jobs), words_sha256=file_hash(words_path), inputs=inputs)
+        atomic_write_text(tmp / dd.INFO, json.dumps(info, indent=2) + "\n")
     log.info("rescored %d lattices (%d -> %d arcs) in %.2f s (+%.2f s loading LMs)",
              n_utt, arcs_in, arcs_out, seconds, t_load)
     return entry

@@ -28,6 +28,11 @@ def register(subparsers) -> None:
                    help="symbol for out-of-vocabulary words (default <unk>; e.g. <UNK> to match a LibriSpeech lexicon)")
     p.add_argument("--min-counts", metavar="C2[,C3,...]", type=_int_list, default=[],
                    help="count cutoffs: drop n-grams of order 2, 3, ... seen fewer times (last value repeats)")
+    p.add_argument("--chunk-words", type=int, default=20_000_000, metavar="N",
+                   help="a TEXT of more words is counted in chunks of about N words, written to disk as sorted runs "
+                   "and merged, so memory holds one chunk and the merged n-grams, not the corpus; --min-counts is "
+                   "then applied while merging, before estimation (default 20000000)")
+    p.add_argument("--tmp-dir", metavar="DIR", help="where the sorted runs go (default: the system's temp dir)")
     p.add_argument("text", metavar="TEXT")
     p.add_argument("arpa_out", metavar="ARPA_OUT")
     p.set_defaults(func=_make_lm)
@@ -90,7 +95,15 @@ def _make_lm(args) -> int:
     from asr.lm.arpa import write_arpa
     from asr.lm.build import make_lm
 
-    lm = make_lm(args.text, args.order, args.vocab, args.prune, args.target_ngrams, args.min_counts, args.unk)
+    from asr.io.atomic import check_distinct_output
+
+    check_distinct_output(args.arpa_out, args.text, args.vocab)
+    if args.chunk_words < 1000:
+        from asr.errors import LMError
+
+        raise LMError(f"--chunk-words must be at least 1000, got {args.chunk_words}")
+    lm = make_lm(args.text, args.order, args.vocab, args.prune, args.target_ngrams, args.min_counts, args.unk,
+                 chunk_words=args.chunk_words, tmp_dir=args.tmp_dir)
     write_arpa(lm, args.arpa_out)
     logger.info("wrote %s: n-grams per order %s", args.arpa_out, lm.num_ngrams())
     return 0
@@ -100,6 +113,9 @@ def _prune_lm(args) -> int:
     from asr.lm.arpa import read_arpa, write_arpa
     from asr.lm.pruning import prune_entropy
 
+    from asr.io.atomic import check_distinct_output
+
+    check_distinct_output(args.arpa_out, args.arpa_in, args.history_text)
     lm = read_arpa(args.arpa_in)
     history = None
     if args.history_text:

@@ -191,6 +191,11 @@ class NgramCounts:
     word: list[np.ndarray] = field(default_factory=list)
     count: list[np.ndarray] = field(default_factory=list)
     suffix: list[np.ndarray] = field(default_factory=list)
+    # Set by counting in chunks with cutoffs (asr.lm.external_counts), None otherwise:
+    # continuation[k-1]: distinct left contexts of each order-k n-gram, counted before the
+    # order k+1 cutoff; count_of_counts[k-1]: n1..n4 to take the order-k discounts from.
+    continuation: list | None = None
+    count_of_counts: list | None = None
 
     @property
     def keys(self) -> list[np.ndarray]:

@@ -55,10 +55,14 @@ class Discounts:
         return np.select([a == 1, a == 2, a >= 3], [self.d1, self.d2, self.d3], 0.0)
 
 
-def compute_discounts(adjusted: np.ndarray, order: int) -> Discounts:
-    """Chen & Goodman's D1, D2, D3+ from counts-of-counts, with the documented fallback."""
-    a = adjusted[adjusted > 0]
-    n = [int(np.count_nonzero(a == i)) for i in range(1, 5)]
+def compute_discounts(adjusted: np.ndarray, order: int, count_of_counts=None) -> Discounts:
+    """Chen & Goodman's D1, D2, D3+ from counts-of-counts (of ``adjusted``, or the given
+    n1..n4), with the documented fallback."""
+    if count_of_counts is not None:
+        n = [int(x) for x in count_of_counts]
+    else:
+        a = adjusted[adjusted > 0]
+        n = [int(np.count_nonzero(a == i)) for i in range(1, 5)]
     n1, n2, n3, n4 = n
     if n1 > 0 and n2 > 0 and n3 > 0 and n4 > 0:
         y = n1 / (n1 + 2 * n2)
@@ -90,7 +94,10 @@ def adjusted_counts(counts: NgramCounts) -> list[np.ndarray]:
         if k == N:
             a = counts.count[k - 1].copy()
         else:
-            cont = np.bincount(counts.suffix[k], minlength=len(counts.count[k - 1])).astype(np.int64)
+            if counts.continuation is not None and counts.continuation[k - 1] is not None:
+                cont = counts.continuation[k - 1]  # counted before the higher order's cutoff
+            else:
+                cont = np.bincount(counts.suffix[k], minlength=len(counts.count[k - 1])).astype(np.int64)
             a = np.where(starts_bos[k - 1], counts.count[k - 1], cont)
         adj.append(a)
     adj[0] = adj[0].copy()
@@ -113,7 +120,8 @@ def estimate_kneser_ney(counts: NgramCounts) -> tuple[NgramLM, list[Discounts]]:
     total = a.sum()
     if total <= 0:
         raise LMError("no n-grams to estimate from (empty text?)")
-    disc = compute_discounts(adj[0], 1)
+    coc = counts.count_of_counts or [None] * N
+    disc = compute_discounts(adj[0], 1, coc[0])
     discounts.append(disc)
     d = disc.of(adj[0])
     gamma0 = d.sum() / total
@@ -125,7 +133,7 @@ def estimate_kneser_ney(counts: NgramCounts) -> tuple[NgramLM, list[Discounts]]:
         a = a_int.astype(np.float64)
         pref = counts.prefix[k - 1]
         n_ctx = len(counts.count[k - 2])
-        disc = compute_discounts(a_int, k)
+        disc = compute_discounts(a_int, k, coc[k - 1])
         discounts.append(disc)
         d = disc.of(a_int)
         tot = np.bincount(pref, weights=a, minlength=n_ctx)

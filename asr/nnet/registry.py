@@ -23,6 +23,12 @@ FAMILIES: dict[str, str] = {
     "ltlstm": "asr.nnet.ltlstm:build_ltlstm",
 }
 
+# Families whose output for frame t depends on frames up to t + output_delay only (the
+# LSTMs are unidirectional; the DNN's splice window lies within its state and the delay):
+# their chunked forward with carried state equals the whole-utterance forward, so they can
+# stream (asr.online). A family missing here is refused by the streaming recognizer.
+CAUSAL_FAMILIES: frozenset[str] = frozenset({"lstmp", "lstm", "dnn", "residual_lstm", "highway_lstm", "ltlstm"})
+
 
 def build_model(config: dict[str, Any], num_inputs: int, num_pdfs: int):
     """Build the acoustic model described by a ``model:`` config section."""

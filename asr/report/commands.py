@@ -24,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lm-ppl", metavar="FILE", help="output of `asr lm-ppl` on the test text")
     p.add_argument("--link-best", metavar="PATH", help="make PATH a symlink to the best system's model dir")
     p.add_argument("--title", default="Results", help="report title")
+    p.add_argument("--eval-pairs", nargs="+", metavar="TUNE[=TEST]", default=None,
+                   help="several evaluation sets (e.g. dev_clean=test_clean dev_other=test_other; a TUNE alone has "
+                   "no test set): WER per set from EXP_DIR/decode_<set>[_rescore], test sets scored at their tune "
+                   "set's LM weight")
+    p.add_argument("--data-dirs", nargs="+", metavar="DIR", default=None,
+                   help="data dirs made by prep-librispeech whose sizes the report lists")
+    p.add_argument("--note", action="append", default=[], help="a line for the report (repeatable)")
     p.add_argument("--command", default="", help="the command that produced the results (shown in the report)")
     p.set_defaults(func=run_results)
 
@@ -37,19 +44,28 @@ def run_results(args: argparse.Namespace) -> int:
     from asr.report.report import render_report
     from asr.report.results import best_system, collect_system, markdown_table, upsert_results_json
 
+    pairs = None
+    if args.eval_pairs:
+        pairs = []
+        for spec in args.eval_pairs:
+            tune, sep, test = spec.partition("=")
+            if not tune or (sep and not test):
+                raise ConfigError(f"--eval-pairs: expected TUNE or TUNE=TEST, got {spec!r}")
+            pairs.append((tune, test or None))
     entries = []
     for spec in args.systems:
         name, sep, exp = spec.partition("=")
         if not sep or not name or not exp:
             raise ConfigError(f"expected NAME=EXP_DIR, got {spec!r}")
-        entries.append(collect_system(name, exp))
+        entries.append(collect_system(name, exp, pairs))
     best = best_system(entries)
     print(markdown_table(entries), end="")
     if best:
         print(f"best system (lowest dev WER): {best['name']}")
     if args.markdown:
         atomic_write_text(args.markdown, render_report(args.title, entries, best, args.corpus_json, args.lm_ppl,
-                                                       args.command, Path(args.markdown).parent))
+                                                       args.command, Path(args.markdown).parent, args.data_dirs,
+                                                       args.note))
     if args.json:
         upsert_results_json(args.json, entries)
     if args.link_best and best:

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from asr.errors import FormatError
+from asr.errors import ConfigError, FormatError
 from asr.io.atomic import atomic_write_text
 
 _WER_RE = re.compile(r"%WER\s+([0-9.]+)")
@@ -74,9 +74,20 @@ def count_model_params(model_dir: str | os.PathLike) -> int | None:
     return int(count_parameters(model)["total"])
 
 
-def collect_system(name: str, exp_dir: str | os.PathLike) -> dict[str, Any]:
-    """One results.json entry for the system trained and decoded in ``exp_dir``."""
+def collect_system(name: str, exp_dir: str | os.PathLike,
+                   pairs: list[tuple[str, str | None]] | None = None) -> dict[str, Any]:
+    """One results.json entry for the system trained and decoded in ``exp_dir``.
+
+    ``pairs``: (tune set, test set) names for corpora with several evaluation sets
+    (LibriSpeech: dev_clean/test_clean, dev_other/test_other): WERs then come from
+    ``decode_<set>[_rescore]`` (tune sets: their own sweep's best; test sets: the tune
+    set's LM weight / penalty) into ``entry["sets"]``, and ``dev_wer``/``dev_wer_rescored``
+    are the first tune set's (for choosing the best system)."""
     exp = Path(exp_dir)
+    if not exp.is_dir():
+        raise ConfigError(f"{exp}: no such experiment dir (system {name})")
+    if not any((exp / p).exists() for p in ("log.csv", "final/model.yaml", *(sub for _, sub, _ in WER_SOURCES))):
+        raise ConfigError(f"{exp}: not an experiment dir (no log.csv, final/model.yaml nor decode dirs; system {name})")
     rows = read_train_log(exp / "log.csv")
     dev_acc = _floats(rows, "dev_acc")
     seconds = _floats(rows, "seconds")
@@ -88,6 +99,8 @@ def collect_system(name: str, exp_dir: str | os.PathLike) -> dict[str, Any]:
         "train_seconds": round(sum(seconds), 1) if seconds else None,
         "epochs": len(rows) or None,
     }
+    if pairs:
+        return _collect_sets(entry, exp, pairs)
     for key, sub, file in WER_SOURCES:
         entry[key] = read_wer(exp / sub / file)
     for sub in ("decode_dev", "decode_dev_rescore"):
@@ -97,6 +110,28 @@ def collect_system(name: str, exp_dir: str | os.PathLike) -> dict[str, Any]:
             entry[f"{sub[7:]}_lmwt_wip"] = f"{lmwt.read_text().strip()}/{wip.read_text().strip()}"
     info = exp / "decode_test" / "decode.json"
     entry["decode_rtf"] = json.loads(info.read_text()).get("rtf") if info.is_file() else None
+    return entry
+
+
+def _collect_sets(entry: dict[str, Any], exp: Path, pairs: list[tuple[str, str | None]]) -> dict[str, Any]:
+    sets: dict[str, dict[str, Any]] = {}
+    for tune, test in pairs:
+        for name, file in ((tune, "scoring/best_wer"), (test, "wer")):
+            if name is None:
+                continue
+            d = sets.setdefault(name, {})
+            d["first_pass"] = read_wer(exp / f"decode_{name}" / file)
+            d["rescored"] = read_wer(exp / f"decode_{name}_rescore" / file)
+            lmwt, wip = exp / f"decode_{tune}_rescore" / "scoring" / "lmwt", exp / f"decode_{tune}_rescore" / "scoring" / "wip"
+            if lmwt.is_file() and wip.is_file():
+                d["lmwt_wip_rescored"] = f"{lmwt.read_text().strip()}/{wip.read_text().strip()}"
+    entry["sets"] = sets
+    first = sets[pairs[0][0]]
+    entry["dev_wer"], entry["dev_wer_rescored"] = first["first_pass"], first["rescored"]
+    rtf = [json.loads(p.read_text()).get("rtf") for p in sorted(exp.glob("decode_*/decode.json"))
+           if not p.parent.name.endswith("_rescore")]
+    rtf = [x for x in rtf if x is not None]
+    entry["decode_rtf"] = round(sum(rtf) / len(rtf), 4) if rtf else None
     return entry
 
 
@@ -131,9 +166,25 @@ COLUMNS = (
 
 
 def markdown_table(entries: list[dict[str, Any]]) -> str:
+    if any("sets" in e for e in entries):
+        return _sets_table(entries)
     lines = ["| " + " | ".join(c[0] for c in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for e in entries:
         lines.append("| " + " | ".join(_fmt(e.get(k), spec) for _, k, spec in COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _sets_table(entries: list[dict[str, Any]]) -> str:
+    """One row per system and pass; one WER column per evaluation set."""
+    names = list(dict.fromkeys(n for e in entries for n in e.get("sets", {})))
+    head = ["system", "params", "dev frame acc", "pass"] + names + ["train time (s)", "decode RTF"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for e in entries:
+        for key, label in (("first_pass", "first pass"), ("rescored", "rescored")):
+            row = [e["name"], _fmt(e.get("params"), ","), _fmt(e.get("dev_frame_acc"), ".3f"), label]
+            row += [_fmt(e.get("sets", {}).get(n, {}).get(key), ".2f") for n in names]
+            row += [_fmt(e.get("train_seconds"), ".0f"), _fmt(e.get("decode_rtf"), ".3f")]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 

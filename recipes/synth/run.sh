@@ -6,7 +6,8 @@
 #   1 dict + lang dir                     6 LSTMP training (+ priors) [+ DNN, LSTM baselines]
 #   2 fbank + CMVN                        7 decode dev/test (first pass, lattices)
 #   3 alignment import (CTM) + tree       8 full 5-gram lattice rescoring
-#   4 LMs: full 5-gram and pruned         9 scoring, RESULTS.md, exp/results.json, exp/final
+#   4 LMs: full 5-gram and pruned         9 scoring, RESULTS.md (--quick: exp/RESULTS.quick.md),
+#                                           exp/results.json, exp/final
 #   10 (off by default: --stage 10 --stop-stage 10) LSTM family comparison and depth study
 #
 # Outputs: data/ (corpus, dict, lang, features) and exp/ under this directory. Every stage
@@ -54,6 +55,9 @@ num_leaves=${num_leaves:-1500}
 lm_target_ngrams=${lm_target_ngrams:-60000}
 systems="lstmp"
 [ "$baselines" = true ] && systems="lstmp lstm dnn"
+# the committed RESULTS.md holds the default-size results; a quick run reports under exp/
+results_md=RESULTS.md
+[ "$quick" = true ] && results_md=exp/RESULTS.quick.md
 
 # Stage 0: synthetic corpus: data/{train,dev,test} with wavs, CTMs; data/local/{lm_text.txt,dict}
 # (kept as is when already complete with the same settings)
@@ -85,6 +89,13 @@ if stage_on 2; then
       asr compute-cmvn data/$x
     fi
   done
+  # the training data's global CMVN stats: the prior of streaming recognition's online CMVN
+  # (packed into the model dir); made here so later stages' feature fingerprints see them
+  if [ -f data/train/global_cmvn.stats ] && [ data/train/global_cmvn.stats -nt data/train/feats.scp ]; then
+    log "stage 2: data/train/global_cmvn.stats is up to date"
+  else
+    asr compute-cmvn --global data/train
+  fi
 fi
 
 # Stage 3: import the corpus's phone CTMs as alignments, tie triphone states with a
@@ -92,20 +103,16 @@ fi
 if stage_on 3; then
   require data/lang/phones.txt 1
   require data/train/feats.scp data/dev/feats.scp 2
-  if [ ! -f exp/ali_train_mono/ali.tid.ark ]; then
-    log "stage 3: importing train CTM alignments"
-    asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
-      data/train data/train/phones.ctm exp/ali_train_mono
-  fi
-  if [ ! -f exp/tree/silence_pdfs.int ]; then
-    log "stage 3: building the tree ($num_leaves leaves)"
-    asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train exp/ali_train_mono exp/tree
-  fi
-  if [ ! -f exp/ali_dev/ali.pdf.ark ]; then
-    log "stage 3: importing dev CTM alignments through the tree"
-    asr import-ali --format ctm --lang data/lang --tree-dir exp/tree --words-ctm data/dev/words.ctm \
-      data/dev data/dev/phones.ctm exp/ali_dev
-  fi
+  # each command leaves an output made from the same inputs (fingerprints) as it is, and
+  # replaces it only when it succeeded
+  log "stage 3: importing train CTM alignments"
+  asr import-ali --format ctm --lang data/lang --words-ctm data/train/words.ctm \
+    data/train data/train/phones.ctm exp/ali_train_mono
+  log "stage 3: building the tree ($num_leaves leaves)"
+  asr build-tree --lang data/lang --num-leaves "$num_leaves" data/train exp/ali_train_mono exp/tree
+  log "stage 3: importing dev CTM alignments through the tree"
+  asr import-ali --format ctm --lang data/lang --tree-dir exp/tree --words-ctm data/dev/words.ctm \
+    data/dev data/dev/phones.ctm exp/ali_dev
 fi
 
 # Stage 4: 5-gram modified Kneser-Ney LM on the LM text, its pruned first-pass version,
@@ -133,25 +140,20 @@ fi
 if stage_on 5; then
   require exp/tree/final.mdl 3
   require exp/lm/lm5_pruned.arpa 4
-  if [ -f exp/graph/HCLG.fst ] && [ exp/graph/HCLG.fst -nt exp/lm/lm5_pruned.arpa ] && [ exp/graph/HCLG.fst -nt exp/tree/final.mdl ]; then
-    log "stage 5: exp/graph/HCLG.fst is up to date"
-  else
-    log "stage 5: HCLG with the pruned 5-gram"
-    asr make-graph data/lang exp/tree exp/lm/lm5_pruned.arpa exp/graph
-  fi
+  # asr make-graph leaves a graph dir built from the same lang dir, tree and LM as it is
+  log "stage 5: HCLG with the pruned 5-gram"
+  asr make-graph data/lang exp/tree exp/lm/lm5_pruned.arpa exp/graph
 fi
 
-# make_model_dir SYS: complete exp/SYS/final into a self-contained model dir
-# (network + priors from training; tree, transition model, tables, graph, LMs, fbank options)
-make_model_dir() {
-  local d=exp/$1/final
-  cp exp/tree/tree exp/tree/final.mdl "$d/"
-  cp data/lang/phones.txt data/lang/words.txt "$d/"
-  cp ../../conf/fbank.conf "$d/fbank.conf"
-  rm -rf "$d/graph.tmp"; cp -r exp/graph "$d/graph.tmp"; rm -rf "$d/graph"; mv "$d/graph.tmp" "$d/graph"
-  mkdir -p "$d/lm"
-  cp exp/lm/lm5_pruned.arpa "$d/lm/first_pass.arpa"
-  cp exp/lm/lm5.arpa "$d/lm/rescore.arpa"
+# pack_model_dir SYS: make exp/SYS/final a self-contained model dir (network + priors from
+# training; tree, transition model, tables, feature options, graph, LMs, and the training data's
+# global CMVN stats: the prior of streaming recognition's online CMVN) with `asr pack-model-dir`,
+# which checks that they fit and leaves an up-to-date model dir as it is
+pack_model_dir() {
+  require data/train/global_cmvn.stats 2
+  asr pack-model-dir --tree-dir exp/tree --lang data/lang --feats data/train --graph-dir exp/graph \
+    --first-pass-lm exp/lm/lm5_pruned.arpa --rescore-lm exp/lm/lm5.arpa \
+    --global-cmvn data/train/global_cmvn.stats exp/$1/final
 }
 
 # Stage 6: acoustic models (LSTMP; DNN and plain-LSTM baselines at about its size), priors
@@ -159,21 +161,21 @@ if stage_on 6; then
   require exp/tree/ali.pdf.ark exp/ali_dev/ali.pdf.ark 3
   require exp/graph/HCLG.fst 5
   for sys in $systems; do
-    if [ -f exp/$sys/final/log_priors.npy ] && [ -f exp/$sys/final/graph/HCLG.fst ] && [ -f exp/$sys/.done ]; then
+    if [ -f exp/$sys/.done ]; then
       log "stage 6: exp/$sys is trained; skipping"
-      continue
+    else
+      log "stage 6: training $sys ($conf/$sys.yaml)"
+      resume=""
+      [ -f exp/$sys/checkpoint.pt ] && resume="--resume"
+      workers=""
+      [ "$train_workers" -gt 1 ] && workers="--workers $train_workers --mode $train_mode"
+      asr train --config $conf/$sys.yaml --feats data/train --ali exp/tree/ali.pdf.ark \
+        --dev-feats data/dev --dev-ali exp/ali_dev/ali.pdf.ark --phone-map exp/tree/final.mdl \
+        --out exp/$sys $resume $workers $train_opts
+      asr compute-priors --model-dir exp/$sys/final --silence-pdfs exp/tree/silence_pdfs.int exp/tree/ali.pdf.ark
+      touch exp/$sys/.done
     fi
-    log "stage 6: training $sys ($conf/$sys.yaml)"
-    resume=""
-    [ -f exp/$sys/checkpoint.pt ] && resume="--resume"
-    workers=""
-    [ "$train_workers" -gt 1 ] && workers="--workers $train_workers --mode $train_mode"
-    asr train --config $conf/$sys.yaml --feats data/train --ali exp/tree/ali.pdf.ark \
-      --dev-feats data/dev --dev-ali exp/ali_dev/ali.pdf.ark --phone-map exp/tree/final.mdl \
-      --out exp/$sys $resume $workers $train_opts
-    asr compute-priors --model-dir exp/$sys/final --silence-pdfs exp/tree/silence_pdfs.int exp/tree/ali.pdf.ark
-    make_model_dir $sys
-    touch exp/$sys/.done
+    pack_model_dir $sys   # also after a rebuilt graph or LM: re-packs only what changed
   done
 fi
 
@@ -182,9 +184,7 @@ if stage_on 7; then
   for sys in $systems; do
     require exp/$sys/.done 6
     for x in dev test; do
-      if [ -f exp/$sys/decode_$x/decode.json ] && [ exp/$sys/decode_$x/decode.json -nt exp/$sys/.done ]; then
-        log "stage 7: exp/$sys/decode_$x is done"; continue
-      fi
+      # asr decode leaves a decode dir made from the same model dir, graph, features and options as it is
       log "stage 7: decoding data/$x with $sys"
       asr decode --model-dir exp/$sys/final --nj "$nj" --lattices $decode_opts data/$x exp/$sys/decode_$x
     done
@@ -196,13 +196,10 @@ if stage_on 8; then
   for sys in $systems; do
     for x in dev test; do
       require exp/$sys/decode_$x/decode.json 7
-      if [ -f exp/$sys/decode_${x}_rescore/.done ] && [ exp/$sys/decode_${x}_rescore/.done -nt exp/$sys/decode_$x/decode.json ]; then
-        log "stage 8: exp/$sys/decode_${x}_rescore is done"; continue
-      fi
+      # asr lmrescore leaves an output made from the same lattices and LMs as it is
       log "stage 8: rescoring exp/$sys/decode_$x with the full 5-gram"
       asr lmrescore --old-lm exp/lm/lm5_pruned.arpa --new-lm exp/lm/lm5.arpa \
         --words exp/graph/words.txt exp/$sys/decode_$x exp/$sys/decode_${x}_rescore
-      touch exp/$sys/decode_${x}_rescore/.done
     done
   done
 fi
@@ -221,12 +218,12 @@ if stage_on 9; then
   asr results --title "Results of recipes/synth (quick=$quick)" \
     --command "recipes/synth/run.sh --quick $quick --baselines $baselines" \
     --corpus-json data/local/corpus.json --lm-ppl exp/lm/lm5.test_ppl.txt \
-    --markdown RESULTS.md --json exp/results.json --link-best exp/final "${specs[@]}"
-  log "stage 9: wrote RESULTS.md and exp/results.json; exp/final -> $(readlink exp/final)"
+    --markdown $results_md --json exp/results.json --link-best exp/final "${specs[@]}"
+  log "stage 9: wrote $results_md and exp/results.json; exp/final -> $(readlink exp/final)"
 fi
 
 # Stage 10 (off by default): the LSTM family comparison and depth study
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
   # shellcheck disable=SC2086
-  local/compare_families.sh --nj "$nj" $compare_opts
+  local/compare_families.sh --nj "$nj" --results-md "$results_md" $compare_opts
 fi

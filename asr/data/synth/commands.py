@@ -54,6 +54,10 @@ def _run(args) -> int:
 
     if args.nj < 1:
         raise ConfigError("--nj must be at least 1")
+    from pathlib import Path
+
+    if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+        raise ConfigError(f"{args.out_dir}: exists and is not a directory")
     sizes = dict(QUICK) if args.quick else {}
     for name in ("train_minutes", "dev_minutes", "test_minutes", "lm_sentences"):
         if getattr(args, name) is not None:

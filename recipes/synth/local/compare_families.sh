@@ -33,7 +33,6 @@ tree_dir=exp/tree                    # ali.pdf.ark, num_pdfs, silence_pdfs.int, 
 dev_ali=exp/ali_dev/ali.pdf.ark      # dev alignments (frame accuracy monitor, stage 3)
 graph_dir=exp/graph                  # HCLG of the pruned LM (stage 5)
 lang_dir=data/lang
-fbank_conf=../../conf/fbank.conf
 budget=300000                        # parameters per system (all layers + output layer)
 epochs=6                             # epochs per system: same data, streams and chunk -> same updates
 max_updates=""                       # optional cap on updates (dev accuracy is measured at epoch ends)
@@ -46,7 +45,8 @@ do_depth=true
 nj=2                                 # decoding jobs when --jobs 1
 jobs=2                               # systems trained/decoded at once (1 thread each when > 1)
 out=exp/compare
-__options="base_config train_data train_utts dev_data test_data tree_dir dev_ali graph_dir lang_dir fbank_conf budget epochs max_updates layers depth_layers systems depth_systems do_families do_depth nj jobs out"
+results_md=RESULTS.md                # the report the tables are appended to
+__options="results_md base_config train_data train_utts dev_data test_data tree_dir dev_ali graph_dir lang_dir budget epochs max_updates layers depth_layers systems depth_systems do_families do_depth nj jobs out"
 . ../../scripts/parse_options.sh || exit 1
 
 [ -f "$base_config" ] || die "no base config $base_config (--base-config)"
@@ -103,9 +103,9 @@ train_system() {
       "$tree_dir/ali.pdf.ark" > "$dir/priors.log" 2>&1 \
       || { log "priors for $name failed: see $dir/priors.log"; return 1; }
   fi
-  # model dir as run.sh's make_model_dir, except the graph (decoded with --graph-dir)
-  cp "$tree_dir/tree" "$tree_dir/final.mdl" "$lang_dir/phones.txt" "$lang_dir/words.txt" "$dir/final/"
-  cp "$fbank_conf" "$dir/final/fbank.conf"
+  # the model dir as run.sh packs it, except the graph (decoded with --graph-dir)
+  python -m asr pack-model-dir --tree-dir "$tree_dir" --lang "$lang_dir" --feats "$train_data" "$dir/final" \
+    > "$dir/pack.log" 2>&1 || { log "packing the model dir of $name failed: see $dir/pack.log"; return 1; }
   python -m asr nnet-info "$dir/final" > "$dir/nnet-info.txt"
 }
 
@@ -115,7 +115,7 @@ decode_system() {
   local name=$1 dir=$out/$1/decode_test
   if [ ! -f "$dir/wer" ]; then
     log "decoding $name"
-    python -m asr decode --model-dir "$out/$name/final" --graph-dir "$graph_dir" --nj "$decode_nj" --no-progress \
+    python -m asr decode --model-dir "$out/$name/final" --graph-dir "$graph_dir" --nj "$decode_nj" "${thread_opts[@]}" --no-progress \
       "$test_data" "$dir" > "$out/$name/decode.log" 2>&1 \
       || { log "decoding $name failed: see $out/$name/decode.log"; return 1; }
     [ -f "$dir/wer" ] || python -m asr compute-wer "$test_data/text" "$dir/hyp.txt" > "$dir/wer"
@@ -148,7 +148,7 @@ if [ "$do_families" = true ]; then
   # shellcheck disable=SC2086
   python local/family_study.py table --study families \
     --title "LSTM family comparison: $layers layers, ~$budget parameters, $epochs epochs" \
-    --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs | tee -a "$out/tables.md"
+    --command "$cmd_line" --results exp/results.json --markdown "$results_md" $specs | tee -a "$out/tables.md"
 fi
 
 if [ "$do_depth" = true ]; then
@@ -160,6 +160,6 @@ if [ "$do_depth" = true ]; then
   # shellcheck disable=SC2086
   python local/family_study.py table --study depth \
     --title "Depth study: plain vs residual vs highway vs ltLSTM at $depth_layers layers, ~$budget parameters, $epochs epochs" \
-    --command "$cmd_line" --results exp/results.json --markdown RESULTS.md $specs | tee -a "$out/tables.md"
+    --command "$cmd_line" --results exp/results.json --markdown "$results_md" $specs | tee -a "$out/tables.md"
 fi
-log "done: tables appended to RESULTS.md, entries in exp/results.json"
+log "done: tables appended to $results_md, entries in exp/results.json"

@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# The stages of the LibriSpeech recipes, shared by recipes/librispeech/run.sh and
+# recipes/mini_librispeech/run.sh: those set the corpus facts (parts, LMs, sizes) and source
+# this file with "$@" from their own directory; outputs go to data/ and exp/ there.
+#
+#   0 download (OpenSLR 12 or 31 parts; 11 lexicon and LMs)   6 HCLG with the first-pass LM
+#   1 data dirs (asr prep-librispeech)                         7 LSTMP training, priors, model dir
+#   2 dict (librispeech-lexicon.txt) + lang dir                8 decoding of the eval sets, in parallel
+#   3 LMs: official pruned/full, or our own 5-gram; ppl        9 lattice rescoring with the big LM
+#   4 fbank + CMVN                                            10 scoring, RESULTS.md, exp/results.json
+#   5 alignments: a Kaldi exp dir (asr import-kaldi-exp) or flat start; held-out speakers
+
+recipe_args="$*"
+# --- corpus facts (set by run.sh before sourcing) --------------------------------------
+: "${corpus:?run.sh sets corpus}" "${parts_resource:?}" "${train_parts:?}" "${eval_pairs:?}"
+: "${first_lm_name:?}" "${rescore_lm_name:?}" "${train_conf:?}" "${cv_utts:?}"
+
+# --- options -----------------------------------------------------------------------------
+stage=${stage:-0}
+stop_stage=${stop_stage:-10}
+nj=${nj:-4}                   # parallel jobs for features; decoding jobs per eval set (--decode-nj)
+corpus_dir=${corpus_dir:-corpus}   # holds LibriSpeech/PART (downloaded there by stage 0)
+lm_dir=${lm_dir:-}            # OpenSLR 11 files (default CORPUS_DIR/lm)
+alignments=${alignments:-kaldi}    # kaldi | flat
+kaldi_ali_dir=${kaldi_ali_dir:-}   # with --alignments kaldi: a Kaldi tri*_ali (or tri*) dir
+kaldi_lang_dir=${kaldi_lang_dir:-} # the Kaldi lang dir it was trained with (when its phones.txt differs from ours)
+kaldi_graph_dir=${kaldi_graph_dir:-}  # a Kaldi graph dir to import with it (for --graph kaldi)
+graph=${graph:-ours}          # ours: HCLG built here; kaldi: the imported Kaldi graph
+own_lm=${own_lm:-false}       # true: our own 5-gram from librispeech-lm-norm.txt.gz (full + pruned)
+own_lm_opts=${own_lm_opts:---min-counts 1,1,2}   # make-lm options of the own 5-gram
+own_lm_prune=${own_lm_prune:-1e-7}  # relative-entropy threshold of its first-pass version
+train_workers=${train_workers:-1}   # training processes (distributed trainer, when available)
+device=${device:-cpu}         # cpu | cuda (training)
+train_opts=${train_opts:-}    # more `asr train` options
+decode_nj=${decode_nj:-1}     # decoding jobs per eval set (the sets run in parallel)
+decode_opts=${decode_opts:---beam 13 --lattice-beam 8}
+__options="stage stop_stage nj corpus_dir lm_dir alignments kaldi_ali_dir kaldi_lang_dir kaldi_graph_dir graph own_lm
+  own_lm_opts own_lm_prune first_lm_name rescore_lm_name train_workers device train_conf train_opts cv_utts decode_nj
+  decode_opts"
+help_message="Usage: run.sh [--stage N] [--stop-stage M] --corpus-dir DIR [--alignments kaldi --kaldi-ali-dir DIR
+         [--kaldi-lang-dir DIR] [--kaldi-graph-dir DIR] | --alignments flat] [--train-workers N] [--device cuda] ...
+$corpus recipe (outputs in data/ and exp/ beside run.sh). Stages:
+  0 download        1 data dirs        2 dict + lang     3 LMs (+ perplexity)   4 fbank + CMVN
+  5 alignments      6 HCLG             7 training        8 decoding             9 rescoring
+  10 scoring, RESULTS.md
+e.g.: run.sh --corpus-dir /data/librispeech --alignments kaldi --kaldi-ali-dir ~/kaldi/egs/librispeech/s5/exp/tri6b_ali_960 \\
+        --kaldi-lang-dir ~/kaldi/egs/librispeech/s5/data/lang_nosp"
+. ../../scripts/parse_options.sh
+. ../../scripts/log.sh
+. ../../scripts/stages.sh
+
+export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's asr package
+asr() { python -m asr "$@"; }
+lm_dir=${lm_dir:-$corpus_dir/lm}
+set_name() { echo "${1//-/_}"; }   # part name -> data dir name (dev-clean -> dev_clean)
+eval_parts=$(for p in $eval_pairs; do echo "${p%%=*}"; if [ "${p#*=}" != "$p" ]; then echo "${p#*=}"; fi; done)
+eval_sets=$(for p in $eval_parts; do set_name "$p"; done)
+score_pairs=$(for p in $eval_pairs; do set_name "$p" | tr '\n' ' '; done)
+mkdir -p exp
+stage_seconds() { echo "stage $1: $((SECONDS - $2)) s" >> exp/stage_seconds.txt; }
+
+# the LMs of the first pass and of rescoring
+if [ "$own_lm" = true ]; then
+  first_lm=exp/lm/lm5_pruned.arpa; rescore_lm=exp/lm/lm5.arpa
+else
+  first_lm=$lm_dir/$first_lm_name; rescore_lm=$lm_dir/$rescore_lm_name
+fi
+case $graph in
+  ours) graph_dir=exp/graph ;;
+  kaldi) graph_dir=exp/ali/graph ;;
+  *) die "--graph is ours or kaldi, not '$graph'" ;;
+esac
+
+if stage_on 0; then
+  t0=$SECONDS
+  log "stage 0: download into $corpus_dir (OpenSLR $parts_resource) and $lm_dir (OpenSLR 11)"
+  # shellcheck disable=SC2086
+  asr download-openslr "$parts_resource" "$corpus_dir" $train_parts $eval_parts
+  lm_files="librispeech-lexicon.txt $first_lm_name $rescore_lm_name"
+  [ "$own_lm" = true ] && lm_files="$lm_files librispeech-lm-norm.txt.gz"
+  # shellcheck disable=SC2086
+  asr download-openslr 11 "$lm_dir" $lm_files
+  stage_seconds 0 $t0
+fi
+
+if stage_on 1; then
+  t0=$SECONDS
+  for p in $train_parts $eval_parts; do require "$corpus_dir/LibriSpeech/$p" 0; done
+  if [ -f data/train/spk2utt ]; then
+    log "stage 1: data/train exists; skipping"
+  else
+    log "stage 1: data/train from $train_parts"
+    asr prep-librispeech $(for p in $train_parts; do echo "$corpus_dir/LibriSpeech/$p"; done) data/train
+  fi
+  for p in $eval_parts; do
+    d=data/$(set_name "$p")
+    [ -f "$d/spk2utt" ] && { log "stage 1: $d exists; skipping"; continue; }
+    asr prep-librispeech "$corpus_dir/LibriSpeech/$p" "$d"
+  done
+  stage_seconds 1 $t0
+fi
+
+if stage_on 2; then
+  t0=$SECONDS
+  if [ -n "$kaldi_lang_dir" ]; then
+    # the Kaldi experiment's own lang dir: its phone ids are the ones of the alignments
+    require "$kaldi_lang_dir/phones.txt" "$kaldi_lang_dir/L_disambig.fst" 2
+    if [ -f data/lang/phones.txt ] && cmp -s data/lang/phones.txt "$kaldi_lang_dir/phones.txt" \
+        && cmp -s data/lang/words.txt "$kaldi_lang_dir/words.txt"; then
+      log "stage 2: data/lang is the Kaldi lang dir $kaldi_lang_dir; skipping"
+    else
+      log "stage 2: using the Kaldi lang dir $kaldi_lang_dir as data/lang"
+      rm -rf data/lang.tmp; cp -r "$kaldi_lang_dir" data/lang.tmp; rm -rf data/lang; mv data/lang.tmp data/lang
+    fi
+  else
+    require "$lm_dir/librispeech-lexicon.txt" 0
+    if [ -f data/local/dict/lexicon.txt ] && [ data/local/dict/lexicon.txt -nt "$lm_dir/librispeech-lexicon.txt" ]; then
+      log "stage 2: data/local/dict is up to date"
+    else
+      asr prepare-dict "$lm_dir/librispeech-lexicon.txt" data/local/dict
+    fi
+    lang_from_dict data/local/dict data/lang
+  fi
+  stage_seconds 2 $t0
+fi
+
+if stage_on 3; then
+  t0=$SECONDS
+  require data/lang/words.txt 2
+  mkdir -p exp/lm
+  if [ "$own_lm" = true ]; then
+    require "$lm_dir/librispeech-lm-norm.txt.gz" 0
+    if [ ! -f exp/lm/lm5.arpa ]; then
+      log "stage 3: our own 5-gram from librispeech-lm-norm.txt.gz ($own_lm_opts)"
+      # shellcheck disable=SC2086
+      asr make-lm --order 5 --vocab data/lang/words.txt --unk '<UNK>' $own_lm_opts --tmp-dir exp/lm \
+        "$lm_dir/librispeech-lm-norm.txt.gz" exp/lm/lm5.arpa
+    fi
+    [ -f exp/lm/lm5_pruned.arpa ] || asr prune-lm --threshold "$own_lm_prune" exp/lm/lm5.arpa exp/lm/lm5_pruned.arpa
+  fi
+  require "$first_lm" "$rescore_lm" 0
+  for x in $eval_sets; do
+    require data/$x/text 1
+    cut -d' ' -f2- data/$x/text > exp/lm/$x.txt
+    asr lm-ppl --unk "$first_lm" exp/lm/$x.txt > exp/lm/ppl_first_pass_$x.txt
+    log "stage 3: $x under the first-pass LM: $(tail -1 exp/lm/ppl_first_pass_$x.txt)"
+  done
+  stage_seconds 3 $t0
+fi
+
+if stage_on 4; then
+  t0=$SECONDS
+  features "$nj" ../../conf/fbank.conf data/train $(for x in $eval_sets; do echo data/$x; done)
+  stage_seconds 4 $t0
+fi
+
+if stage_on 5; then
+  t0=$SECONDS
+  require data/train/feats.scp 4
+  require data/lang/phones.txt 2
+  case $alignments in
+    kaldi)
+      [ -n "$kaldi_ali_dir" ] || die "--alignments kaldi needs --kaldi-ali-dir DIR (a Kaldi tri*_ali dir: ali.*.gz, final.mdl, tree, phones.txt)"
+      graph_opt=()
+      [ -n "$kaldi_graph_dir" ] && graph_opt=(--graph-dir "$kaldi_graph_dir")
+      # left as it is when imported from the same experiment, graph and data (fingerprints)
+      log "stage 5: importing the Kaldi experiment $kaldi_ali_dir"
+      asr import-kaldi-exp "${graph_opt[@]}" data/train data/lang "$kaldi_ali_dir" exp/ali ;;
+    flat)
+      asr flat-start --help > /dev/null 2>&1 || die "--alignments flat needs flat-start training (\`asr flat-start\`, issue 14), which this checkout does not have yet; use --alignments kaldi --kaldi-ali-dir DIR"
+      if [ -f exp/ali/ali.pdf.ark ] && [ exp/ali/ali.pdf.ark -nt data/train/feats.scp ]; then
+        log "stage 5: exp/ali (flat start) is done; skipping"
+      else
+        log "stage 5: flat-start alignments from the transcripts"
+        asr flat-start --nj "$nj" data/train data/lang exp/ali   # output laid out like an import
+      fi ;;
+    *) die "--alignments is kaldi or flat, not '$alignments'" ;;
+  esac
+  if [ -f data/train_cv/spk2utt ] && [ data/train_cv/spk2utt -nt exp/ali/ali.pdf.ark ]; then
+    log "stage 5: data/train_tr and data/train_cv exist"
+  else
+    # held-out speakers (about $cv_utts utterances) for the frame accuracy monitor: every m-th speaker
+    awk -v n="$cv_utts" 'NR == FNR { u += NF - 1; next }
+      FNR == 1 { m = int(u / n); if (m < 2) m = 2 }
+      (FNR - 1) % m == 0 && got < n { print $1 > "exp/ali/cv_speakers"; got += NF - 1; next }
+      { print $1 > "exp/ali/tr_speakers" }' data/train/spk2utt data/train/spk2utt
+    asr subset-data-dir --spk-list exp/ali/cv_speakers data/train data/train_cv
+    asr subset-data-dir --spk-list exp/ali/tr_speakers data/train data/train_tr
+  fi
+  stage_seconds 5 $t0
+fi
+
+if stage_on 6; then
+  t0=$SECONDS
+  if [ "$graph" = kaldi ]; then
+    [ -f exp/ali/graph/HCLG.fst ] || die "--graph kaldi: no exp/ali/graph; import the Kaldi graph with stage 5 and --kaldi-graph-dir DIR"
+    log "stage 6: decoding with the imported Kaldi graph exp/ali/graph (built with its own first-pass LM)"
+  else
+    require exp/ali/final.mdl 5
+    require "$first_lm" 3
+    decoding_graph data/lang exp/ali "$first_lm" exp/graph
+  fi
+  stage_seconds 6 $t0
+fi
+
+if stage_on 7; then
+  t0=$SECONDS
+  require exp/ali/ali.pdf.ark data/train_tr/feats.scp data/train_cv/feats.scp 5
+  require "$graph_dir/HCLG.fst" 6
+  workers_opt=()
+  if [ "$train_workers" -gt 1 ]; then
+    if asr train --help | grep -q -- "--workers"; then
+      workers_opt=(--workers "$train_workers")
+    else
+      log "WARNING: this checkout's trainer has no --workers (distributed training); training in one process"
+    fi
+  fi
+  # shellcheck disable=SC2086
+  train_system "$train_conf" data/train_tr exp/ali/ali.pdf.ark data/train_cv exp/ali/ali.pdf.ark exp/ali exp/lstmp \
+    --device "$device" "${workers_opt[@]}" $train_opts
+  # re-packed only when an input changed (a new graph, LM, training run)
+  model_dir exp/lstmp exp/ali data/lang "$graph_dir" "$first_lm" "$rescore_lm" ../../conf/fbank.conf
+  stage_seconds 7 $t0
+fi
+
+if stage_on 8; then
+  t0=$SECONDS
+  require exp/lstmp/.model_dir 7
+  # shellcheck disable=SC2086
+  decode_sets exp/lstmp/final "$decode_nj" "$decode_opts" exp/lstmp $eval_sets
+  stage_seconds 8 $t0
+fi
+
+if stage_on 9; then
+  t0=$SECONDS
+  # shellcheck disable=SC2086
+  rescore_sets "$first_lm" "$rescore_lm" "$graph_dir/words.txt" 1 exp/lstmp $eval_sets
+  stage_seconds 9 $t0
+fi
+
+if stage_on 10; then
+  t0=$SECONDS
+  # shellcheck disable=SC2086
+  score_sets "$graph_dir/words.txt" exp/lstmp $score_pairs
+  notes=()
+  for x in $eval_sets; do
+    if [ -f exp/lm/ppl_first_pass_$x.txt ]; then
+      notes+=(--note "$x perplexity under the first-pass LM ($(basename "$first_lm")): $(grep -o 'ppl= *[0-9.]*' exp/lm/ppl_first_pass_$x.txt | tr -s ' ')")
+    fi
+  done
+  notes+=(--note "alignments: $alignments${kaldi_ali_dir:+ ($kaldi_ali_dir)}; graph: $graph; rescoring LM: $(basename "$rescore_lm")")
+  # shellcheck disable=SC2086
+  asr results --title "Results of recipes/$corpus" --command "recipes/$corpus/run.sh $recipe_args" \
+    --eval-pairs $score_pairs \
+    --data-dirs data/train $(for x in $eval_sets; do echo data/$x; done) "${notes[@]}" \
+    --markdown RESULTS.md --json exp/results.json --link-best exp/final lstmp=exp/lstmp
+  stage_seconds 10 $t0
+  log "stage 10: wrote RESULTS.md and exp/results.json"
+fi

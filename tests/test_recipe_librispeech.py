@@ -1,0 +1,148 @@
+"""The LibriSpeech and mini_librispeech recipes end to end on the LibriSpeech-shaped fixture
+(synthesised FLAC speech, lexicon and ARPA LMs in the real formats): data prep, dict + lang
+(the Kaldi experiment's), LM perplexity, features, Kaldi experiment import, HCLG (ours, or the
+imported Kaldi graph), tiny LSTMP training, parallel decoding of the eval sets, rescoring,
+RESULTS.md with real WERs; then transcribe, safe re-runs, and the flat-start message."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kaldi_exp_fixture import make_kaldi_exp
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+TINY = """model: {family: lstmp, num_layers: 2, cell_dim: 96, proj_dim: 48, peepholes: false, cell_clip: null}
+training:
+  optimizer: adam
+  lr: 0.005
+  schedule: {type: warmup_cosine, warmup_updates: 10, final_lr_factor: 0.1}
+  grad_clip: 5.0
+  epochs: 5
+  streams: 8
+  chunk: 20
+  output_delay: 5
+  seed: 1
+  cmvn: speaker
+"""
+
+
+def _checkout(tmp: Path) -> Path:
+    """The recipes, scripts and conf in a scratch checkout (outputs stay out of the repo)."""
+    top = tmp / "checkout"
+    for d in ("recipes/librispeech", "recipes/mini_librispeech"):
+        shutil.copytree(ROOT / d, top / d, ignore=shutil.ignore_patterns("data", "exp", "RESULTS.md"))
+    shutil.copytree(ROOT / "scripts", top / "scripts")
+    shutil.copytree(ROOT / "conf", top / "conf")
+    (top / "asr").symlink_to(ROOT / "asr")
+    (top / "tiny.yaml").write_text(TINY)
+    return top
+
+
+def _env():
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                OMP_NUM_THREADS="1")
+
+
+def _recipe(top, name, *args, timeout=900):
+    return subprocess.run(["bash", f"recipes/{name}/run.sh", *map(str, args)], cwd=top, env=_env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _common_args(corpus, kaldi, top):
+    return ["--stage", 1, "--corpus-dir", corpus.root, "--lm-dir", corpus.lm_dir, "--kaldi-ali-dir", kaldi.exp,
+            "--kaldi-lang-dir", kaldi.lang, "--train-conf", top / "tiny.yaml", "--cv-utts", 8, "--nj", 2,
+            "--decode-opts", "--beam 6 --lattice-beam 3"]
+
+
+def _check_results(recipe: Path, sets: list[str]):
+    systems = json.loads((recipe / "exp" / "results.json").read_text())
+    lstmp = next(s for s in systems if s["name"] == "lstmp")
+    for s in sets:
+        for p in ("first_pass", "rescored"):
+            w = lstmp["sets"][s][p]
+            assert isinstance(w, float) and 0 <= w <= 300, (s, p, w)
+    assert lstmp["dev_frame_acc"] > 0.05
+    report = (recipe / "RESULTS.md").read_text()
+    for s in sets:
+        assert f"| {s}" in report or f" {s} |" in report
+    assert "| lstmp | " in report and "first pass" in report and "rescored" in report
+    assert "perplexity under the first-pass LM" in report
+    times = (recipe / "exp" / "stage_seconds.txt").read_text()
+    assert all(f"stage {n}:" in times for n in range(1, 11))
+    return lstmp
+
+
+@pytest.fixture(scope="module")
+def librispeech_run(librispeech_corpus, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("recipe_ls")
+    kaldi = make_kaldi_exp(librispeech_corpus, ["train-clean-100", "train-clean-360", "train-other-500"],
+                           tmp / "kaldi", num_leaves=80)
+    top = _checkout(tmp)
+    r = _recipe(top, "librispeech", *_common_args(librispeech_corpus, kaldi, top))
+    return top / "recipes" / "librispeech", r, kaldi
+
+
+def test_librispeech_recipe_end_to_end(librispeech_run, librispeech_corpus):
+    recipe, r, kaldi = librispeech_run
+    assert r.returncode == 0, r.stderr[-5000:]
+    _check_results(recipe, ["dev_clean", "test_clean", "dev_other", "test_other"])
+    # the three train parts combined; the odd cases of train-clean-360 skipped
+    prep = json.loads((recipe / "data" / "train" / "prep.json").read_text())
+    fx = librispeech_corpus
+    assert prep["utterances"] == sum(len(fx.utts[p]) for p in ("train-clean-100", "train-clean-360", "train-other-500"))
+    assert prep["skipped"]
+    # the Kaldi experiment's senones and lang dir were used
+    assert (recipe / "data" / "lang" / "phones.txt").read_text() == (kaldi.lang / "phones.txt").read_text()
+    imp = json.loads((recipe / "exp" / "ali" / "kaldi_exp.json").read_text())
+    assert imp["tree_format"] == "binary"
+    assert (recipe / "exp" / "final" / "graph" / "HCLG.fst").is_file()
+    # the model dir transcribes a FLAC file of the corpus
+    flac = fx.utts["test-clean"][0].flac
+    out = subprocess.run([sys.executable, "-m", "asr", "transcribe", "--model-dir", str(recipe / "exp" / "final"),
+                          str(flac)], capture_output=True, text=True, timeout=300, env=_env())
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == flac.stem
+
+
+def test_librispeech_rerun_skips_and_flat_start_is_explained(librispeech_run, librispeech_corpus):
+    recipe, r, kaldi = librispeech_run
+    assert r.returncode == 0
+    top = recipe.parent.parent
+    again = _recipe(top, "librispeech", *_common_args(librispeech_corpus, kaldi, top), timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert any("data/test_other: " in ln and "jobs already finished (skipped)" in ln for ln in again.stderr.splitlines())
+    for line in ("data/train exists; skipping", "data/test_other/cmvn.scp is up to date", "exp/ali is up to date", "exp/graph is up to date",
+                 "exp/lstmp is trained; skipping", "exp/lstmp/final is up to date",
+                 "exp/lstmp/decode_test_other is up to date", "exp/lstmp/decode_dev_clean_rescore is up to date"):
+        assert line in again.stderr, line
+    flat = _recipe(top, "librispeech", "--stage", 5, "--stop-stage", 5, "--alignments", "flat", timeout=120)
+    assert flat.returncode == 1
+    assert "--alignments flat needs flat-start training" in flat.stderr
+    # our own 5-gram from librispeech-lm-norm.txt.gz (full and pruned) instead of the official LMs
+    own = _recipe(top, "librispeech", "--stage", 3, "--stop-stage", 3, "--own-lm", "true", "--own-lm-prune", "1e-5",
+                  "--lm-dir", librispeech_corpus.lm_dir, timeout=300)
+    assert own.returncode == 0, own.stderr[-3000:]
+    lm5 = (recipe / "exp" / "lm" / "lm5.arpa").read_text()
+    pruned = (recipe / "exp" / "lm" / "lm5_pruned.arpa").read_text()
+    assert "ngram 5=" in lm5 and "ngram 5=" in pruned and len(pruned) < len(lm5)
+    assert "ppl=" in (recipe / "exp" / "lm" / "ppl_first_pass_test_clean.txt").read_text()
+
+
+def test_mini_librispeech_recipe_with_the_kaldi_graph(librispeech_corpus, kaldi_exp_mini, tmp_path):
+    top = _checkout(tmp_path)
+    r = _recipe(top, "mini_librispeech", *_common_args(librispeech_corpus, kaldi_exp_mini, top),
+                "--kaldi-graph-dir", kaldi_exp_mini.exp / "graph", "--graph", "kaldi")
+    assert r.returncode == 0, r.stderr[-5000:]
+    recipe = top / "recipes" / "mini_librispeech"
+    _check_results(recipe, ["dev_clean_2"])
+    # decoded with the imported Kaldi graph, byte for byte the experiment's
+    assert (recipe / "exp" / "lstmp" / "final" / "graph" / "HCLG.fst").read_bytes() == \
+        (kaldi_exp_mini.exp / "graph" / "HCLG.fst").read_bytes()
+    assert not (recipe / "exp" / "graph").exists()
