@@ -149,7 +149,11 @@ def test_feature_set_skips_and_counts(tmp_path, caplog):
     alis[utts[1]] = alis[utts[1]][:-3]
     data = open_feature_set(FeatureReader(d, cmvn="none"), alis.items(), 6)
     assert "skipped 2 utterance(s): 1 without alignment, 1 with mismatched length" in caplog.text
+    assert f"skipped utterance {utts[0]}: no alignment" in caplog.text  # each one named (asr.failures)
     assert data.utt_ids == utts[2:]
+    with pytest.raises(AlignmentError, match=r"2 of 9 utterances failed, more than --max-failures 0.1 "
+                       rf"\(first: {utts[1]}: \d+ frames but \d+ alignment entries\)"):
+        open_feature_set(FeatureReader(d, cmvn="none"), alis.items(), 6, max_failures=0.1)
     scp = (d / "feats.scp").read_text().splitlines()
     broken = utts[4]
     (d / "feats.scp").write_text("".join(f"{line.split()[0]} {d / 'nothing.ark'}:7\n" if line.startswith(broken)

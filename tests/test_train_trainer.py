@@ -179,10 +179,8 @@ def test_default_threads_do_not_oversubscribe(monkeypatch):
     import torch
 
     from asr.train.commands import _set_threads
-    from asr.train.distributed import default_threads
 
     cores = len(os.sched_getaffinity(0))
-    assert default_threads(cores * 2) == 1 and default_threads(1) == cores
     before = torch.get_num_threads()
     try:
         monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))

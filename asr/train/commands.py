@@ -12,6 +12,8 @@ def _paragraphs(text: str, width: int = 88) -> str:
 
 
 def register(subparsers) -> None:
+    from asr.failures import add_max_failures_option
+
     p = subparsers.add_parser(
         "train",
         help="train an acoustic model (LSTMP/LSTM/DNN) with cross-entropy on pdf alignments",
@@ -48,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-updates", type=int, default=None,
                    help="stop after this many updates (batches) in total (with a checkpoint; --resume continues)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_failures_option(p)
     p.add_argument("--phone-map", metavar="MDL", default=None,
                    help="transition model (e.g. exp/tree/final.mdl, or its dir) giving each pdf's phones: "
                    "log phone frame accuracy next to pdf accuracy (train_phone_acc, dev_phone_acc in log.csv)")
@@ -168,17 +171,15 @@ def _load_config(path):
 def _set_threads(num_threads: int | None, child: bool) -> None:
     import os
 
-    import torch
-
     from asr.errors import ConfigError
-    from asr.train.distributed import default_threads
+    from asr.threads import set_torch_threads
 
     if num_threads is not None:
         if num_threads < 1:
             raise ConfigError(f"--num-threads must be >= 1 (got {num_threads})")
-        torch.set_num_threads(num_threads)
-    elif child:
-        torch.set_num_threads(default_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+        set_torch_threads(num_threads)
+    elif child:  # ranks side by side: cores // ranks on this machine (one process keeps torch's default)
+        set_torch_threads(None, jobs=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def _launch(args: argparse.Namespace, tcfg) -> int:
@@ -235,11 +236,12 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
     tol = tcfg.length_tolerance
     try:  # every rank reads the same files: the same error on each
         train_set = open_feature_set(FeatureReader(args.feats, cmvn=tcfg.cmvn), iter_int_ark(args.ali), num_pdfs,
-                                     name=str(args.feats), length_tolerance=tol)
+                                     name=str(args.feats), length_tolerance=tol, max_failures=args.max_failures)
         dev = None
         if args.dev_feats:
             dev = open_feature_set(FeatureReader(args.dev_feats, cmvn=tcfg.cmvn), iter_int_ark(args.dev_ali),
-                                   num_pdfs, name=str(args.dev_feats), length_tolerance=tol)
+                                   num_pdfs, name=str(args.dev_feats), length_tolerance=tol,
+                                   max_failures=args.max_failures)
         phone_map = None
         if args.phone_map:
             from asr.train.phones import PhoneAccuracy

@@ -35,6 +35,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 
 from asr.errors import AlignmentError, AsrError, FeatureError
+from asr.failures import Failures
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,13 @@ def _fit_alignment(utt: str, ali: np.ndarray, n: int, tol: int) -> np.ndarray | 
 
 
 class _SkipCounter:
-    def __init__(self, name: str):
+    """Skip-and-count while pairing features with alignments (:class:`asr.failures.Failures`):
+    every skipped utterance is kept with its reason; :meth:`report` logs them (the first
+    20), one line of counts by reason, and fails on nothing left or above ``max_failures``."""
+
+    def __init__(self, name: str, total: int = 0):
         self.name = name
+        self.failures = Failures(name, total=total)
         self.no_ali = self.bad_len = self.empty = self.unreadable = 0
 
     def num_frames(self, reader, utt: str) -> int:
@@ -153,25 +159,33 @@ class _SkipCounter:
             return reader.num_frames(utt)
         except AsrError as e:
             self.unreadable += 1
-            if self.unreadable <= 5:
-                log.warning("%s; skipped", e)
+            self.failures.add(utt, str(e))
             return -1
 
     def mismatch(self, utt: str, n: int, m: int) -> None:
         self.bad_len += 1
-        if self.bad_len <= 5:
-            log.warning("%s: utterance %s: %d frames but %d alignment entries; skipped", self.name, utt, n, m)
+        self.failures.add(utt, f"{n} frames but {m} alignment entries")
 
-    def report(self, kept: int) -> None:
+    def missing(self, utts: list[str]) -> None:
+        self.no_ali += len(utts)
+        self.failures.extend((u, "no alignment") for u in utts)
+
+    def no_frames(self, utts: list[str]) -> None:
+        self.empty += len(utts)
+        self.failures.extend((u, "no frames") for u in utts)
+
+    def report(self, kept: int, max_failures: float = 1.0) -> None:
         skipped = self.no_ali + self.bad_len + self.empty + self.unreadable
         unreadable = f", {self.unreadable} unreadable" if self.unreadable else ""
         if skipped:
+            self.failures.log(log)
             log.warning("%s: skipped %d utterance(s): %d without alignment, %d with mismatched length, %d empty%s",
                         self.name, skipped, self.no_ali, self.bad_len, self.empty, unreadable)
         if not kept:
             raise AlignmentError(f"{self.name}: no utterance has both features and a matching alignment "
                                  f"({self.no_ali} without alignment, {self.bad_len} length mismatches, "
                                  f"{self.empty} empty{unreadable})")
+        self.failures.check(max_failures, AlignmentError, self.name)
 
 
 def _check_range(name: str, utt: str, ali: np.ndarray, num_pdfs: int) -> None:
@@ -181,19 +195,20 @@ def _check_range(name: str, utt: str, ali: np.ndarray, num_pdfs: int) -> None:
 
 
 def open_feature_set(reader, alignments: Iterable[tuple[str, np.ndarray]], num_pdfs: int, name: str | None = None,
-                     length_tolerance: int = 0) -> FeatureSet:
+                     length_tolerance: int = 0, max_failures: float = 1.0) -> FeatureSet:
     """Pair a data dir's utterances (``FeatureReader``, in its sorted order) with pdf
     alignments ``(utt, int[n])`` without reading the features (lengths come from
     ``utt2num_frames``). Utterances without an alignment, empty ones, and those whose
     alignment length differs from the frame count by more than ``length_tolerance`` are
-    skipped and counted; a pdf id outside ``[0, num_pdfs)`` is an error naming the utterance.
+    skipped and counted (an error when more than ``max_failures`` of them, a fraction, or
+    all are skipped); a pdf id outside ``[0, num_pdfs)`` is an error naming the utterance.
 
     The targets go straight into one preallocated int16/int32 array, so reading the
     alignments of a large corpus needs their final size, not a multiple of it."""
     name = name or str(reader.data_dir)
     ids = reader.utt_ids
     index = {u: i for i, u in enumerate(ids)}
-    skip = _SkipCounter(name)
+    skip = _SkipCounter(name, total=len(ids))
     n = np.fromiter((skip.num_frames(reader, u) for u in ids), dtype=np.int64, count=len(ids))
     unreadable = n < 0
     n[unreadable] = 0
@@ -217,10 +232,10 @@ def open_feature_set(reader, alignments: Iterable[tuple[str, np.ndarray]], num_p
         targets[off[i]:off[i + 1]] = fitted
         good[i] = True
     del index
-    skip.no_ali = int((~seen & ~unreadable).sum())
-    skip.empty = int((seen & (n == 0) & ~unreadable).sum())
+    skip.missing([ids[i] for i in np.flatnonzero(~seen & ~unreadable).tolist()])
+    skip.no_frames([ids[i] for i in np.flatnonzero(seen & (n == 0) & ~unreadable).tolist()])
     keep = np.flatnonzero(good)
-    skip.report(len(keep))
+    skip.report(len(keep), max_failures)
     # drop the skipped utterances' slots (moving the kept ones left, in place)
     offsets = np.zeros(len(keep) + 1, dtype=np.int64)
     np.cumsum(n[keep], out=offsets[1:])
@@ -245,7 +260,8 @@ def _feature_dim(reader, utts: list[str]) -> int:
 
 
 def load_corpus(features: Iterable[tuple[str, np.ndarray]], alignments: Mapping[str, np.ndarray],
-                num_pdfs: int, name: str = "corpus", length_tolerance: int = 0) -> InMemorySet:
+                num_pdfs: int, name: str = "corpus", length_tolerance: int = 0,
+                max_failures: float = 1.0) -> InMemorySet:
     """Read features ``(utt, float32[T, D])`` into memory and pair them with pdf alignments
     (``utt -> int[T]``); the same skip-and-count rules as :func:`open_feature_set`."""
     feats_parts: list[np.ndarray] = []
@@ -254,13 +270,14 @@ def load_corpus(features: Iterable[tuple[str, np.ndarray]], alignments: Mapping[
     skip = _SkipCounter(name)
     dim = None
     for utt, f in features:
+        skip.failures.total += 1
         ali = alignments.get(utt)
         if ali is None:
-            skip.no_ali += 1
+            skip.missing([utt])
             continue
         f = np.asarray(f, dtype=np.float32)
         if len(f) == 0:
-            skip.empty += 1
+            skip.no_frames([utt])
             continue
         if dim is None:
             dim = f.shape[1]
@@ -274,7 +291,7 @@ def load_corpus(features: Iterable[tuple[str, np.ndarray]], alignments: Mapping[
         utts.append(utt)
         feats_parts.append(f)
         tgt_parts.append(np.asarray(fitted, dtype=_target_dtype(num_pdfs)))
-    skip.report(len(utts))
+    skip.report(len(utts), max_failures)
     offsets = np.zeros(len(utts) + 1, dtype=np.int64)
     np.cumsum([len(t) for t in tgt_parts], out=offsets[1:])
     log.info("%s: %d utterances, %d frames", name, len(utts), offsets[-1])

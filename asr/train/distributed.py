@@ -183,12 +183,6 @@ def shutdown(ctx: DistContext) -> None:
             dist.destroy_process_group()
 
 
-def default_threads(local_world_size: int) -> int:
-    """Torch threads per process so that ranks side by side do not oversubscribe the cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, local_world_size))
-
-
 @dataclass
 class LaunchOptions:
     """``asr train --workers N [--nnodes M --rdzv-endpoint HOST:PORT ...]`` → torchrun arguments."""
@@ -233,6 +227,8 @@ def launch(opts: LaunchOptions, argv: list[str], threads: int | None = None, qui
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous.api import RendezvousError, RendezvousTimeoutError
     from torch.distributed.run import parse_args, run
+
+    from asr.threads import default_threads
 
     opts.check()
     os.environ.setdefault("OMP_NUM_THREADS", str(threads or default_threads(opts.workers)))
