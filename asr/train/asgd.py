@@ -207,13 +207,10 @@ class HogwildUpdate:
         self._read = int(self.counts.sum())
 
     def apply(self, lr: float) -> bool:
-        from asr.train.updates import clip_and_check
+        from asr.train.updates import clipped_step
 
-        ok = clip_and_check(self.params, self.grad_clip)
+        ok = clipped_step(self.params, self.optimizer, self.grad_clip, lr)
         if ok:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            self.optimizer.step()
             self.staleness.add(int(self.counts.sum()) - self._read)
             self.counts[self.dist.rank] += 1
         return ok

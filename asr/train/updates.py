@@ -45,12 +45,7 @@ class SyncUpdate:
 
     def apply(self, lr: float) -> bool:
         """After backward: clip the (synchronised) gradient, check it, step. False = skipped."""
-        ok = clip_and_check(self.params, self.grad_clip)
-        if ok:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            self.optimizer.step()
-        return ok
+        return clipped_step(self.params, self.optimizer, self.grad_clip, lr)
 
     def sync_model(self) -> None:
         """Make ``model`` hold the current parameters (for evaluation and saving)."""
@@ -74,3 +69,14 @@ def clip_and_check(params, grad_clip: float | None) -> bool:
     else:
         norm = torch.nn.utils.get_total_norm(grads)
     return bool(torch.isfinite(norm))
+
+
+def clipped_step(params, optimizer, grad_clip: float | None, lr: float) -> bool:
+    """Clip and check the gradient (:func:`clip_and_check`); when finite, step ``optimizer``
+    with learning rate ``lr``. False = the step was skipped (non-finite gradient)."""
+    if not clip_and_check(params, grad_clip):
+        return False
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.step()
+    return True
