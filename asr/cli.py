@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # e.g. `asr train --workers N` starts `asr ...` again
     setup_logging(args.verbose, args.quiet)
     try:
         rc = args.func(args)

@@ -150,10 +150,12 @@ def test_librispeech_rerun_skips_and_flat_start_works(librispeech_run, librispee
 def test_mini_librispeech_recipe_with_the_kaldi_graph(librispeech_corpus, kaldi_exp_mini, tmp_path):
     top = _checkout(tmp_path)
     r = _recipe(top, "mini_librispeech", *_common_args(librispeech_corpus, kaldi_exp_mini, top),
-                "--kaldi-graph-dir", kaldi_exp_mini.exp / "graph", "--graph", "kaldi")
+                "--kaldi-graph-dir", kaldi_exp_mini.exp / "graph", "--graph", "kaldi", "--train-workers", 2)
     assert r.returncode == 0, r.stderr[-5000:]
     recipe = top / "recipes" / "mini_librispeech"
     _check_results(recipe, ["dev_clean_2"])
+    # --train-workers 2 trained with 2 DDP processes (asr train --workers 2), each on its share
+    assert "rank 0/2: " in r.stderr and "rank 1/2: " in r.stderr
     # decoded with the imported Kaldi graph, byte for byte the experiment's
     assert (recipe / "exp" / "lstmp" / "final" / "graph" / "HCLG.fst").read_bytes() == \
         (kaldi_exp_mini.exp / "graph" / "HCLG.fst").read_bytes()

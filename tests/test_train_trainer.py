@@ -106,3 +106,109 @@ def test_train_rejects_mismatched_alignments(data, tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml")
     rc = main(["train", "--config", str(cfg), "--feats", str(tr), "--ali", str(dv_ali), "--out", str(tmp_path / "exp")])
     assert rc == 1 and "no utterance has both features and a matching alignment" in capsys.readouterr().err
+
+
+def test_divergence_guard_exploding_loss(data, tmp_path, capsys):
+    """lr 1e6: the loss grows by orders of magnitude; one-line error, nothing finished left."""
+    cfg = write_config(tmp_path / "c.yaml", lr=1e6, epochs=3, schedule={"type": "constant"})
+    exp = tmp_path / "exp"
+    rc = main(train_args(cfg, data, exp))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "training diverged: loss" in err[0], err
+    assert not (exp / "final").exists()
+
+
+def test_chance_accuracy_fails_without_final(data, tmp_path, capsys):
+    """A model that learned nothing (near-zero weights, lr tiny: one class everywhere) ends
+    with an error and no final/."""
+    cfg = write_config(tmp_path / "c.yaml", lr=1e-9, epochs=1, schedule={"type": "constant"}, optimizer="sgd")
+    c = yaml.safe_load(cfg.read_text())
+    c["model"]["init_scale"] = 1e-6
+    cfg.write_text(yaml.safe_dump(c))
+    exp = tmp_path / "exp"
+    rc = main(train_args(cfg, data, exp))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "the model did not learn" in err[0] and "chance level" in err[0], err
+    assert not (exp / "final").exists() and (exp / "log.csv").is_file()
+
+
+def test_resume_rejects_truncated_or_foreign_checkpoint(data, tmp_path, capsys):
+    import argparse
+
+    import torch
+
+    cfg = write_config(tmp_path / "c.yaml", epochs=1)
+    exp = tmp_path / "exp"
+    assert main(train_args(cfg, data, exp, "--max-updates", "2")) == 0
+    ckpt = exp / "checkpoint.pt"
+    good = ckpt.read_bytes()
+    capsys.readouterr()
+    cases = [(good[: len(good) // 2], "truncated or corrupt checkpoint"),
+             (b"not a checkpoint\n", "not an asr training checkpoint")]
+    buf = tmp_path / "foreign.pt"
+    torch.save(argparse.Namespace(a=1), buf)  # a pickle with an arbitrary class
+    cases.append((buf.read_bytes(), "not an asr training checkpoint"))
+    torch.save({"weights": torch.zeros(2)}, buf)  # tensors, but not ours
+    cases.append((buf.read_bytes(), "not an asr training checkpoint (missing model"))
+    for content, message in cases:
+        ckpt.write_bytes(content)
+        assert main(train_args(cfg, data, exp, "--resume")) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(ckpt) in err[0] and message in err[0], err
+        assert "weights_only" not in err[0] and "Traceback" not in err[0]
+
+
+def test_phone_accuracy_from_transition_model(tmp_path):
+    """A frame in the wrong pdf of the right phone is a pdf error but a phone hit."""
+    import numpy as np
+    import torch
+
+    from asr.train.phones import PhoneAccuracy
+
+    # pdfs 0, 1 belong to phone 1 (and its position variant 2); pdf 2 to phone 3
+    m = np.zeros((3, 4), bool)
+    m[0, [1, 2]] = m[1, [1, 2]] = True
+    m[2, 3] = True
+    acc = PhoneAccuracy(m)
+    assert acc.correct(torch.tensor([0, 1, 2, 0]), torch.tensor([1, 1, 0, 2])) == 2
+
+
+def test_default_threads_do_not_oversubscribe(monkeypatch):
+    import os
+
+    import torch
+
+    from asr.train.commands import _set_threads
+
+    cores = len(os.sched_getaffinity(0))
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))
+        _set_threads(None, child=True)
+        assert torch.get_num_threads() == 1
+        _set_threads(3, child=True)  # --num-threads wins
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cli_phone_accuracy_next_to_pdf_accuracy(tmp_path):
+    """--phone-map MDL: log.csv gets train/dev phone accuracy (never below pdf accuracy)."""
+    from hmm_test_helpers import synth_corpus
+
+    from asr.hmm.transition_model import TransitionModel
+    from asr.io.int_ark import read_int_ark, write_int_ark
+
+    _, data, ali, _ = synth_corpus(tmp_path, n_utts=12)
+    tm = TransitionModel.read(ali / "final.mdl")
+    pdfs = {u: tm.tid2pdf[t] for u, t in read_int_ark(ali / "ali.tid.ark").items()}
+    write_int_ark(tmp_path / "pdf.ark", sorted(pdfs.items()))
+    cfg = write_config(tmp_path / "c.yaml", epochs=1, chance_margin=None)
+    exp = tmp_path / "exp"
+    assert main(["train", "--config", str(cfg), "--feats", str(data), "--ali", str(tmp_path / "pdf.ark"),
+                 "--dev-feats", str(data), "--dev-ali", str(tmp_path / "pdf.ark"), "--num-pdfs", str(tm.num_pdfs),
+                 "--phone-map", str(ali), "--out", str(exp), "--no-progress", "--num-threads", "1"]) == 0
+    row = list(csv.DictReader(open(exp / "log.csv")))[0]
+    assert float(row["dev_phone_acc"]) >= float(row["dev_acc"]) and float(row["train_phone_acc"]) >= float(row["train_acc"])
+    assert yaml.safe_load((exp / "final" / "model.yaml").read_text())["training"]["dev_phone_accuracy"] == \
+        pytest.approx(float(row["dev_phone_acc"]), abs=1e-5)

@@ -5,16 +5,35 @@ from __future__ import annotations
 import argparse
 
 
+def _paragraphs(text: str, width: int = 88) -> str:
+    import textwrap
+
+    return "\n\n".join(textwrap.fill(p, width) for p in text.split("\n\n"))
+
+
 def register(subparsers) -> None:
+    from asr.failures import add_max_failures_option
+
     p = subparsers.add_parser(
         "train",
         help="train an acoustic model (LSTMP/LSTM/DNN) with cross-entropy on pdf alignments",
-        description="Train a frame classifier on features of a data dir and pdf-id alignments with "
-        "truncated BPTT (B utterance streams, T-frame chunks, output delay). Writes EXP/checkpoint.pt, "
-        "EXP/log.csv, EXP/steps.csv, EXP/training_curves.png and EXP/final/ (model dir of the best "
-        "epoch by dev frame accuracy: model.safetensors + model.yaml).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_paragraphs("Train a frame classifier on features of a data dir and pdf-id alignments with "
+        "truncated BPTT (B utterance streams, T-frame chunks, output delay). Features are read from "
+        "feats.scp as training goes (CMVN on the fly), so memory does not grow with the corpus. Writes "
+        "EXP/checkpoint.pt, EXP/log.csv, EXP/steps.csv, EXP/training_curves.png and, when training has "
+        "finished, EXP/final/ (model dir of the best epoch by dev frame accuracy: model.safetensors + "
+        "model.yaml).\n\n"
+        "Several processes: `asr train --workers N ...` (one machine), or the same arguments under "
+        "`torchrun --nproc-per-node N [--nnodes M --rdzv-backend c10d --rdzv-endpoint HOST:PORT] -m asr "
+        "train ...`; training.streams is the global number of streams (each process runs B/N). "
+        "--mode ddp: synchronous data parallel, the same updates as one process; --mode asgd: "
+        "asynchronous SGD as in Sak et al. 2014 (see docs/distributed.md)."),
+        epilog="e.g. asr train --config conf/lstmp.yaml --feats data/train --ali exp/tree/ali.pdf.ark "
+        "--dev-feats data/dev --dev-ali exp/ali_dev/ali.pdf.ark --out exp/lstmp --workers 2",
     )
-    p.add_argument("--config", required=True, help="YAML with model: and training: sections (conf/lstmp.yaml ...)")
+    p.add_argument("--config", required=True, help="YAML with model: and training: sections (conf/lstmp.yaml ...); "
+                   "the training keys are documented in docs/acoustic-models.md")
     p.add_argument("--feats", required=True, metavar="DATA_DIR", help="training data dir with feats.scp (+ cmvn.scp)")
     p.add_argument("--ali", required=True, metavar="ALI_ARK", help="pdf-id alignments (int-vector ark), one per frame")
     p.add_argument("--dev-feats", metavar="DIR", help="dev data dir (frame accuracy monitor, model selection)")
@@ -22,12 +41,40 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, metavar="EXP", help="experiment directory")
     p.add_argument("--num-pdfs", type=int, default=None,
                    help="number of pdfs (default: file num_pdfs next to ALI_ARK, else max pdf id + 1)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu or cuda (default cpu); several processes use gloo on cpu, nccl on cuda (one GPU per rank)")
     p.add_argument("--resume", action="store_true", help="continue from EXP/checkpoint.pt exactly where it stopped")
-    p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--num-threads", type=int, default=None,
+                   help="torch CPU threads per process (default: torch's choice for one process; "
+                   "cores // processes-per-machine when several run side by side)")
     p.add_argument("--max-updates", type=int, default=None,
-                   help="stop after this many updates in total (with a checkpoint; --resume continues)")
+                   help="stop after this many updates (batches) in total (with a checkpoint; --resume continues)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_max_failures_option(p)
+    p.add_argument("--phone-map", metavar="MDL", default=None,
+                   help="transition model (e.g. exp/tree/final.mdl, or its dir) giving each pdf's phones: "
+                   "log phone frame accuracy next to pdf accuracy (train_phone_acc, dev_phone_acc in log.csv)")
+    g = p.add_argument_group("several processes")
+    g.add_argument("--mode", choices=("ddp", "asgd"), default="ddp",
+                   help="ddp: synchronous data parallel (default); asgd: asynchronous SGD, each process updating "
+                   "shared parameters on its own streams without waiting (Sak et al. 2014)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="start N training processes on this machine through torch's elastic launcher "
+                   "(as torchrun --nproc-per-node N)")
+    g.add_argument("--nnodes", type=int, default=1, metavar="M",
+                   help="with --workers: machines taking part (start the same command on each; default 1)")
+    g.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT",
+                   help="with --nnodes > 1: c10d rendezvous address every machine can reach")
+    g.add_argument("--rdzv-id", default="asr-train", help="with --nnodes > 1: a name for this run's rendezvous")
+    g.add_argument("--rdzv-timeout", type=int, default=900, metavar="S",
+                   help="with --nnodes > 1: seconds to wait for all machines to join (default 900)")
+    g.add_argument("--max-restarts", type=int, default=0, metavar="K",
+                   help="with --workers: restart all processes up to K times when one fails; they resume "
+                   "from the last checkpoint (default 0)")
+    g.add_argument("--asgd-params", choices=("auto", "shared", "rpc"), default="auto",
+                   help="--mode asgd: where the parameters live: shared = shared memory of this machine "
+                   "(Hogwild), rpc = parameter-server shards on torch.distributed.rpc (several machines); "
+                   "auto = shared on one CPU machine, else rpc")
     p.set_defaults(func=run_train)
 
     q = subparsers.add_parser(
@@ -65,42 +112,156 @@ def _num_pdfs_near(ali_path) -> int | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    import logging
+    from asr.errors import AsrError, ConfigError
+    from asr.train import distributed as D
 
-    import torch
-
-    from asr.config import load_yaml
-    from asr.errors import ConfigError
-    from asr.features.reader import FeatureReader
-    from asr.io.int_ark import read_int_ark
-    from asr.train.data import load_corpus
-    from asr.train.trainer import train, training_config
-
-    log = logging.getLogger("asr.train")
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
+    config, tcfg = _load_config(args.config)
     if bool(args.dev_feats) != bool(args.dev_ali):
         raise ConfigError("--dev-feats and --dev-ali go together")
-    config = load_yaml(args.config)
-    tcfg = training_config(config)
-    ali = read_int_ark(args.ali)
+    child = D.launched_by_torchrun()
+    if args.workers is not None and not child:
+        return _launch(args, tcfg)
+    if not child and (args.nnodes != 1 or args.rdzv_endpoint or args.max_restarts):
+        raise ConfigError("--nnodes, --rdzv-endpoint and --max-restarts go with --workers N")
+    _set_threads(args.num_threads, child)
+    dist = D.init_from_env(args.device)
+    try:
+        if args.workers is not None and args.workers != dist.local_world_size:
+            raise ConfigError(f"--workers {args.workers} but the launcher started {dist.local_world_size} "
+                              "processes on this machine")
+        return _train(args, config, tcfg, dist)
+    except AsrError as e:
+        if getattr(e, "replicated", False):  # every rank raised it alike: rank 0 prints it
+            dist.barrier()  # no rank leaves first (the launcher would stop rank 0 before it prints)
+            if not dist.is_main:
+                return 1
+            raise
+        if dist.enabled:
+            raise type(e)(f"rank {dist.rank}/{dist.world_size}: {e}") from None
+        raise
+    except RuntimeError as e:
+        if dist.enabled and _lost_peer(e):
+            from asr.errors import TrainingError
+
+            raise TrainingError(f"rank {dist.rank}/{dist.world_size}: lost contact with the other ranks "
+                                f"({str(e).splitlines()[0][:200]})") from None
+        raise
+    finally:
+        D.shutdown(dist)
+
+
+def _lost_peer(e: BaseException) -> bool:
+    """A collective failed because another rank went away (killed, crashed)."""
+    import torch.distributed as dist
+
+    text = str(e).lower()
+    return isinstance(e, getattr(dist, "DistError", ())) or any(
+        w in text for w in ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "timed out"))
+
+
+def _load_config(path):
+    from asr.config import load_yaml
+    from asr.train.config import TrainingConfig, check_top_level
+
+    config = load_yaml(path)
+    check_top_level(config, str(path))
+    return config, TrainingConfig.from_config(config, str(path))
+
+
+def _set_threads(num_threads: int | None, child: bool) -> None:
+    import os
+
+    from asr.errors import ConfigError
+    from asr.threads import set_torch_threads
+
+    if num_threads is not None:
+        if num_threads < 1:
+            raise ConfigError(f"--num-threads must be >= 1 (got {num_threads})")
+        set_torch_threads(num_threads)
+    elif child:  # ranks side by side: cores // ranks on this machine (one process keeps torch's default)
+        set_torch_threads(None, jobs=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+def _launch(args: argparse.Namespace, tcfg) -> int:
+    """``--workers N``: check what can be checked here (one-line errors, nothing started),
+    then start N processes through torch's elastic launcher."""
+    from pathlib import Path
+
+    from asr.errors import ConfigError, TrainingError
+    from asr.train.distributed import LaunchOptions, launch
+    from asr.train.checkpoint import CHECKPOINT
+
+    opts = LaunchOptions(workers=args.workers, nnodes=args.nnodes, rdzv_endpoint=args.rdzv_endpoint,
+                         rdzv_id=args.rdzv_id, max_restarts=args.max_restarts, rdzv_timeout=args.rdzv_timeout)
+    opts.check()
+    if tcfg.streams % opts.world_size:
+        raise ConfigError(f"{args.config}: training.streams {tcfg.streams} is not divisible by {opts.world_size} "
+                          f"processes ({opts.workers} workers × {opts.nnodes} nodes); B is the global number of "
+                          "streams, each process runs B/N")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.device_count() < opts.workers:
+            raise ConfigError(f"--device cuda --workers {opts.workers}: one GPU per process, but this machine has "
+                              f"{torch.cuda.device_count()}")
+    for d in filter(None, (args.feats, args.dev_feats)):
+        if not (Path(d) / "feats.scp").is_file():
+            raise ConfigError(f"{Path(d) / 'feats.scp'}: no features")
+    for f in filter(None, (args.ali, args.dev_ali)):
+        if not Path(f).is_file():
+            raise ConfigError(f"{f}: no such alignment file")
+    ckpt = Path(args.out) / CHECKPOINT
+    if ckpt.exists() and not args.resume:
+        raise TrainingError(f"{args.out} already has {CHECKPOINT}; use --resume to continue or choose another --out")
+    if args.resume and not ckpt.exists():
+        raise TrainingError(f"--resume: no {ckpt}")
+    launch(opts, list(args._argv), threads=args.num_threads, quiet_launcher=args.verbose == 0)
+    return 0
+
+
+def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
+    import logging
+
+    from asr.errors import AsrError
+    from asr.features.reader import FeatureReader
+    from asr.io.int_ark import iter_int_ark
+    from asr.train.data import open_feature_set
+    from asr.train.trainer import train
+
+    log = logging.getLogger("asr.train")
     num_pdfs = args.num_pdfs or _num_pdfs_near(args.ali)
     if not num_pdfs:
-        num_pdfs = max(int(a.max()) for a in ali.values() if len(a)) + 1
+        num_pdfs = max((int(a.max()) for _, a in iter_int_ark(args.ali) if len(a)), default=0) + 1
         log.warning("no --num-pdfs and no num_pdfs file next to %s: using max pdf id + 1 = %d", args.ali, num_pdfs)
-    tol = int(tcfg["length_tolerance"])
-    reader = FeatureReader(args.feats, cmvn=tcfg["cmvn"])
-    corpus = load_corpus(reader, ali, num_pdfs, name=str(args.feats), length_tolerance=tol)
-    dev = None
-    if args.dev_feats:
-        # global/online CMVN: the dev set is normalised with the training data's stats, as in decoding
-        dreader = FeatureReader(args.dev_feats, cmvn=tcfg["cmvn"], global_stats=reader.global_stats)
-        dev = load_corpus(dreader, read_int_ark(args.dev_ali), num_pdfs, name=str(args.dev_feats), length_tolerance=tol)
-    summary = train(config, corpus, args.out, dev_corpus=dev, num_pdfs=num_pdfs, device=args.device,
-                    resume=args.resume, max_updates=args.max_updates, progress=not args.no_progress)
+    tol = tcfg.length_tolerance
+    try:  # every rank reads the same files: the same error on each
+        reader = FeatureReader(args.feats, cmvn=tcfg.cmvn)
+        train_set = open_feature_set(reader, iter_int_ark(args.ali), num_pdfs,
+                                     name=str(args.feats), length_tolerance=tol, max_failures=args.max_failures)
+        dev = None
+        if args.dev_feats:
+            # global/online CMVN: the dev set is normalised with the training data's stats, as in decoding
+            dreader = FeatureReader(args.dev_feats, cmvn=tcfg.cmvn, global_stats=reader.global_stats)
+            dev = open_feature_set(dreader, iter_int_ark(args.dev_ali),
+                                   num_pdfs, name=str(args.dev_feats), length_tolerance=tol,
+                                   max_failures=args.max_failures)
+        phone_map = None
+        if args.phone_map:
+            from asr.train.phones import PhoneAccuracy
+
+            phone_map = PhoneAccuracy.from_transition_model(args.phone_map, num_pdfs)
+    except AsrError as e:
+        e.replicated = True
+        raise
+    summary = train(config, train_set, args.out, dev_set=dev, num_pdfs=num_pdfs, device=args.device,
+                    resume=args.resume, max_updates=args.max_updates, progress=not args.no_progress, dist=dist,
+                    mode=args.mode, phone_map=phone_map, asgd_params=args.asgd_params)
+    if not dist.is_main:
+        return 0
     hist = summary["history"]
     if summary["stopped_early"]:
-        print(f"stopped after {summary['updates']} updates (--max-updates); continue with --resume")
+        by = f" ({summary['updates']} updates by {dist.world_size} workers)" if args.mode == "asgd" else ""
+        print(f"stopped after {summary['steps']} updates{by} (--max-updates); continue with --resume")
     if hist:
         last = hist[-1]
         print(f"epochs {summary['epochs_done']} updates {summary['updates']} train-acc {last['train_acc']:.4f} "

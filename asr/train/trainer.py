@@ -1,366 +1,586 @@
 """Cross-entropy training of a frame classifier with truncated BPTT (``asr train``).
 
 Config: a YAML file with a ``model:`` section (asr.nnet registry) and a ``training:``
-section::
+section, every key of which is documented in :class:`asr.train.config.TrainingConfig`.
 
-    training:
-      optimizer: adam          # + lr, schedule, ... (asr/train/schedule.py)
-      grad_clip: 5.0           # gradient-norm clipping; null = none
-      epochs: 8
-      streams: 32              # B parallel utterance streams
-      chunk: 20                # T_bptt frames per chunk
-      output_delay: 5          # d: target of frame t presented at step t + d
-      seed: 1                  # init, utterance order (per epoch)
-      cmvn: speaker            # FeatureReader mode: speaker | utterance | global | online | none
-      checkpoint_every: 0      # also checkpoint every N updates (0: per epoch only)
-      nan_patience: 5          # abort after this many non-finite losses in a row
-      eval_streams: 64         # dev evaluation streams / chunk (results do not depend on them)
-      eval_chunk: 100
-      amp: false               # bfloat16 autocast on CUDA
-      length_tolerance: 0      # frames an alignment may differ from the features
+The loop, in named steps (as icefall's train.py):
 
-Outputs in EXP: ``checkpoint.pt`` (atomic; model, optimizer, position, carried state,
-RNG), ``log.csv`` (one row per epoch), ``steps.csv`` (loss per update),
-``training_curves.png``, ``final/`` (model dir of the best epoch by dev frame accuracy;
-train frame accuracy when there is no dev set), ``config.yaml`` (the config used).
+- :meth:`Trainer.run`: epochs; resume; the guards; the final model dir.
+- :meth:`Trainer.train_one_epoch`: the epoch's global stream schedule, this rank's
+  batches (read ahead by a thread), one :meth:`Trainer.train_step` per batch, logging and
+  checkpoints at fixed update counts.
+- :meth:`Trainer.train_step` → :meth:`Trainer.compute_loss` (forward + summed cross-entropy)
+  and the update rule's ``apply`` (synchronous, one process or DDP: asr/train/updates.py;
+  asynchronous, ASGD: asr/train/asgd.py, asr/train/param_server.py).
+- :meth:`Trainer.compute_validation_loss`: dev frame accuracy, sharded over ranks
+  (asr/train/metrics.py: ``FrameMetrics``, ``evaluate``).
+- :meth:`Trainer.save_checkpoint` / :meth:`Trainer._restore` (asr/train/checkpoint.py:
+  ``Position``, ``read_checkpoint``); logs and plots: asr/train/logs.py.
+
+Several processes (torchrun, ``asr train --workers N``): ``training.streams`` is the
+global B; every rank computes the same schedule and runs streams ``[r·B/N, (r+1)·B/N)``.
+In DDP mode the loss is the summed cross-entropy divided by the global number of frames
+with a target in the batch (known to every rank from the schedule), times N because
+DDP averages gradients: N ranks make the same updates as one process with B streams.
+Rank 0 alone writes files.
+
+Outputs in EXP: ``checkpoint.pt`` (atomic; model, optimizer, position, the carried state
+of all B streams, RNG), ``log.csv`` (one row per epoch), ``steps.csv`` (loss per update),
+``training_curves.png``, ``config.yaml`` (the config used) and, once training has
+finished and passed the guards, ``final/`` (model dir of the best epoch by dev frame
+accuracy; train frame accuracy when there is no dev set). Until then the best model dir
+waits in ``EXP/.best-model``.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import math
 import os
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from asr.errors import ConfigError, TrainingError
 from asr.io.atomic import atomic_write_bytes, atomic_write_text
+from asr.train.checkpoint import CHECKPOINT, Position, read_checkpoint
+from asr.train.config import TrainingConfig
+from asr.train.distributed import DistContext, replicated
+from asr.train.logs import LOG_FIELDS, StepLog, plot_curves, write_log_csv
+from asr.train.metrics import FrameMetrics, evaluate
+from asr.train.updates import SyncUpdate
 
 log = logging.getLogger(__name__)
 
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "optimizer": "adam",
-    "lr": 1e-3,
-    "grad_clip": 5.0,
-    "epochs": 8,
-    "streams": 32,
-    "chunk": 20,
-    "output_delay": 5,
-    "seed": 1,
-    "cmvn": "speaker",
-    "checkpoint_every": 0,
-    "nan_patience": 5,
-    "eval_streams": 64,
-    "eval_chunk": 100,
-    "amp": False,
-    "length_tolerance": 0,
-}
-
-CHECKPOINT = "checkpoint.pt"
-LOG_FIELDS = ["epoch", "updates", "lr", "train_loss", "train_acc", "dev_loss", "dev_acc", "train_frames",
-              "seconds", "frames_per_second"]
+BEST_DIR = ".best-model"
+FINAL_DIR = "final"
+LOG_EVERY = 50  # steps.csv rows are written (and the loss checked) every this many updates
 
 
-def training_config(config: dict[str, Any]) -> dict[str, Any]:
-    t = dict(TRAINING_DEFAULTS)
-    t.update(config.get("training") or {})
-    for key in ("epochs", "streams", "chunk", "eval_streams", "eval_chunk"):
-        if int(t[key]) < 1:
-            raise ConfigError(f"training config: {key} must be >= 1 (got {t[key]})")
-    if int(t["output_delay"]) < 0:
-        raise ConfigError("training config: output_delay must be >= 0")
-    return t
+def training_config(config: dict[str, Any], source: str = "") -> TrainingConfig:
+    """The typed ``training:`` section of a config (one-line errors naming the key)."""
+    return TrainingConfig.from_config(config, source)
 
 
-def train(config: dict[str, Any], train_corpus, out_dir: str | os.PathLike, dev_corpus=None, num_pdfs: int | None = None,
-          device: str = "cpu", resume: bool = False, max_updates: int | None = None, progress: bool = True,
-          on_update: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train on ``train_corpus`` (asr.train.data.Corpus); returns a summary dict.
+@dataclass
+class StepResult:
+    """One batch on this rank: its metrics (zero when the update was skipped), whether the
+    update was applied, and the learning rate used."""
 
-    ``max_updates``: stop (with a checkpoint) once this many updates have been done in
-    total; ``resume`` then continues exactly where it stopped. ``on_update(update)`` is
-    called after every update (benchmarks use it to time the inner loop)."""
-    import torch
-    import torch.nn.functional as F
-    import yaml
-    from tqdm import tqdm
+    metrics: FrameMetrics
+    ok: bool
+    lr: float
 
-    from asr.nnet.model_dir import save_model_dir
-    from asr.nnet.registry import build_model
-    from asr.nnet.state import reset_streams
-    from asr.train.data import IGNORE, epoch_order, get_batch, make_schedule
-    from asr.train.schedule import lr_at, make_optimizer
 
-    if "model" not in config:
-        raise ConfigError("config has no model: section")
-    tcfg = training_config(config)
-    model_cfg = config["model"]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / CHECKPOINT
-    if ckpt_path.exists() and not resume:
-        raise TrainingError(f"{out} already has {CHECKPOINT}; use --resume to continue or choose another --out")
-    if resume and not ckpt_path.exists():
-        raise TrainingError(f"--resume: no {ckpt_path}")
-    num_pdfs = int(num_pdfs or int(train_corpus.targets.max()) + 1)
-    seed = int(tcfg["seed"])
-    streams, chunk, delay = int(tcfg["streams"]), int(tcfg["chunk"]), int(tcfg["output_delay"])
-    epochs = int(tcfg["epochs"])
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device available")
+class Trainer:
+    """One training run in this process (rank ``dist.rank`` of ``dist.world_size``)."""
 
-    torch.manual_seed(seed)
-    model = build_model(model_cfg, train_corpus.feat_dim, num_pdfs).to(dev)
-    optimizer = make_optimizer(model.parameters(), tcfg)
-    params = [p for p in model.parameters() if p.requires_grad]
-    lengths = train_corpus.lengths
-    U = len(lengths)
-    updates_per_epoch = len(make_schedule(lengths, streams, chunk, delay, epoch_order(U, seed, 0)))
-    total_updates = updates_per_epoch * epochs
-    grad_clip = tcfg.get("grad_clip")
-    amp = bool(tcfg["amp"]) and dev.type == "cuda"
-    patience = int(tcfg["nan_patience"])
+    def __init__(self, config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set=None,
+                 num_pdfs: int | None = None, device: str = "cpu", dist: DistContext | None = None,
+                 mode: str = "ddp", progress: bool = True, on_update: Callable[[int], None] | None = None,
+                 phone_map=None, asgd_params: str = "auto"):
+        import torch
 
-    pos = {"epoch": 0, "batch": 0, "update": 0, "nan_run": 0, "best": -1.0, "best_epoch": 0,
-           "acc": [0.0, 0, 0, 0.0]}  # acc: loss sum, correct, frames, seconds of the current epoch
-    history: list[dict[str, Any]] = []
-    carried = None
-    if resume:
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if ck.get("model_config") != model_cfg:
-            raise ConfigError(f"--resume: the model config differs from the one in {ckpt_path}")
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        pos = ck["position"]
-        history = ck["history"]
-        carried = None if ck["carried"] is None else tuple(t.to(dev) for t in ck["carried"])
-        torch.set_rng_state(ck["rng"])
-        log.info("resuming %s at epoch %d, batch %d (update %d)", out, pos["epoch"] + 1, pos["batch"], pos["update"])
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-    steps = _StepLog(out / "steps.csv", keep_until=pos["update"])
+        from asr.train.config import check_top_level
 
-    def save_checkpoint():
+        check_top_level(config, "config")
+        self.config = config
+        self.model_cfg = config["model"]
+        self.cfg = training_config(config)
+        self.train_set = train_set
+        self.dev_set = dev_set
+        self.out = Path(out_dir)
+        self.dist = dist or DistContext()
+        self.mode = mode
+        self.progress = progress and self.dist.is_main
+        self.on_update = on_update
+        self.phone_map = phone_map
+        self.num_pdfs = int(num_pdfs or int(train_set.all_targets().max()) + 1)
+        cfg = self.cfg
+        if cfg.streams % self.dist.world_size:
+            raise replicated(ConfigError(f"training.streams {cfg.streams} is not divisible by the {self.dist.world_size} "
+                              f"processes (B is the global number of streams; each runs B/N)"))
+        self.lo, self.hi = self.dist.stream_slice(cfg.streams)
+        dev = torch.device(device)
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ConfigError("--device cuda: no CUDA device available")
+            if dev.index is None:
+                dev = torch.device("cuda", torch.cuda.current_device())
+        self.device = dev
+        self.amp = cfg.amp and dev.type == "cuda"
+        U = len(train_set)
+        self.updates_per_epoch = len(self._schedule(0))
+        self.total_updates = self.updates_per_epoch * cfg.epochs
+        torch.manual_seed(cfg.seed)
+        self.model = _build_model(self.model_cfg, train_set.feat_dim, self.num_pdfs).to(dev)
+        from asr.train.schedule import make_optimizer
+
+        self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        self.position = Position()
+        self.history: list[dict[str, Any]] = []
+        self.carried = None
+        self.rule = None  # the update rule, made in run() (it may need the resumed state)
+        self._asgd_params = asgd_params
+        self._U = U
+
+    # --- schedule ------------------------------------------------------------------------
+    def _schedule(self, epoch: int):
+        from asr.train.data import epoch_order, make_schedule
+
+        c = self.cfg
+        return make_schedule(self.train_set.lengths, c.streams, c.chunk, c.output_delay,
+                             epoch_order(len(self.train_set), c.seed, epoch))
+
+    # --- the run -------------------------------------------------------------------------
+    def run(self, resume: bool = False, max_updates: int | None = None) -> dict[str, Any]:
+        """Train all epochs (or until ``max_updates``); returns a summary dict."""
+        import yaml
+
+        ckpt = self._open_checkpoint(resume)
+        if ckpt is not None:
+            self._restore(ckpt)
+        self.rule = self._make_rule()
+        del ckpt
+        if self.dist.is_main:
+            atomic_write_text(self.out / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
+        self.steps = StepLog(self.out / "steps.csv", keep_until=self.position.update) if self.dist.is_main else None
+        self._pending: list[tuple[int, int, float, float, int, int, int]] = []
+        n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        if self.dist.is_main:
+            log.info("training %s: %d params, %d utterances, %d frames, %d updates/epoch × %d epochs, "
+                     "%d process(es), mode %s", self.model_cfg.get("family"), n_params, self._U,
+                     self.train_set.num_frames, self.updates_per_epoch, self.cfg.epochs, self.dist.world_size,
+                     self.rule.mode)
+        self.warm_up()
+        stopped = False
+        failed = True
+        try:
+            while self.position.epoch < self.cfg.epochs and not stopped:
+                stopped, complete = self.train_one_epoch(max_updates)
+                if complete:
+                    self.end_epoch()
+            if self.position.epoch >= self.cfg.epochs:
+                self.finish()
+            failed = False
+        finally:
+            if self.steps is not None:
+                self.steps.close()
+            self.rule.close(failed)
+        p = self.position
+        return {"epochs_done": p.epoch, "steps": p.update, "updates": p.update * self.rule.updates_per_batch,
+                "best_epoch": p.best_epoch,
+                "best_monitor": p.best, "history": self.history, "stopped_early": stopped and p.epoch < self.cfg.epochs}
+
+    def warm_up(self) -> None:
+        """Two forward/backward passes on zeros of this rank's batch shape and one forward of
+        the evaluation shape, thrown away (no update, gradients cleared).
+
+        The numeric kernels do not compute the first calls of a shape exactly like the later
+        ones (MKL builds JIT kernels for small GEMMs on first use; TorchScript's profiling
+        executor optimises after the first runs), so without this the first updates of a
+        resumed run would differ in the last bits from those of an uninterrupted run."""
+        import torch
+
+        c, D = self.cfg, self.train_set.feat_dim
+        x = torch.zeros(self.hi - self.lo, c.chunk, D, device=self.device)
+        state = None
+        was = self.model.training
+        self.model.train()
+        for _ in range(2):
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                logits, state = self.model(x, state)
+            logits.float().sum().backward()
+            state = tuple(t.detach() for t in state)
+        self.model.zero_grad(set_to_none=True)
+        self.model.eval()
+        with torch.no_grad(), torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            self.model(torch.zeros(c.eval_streams, c.eval_chunk, D, device=self.device), None)
+        self.model.train(was)
+
+    def _make_rule(self):
+        if self.mode == "ddp":
+            return SyncUpdate(self.model, self.optimizer, self.cfg, self.dist, self.device)
+        if self.mode == "asgd":
+            from asr.train.asgd import make_asgd_rule
+
+            return make_asgd_rule(self, self._asgd_params)
+        raise ConfigError(f"unknown training mode {self.mode!r} (ddp, asgd)")
+
+    def train_one_epoch(self, max_updates: int | None) -> tuple[bool, bool]:
+        """Run the rest of the current epoch; ``(stopped by max_updates, epoch complete)``."""
+        from tqdm import tqdm
+
+        from asr.nnet.state import reset_streams
+        from asr.train.data import BatchReader, Prefetcher
+
+        pos, cfg = self.position, self.cfg
+        epoch = pos.epoch
+        sched = self._schedule(epoch)
+        if pos.batch == 0:
+            self.carried = None
+            pos.epoch_metrics, pos.seconds, pos.cpu_seconds, pos.bad_utterances = FrameMetrics(), 0.0, 0.0, 0
+        utts, frames = sched.share(self.lo, self.hi)
+        log.info("rank %d/%d: %d utterances, %d frames", self.dist.rank, self.dist.world_size, utts, frames)
+        global_valid = sched.valid_counts()
+        reader = BatchReader(self.train_set, sched, self.lo, self.hi, start=pos.batch,
+                             pin_memory=self.device.type == "cuda")
+        bar = tqdm(total=len(sched), initial=pos.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        t_start = time.perf_counter() - pos.seconds
+        cpu_start = time.process_time() - pos.cpu_seconds
+        stopped = False
+        shown = FrameMetrics()
+        with Prefetcher(reader, cfg.prefetch) as batches:
+            for batch in batches:
+                b = batch.index
+                self.carried = reset_streams(self.carried, batch.keep.to(self.device))
+                step = self.train_step(batch, int(global_valid[b]))
+                pos.update += 1
+                pos.batch = b + 1
+                pos.epoch_metrics.add(step.metrics)
+                shown.add(step.metrics)
+                self._pending.append((epoch + 1, pos.update, step.lr, step.metrics.loss_sum, step.metrics.correct,
+                                      step.metrics.frames, step.metrics.phone_correct))
+                pos.seconds = time.perf_counter() - t_start
+                pos.cpu_seconds = time.process_time() - cpu_start
+                if self.progress and (b % 10 == 0 or b + 1 == len(sched)):
+                    bar.set_postfix(loss=f"{shown.loss:.3f}", acc=f"{shown.acc:.3f}",
+                                    fps=f"{shown.frames / max(pos.seconds, 1e-9):.0f}", refresh=False)
+                bar.update(1)
+                if self.on_update is not None:
+                    self.on_update(pos.update)
+                stopped = max_updates is not None and pos.update >= max_updates
+                every = cfg.checkpoint_every
+                checkpoint = stopped or bool(every and pos.update % every == 0)
+                if checkpoint or pos.update % LOG_EVERY == 0:
+                    self.flush_steps()
+                if checkpoint:
+                    self.save_checkpoint()
+                if stopped:
+                    break
+        bar.close()
+        pos.bad_utterances += len(reader.bad_utterances)
+        return stopped, pos.batch >= len(sched)
+
+    def train_step(self, batch, global_frames: int) -> StepResult:
+        """Forward, loss, backward and the update rule's step for one batch."""
+        import torch
+
+        from asr.train.schedule import lr_at
+
+        rule = self.rule
+        lr = lr_at(rule.update_index(self.position.update), self.updates_per_epoch * rule.updates_per_batch,
+                   self.total_updates * rule.updates_per_batch, self.cfg)
+        local_frames = int((batch.y != -100).sum())
+        denom = rule.normaliser(local_frames, global_frames)
+        rule.before_forward()
+        with torch.set_grad_enabled(bool(denom)):  # no update at all: no graph (DDP expects a backward after one)
+            loss_sum, logits, y, new_state = self.compute_loss(rule.module, batch, self.carried)
+        ok = True
+        if denom:
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss_sum / denom).backward()
+            ok = rule.apply(lr)
+        pos = self.position
+        if not ok:
+            pos.nan_run += 1
+            log.warning("epoch %d batch %d: non-finite loss or gradient; step skipped, state reset (%d in a row)",
+                        pos.epoch + 1, batch.index, pos.nan_run)
+            self.carried = None
+            if pos.nan_run >= self.cfg.nan_patience:
+                e = TrainingError(
+                    f"{pos.nan_run} non-finite losses in a row (epoch {pos.epoch + 1}, update {pos.update}); "
+                    f"aborted. Check the features for NaN/inf or lower the learning rate (lr {lr:g}).")
+                raise replicated(e) if rule.mode == "ddp" else e  # DDP ranks see the same gradient
+            return StepResult(FrameMetrics(), False, lr)
+        pos.nan_run = 0
+        self.carried = new_state
+        m = FrameMetrics()
+        if local_frames:
+            with torch.no_grad():
+                m = self._frame_metrics(logits, y, float(loss_sum.detach()))
+        return StepResult(m, True, lr)
+
+    def compute_loss(self, module, batch, state):
+        """``(summed cross-entropy, logits[S·T, P], targets[S·T], new state)`` of one batch."""
+        import torch
+        import torch.nn.functional as F
+
+        x = batch.x.to(self.device, non_blocking=True)
+        y = batch.y.to(self.device, non_blocking=True).reshape(-1)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits, new_state = module(x, state)
+        logits = logits.float().reshape(-1, self.num_pdfs)
+        loss_sum = F.cross_entropy(logits, y, ignore_index=-100, reduction="sum")
+        return loss_sum, logits, y, new_state
+
+    def _frame_metrics(self, logits, y, loss_sum: float) -> FrameMetrics:
+        valid = y != -100
+        pred = logits.argmax(-1)[valid]
+        ref = y[valid]
+        correct = int((pred == ref).sum())
+        phone = self.phone_map.correct(pred, ref) if self.phone_map is not None else 0
+        return FrameMetrics(loss_sum, correct, int(valid.sum()), phone)
+
+    # --- logging, guards -----------------------------------------------------------------
+    def flush_steps(self) -> None:
+        """Reduce the pending per-update metrics over ranks, write them to steps.csv (rank 0),
+        fold the epoch totals onto rank 0 and apply the divergence guard. Every rank calls
+        this at the same update counts."""
+        import torch
+
+        pend, self._pending = self._pending, []
+        pos = self.position
+        em = pos.epoch_metrics.reduced(self.dist)
+        pos.epoch_metrics = em if self.dist.is_main else FrameMetrics()
+        if not pend:
+            return
+        if self.dist.enabled:
+            t = torch.tensor([[p[3], p[4], p[5], p[6]] for p in pend], dtype=torch.float64)
+            self.dist.all_reduce(t)
+            sums = t.tolist()
+        else:
+            sums = [[p[3], p[4], p[5], p[6]] for p in pend]
+        window = FrameMetrics()
+        for (ep, upd, lr, *_), (ls, c, n, ph) in zip(pend, sums):
+            if n:
+                if pos.first_loss is None:  # the loss of the untrained model: the divergence guard's yardstick
+                    pos.first_loss = ls / n
+                window.add(FrameMetrics(ls, int(c), int(n), int(ph)))
+                if self.steps is not None:
+                    self.steps.add(ep, upd * self.rule.updates_per_batch, lr, ls / n, c / n, int(n))
+        if self.steps is not None:
+            self.steps.flush()
+        if window.frames:
+            self._check_divergence(window.loss)
+
+    def _check_divergence(self, loss: float) -> None:
+        pos, factor = self.position, self.cfg.divergence_factor
+        if factor is None:
+            return
+        ref = max(math.log(self.num_pdfs), pos.first_loss)
+        if not loss <= factor * ref:
+            raise replicated(TrainingError(f"training diverged: loss {loss:.4g} at update {pos.update} is more than "
+                                f"{factor:g} × {ref:.3g} (the first loss, or ln num_pdfs); lower the learning "
+                                f"rate (lr {self.cfg.lr:g}) and start again"))
+
+    def end_epoch(self) -> None:
+        """Dev evaluation, log.csv, plot, best model, checkpoint."""
+        pos = self.position
+        self.flush_steps()
+        m = pos.epoch_metrics.reduced(self.dist)
+        bad = int(_reduce_int(self.dist, pos.bad_utterances))
+        if bad:
+            log.warning("epoch %d: %d utterance(s) could not be read and were skipped", pos.epoch + 1, bad)
+        row = {"epoch": pos.epoch + 1, "updates": pos.update * self.rule.updates_per_batch,
+               "lr": self._pending_lr(), "train_loss": m.loss, "train_acc": m.acc, "dev_loss": float("nan"),
+               "dev_acc": float("nan"), "train_frames": m.frames, "seconds": pos.seconds,
+               "frames_per_second": m.frames / max(pos.seconds, 1e-9)}
+        if self.phone_map is not None:
+            row["train_phone_acc"] = m.phone_acc
+            row["dev_phone_acc"] = float("nan")
+        self.rule.sync_model()
+        if self.dev_set is not None:
+            dm = self.compute_validation_loss()
+            row["dev_loss"], row["dev_acc"] = dm.loss, dm.acc
+            if self.phone_map is not None:
+                row["dev_phone_acc"] = dm.phone_acc
+        row.update(self.rule.epoch_stats())
+        self.history.append(row)
+        if self.dist.is_main:
+            extra = "".join(f" | {k} {v:.4g}" for k, v in row.items() if k not in LOG_FIELDS)
+            log.info("epoch %d: train loss %.4f acc %.4f | dev loss %.4f acc %.4f | %.0f frames/s%s", pos.epoch + 1,
+                     row["train_loss"], row["train_acc"], row["dev_loss"], row["dev_acc"], row["frames_per_second"],
+                     extra)
+        monitor = row["dev_acc"] if self.dev_set is not None else row["train_acc"]
+        if monitor > pos.best:
+            pos.best, pos.best_epoch = monitor, pos.epoch + 1
+            if self.dist.is_main:
+                self._save_model_dir(self.out / BEST_DIR, row)
+        if self.dist.is_main:
+            write_log_csv(self.out / "log.csv", self.history)
+            plot_curves(self.out / "training_curves.png", self.history)
+        pos.epoch, pos.batch = pos.epoch + 1, 0
+        self.save_checkpoint()
+
+    def _pending_lr(self) -> float:
+        from asr.train.schedule import lr_at
+
+        r = self.rule
+        return lr_at(max(0, r.update_index(self.position.update) - 1), self.updates_per_epoch * r.updates_per_batch,
+                     self.total_updates * r.updates_per_batch, self.cfg)
+
+    def finish(self) -> None:
+        """After the last epoch: the chance guard, then ``final/`` (rank 0)."""
+        pos = self.position
+        margin = self.cfg.chance_margin
+        monitored = self.dev_set if self.dev_set is not None else self.train_set
+        if margin is not None and pos.best_epoch:
+            counts = monitored.pdf_counts(self.num_pdfs)
+            chance = float(counts.max() / max(1, counts.sum()))
+            if not pos.best > chance + margin:
+                which = "dev" if self.dev_set is not None else "train"
+                raise replicated(TrainingError(f"the model did not learn: best {which} frame accuracy {pos.best:.4f} is at "
+                                    f"chance level ({chance:.4f}, always the most frequent pdf); no {FINAL_DIR}/ "
+                                    f"written. Check the alignments and the learning rate (lr {self.cfg.lr:g})"))
+        if self.dist.is_main:
+            best, final = self.out / BEST_DIR, self.out / FINAL_DIR
+            if best.is_dir():
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(best, final)
+
+    def _save_model_dir(self, path: Path, row: dict[str, Any]) -> None:
+        from asr.nnet.model_dir import save_model_dir
+
+        training = {"epoch": row["epoch"], "dev_frame_accuracy": _num(row["dev_acc"]),
+                    "train_frame_accuracy": _num(row["train_acc"])}
+        if "dev_phone_acc" in row:
+            training["dev_phone_accuracy"] = _num(row["dev_phone_acc"])
+        tmp = path.with_name(path.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        save_model_dir(tmp, self.model, self.model_cfg, self.train_set.feat_dim, self.num_pdfs, self.cfg.output_delay,
+                       cmvn=self.cfg.cmvn, extra={"training": training})
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+
+    # --- evaluation ----------------------------------------------------------------------
+    def compute_validation_loss(self) -> FrameMetrics:
+        """Frame cross-entropy and accuracy on the dev set: each rank evaluates every N-th
+        utterance, the sums are reduced."""
+        shard = self.dev_set.shard(self.dist.rank, self.dist.world_size)
+        m = evaluate(self.model, shard, self.cfg.output_delay, self.cfg.eval_streams, self.cfg.eval_chunk,
+                     self.device, self.amp, self.phone_map) if len(shard) else FrameMetrics()
+        return m.reduced(self.dist)
+
+    # --- checkpoints ---------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Gather the carried state of all streams and write EXP/checkpoint.pt (rank 0)."""
+        import torch
+
+        self.flush_steps()
+        carried = None
+        if self.carried is not None:
+            carried = tuple(self.dist.all_gather_cat(t.detach(), dim=1).cpu() for t in self.carried)
+        state = self.rule_state()
+        self.dist.barrier()  # ASGD workers must not change shared parameters while rank 0 copies them
+        if not self.dist.is_main:
+            return
         buf = io.BytesIO()
         torch.save({
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "position": pos,
-            "history": history, "model_config": model_cfg,
-            "carried": None if carried is None else tuple(t.detach().cpu() for t in carried),
-            "rng": torch.get_rng_state(),
+            "model": state["model"], "optimizer": state["optimizer"], "position": self.position.to_dict(),
+            "history": self.history, "model_config": self.model_cfg, "carried": carried,
+            "rng": torch.get_rng_state(), "streams": self.cfg.streams, "mode": self.rule.mode,
+            "world_size": self.dist.world_size,
         }, buf)
-        atomic_write_bytes(ckpt_path, buf.getvalue())
+        atomic_write_bytes(self.out / CHECKPOINT, buf.getvalue())
 
-    log.info("training %s: %d params, %d utterances, %d frames, %d updates/epoch × %d epochs",
-             model_cfg.get("family"), sum(p.numel() for p in params), U, train_corpus.num_frames,
-             updates_per_epoch, epochs)
-    stopped = False
-    while pos["epoch"] < epochs and not stopped:
-        epoch = pos["epoch"]
-        sched = make_schedule(lengths, streams, chunk, delay, epoch_order(U, seed, epoch))
-        if pos["batch"] == 0:
-            carried = None
-            pos["acc"] = [0.0, 0, 0, 0.0]
-        model.train()
-        bar = tqdm(total=len(sched), initial=pos["batch"], desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                   disable=not progress, leave=False, dynamic_ncols=True)
-        t_start = time.perf_counter() - pos["acc"][3]
-        lr = lr_at(pos["update"], updates_per_epoch, total_updates, tcfg)
-        for b in range(pos["batch"], len(sched)):
-            x, y, keep = get_batch(train_corpus, sched, b)
-            x, y, keep = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True), keep.to(dev)
-            carried = reset_streams(carried, keep)
-            lr = lr_at(pos["update"], updates_per_epoch, total_updates, tcfg)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
-                logits, new_state = model(x, carried)
-            logits = logits.float().reshape(-1, num_pdfs)
-            yy = y.reshape(-1)
-            valid = yy != IGNORE
-            nvalid = int(valid.sum())
-            loss_sum = F.cross_entropy(logits, yy, ignore_index=IGNORE, reduction="sum")
-            ok = True
-            if nvalid:
-                loss = loss_sum / nvalid
-                optimizer.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):
-                    ok = False
-                else:
-                    loss.backward()
-                    if grad_clip:
-                        gnorm = torch.nn.utils.clip_grad_norm_(params, float(grad_clip))
-                        ok = bool(torch.isfinite(gnorm))
-                    if ok:
-                        optimizer.step()
-            if not ok:
-                pos["nan_run"] += 1
-                log.warning("epoch %d batch %d: non-finite loss or gradient; step skipped, state reset (%d in a row)",
-                            epoch + 1, b, pos["nan_run"])
-                carried = None
-                if pos["nan_run"] >= patience:
-                    bar.close()
-                    raise TrainingError(
-                        f"{pos['nan_run']} non-finite losses in a row (epoch {epoch + 1}, update {pos['update']}); "
-                        f"aborted. Check the features for NaN/inf or lower the learning rate (lr {lr:g}).")
-            else:
-                pos["nan_run"] = 0
-                carried = new_state
-            pos["update"] += 1
-            pos["batch"] = b + 1
-            if nvalid and ok:
-                with torch.no_grad():
-                    correct = int((logits.argmax(-1)[valid] == yy[valid]).sum())
-                ls = float(loss_sum.detach())
-                pos["acc"][0] += ls
-                pos["acc"][1] += correct
-                pos["acc"][2] += nvalid
-                steps.add(epoch + 1, pos["update"], lr, ls / nvalid, correct / nvalid, nvalid)
-            pos["acc"][3] = time.perf_counter() - t_start
-            if progress and (b % 10 == 0 or b + 1 == len(sched)):
-                a = pos["acc"]
-                bar.set_postfix(loss=f"{a[0] / max(a[2], 1):.3f}", acc=f"{a[1] / max(a[2], 1):.3f}",
-                                fps=f"{a[2] / max(a[3], 1e-9):.0f}", refresh=False)
-            bar.update(1)
-            if on_update is not None:
-                on_update(pos["update"])
-            every = int(tcfg["checkpoint_every"] or 0)
-            if max_updates is not None and pos["update"] >= max_updates:
-                stopped = True
-            if stopped or (every and pos["update"] % every == 0):
-                steps.flush()
-                save_checkpoint()
-            if stopped:
-                break
-        bar.close()
-        if stopped and pos["batch"] < len(sched):
-            break
-        # end of epoch
-        a = pos["acc"]
-        row = {"epoch": epoch + 1, "updates": pos["update"], "lr": lr,
-               "train_loss": a[0] / max(a[2], 1), "train_acc": a[1] / max(a[2], 1),
-               "dev_loss": float("nan"), "dev_acc": float("nan"), "train_frames": a[2],
-               "seconds": a[3], "frames_per_second": a[2] / max(a[3], 1e-9)}
-        if dev_corpus is not None:
-            row["dev_loss"], row["dev_acc"] = evaluate(model, dev_corpus, delay, int(tcfg["eval_streams"]),
-                                                       int(tcfg["eval_chunk"]), dev, amp)
-        history.append(row)
-        log.info("epoch %d: train loss %.4f acc %.4f | dev loss %.4f acc %.4f | %.0f frames/s", epoch + 1,
-                 row["train_loss"], row["train_acc"], row["dev_loss"], row["dev_acc"], row["frames_per_second"])
-        monitor = row["dev_acc"] if dev_corpus is not None else row["train_acc"]
-        if monitor > pos["best"]:
-            pos["best"], pos["best_epoch"] = monitor, epoch + 1
-            save_model_dir(out / "final", model, model_cfg, train_corpus.feat_dim, num_pdfs, delay,
-                           cmvn=str(tcfg["cmvn"]),
-                           extra={"training": {"epoch": epoch + 1, "dev_frame_accuracy": _num(row["dev_acc"]),
-                                               "train_frame_accuracy": _num(row["train_acc"])}})
-        write_log_csv(out / "log.csv", history)
-        plot_curves(out / "training_curves.png", history)
-        pos["epoch"], pos["batch"] = epoch + 1, 0
-        steps.flush()
-        save_checkpoint()
-    steps.close()
-    return {"epochs_done": pos["epoch"], "updates": pos["update"], "best_epoch": pos["best_epoch"],
-            "best_monitor": pos["best"], "history": history, "stopped_early": stopped and pos["epoch"] < epochs}
+    def rule_state(self) -> dict[str, Any]:
+        """Model and optimizer state dicts (an ASGD parameter server gathers its shards)."""
+        getter = getattr(self.rule, "state_dicts", None)
+        if getter is not None:
+            return getter()
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def _open_checkpoint(self, resume: bool) -> dict[str, Any] | None:
+        """Rank 0 decides (resume or start) and reads the checkpoint; every rank gets it."""
+        ckpt_path = self.out / CHECKPOINT
+        answer: tuple[str, Any] = ("start", None)
+        if self.dist.is_main:
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+                if self.dist.restart and ckpt_path.exists():
+                    resume = True
+                    log.warning("elastic restart %d: resuming from %s", self.dist.restart, ckpt_path)
+                if ckpt_path.exists() and not resume and not self.dist.restart:
+                    raise TrainingError(f"{self.out} already has {CHECKPOINT}; use --resume to continue or choose "
+                                        "another --out")
+                if resume and not ckpt_path.exists():
+                    if not self.dist.restart:
+                        raise TrainingError(f"--resume: no {ckpt_path}")
+                elif resume:
+                    answer = ("resume", read_checkpoint(ckpt_path))
+            except (TrainingError, OSError) as e:
+                answer = ("error", str(e))
+        answer = self.dist.broadcast_object(answer)
+        if answer[0] == "error":
+            raise replicated(TrainingError(answer[1]))
+        return answer[1]
+
+    def _restore(self, ck: dict[str, Any]) -> None:
+        import torch
+
+        path = self.out / CHECKPOINT
+        if ck.get("model_config") != self.model_cfg:
+            raise replicated(ConfigError(f"--resume: the model config differs from the one in {path}"))
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise replicated(TrainingError(f"{path}: does not fit the model and optimizer of this config "
+                                            f"({str(e).splitlines()[0]})")) from None
+        self.position = Position.from_dict(ck["position"])
+        if not self.dist.is_main:  # epoch totals so far live on rank 0 only (summed over ranks later)
+            self.position.epoch_metrics = FrameMetrics()
+        self.history = ck["history"]
+        carried = ck["carried"]
+        if carried is not None:
+            if carried[0].shape[1] != self.cfg.streams:
+                raise replicated(ConfigError(f"--resume: {path} carries the state of {carried[0].shape[1]} streams "
+                                              f"but training.streams is {self.cfg.streams}"))
+            carried = tuple(t[:, self.lo:self.hi].contiguous().to(self.device) for t in carried)
+        self.carried = carried
+        torch.set_rng_state(ck["rng"])
+        if self.dist.is_main:
+            p = self.position
+            log.info("resuming %s at epoch %d, batch %d (update %d)", self.out, p.epoch + 1, p.batch, p.update)
 
 
-def evaluate(model, corpus, delay: int, streams: int, chunk: int, device, amp: bool = False) -> tuple[float, float]:
-    """Frame cross-entropy and accuracy of ``model`` on ``corpus`` (state carried through
-    whole utterances, so the result does not depend on streams/chunk)."""
+def _reduce_int(dist: DistContext, v: int) -> int:
+    if not dist.enabled:
+        return v
     import torch
-    import torch.nn.functional as F
 
-    from asr.nnet.state import reset_streams
-    from asr.train.data import IGNORE, get_batch, make_schedule
+    t = torch.tensor([v], dtype=torch.float64)
+    dist.all_reduce(t)
+    return int(t[0])
 
-    sched = make_schedule(corpus.lengths, streams, chunk, delay)
-    was = model.training
-    model.eval()
-    loss = 0.0
-    correct = frames = 0
-    state = None
-    with torch.no_grad():
-        for b in range(len(sched)):
-            x, y, keep = get_batch(corpus, sched, b)
-            x, y = x.to(device), y.to(device)
-            state = reset_streams(state, keep.to(device))
-            with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
-                logits, state = model(x, state)
-            logits = logits.float().reshape(-1, logits.shape[-1])
-            yy = y.reshape(-1)
-            valid = yy != IGNORE
-            loss += float(F.cross_entropy(logits, yy, ignore_index=IGNORE, reduction="sum"))
-            correct += int((logits.argmax(-1)[valid] == yy[valid]).sum())
-            frames += int(valid.sum())
-    model.train(was)
-    return loss / max(frames, 1), correct / max(frames, 1)
+
+def _build_model(model_cfg: dict[str, Any], num_inputs: int, num_pdfs: int):
+    """The model of the ``model:`` section; a bad value is a one-line ConfigError."""
+    from asr.nnet.registry import build_model
+
+    try:
+        return build_model(model_cfg, num_inputs, num_pdfs)
+    except (TypeError, ValueError) as e:
+        # name the key whose value the family's builder could not take, when it can be told
+        culprits = [k for k, v in model_cfg.items() if isinstance(v, (str, list, dict)) and k != "family"
+                    and repr(v) in str(e)]
+        where = f"model.{culprits[0]}: bad value {model_cfg[culprits[0]]!r}" if culprits else "model"
+        raise replicated(ConfigError(f"{where} (family {model_cfg.get('family')}): {e}")) from None
+
+
+def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set=None, num_pdfs: int | None = None,
+          device: str = "cpu", resume: bool = False, max_updates: int | None = None, progress: bool = True,
+          on_update: Callable[[int], None] | None = None, dist: DistContext | None = None, mode: str = "ddp",
+          phone_map=None, asgd_params: str = "auto") -> dict[str, Any]:
+    """Train on ``train_set`` (asr.train.data.UtteranceSet); returns a summary dict.
+
+    ``max_updates``: stop (with a checkpoint) once this many batches have been done in
+    total; ``resume`` then continues exactly where it stopped. ``on_update(update)`` is
+    called after every update (benchmarks use it to time the inner loop)."""
+    trainer = Trainer(config, train_set, out_dir, dev_set=dev_set, num_pdfs=num_pdfs, device=device, dist=dist,
+                      mode=mode, progress=progress, on_update=on_update, phone_map=phone_map, asgd_params=asgd_params)
+    return trainer.run(resume=resume, max_updates=max_updates)
 
 
 def _num(v: float) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
 
-def write_log_csv(path: Path, history: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LOG_FIELDS, lineterminator="\n")
-    w.writeheader()
-    for row in history:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
-
-
-def plot_curves(path: Path, history: list[dict[str, Any]]) -> None:
-    """Train/dev loss and frame accuracy per epoch → PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, title in ((ax1, "loss", "cross-entropy"), (ax2, "acc", "frame accuracy")):
-        ax.plot(ep, [r[f"train_{key}"] for r in history], "o-", label="train")
-        devv = [r[f"dev_{key}"] for r in history]
-        if not all(math.isnan(v) for v in devv):
-            ax.plot(ep, devv, "s-", label="dev")
-        ax.set_xlabel("epoch")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-class _StepLog:
-    """``steps.csv``: one row per update (epoch, update, lr, loss, acc, frames). On resume the
-    rows after the checkpoint are dropped, so the file matches an uninterrupted run."""
-
-    HEADER = "epoch,update,lr,loss,acc,frames\n"
-
-    def __init__(self, path: Path, keep_until: int):
-        self.path = path
-        kept = [self.HEADER]
-        if keep_until and path.exists():
-            with open(path, encoding="utf-8") as f:
-                for line in f.readlines()[1:]:
-                    parts = line.split(",")
-                    if len(parts) == 6 and parts[1].isdigit() and int(parts[1]) <= keep_until:
-                        kept.append(line)
-        atomic_write_text(path, "".join(kept))
-        self.f = open(path, "a", encoding="utf-8")
-
-    def add(self, epoch: int, update: int, lr: float, loss: float, acc: float, frames: int) -> None:
-        self.f.write(f"{epoch},{update},{lr:.6g},{loss!r},{acc:.6f},{frames}\n")
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    def close(self) -> None:
-        self.f.close()

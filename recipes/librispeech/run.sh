@@ -3,7 +3,7 @@
 # corpus to WERs on dev/test-clean and dev/test-other with an LSTMP acoustic model trained on
 # the senones of a Kaldi GMM experiment (or of flat start), Kaldi's tgsmall first pass and
 # fglarge lattice rescoring (or our own 5-gram, --own-lm true).
-#   run.sh --corpus-dir DIR --kaldi-ali-dir EXP [--kaldi-lang-dir LANG] [--train-workers N] [--device cuda]
+#   run.sh --corpus-dir DIR --kaldi-ali-dir EXP [--kaldi-lang-dir LANG] [--train-workers N [--train-mode ddp|asgd]] [--device cuda]
 # Stages and options: run.sh --help; the stages are shared with ../mini_librispeech
 # (local/recipe.sh). Resources per stage: README.md beside this script.
 set -euo pipefail

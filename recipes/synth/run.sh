@@ -26,6 +26,8 @@ baselines=true        # also train and decode the DNN and plain-LSTM baselines
 num_leaves=           # senones (default 1500; 200 with --quick)
 lm_target_ngrams=     # size of the pruned first-pass 5-gram (default 60000; 8000 with --quick)
 train_opts=""         # extra options for `asr train` (e.g. "--device cuda")
+train_workers=1       # training processes (asr train --workers N; docs/distributed.md)
+train_mode=ddp        # with --train-workers > 1: ddp (synchronous) or asgd (asynchronous, Sak et al.)
 decode_opts=          # search options for `asr decode` (default "--beam 11 --lattice-beam 6";
                       # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
 compare_opts=""       # options for stage 10's local/compare_families.sh (e.g. "--train-utts 500 --jobs 4")
@@ -41,11 +43,12 @@ aug_opts="--speed 0.9,1.0,1.1 --random-speed --include-original --reverb-prob 0.
 hard_opts="--reverb-prob 0.6 --noise-prob 0.8 --telephone-prob 0.3 --snr 5 25 --room-set test --seed 7"
 alignments=ctm        # ctm: import the synthesiser's phone CTMs; flat: flat start from transcripts alone
 flat_opts=""          # extra options for `asr flat-start` (e.g. "--rounds 3")
-__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts decode_opts compare_opts lmwts seeds test_sets augment aug_opts hard_opts alignments flat_opts"
+__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts train_workers train_mode decode_opts compare_opts lmwts seeds test_sets augment aug_opts hard_opts alignments flat_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
-         [--compare-opts '...'] [--lmwts LO:HI] [--seeds '1 2'] [--test-sets 'test test_hard'] [--augment true|false]
-         [--aug-opts '...'] [--hard-opts '...'] [--alignments ctm|flat] [--flat-opts '...']
+         [--train-workers N] [--train-mode ddp|asgd] [--compare-opts '...'] [--lmwts LO:HI] [--seeds '1 2']
+         [--test-sets 'test test_hard'] [--augment true|false] [--aug-opts '...'] [--hard-opts '...']
+         [--alignments ctm|flat] [--flat-opts '...']
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
   0 synthetic corpus, augmented train set, hard test set
                        1 dict + lang dir   2 fbank + CMVN   3 alignments + tree
@@ -231,8 +234,11 @@ if stage_on 6; then
       log "stage 6: training $sys ($config)"
       resume=""
       [ -f exp/$sys$sfx/checkpoint.pt ] && resume="--resume"
+      workers=""
+      [ "$train_workers" -gt 1 ] && workers="--workers $train_workers --mode $train_mode"
       asr train --config $config --feats data/$train --ali $tree/ali.pdf.ark \
-        --dev-feats data/dev --dev-ali $ali_dev/ali.pdf.ark --out exp/$sys$sfx $resume $train_opts
+        --dev-feats data/dev --dev-ali $ali_dev/ali.pdf.ark --phone-map $tree/final.mdl \
+        --out exp/$sys$sfx $resume $workers $train_opts
       asr compute-priors --model-dir exp/$sys$sfx/final --silence-pdfs $tree/silence_pdfs.int $tree/ali.pdf.ark
       touch exp/$sys$sfx/.done
     fi

@@ -30,16 +30,17 @@ graph=${graph:-ours}          # ours: HCLG built here; kaldi: the imported Kaldi
 own_lm=${own_lm:-false}       # true: our own 5-gram from librispeech-lm-norm.txt.gz (full + pruned)
 own_lm_opts=${own_lm_opts:---min-counts 1,1,2}   # make-lm options of the own 5-gram
 own_lm_prune=${own_lm_prune:-1e-7}  # relative-entropy threshold of its first-pass version
-train_workers=${train_workers:-1}   # training processes (distributed trainer, when available)
+train_workers=${train_workers:-1}   # training processes (asr train --workers N; docs/distributed.md)
+train_mode=${train_mode:-ddp}       # with --train-workers > 1: ddp (synchronous) or asgd (asynchronous, Sak et al.)
 device=${device:-cpu}         # cpu | cuda (training)
 train_opts=${train_opts:-}    # more `asr train` options
 decode_nj=${decode_nj:-1}     # decoding jobs per eval set (the sets run in parallel)
 decode_opts=${decode_opts:---beam 13 --lattice-beam 8}
 __options="stage stop_stage nj corpus_dir lm_dir alignments kaldi_ali_dir kaldi_lang_dir kaldi_graph_dir flat_opts graph own_lm
-  own_lm_opts own_lm_prune first_lm_name rescore_lm_name train_workers device train_conf train_opts cv_utts decode_nj
+  own_lm_opts own_lm_prune first_lm_name rescore_lm_name train_workers train_mode device train_conf train_opts cv_utts decode_nj
   decode_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] --corpus-dir DIR [--alignments kaldi --kaldi-ali-dir DIR
-         [--kaldi-lang-dir DIR] [--kaldi-graph-dir DIR] | --alignments flat [--flat-opts '...']] [--train-workers N] [--device cuda] ...
+         [--kaldi-lang-dir DIR] [--kaldi-graph-dir DIR] | --alignments flat [--flat-opts '...']] [--train-workers N [--train-mode ddp|asgd]] [--device cuda] ...
 $corpus recipe (outputs in data/ and exp/ beside run.sh). Stages:
   0 download        1 data dirs        2 dict + lang     3 LMs (+ perplexity)   4 fbank + CMVN
   5 alignments      6 HCLG             7 training        8 decoding             9 rescoring
@@ -208,13 +209,7 @@ if stage_on 7; then
   require exp/ali/ali.pdf.ark data/train_tr/feats.scp data/train_cv/feats.scp 5
   require "$graph_dir/HCLG.fst" 6
   workers_opt=()
-  if [ "$train_workers" -gt 1 ]; then
-    if asr train --help | grep -q -- "--workers"; then
-      workers_opt=(--workers "$train_workers")
-    else
-      log "WARNING: this checkout's trainer has no --workers (distributed training); training in one process"
-    fi
-  fi
+  [ "$train_workers" -gt 1 ] && workers_opt=(--workers "$train_workers" --mode "$train_mode")
   # shellcheck disable=SC2086
   train_system "$train_conf" data/train_tr exp/ali/ali.pdf.ark data/train_cv exp/ali/ali.pdf.ark exp/ali exp/lstmp \
     --device "$device" "${workers_opt[@]}" $train_opts
