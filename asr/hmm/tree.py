@@ -25,7 +25,7 @@ from typing import Union
 
 import numpy as np
 
-from asr.errors import FormatError, ModelError
+from asr.errors import ModelError
 from asr.hmm.kaldi_objects import KaldiReader, KaldiWriter
 
 PDF_CLASS = -1
