@@ -27,7 +27,7 @@ from pathlib import Path
 
 from asr.errors import FormatError
 from asr.io.atomic import atomic_write_text
-from asr.lang.dict_dir import DictDir, read_dict_dir
+from asr.lang.dict_dir import read_dict_dir
 from asr.hmm.topology import make_kaldi_topology
 
 log = logging.getLogger(__name__)
