@@ -74,7 +74,7 @@ def register(subparsers) -> None:
     p.add_argument("--central-position", type=int, default=None, help="P (default N // 2)")
     p.add_argument("--min-count", type=float, default=50.0, help="minimum frames on each side of a split")
     p.add_argument("--thresh", type=float, default=0.0, help="minimum likelihood gain of a split")
-    p.add_argument("--cmvn", default="speaker", choices=["speaker", "utterance", "global", "none"])
+    p.add_argument("--cmvn", default="speaker", choices=["speaker", "utterance", "global", "online", "none"])
     p.add_argument("--ci-phones", default=None, metavar="LIST",
                    help="colon-separated ids of context-independent phones, whose states are shared across "
                         "contexts (Kaldi acc-tree-stats --ci-phones); default: the lang's "

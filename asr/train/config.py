@@ -31,11 +31,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from asr.features.reader import CMVN_MODES
 from asr.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "exponential", "warmup_exponential", "warmup_cosine")
-CMVN_MODES = ("speaker", "utterance", "global", "none")
 
 
 @dataclass
