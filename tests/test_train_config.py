@@ -21,7 +21,7 @@ from asr.train.config import TrainingConfig, describe_keys
     ({"schedule": {"type": "warmup_cosine", "warmup": 5}},
      "training.schedule.warmup: unknown key (did you mean 'warmup_updates'?)"),
     ({"schedule": "cosine"}, "training.schedule: expected a mapping of keys, got str"),
-    ({"cmvn": "per-speaker"}, "training.cmvn: 'per-speaker' is not one of speaker, utterance, global, none"),
+    ({"cmvn": "per-speaker"}, "training.cmvn: 'per-speaker' is not one of speaker, utterance, global, online, none"),
     ({"grad_clip": -1}, "training.grad_clip: must be > 0 or null (got -1.0)"),
 ])
 def test_bad_training_keys(training, message):
