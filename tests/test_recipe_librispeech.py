@@ -130,9 +130,20 @@ def test_librispeech_rerun_skips_and_flat_start_works(librispeech_run, librispee
         assert line in again.stderr, line
     # --alignments flat: exp/ali from the transcripts alone (one CI round, a small tree), an
     # alignment dir like the import's, on which the next stages run
+    # the built-in CD network warms up for 200 updates: the tiny fixture gets a CD config with
+    # a constant learning rate and a few epochs (else the trainer's chance guard stops it)
+    import copy
+
+    import yaml
+
+    from asr.flatstart.pipeline import CD_CONFIG
+
+    cd = copy.deepcopy(CD_CONFIG)
+    cd["training"].update(epochs=6, schedule={"type": "constant"})
+    (top / "cd_tiny.yaml").write_text(yaml.safe_dump(cd))
     flat = _recipe(top, "librispeech", "--stage", 5, "--stop-stage", 6, "--lm-dir", librispeech_corpus.lm_dir,
                    "--alignments", "flat", "--flat-opts",
-                   "--rounds 1 --num-leaves 40 --num-threads 1", timeout=600)
+                   f"--rounds 1 --num-leaves 40 --num-threads 1 --cd-config {top / 'cd_tiny.yaml'}", timeout=600)
     assert flat.returncode == 0, flat.stderr[-3000:]
     ali = AliDir.load(recipe / "exp" / "ali", need_tids=True, need_model=True)
     assert ali.kind == "flat_start" and ali.info["utterances"] > 0.9 * prep_utts(recipe)
