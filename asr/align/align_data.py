@@ -257,7 +257,7 @@ def _init_worker() -> None:
     import torch
 
     from asr.features.reader import FeatureReader
-    from asr.nnet.model_dir import GLOBAL_CMVN, load_acoustic_model
+    from asr.nnet.model_dir import load_acoustic_model, read_global_cmvn
 
     torch.set_num_threads(1)
     model, config = load_acoustic_model(_JOB["model_dir"])
@@ -269,12 +269,8 @@ def _init_worker() -> None:
     if len(priors) != num_pdfs or int(config["num_pdfs"]) != num_pdfs:
         raise AlignmentError(f"{_JOB['model_dir']}: the network has {config['num_pdfs']} outputs and "
                              f"{len(priors)} priors, the tree {num_pdfs} pdfs")
-    global_stats = None  # global/online CMVN: the model dir's training stats, else the data dir's own
-    stats_path = Path(_JOB["model_dir"]) / GLOBAL_CMVN
-    if stats_path.is_file():
-        import kaldiio
-
-        global_stats = kaldiio.load_mat(str(stats_path))
+    # global/online CMVN: the model dir's training stats, else the data dir's own
+    global_stats = read_global_cmvn(_JOB["model_dir"])
     _JOB.update(model=model, delay=int(config.get("output_delay", 0)), priors=priors,
                 reader=FeatureReader(_JOB["data_dir"], cmvn=config.get("cmvn", "speaker"), global_stats=global_stats))
 

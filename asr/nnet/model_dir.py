@@ -122,11 +122,7 @@ class ModelDir:
 
     def global_cmvn_stats(self):
         """The training data's global CMVN stats (float64 [2, D+1]), or None when not packed."""
-        import kaldiio
-        import numpy as np
-
-        path = self.path / GLOBAL_CMVN
-        return np.asarray(kaldiio.load_mat(str(path)), dtype=np.float64) if path.is_file() else None
+        return read_global_cmvn(self.path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ModelDir":
@@ -314,6 +310,16 @@ def _check_cmvn_stats(path: Path, num_inputs: int) -> None:
     if shape != (2, num_inputs + 1):
         raise ModelError(f"{path}: CMVN stats of shape {list(shape)}, the network takes {num_inputs} inputs "
                          f"(expected [2, {num_inputs + 1}])")
+
+
+def read_global_cmvn(model_dir: str | os.PathLike):
+    """MODEL_DIR/global_cmvn.stats as float64 [2, D+1], or None when the dir has none (a
+    packed model dir or a trainer's network dir)."""
+    import kaldiio
+    import numpy as np
+
+    path = Path(model_dir) / GLOBAL_CMVN
+    return np.asarray(kaldiio.load_mat(str(path)), dtype=np.float64) if path.is_file() else None
 
 
 def read_priors(path: str | os.PathLike, num_pdfs: int | None = None):

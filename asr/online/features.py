@@ -16,6 +16,7 @@ import numpy as np
 
 from asr.errors import FeatureError
 from asr.features.online_cmvn import OnlineCmvn, OnlineCmvnOptions
+from asr.features.reader import GLOBAL_STATS_MODES
 
 
 class OnlineFeatures:
@@ -28,7 +29,7 @@ class OnlineFeatures:
         self.cmvn_mode = cmvn_mode
         self.global_stats = global_stats
         self._cmvn = None
-        if cmvn_mode in ("global", "online") and global_stats is None:
+        if cmvn_mode in GLOBAL_STATS_MODES and global_stats is None:
             raise FeatureError(f"the model uses {cmvn_mode} CMVN but has no global_cmvn.stats")
         if cmvn_mode not in ("global", "none"):
             self._cmvn = OnlineCmvn(fbank.dim, global_stats, cmvn_opts)
