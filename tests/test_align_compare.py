@@ -47,6 +47,8 @@ def test_compare_ctms_hand_computed(tmp_path, capsys):
         "boundaries within 10 ms: 50.0 % (4 boundaries, 1 utts)",
         "boundaries within 20 ms: 50.0 % (4 boundaries, 1 utts); frame phone agreement 90.8 %",
         "boundaries within 40 ms: 75.0 % (4 boundaries, 1 utts)",
+        # signed offsets +10, +30, 0, -50 ms
+        "boundary offset HYP - REF: mean -2.5 ms, median +5.0 ms (4 matched boundaries)",
     ]
     (tmp_path / "hyp.ctm").write_text(HYP)
     out = tmp_path / "c.json"
@@ -58,6 +60,7 @@ def test_compare_ctms_hand_computed(tmp_path, capsys):
         "boundaries within 10 ms: 70.0 % (10 boundaries, 3 utts)",
         "boundaries within 20 ms: 80.0 % (10 boundaries, 3 utts); frame phone agreement 88.9 %",
         "boundaries within 40 ms: 90.0 % (10 boundaries, 3 utts)",
+        "boundary offset HYP - REF: mean +1.0 ms, median +0.0 ms (10 matched boundaries)",
     ]
     j = json.loads(out.read_text())
     assert j["utterances_only_in_hyp"] == 1 and j["frames"] == 234 and j["matched_boundaries"] == 10
@@ -90,7 +93,11 @@ def test_compare_alignment_dir_frame_times(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "boundaries within 10 ms: 0.0 % (4 boundaries, 1 utts)"
     assert out[1] == "boundaries within 20 ms: 100.0 % (4 boundaries, 1 utts); frame phone agreement 91.8 %"
-    assert abs(json.loads((tmp_path / "j").read_text())["mean_abs_error_ms"] - 17.5) < 1e-6
+    j = json.loads((tmp_path / "j").read_text())
+    assert abs(j["mean_abs_error_ms"] - 17.5) < 1e-6
+    # two frames late: +17.5 ms, the signed offset says so (an exact dir: -2.5 ms, the grid)
+    assert j["mean_offset_ms"] == 17.5 and j["offset_histogram_frames"] == {"+2": 4}
+    assert out[3] == "boundary offset HYP - REF: mean +17.5 ms, median +17.5 ms (4 matched boundaries)"
     # dir vs dir, and the Kaldi convention (boundaries at 10k ms: 0 and 10 ms off)
     assert main(["compare-ali", str(exact), str(late)]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "boundaries within 10 ms: 0.0 % (4 boundaries, 1 utts)"

@@ -202,7 +202,8 @@ def register(subparsers) -> None:
         "places within 10, 20 and 40 ms (label sequences matched by edit distance; a boundary whose phones "
         "HYP does not have counts as missed), the frame-level phone agreement, and the number of utterances "
         "compared, e.g. 'boundaries within 20 ms: 93.4 % (41,203 boundaries, 503 utts); frame phone "
-        "agreement 95.1 %'. Example: asr compare-ali data/test/phones.ctm exp/ali_test_flat",
+        "agreement 95.1 %', then the mean and median signed boundary offset (HYP minus REF: a systematic "
+        "shift shows here). Example: asr compare-ali data/test/phones.ctm exp/ali_test_flat",
         formatter_class=_F)
     p.add_argument("ref", metavar="REF", help="reference: phone CTM or alignment dir")
     p.add_argument("hyp", metavar="HYP", help="hypothesis: phone CTM or alignment dir")
@@ -212,7 +213,8 @@ def register(subparsers) -> None:
                    help="time of frame boundaries (center: between window centres, as import-ali; kaldi: k*shift)")
     p.add_argument("--frame-shift", type=float, default=0.01)
     p.add_argument("--frame-length", type=float, default=0.025)
-    p.add_argument("--json", help="also write the figures (and mean/median boundary error) as JSON here")
+    p.add_argument("--json", help="also write the figures (and mean/median absolute and signed boundary error, "
+                   "a histogram of the signed error in frames) as JSON here")
     p.set_defaults(func=_compare_ali)
 
     p = subparsers.add_parser(

@@ -22,6 +22,12 @@ Figures (over the utterances in both):
   matched to i+1 (the nearer; they are the same point unless HYP inserted a phone, e.g. a
   short silence, between them). A boundary with neither phone matched counts as missed.
 - frame phone agreement: the share of frames whose (base) phone is the same.
+- boundary offset: mean and median of HYP's time minus REF's over the matched boundaries
+  (the nearer of the two candidates above, signed): a systematic shift (an output delay or a
+  frame-time convention applied wrongly) shows here, where the tolerance shares cannot tell
+  early from late. With 10 ms CTM times and the ``center`` convention an exact alignment is
+  at −2.5 ms (the frame grid's boundaries are at 10k + 7.5 ms). ``--json`` adds a histogram
+  in whole frames.
 """
 
 from __future__ import annotations
@@ -61,9 +67,13 @@ class Comparison:
     within: dict[int, int]  # tolerance (ms) -> boundaries within it
     frames: int
     frames_agree: int
-    abs_errors_ms: np.ndarray  # per matched boundary
+    errors_ms: np.ndarray  # per matched boundary: HYP's time minus REF's (signed)
     only_ref: int
     only_hyp: int
+
+    @property
+    def abs_errors_ms(self) -> np.ndarray:
+        return np.abs(self.errors_ms)
 
     def percent_within(self, ms: int) -> float:
         return 100.0 * self.within[ms] / max(self.boundaries, 1)
@@ -81,10 +91,14 @@ class Comparison:
             if ms == 20:
                 line += f"; frame phone agreement {self.frame_agreement:.1f} %"
             out.append(line)
+        err = self.errors_ms
+        if len(err):
+            out.append(f"boundary offset HYP - REF: mean {err.mean():+.1f} ms, median {np.median(err):+.1f} ms "
+                       f"({len(err):,} matched boundaries)")
         return out
 
     def to_json(self) -> dict:
-        err = self.abs_errors_ms
+        err, signed = self.abs_errors_ms, self.errors_ms
         return {
             "utterances": self.utterances, "boundaries": self.boundaries,
             **{f"within_{ms}ms": round(self.percent_within(ms), 3) for ms in TOLERANCES_MS},
@@ -92,6 +106,9 @@ class Comparison:
             "matched_boundaries": len(err),
             "mean_abs_error_ms": round(float(err.mean()), 3) if len(err) else None,
             "median_abs_error_ms": round(float(np.median(err)), 3) if len(err) else None,
+            "mean_offset_ms": round(float(signed.mean()), 3) if len(err) else None,
+            "median_offset_ms": round(float(np.median(signed)), 3) if len(err) else None,
+            "offset_histogram_frames": _histogram_frames(signed),
             "utterances_only_in_ref": self.only_ref, "utterances_only_in_hyp": self.only_hyp,
         }
 
@@ -142,16 +159,32 @@ def compare_alignments(ref, hyp, silence_phones=None, convention: str = "center"
         if nb > 0:
             t = rs.ends[:-1]
             left, right = match[:-1], match[1:]
-            c1 = np.where(left >= 0, np.abs(hs.ends[np.maximum(left, 0)] - t), np.inf)
-            c2 = np.where(right >= 0, np.abs(hs.starts[np.maximum(right, 0)] - t), np.inf)
-            errors.append(np.minimum(c1, c2) * 1000.0)
+            c1 = np.where(left >= 0, hs.ends[np.maximum(left, 0)] - t, np.inf)
+            c2 = np.where(right >= 0, hs.starts[np.maximum(right, 0)] - t, np.inf)
+            errors.append(np.where(np.abs(c2) < np.abs(c1), c2, c1) * 1000.0)
         fr, fh = _frame_labels(rs, hs, convention, frame_shift, frame_length, vocab)
         frames += len(fr)
         agree += int((fr == fh).sum())
     err = np.concatenate(errors) if errors else np.zeros(0)
-    within = {ms: int((err <= ms + 1e-6).sum()) for ms in TOLERANCES_MS}
+    within = {ms: int((np.abs(err) <= ms + 1e-6).sum()) for ms in TOLERANCES_MS}
     return Comparison(len(common), n_bound, within, frames, agree, err[np.isfinite(err)],
                       len(set(r) - set(h)), len(set(h) - set(r)))
+
+
+def _histogram_frames(err_ms: np.ndarray, frame_ms: float = 10.0, span: int = 5) -> dict[str, int]:
+    """Signed boundary offsets in whole frames (rounded; beyond ±span frames pooled), e.g.
+    {"-1": 120, "0": 900, "+1": 300, ">+5": 4}."""
+    k = np.round(np.asarray(err_ms) / frame_ms).astype(np.int64)
+    out = {}
+    if (k < -span).any():
+        out[f"<-{span}"] = int((k < -span).sum())
+    for v in range(-span, span + 1):
+        n = int((k == v).sum())
+        if n:
+            out[f"{v:+d}" if v else "0"] = n
+    if (k > span).any():
+        out[f">+{span}"] = int((k > span).sum())
+    return out
 
 
 def _frame_labels(rs: Segments, hs: Segments, convention, shift, length, vocab) -> tuple[np.ndarray, np.ndarray]:
