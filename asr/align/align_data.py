@@ -68,6 +68,7 @@ class AlignConfig:
     seed: int = 0  # equal alignment: added to each utterance's seed
     silence: str = "edges"  # equal alignment's path: "edges" (silence at both ends) or "random" (Kaldi)
     update_transitions: bool = False  # re-estimate transition probabilities from the result (Kaldi MleUpdate)
+    edge_silence: bool = False  # the path must begin and end with silence (else optional there, as in L.fst)
 
 
 _JOB: dict = {}  # what the workers inherit at fork time
@@ -132,7 +133,7 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
     aligner = ForcedAligner(lang, tree, tm, cfg.transition_scale, cfg.self_loop_scale, cfg.acoustic_scale,
-                            cfg.beam, cfg.retry_beam, unpruned_retry=False)
+                            cfg.beam, cfg.retry_beam, unpruned_retry=False, edge_silence=cfg.edge_silence)
     _JOB.update(aligner=aligner, words=transcripts.word_ids, num_frames=num_frames, cfg=cfg, parts=parts,
                 model_dir=str(model_dir) if model_dir else None, data_dir=str(data_dir))
     nj = max(1, min(int(cfg.nj), len(tasks)))
@@ -171,6 +172,8 @@ def _inputs(data_dir: Path, lang_dir, tree_dir, model_dir, utts, cfg: AlignConfi
     from asr.io.fingerprint import feature_fingerprints, path_hash, text_hash
 
     options = {k: v for k, v in asdict(cfg).items() if k not in ("nj", "task_frames")}
+    if not options["edge_silence"]:  # as alignments made before the option existed
+        del options["edge_silence"]
     inputs = {"options": options, "text": path_hash(data_dir / "text"), "lang": path_hash(lang_dir),
               "utt2num_frames": path_hash(data_dir / "utt2num_frames"),
               "tree_dir": [path_hash(Path(tree_dir) / n) for n in ("tree", "final.mdl")] if tree_dir else None,

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class ForcedAligner:
     def __init__(self, lang, tree, tm, transition_scale: float = 1.0, self_loop_scale: float = 0.1,
                  acoustic_scale: float = 0.1, beam: float = 10.0, retry_beam: float = 40.0, reorder: bool = True,
-                 unpruned_retry: bool = True):
+                 unpruned_retry: bool = True, edge_silence: bool = False):
         import kaldifst
 
         self.reorder = reorder
@@ -40,12 +40,28 @@ class ForcedAligner:
         self.acoustic_scale, self.beam, self.retry_beam = acoustic_scale, beam, retry_beam
         self.L = kaldifst.StdVectorFst.read(str(lang.path / "L.fst"))
         kaldifst.arcsort(self.L, sort_type="olabel")
+        # edge_silence: the path must begin and end with the optional-silence phone (a phone
+        # acceptor composed before L∘G); otherwise silence at the edges is optional, as in L.fst
+        self.edges = self._edge_silence_acceptor() if edge_silence else None
         self._hmm_cache: dict[tuple, list] = {}
         from asr.align.compile import AlignmentCompiler
 
         self._tid_table = AlignmentCompiler(tree, tm).tid_table
 
     # -- graph -------------------------------------------------------------------
+    def _edge_silence_acceptor(self):
+        """Phone sequences that begin and end with the optional-silence phone. States: 0
+        start, 1 after a non-silence phone, 2 (final) after silence."""
+        sil = self.lang.optional_silence
+        phones = sorted(p for p in self.lang.phone_names if p > 0)
+        lines = [f"0 2 {sil} {sil}"]
+        for p in phones:
+            dst = 2 if p == sil else 1
+            lines += [f"1 {dst} {p} {p}", f"2 {dst} {p} {p}"]
+        fst = self.kaldifst.compile("\n".join(lines + ["2"]) + "\n", acceptor=False)
+        self.kaldifst.arcsort(fst, sort_type="olabel")
+        return fst
+
     def _hmm_arcs(self, window: tuple[int, ...]):
         """Arcs (from_state, to_state, tid, cost) of the HMM of ``window``'s central phone;
         state -1 = entry is 0, len(entry)-1 = exit."""
@@ -84,6 +100,8 @@ class ForcedAligner:
         g = "".join(f"{i} {i + 1} {w} {w}\n" for i, w in enumerate(word_ids)) + f"{len(word_ids)}\n"
         G = kf.compile(g, acceptor=False)
         LG = kf.compose(self.L, G, connect=True)
+        if self.edges is not None:
+            LG = kf.compose(self.edges, LG, connect=True)
         CLG, ilabels = kf.compose_context([], self.tree.context_width, self.tree.central_position, LG)
         n = CLG.num_states
         lines, finals = [], []

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         description="Train from transcripts alone (GMM-free flat start, Senior et al. 2014). Steps, each a dir of the "
         "work dir, skipped when complete on a re-run: ali0 = equal alignment (align-equal) of the --init-utts"
         " shortest utterances; then --rounds times: train a context-independent network (monophone states) on"
-        " the last alignments, realign those utterances (the last round: all) with its log p(s|x) - log p(s) "
+        " the last alignments, realign those utterances (the last round: all) with its log p(s|x) - log p(s), then --context-rounds more with a network of "
+        "+-5 frames "
         "(Viterbi over each utterance's training graph, --nj jobs, utterances failing at --retry-beam skipped"
         " and counted, frames that changed state logged); then a decision tree (build-tree, --num-leaves) "
         "from the CI alignments, a context-dependent network, and one CD realignment. OUT becomes an "
@@ -35,6 +36,10 @@ def register(subparsers) -> None:
                    help="equal alignment and the CI rounds on this many shortest utterances")
     p.add_argument("--rounds", type=int, default=4, help="CI rounds (train, realign); the last one aligns "
                    "every utterance")
+    p.add_argument("--context-rounds", type=int, default=0,
+                   help="after the --rounds with the frame classifier, this many more CI rounds with a network "
+                   "that sees +-5 frames (--context-config): boundaries nearer the exact ones on noisy data; the "
+                   "last round of all aligns every utterance")
     p.add_argument("--silence", choices=["edges", "random"], default="edges",
                    help="equal alignment's path (see asr align-equal --help)")
     p.add_argument("--num-leaves", type=int, default=1000, help="leaves of the CD tree")
@@ -42,6 +47,8 @@ def register(subparsers) -> None:
                    help="stop after the CI rounds (no tree, CD network and CD realignment)")
     p.add_argument("--ci-config", help="YAML (model: and training: sections, as conf/dnn.yaml) of the CI "
                    "network (default: the built-in one, written to WORK/mono1.yaml)")
+    p.add_argument("--context-config", help="YAML of the network of the --context-rounds (default: the built-in "
+                   "one, a DNN with splice 5 and output_delay 5)")
     p.add_argument("--cd-config", help="YAML of the CD network (default: the built-in one, written to WORK/cd.yaml)")
     p.add_argument("--acoustic-scale", type=float, default=0.1, help="scale of the network's log-likelihoods "
                    "in the realignment search")
@@ -63,13 +70,16 @@ def _flat_start(args) -> int:
     from asr.config import load_yaml
     from asr.flatstart.pipeline import FlatStartConfig, flat_start
 
-    cfg = FlatStartConfig(init_utts=args.init_utts, rounds=args.rounds, silence=args.silence,
+    cfg = FlatStartConfig(init_utts=args.init_utts, rounds=args.rounds, context_rounds=args.context_rounds,
+                          silence=args.silence,
                           num_leaves=args.num_leaves, cd_realign=not args.no_cd, nj=args.nj,
                           num_threads=args.num_threads, acoustic_scale=args.acoustic_scale, beam=args.beam,
                           retry_beam=args.retry_beam, map_oov=args.map_oov,
                           max_duration=args.max_duration, max_failures=args.max_failures)
     if args.ci_config:
         cfg.ci_config = load_yaml(args.ci_config)
+    if args.context_config:
+        cfg.ctx_config = load_yaml(args.context_config)
     if args.cd_config:
         cfg.cd_config = load_yaml(args.cd_config)
     summary = flat_start(args.data_dir, args.lang_dir, args.out_dir, args.work_dir, cfg, force=args.force)
