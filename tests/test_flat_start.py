@@ -180,3 +180,24 @@ def test_align_model_dir_needs_two_paths(tmp_path, capsys, bad):
     lang_dir = make_lang(tmp_path)
     assert main(["align", "--lang", str(lang_dir), "--model-dir", str(tmp_path), "d", "l", "o"]) == 1
     assert "give DATA_DIR OUT_DIR" in capsys.readouterr().err
+
+
+def test_edge_silence_makes_the_path_begin_and_end_with_silence(tmp_path):
+    """Log-likelihoods that make silence expensive everywhere: the optional silence of L.fst
+    is left out at the edges; with edge_silence the path still begins and ends with it."""
+    from asr.align.forced import ForcedAligner
+    from asr.align.import_ali import load_model
+
+    lang = LangDir(make_lang(tmp_path))
+    tree, tm = load_model(lang, None)
+    sil_pdfs = {int(tm.tid2pdf[t]) for t in range(1, len(tm.tid2pdf))
+                if tm.tid2phone[t] in set(lang.silence_phones)}
+    loglik = np.zeros((40, tm.num_pdfs), np.float32)
+    loglik[:, sorted(sil_pdfs)] = -50.0
+    words = [lang.words["CAT"], lang.words["AT"]]
+    sil = set(lang.silence_phones)
+    for edge, expect in ((False, False), (True, True)):
+        tids, _, _ = ForcedAligner(lang, tree, tm, edge_silence=edge).align(loglik, words, "u1")
+        phones, _ = split_to_phones(tm, tids)
+        assert len(tids) == 40
+        assert (phones[0] in sil, phones[-1] in sil) == (expect, expect), phones

@@ -159,6 +159,9 @@ def register(subparsers) -> None:
     p.add_argument("--self-loop-scale", type=float, default=0.1)
     p.add_argument("--beam", type=float, default=10.0)
     p.add_argument("--retry-beam", type=float, default=40.0)
+    p.add_argument("--edge-silence", action="store_true",
+                   help="with --model-dir: every utterance's path begins and ends with silence (by default "
+                   "silence is optional there, as in L.fst); for recordings known to start and end in silence")
     p.add_argument("--log-priors", help="LOGLIKES are log posteriors: subtract these log priors "
                    "(a model dir's log_priors.npy, or a text vector)")
     add_max_failures_option(p)
@@ -302,12 +305,15 @@ def _align(args) -> int:
             tree_dir = args.model_dir
         cfg = AlignConfig(acoustic_scale=args.acoustic_scale, transition_scale=args.transition_scale,
                           self_loop_scale=args.self_loop_scale, beam=args.beam, retry_beam=args.retry_beam,
-                          nj=args.nj, map_oov=args.map_oov, max_duration=args.max_duration)
+                          nj=args.nj, map_oov=args.map_oov, max_duration=args.max_duration,
+                          edge_silence=args.edge_silence)
         align_data_dir(args.data_dir, args.lang, args.loglikes, tree_dir=tree_dir, model_dir=args.model_dir, cfg=cfg,
                        max_failures=args.max_failures, force=args.force)
         return 0
     from asr.align.forced import align_dir
 
+    if args.edge_silence:
+        raise ConfigError("--edge-silence goes with --model-dir")
     if args.out_dir is None:
         raise ConfigError("give DATA_DIR LOGLIKES OUT_DIR (or --model-dir with DATA_DIR OUT_DIR)")
     align_dir(args.data_dir, args.loglikes, args.out_dir, args.lang, args.tree_dir, args.acoustic_scale,

@@ -42,6 +42,9 @@ def register(subparsers) -> None:
                    "last round of all aligns every utterance")
     p.add_argument("--silence", choices=["edges", "random"], default="edges",
                    help="equal alignment's path (see asr align-equal --help)")
+    p.add_argument("--edge-silence", choices=["required", "optional"], default="optional",
+                   help="realignments: every utterance begins and ends with silence (required), or silence "
+                   "is optional there as between words (optional, as in L.fst)")
     p.add_argument("--num-leaves", type=int, default=1000, help="leaves of the CD tree")
     p.add_argument("--no-cd", action="store_true",
                    help="stop after the CI rounds (no tree, CD network and CD realignment)")
@@ -71,7 +74,7 @@ def _flat_start(args) -> int:
     from asr.flatstart.pipeline import FlatStartConfig, flat_start
 
     cfg = FlatStartConfig(init_utts=args.init_utts, rounds=args.rounds, context_rounds=args.context_rounds,
-                          silence=args.silence,
+                          silence=args.silence, edge_silence=args.edge_silence == "required",
                           num_leaves=args.num_leaves, cd_realign=not args.no_cd, nj=args.nj,
                           num_threads=args.num_threads, acoustic_scale=args.acoustic_scale, beam=args.beam,
                           retry_beam=args.retry_beam, map_oov=args.map_oov,

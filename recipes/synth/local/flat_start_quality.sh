@@ -3,7 +3,9 @@
 # reads the synthesiser's exact phone CTMs, which the flat-start recipe itself never does)
 #
 # For every alignment step of exp/ali_train_flat/work (ali0 = equal alignment, ali1.. = CI
-# rounds, ali_cd = CD round): `asr compare-ali data/train/phones.ctm STEP`; then the test set
+# rounds, ali_cd = CD round): `asr compare-ali DATA/phones.ctm STEP` (DATA: the data dir the
+# flat start was made from, data/train_aug by default, whose CTMs are the train set's carried
+# over to the augmented copies); then the test set
 # aligned with the final flat-start network (into exp/flat_ali_test) against data/test/phones.ctm.
 # Writes a markdown table to exp/flat_quality/quality.md (and prints it) and the figures as JSON
 # beside it (products are not written into).
@@ -26,8 +28,10 @@ q=exp/flat_quality
 mkdir -p $q
 out=$q/quality.md
 rows=()
+train_data=$(python -c "import json; print(json.load(open('$ali/flat_start.json'))['data_dir'])")
+require $train_data/phones.ctm 0
 for step in $(python -c "import json; print(' '.join(s['step'] for s in json.load(open('$ali/flat_start.json'))['steps'] if s['kind'] == 'align'))"); do
-  asr compare-ali --json $q/train_$step.json data/train/phones.ctm $work/$step > /dev/null
+  asr compare-ali --json $q/train_$step.json $train_data/phones.ctm $work/$step > /dev/null
   rows+=("train $step $q/train_$step.json")
 done
 log "aligning data/test with $work/final (left as it is when up to date)"
@@ -37,13 +41,15 @@ rows+=("test final $q/test_final.json")
 python - "$out" "${rows[@]}" <<'EOF'
 import json, sys
 out, rows = sys.argv[1], sys.argv[2:]
-lines = ["| set | alignment | utts | boundaries | within 10 ms | within 20 ms | within 40 ms | frame phone agreement |",
-         "|---|---|---:|---:|---:|---:|---:|---:|"]
+lines = ["| set | alignment | utts | boundaries | within 10 ms | within 20 ms | within 40 ms | frame phone agreement "
+         "| mean offset |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
 for row in rows:
     kind, step, path = row.split(" ", 2)
     j = json.load(open(path))
     lines.append(f"| {kind} | {step} | {j['utterances']:,} | {j['boundaries']:,} | {j['within_10ms']:.1f} % | "
-                 f"{j['within_20ms']:.1f} % | {j['within_40ms']:.1f} % | {j['frame_phone_agreement']:.1f} % |")
+                 f"{j['within_20ms']:.1f} % | {j['within_40ms']:.1f} % | {j['frame_phone_agreement']:.1f} % | "
+                 f"{j['mean_offset_ms']:+.1f} ms |")
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text, end="")
