@@ -201,3 +201,21 @@ def test_edge_silence_makes_the_path_begin_and_end_with_silence(tmp_path):
         phones, _ = split_to_phones(tm, tids)
         assert len(tids) == 40
         assert (phones[0] in sil, phones[-1] in sil) == (expect, expect), phones
+
+
+def test_augmented_copies_get_their_source_alignment(tmp_path):
+    """A copy of the same length (utt2uniq) gets its source's alignment, counted; one of
+    another length, or whose source is not aligned with it, is aligned on its own."""
+    from asr.align.align_data import align_data_dir
+
+    lang_dir = make_lang(tmp_path)
+    data = _data(tmp_path, {"u1": ("CAT AT TAB", 100), "rvb-u1": ("CAT AT TAB", 100), "sp-u1": ("CAT AT TAB", 90),
+                            "u2": ("A BAT", 50)})
+    copies = {"rvb-u1": "u1", "sp-u1": "u1", "x": "u2"}
+    stats = align_data_dir(data, lang_dir, tmp_path / "eq", progress=False, copies=copies)
+    assert stats["aligned"] == 4 and stats["copied"] == 1
+    tids = read_int_ark(tmp_path / "eq" / "ali.tid.ark")
+    assert tids["rvb-u1"].tolist() == tids["u1"].tolist() and len(tids["sp-u1"]) == 90
+    assert sorted(read_int_ark(tmp_path / "eq" / "phones.ark")) == ["rvb-u1", "sp-u1", "u1", "u2"]
+    stats = align_data_dir(data, lang_dir, tmp_path / "eq2", utts=["rvb-u1", "u2"], progress=False, copies=copies)
+    assert stats["aligned"] == 2 and not stats.get("copied")

@@ -76,10 +76,16 @@ _JOB: dict = {}  # what the workers inherit at fork time
 
 def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, utts=None,
                    cfg: AlignConfig | None = None, desc: str = "align", progress: bool = True,
-                   max_failures: float = DEFAULT_MAX_FAILURES, force: bool = False) -> dict:
+                   max_failures: float = DEFAULT_MAX_FAILURES, force: bool = False,
+                   copies: dict[str, str] | None = None) -> dict:
     """Align ``utts`` (default: every utterance with features and a transcript) of
     ``data_dir``; write the alignment dir ``out_dir`` and return its statistics (with
     ``"skipped": True`` when ``out_dir`` was up to date and left as it is).
+
+    ``copies``: copy -> source utterance (augmented copies of the same length, e.g. with
+    noise or reverberation added, as utt2uniq says): a copy whose source is aligned here gets
+    the source's alignment instead of its own search, as Kaldi recipes copy the clean data's
+    alignments to its reverberated copies (counted as ``copied``).
 
     ``tree_dir``: tree + final.mdl of the HMM states (default: a monophone model built from
     the lang dir, as ``asr import-ali`` without ``--tree-dir``). ``model_dir``: network
@@ -96,6 +102,10 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     t0 = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
     inputs = _inputs(data_dir, lang_dir, tree_dir, model_dir, utts, cfg)
+    if copies:
+        from asr.io.fingerprint import text_hash
+
+        inputs["copies"] = text_hash("\n".join(f"{c} {src}" for c, src in sorted(copies.items())))
     if not force and AliDir.up_to_date(out, "align", inputs):
         log.info("%s is up to date (aligned from the same data, lang dir, model and options); skipping", out)
         return dict(json.loads((out / "align_stats.json").read_text()), skipped=True)
@@ -123,6 +133,12 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
             exclude(u, "too_long", f"{num_frames[u] * FRAME_SHIFT:.1f} s > --max-duration {cfg.max_duration:g} s")
         else:
             todo.append(u)
+    copied = {}
+    if copies:  # copies of utterances aligned here follow their source
+        searched = set(todo)
+        copied = {c: src for c, src in copies.items() if c in searched and src in searched and c != src
+                  and num_frames[c] == num_frames[src]}
+        todo = [u for u in todo if u not in copied]
     stats["utterances"] = len(wanted)
     stats["oov_tokens"] = sum(transcripts.oov_per_utt.get(u, 0) for u in todo)
     stats["long_utterances"] = sum(1 for u in todo if num_frames[u] * FRAME_SHIFT > LONG_UTTERANCE_SECONDS)
@@ -148,6 +164,11 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
         else:
             with mp.get_context("fork").Pool(nj, initializer=_init_worker) as pool:
                 _collect(pool.imap_unordered(_run_task, enumerate(tasks)), stats, excluded, bar)
+        if copied:
+            done = _copy_alignments(done_parts, copied, parts / "copies.ark", stats)
+            done_parts.append(parts / "copies.ark")
+            for c in sorted(set(copied) - done):
+                exclude(c, "failed", f"failed: its source {copied[c]} did not align")
         failures = Failures(desc, len(wanted), excluded)
         failures.log(log)
         failures.check(max_failures, AlignmentError, f"{out} not written")
@@ -163,6 +184,29 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
         shutil.rmtree(parts, ignore_errors=True)
     log.info("%s: %s", out, describe_stats(summary))
     return summary
+
+
+def _copy_alignments(part_files: list[Path], copied: dict[str, str], out: Path, stats: Counter) -> set[str]:
+    """The sources' alignments (streamed from the part files) under their copies' ids, into
+    ``out``; returns the copies written."""
+    done: set[str] = set()
+    by_source: dict[str, list[str]] = {}
+    for c, src in copied.items():
+        by_source.setdefault(src, []).append(c)
+
+    def items():
+        for p in part_files:
+            if p.exists():
+                for u, t in iter_int_ark(p):
+                    for c in by_source.get(u, ()):
+                        done.add(c)
+                        stats["aligned"] += 1
+                        stats["copied"] += 1
+                        stats["frames"] += len(t)
+                        yield c, t
+
+    write_int_ark(out, items())
+    return done
 
 
 def _inputs(data_dir: Path, lang_dir, tree_dir, model_dir, utts, cfg: AlignConfig) -> dict:
@@ -193,6 +237,8 @@ def shortest_utterances(num_frames: dict[str, int], n: int) -> list[str]:
 def describe_stats(s: dict) -> str:
     """One line: aligned / skipped counts of an alignment run."""
     parts = [f"aligned {s.get('aligned', 0)} of {s.get('utterances', 0)} utterances"]
+    if s.get("copied"):
+        parts.append(f"{s['copied']} of them augmented copies given their source's alignment")
     if s.get("retried"):
         parts.append(f"{s['retried']} after a retry with the wider beam")
     skipped = [(k, s.get(k, 0)) for k in ("failed", "too_short", "no_features", "no_transcript", "too_long")]

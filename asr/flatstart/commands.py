@@ -34,6 +34,12 @@ def register(subparsers) -> None:
     p.add_argument("--num-threads", type=int, default=0, help="torch threads for training (0: all cores)")
     p.add_argument("--init-utts", type=int, default=1000,
                    help="equal alignment and the CI rounds on this many shortest utterances")
+    p.add_argument("--init-from", choices=["originals", "all"], default="originals",
+                   help="take the --init-utts shortest from the utterances that are not augmented copies "
+                   "(utt2uniq, as asr augment-data-dir writes; all of them without utt2uniq), or from all")
+    p.add_argument("--augmented-copies", choices=["copy", "align"], default="copy",
+                   help="augmented copies of the same length as their source (utt2uniq): give them the source's "
+                   "alignment (copy, as Kaldi recipes do for reverberated data) or align them on their own")
     p.add_argument("--rounds", type=int, default=4, help="CI rounds (train, realign); the last one aligns "
                    "every utterance")
     p.add_argument("--context-rounds", type=int, default=0,
@@ -73,7 +79,8 @@ def _flat_start(args) -> int:
     from asr.config import load_yaml
     from asr.flatstart.pipeline import FlatStartConfig, flat_start
 
-    cfg = FlatStartConfig(init_utts=args.init_utts, rounds=args.rounds, context_rounds=args.context_rounds,
+    cfg = FlatStartConfig(init_utts=args.init_utts, init_originals=args.init_from == "originals",
+                          copy_augmented=args.augmented_copies == "copy", rounds=args.rounds, context_rounds=args.context_rounds,
                           silence=args.silence, edge_silence=args.edge_silence == "required",
                           num_leaves=args.num_leaves, cd_realign=not args.no_cd, nj=args.nj,
                           num_threads=args.num_threads, acoustic_scale=args.acoustic_scale, beam=args.beam,
@@ -100,6 +107,8 @@ def format_step(s: dict) -> str:
         skipped = sum(s.get(k, 0) for k in ("failed", "too_short", "no_features", "no_transcript"))
         line = (f"{s['step']}: aligned {s['aligned']:,} of {s['utterances']:,} utterances "
                 f"({s.get('retried', 0)} retried, {skipped} skipped)")
+        if s.get("copied"):
+            line += f", {s['copied']:,} augmented copies given their source's alignment"
         if "state_changed_percent" in s:
             line += (f", {s['state_changed_percent']:.1f} % of frames changed state "
                      f"({s['phone_changed_percent']:.1f} % phone)")

@@ -99,6 +99,8 @@ class FlatStartConfig:
     """Options of a flat start (defaults measured on the synth corpus: docs/flat-start.md)."""
 
     init_utts: int = 1000  # equal alignment, and the CI rounds, on this many shortest utterances
+    init_originals: bool = True  # ... taken from the utterances that are not augmented copies (utt2uniq)
+    copy_augmented: bool = True  # augmented copies of the same length get their source's alignment (utt2uniq)
     rounds: int = 4  # CI rounds with the frame classifier (train on the last alignments, realign)
     context_rounds: int = 0  # then CI rounds with ctx_config's network; the last round of all aligns every utterance
     silence: str = "edges"  # equal alignment's path (asr.align.equal)
@@ -163,6 +165,10 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
 
     # 1. equal alignment of the shortest utterances
     short = {u: n for u, n in num_frames.items() if n * FRAME_SHIFT <= LONG_UTTERANCE_SECONDS}
+    copies = _augmented_copies(data_dir)
+    if cfg.init_originals and copies:  # not the augmented copies (noise, reverberation): Kaldi's
+        short = {u: n for u, n in short.items() if u not in copies} or short  # mono stage trains on clean data
+    runner.copies = copies if cfg.copy_augmented else {}
     init = shortest_utterances(short or num_frames, cfg.init_utts)
     runner.align("ali0", init, model_dir=None, tree_dir=None, desc="equal alignment")
     # 2-3. CI rounds on the same short utterances: train on the last alignments, realign;
@@ -228,6 +234,7 @@ class _Runner:
         self.exp, self.data_dir, self.lang_dir = exp, data_dir, lang_dir
         self.cfg, self.acfg, self.progress, self.summary = cfg, acfg, progress, summary
         self.subsets: dict[frozenset, Path] = {}
+        self.copies: dict[str, str] = {}  # augmented copy -> source: given the source's alignment
 
     def _record(self, entry: dict) -> None:
         self.summary["steps"].append(entry)
@@ -240,10 +247,10 @@ class _Runner:
         t0 = time.time()
         stats = align_data_dir(self.data_dir, self.lang_dir, out, tree_dir=tree_dir, model_dir=model_dir,
                                utts=utts, cfg=self.acfg, desc=desc, progress=self.progress,
-                               max_failures=self.cfg.max_failures)
+                               max_failures=self.cfg.max_failures, copies=self.copies)
         entry = {"step": name, "kind": "align", "source": "equal" if model_dir is None else str(model_dir),
                  "skipped": bool(stats.get("skipped")),
-                 **{k: stats.get(k, 0) for k in ("utterances", "aligned", "retried", "failed", "too_short",
+                 **{k: stats.get(k, 0) for k in ("utterances", "aligned", "copied", "retried", "failed", "too_short",
                                                   "no_features", "no_transcript", "long_utterances", "frames")}}
         line = f"{desc}: {describe_stats(stats)}"
         if prev is not None:
@@ -366,6 +373,18 @@ def changed_frames(prev_dir: Path, new_dir: Path) -> dict:
             "phone_changed_percent": round(100.0 * phone / max(n, 1), 2)}
 
 
+def _augmented_copies(data_dir: Path) -> dict[str, str]:
+    """Augmented copy -> source utterance, from DATA_DIR/utt2uniq (as asr augment-data-dir
+    writes it; only sources in the data dir); empty without utt2uniq."""
+    from asr.io.tables import read_table
+
+    path = data_dir / "utt2uniq"
+    if not path.is_file():
+        return {}
+    uniq = read_table(path)
+    return {u: src for u, src in uniq.items() if u != src and src in uniq}
+
+
 def _read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -389,6 +408,9 @@ def _options_json(cfg: FlatStartConfig) -> dict:
     d.pop("nj")  # how fast, not what: may change between runs
     d.pop("num_threads")
     d.pop("max_failures")
+    for key in ("init_originals", "copy_augmented"):
+        if not d[key]:  # what flat starts did before the options existed
+            del d[key]
     if not d["edge_silence"]:
         del d["edge_silence"]
     if not d["context_rounds"]:  # a flat start without them is what it was before they existed
