@@ -115,14 +115,16 @@ def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys):
     ci = tiny_net_config(tmp_path / "ci.yaml", epochs=4)
     cd = tiny_net_config(tmp_path / "cd.yaml", epochs=4, splice=2)
     exp = tmp_path / "exp"
-    args = ["flat-start", "--init-utts", "70", "--rounds", "1", "--num-leaves", "24", "--nj", "2",
-            "--num-threads", "1", "--ci-config", str(ci), "--cd-config", str(cd), "--work-dir", str(exp),
+    args = ["flat-start", "--init-utts", "70", "--rounds", "1", "--context-rounds", "1", "--num-leaves", "24",
+            "--nj", "2", "--num-threads", "1", "--ci-config", str(ci), "--context-config", str(cd),
+            "--cd-config", str(cd), "--edge-silence", "required", "--work-dir", str(exp),
             str(data), str(lang_dir), str(tmp_path / "ali_flat")]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "ali1: aligned 70 of 70 utterances" in out and "% of frames changed state" in out
     summary = json.loads((tmp_path / "ali_flat" / "flat_start.json").read_text())
-    assert [s["step"] for s in summary["steps"]] == ["ali0", "mono1", "ali1", "tree", "cd", "ali_cd"]
+    assert [s["step"] for s in summary["steps"]] == ["ali0", "mono1", "ali1", "mono2", "ali2", "tree", "cd", "ali_cd"]
+    assert "splice: 2" in (exp / "mono2.yaml").read_text()  # the context round's network
     eq = _compare(ctm, exp / "ali0", capsys)
     r1 = _compare(ctm, exp / "ali1", capsys)
     cd = _compare(ctm, tmp_path / "ali_flat", capsys)
@@ -140,7 +142,7 @@ def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys):
     assert (final / "ali_dir.json").stat().st_mtime_ns == stamp
     assert main(args[:-3] + ["--num-leaves", "30"] + args[-3:]) == 0
     steps = {ln.split(":")[0]: ln for ln in capsys.readouterr().out.splitlines() if ":" in ln}
-    assert all("[up to date]" in steps[s] for s in ("ali0", "mono1", "ali1")), steps
+    assert all("[up to date]" in steps[s] for s in ("ali0", "mono1", "ali1", "mono2", "ali2")), steps
     assert not any("[up to date]" in steps[s] for s in ("tree", "cd", "ali_cd")), steps
     # the final model dir aligns held-out data; a 10-frame utterance of 5 words is skipped
     _, dev, dev_ctm = learnable_corpus(tmp_path, n_utts=12, seed=5, name="dev")

@@ -14,8 +14,8 @@ def register(subparsers) -> None:
         description="Train from transcripts alone (GMM-free flat start, Senior et al. 2014). Steps, each a dir of the "
         "work dir, skipped when complete on a re-run: ali0 = equal alignment (align-equal) of the --init-utts"
         " shortest utterances; then --rounds times: train a context-independent network (monophone states) on"
-        " the last alignments, realign those utterances (the last round: all) with its log p(s|x) - log p(s), then --context-rounds more with a network of "
-        "+-5 frames "
+        " the last alignments, realign those utterances (the last round: all) with its log p(s|x) - log p(s), "
+        "then --context-rounds more with a network of +-5 frames "
         "(Viterbi over each utterance's training graph, --nj jobs, utterances failing at --retry-beam skipped"
         " and counted, frames that changed state logged); then a decision tree (build-tree, --num-leaves) "
         "from the CI alignments, a context-dependent network, and one CD realignment. OUT becomes an "
@@ -40,15 +40,15 @@ def register(subparsers) -> None:
     p.add_argument("--augmented-copies", choices=["copy", "align"], default="copy",
                    help="augmented copies of the same length as their source (utt2uniq): give them the source's "
                    "alignment (copy, as Kaldi recipes do for reverberated data) or align them on their own")
-    p.add_argument("--rounds", type=int, default=4, help="CI rounds (train, realign); the last one aligns "
-                   "every utterance")
-    p.add_argument("--context-rounds", type=int, default=0,
+    p.add_argument("--rounds", type=int, default=3, help="CI rounds with the frame classifier (train, realign; "
+                   "the last round of these and the --context-rounds aligns every utterance)")
+    p.add_argument("--context-rounds", type=int, default=2,
                    help="after the --rounds with the frame classifier, this many more CI rounds with a network "
                    "that sees +-5 frames (--context-config): boundaries nearer the exact ones on noisy data; the "
                    "last round of all aligns every utterance")
     p.add_argument("--silence", choices=["edges", "random"], default="edges",
                    help="equal alignment's path (see asr align-equal --help)")
-    p.add_argument("--edge-silence", choices=["required", "optional"], default="optional",
+    p.add_argument("--edge-silence", choices=["required", "optional"], default="required",
                    help="realignments: every utterance begins and ends with silence (required), or silence "
                    "is optional there as between words (optional, as in L.fst)")
     p.add_argument("--num-leaves", type=int, default=1000, help="leaves of the CD tree")

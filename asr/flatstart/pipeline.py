@@ -101,10 +101,10 @@ class FlatStartConfig:
     init_utts: int = 1000  # equal alignment, and the CI rounds, on this many shortest utterances
     init_originals: bool = True  # ... taken from the utterances that are not augmented copies (utt2uniq)
     copy_augmented: bool = True  # augmented copies of the same length get their source's alignment (utt2uniq)
-    rounds: int = 4  # CI rounds with the frame classifier (train on the last alignments, realign)
-    context_rounds: int = 0  # then CI rounds with ctx_config's network; the last round of all aligns every utterance
+    rounds: int = 3  # CI rounds with the frame classifier (train on the last alignments, realign)
+    context_rounds: int = 2  # then CI rounds with ctx_config's network; the last round of all aligns every utterance
     silence: str = "edges"  # equal alignment's path (asr.align.equal)
-    edge_silence: bool = False  # realignments: every utterance begins and ends with silence
+    edge_silence: bool = True  # realignments: every utterance begins and ends with silence
     num_leaves: int = 1000  # leaves of the CD tree
     cd_realign: bool = True  # train a CD network and realign once with it
     nj: int = 2  # alignment jobs (one torch thread each)
