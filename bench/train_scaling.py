@@ -12,7 +12,13 @@ step (one per worker); its frames are counted the same way.
 Prints one line per configuration and
 
     scaling efficiency ddp=E asgd=E      (E = fps_N / (N × fps_1))
-    work efficiency per CPU-second ddp=E asgd=E
+    limit (independent processes, no communication) = L; of the limit: ddp=E/L asgd=E/L
+    work efficiency per CPU-second ddp=E asgd=E limit=E
+
+The limit is N independent single processes of B/N streams each, side by side, that
+never communicate: what no data-parallel scheme on this machine can beat (the cores'
+shared caches and memory bandwidth, and smaller matrix products at B/N streams, cost it
+before any communication does).
 
 The second line divides by CPU time instead of wall time (rank 0's CPU time × N: every
 thread of the process, communication and read-ahead included): the efficiency the
@@ -23,7 +29,7 @@ second says how much of its shortfall is the machine.
 Goal (issue 13) on a 2-core machine with N = 2, T = 1: E ≥ 0.85 for both.
 
     python bench/train_scaling.py [--data DIR --ali ARK] [--config conf/lstmp.yaml]
-        [--workers 2] [--threads 1] [--updates 30] [--warmup 5] [--device cpu]
+        [--workers 2] [--threads 1] [--updates 30] [--warmup 5] [--repeats 1] [--device cpu]
 
 Data: by default the synth recipe's (recipes/synth/data/train, exp/tree/ali.pdf.ark;
 `recipes/synth/run.sh --stage 0 --stop-stage 3`), else `--synthetic-frames N` writes a
@@ -97,21 +103,27 @@ def checkpoint_position(exp: Path) -> dict:
 
 
 def run_config(label: str, base_args: list[str], extra: list[str], warmup: int, updates: int, tmp: Path,
-               env: dict) -> dict:
-    exp = tmp / label
-    cmd = [sys.executable, "-m", "asr", "-q", "train", *base_args, "--out", str(exp), "--no-progress", *extra]
+               env: dict, copies: int = 1) -> dict:
+    """``copies`` > 1: that many independent single processes side by side (separate output
+    dirs, no communication); frames are summed, the time is the slowest one's."""
+    exps = [tmp / (label if copies == 1 else f"{label}-{k}") for k in range(copies)]
+    cmds = [[sys.executable, "-m", "asr", "-q", "train", *base_args, "--out", str(e), "--no-progress", *extra]
+            for e in exps]
     for args in (["--max-updates", str(warmup)], ["--resume", "--max-updates", str(warmup + updates)]):
-        r = subprocess.run(cmd + args, capture_output=True, text=True, env=env)
-        if r.returncode:
-            sys.exit(f"{label}: asr train failed:\n{r.stderr[-3000:]}")
+        procs = [subprocess.Popen(c + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+                 for c in cmds]
+        for p in procs:
+            err = p.communicate()[1]
+            if p.returncode:
+                sys.exit(f"{label}: asr train failed:\n{err[-3000:]}")
         if args[0] == "--max-updates":
-            p0 = checkpoint_position(exp)
-    p1 = checkpoint_position(exp)
-    if p1["epoch"] != p0["epoch"]:
+            p0 = [checkpoint_position(e) for e in exps]
+    p1 = [checkpoint_position(e) for e in exps]
+    if any(b["epoch"] != a["epoch"] for a, b in zip(p0, p1)):
         sys.exit(f"{label}: an epoch ended inside the timed updates; use a larger corpus or fewer --updates")
-    frames = p1["acc"][2] - p0["acc"][2]
-    seconds = p1["acc"][3] - p0["acc"][3]
-    cpu = p1.get("cpu_seconds", 0.0) - p0.get("cpu_seconds", 0.0)
+    frames = sum(b["acc"][2] - a["acc"][2] for a, b in zip(p0, p1))
+    seconds = max(b["acc"][3] - a["acc"][3] for a, b in zip(p0, p1))
+    cpu = p1[0].get("cpu_seconds", 0.0) - p0[0].get("cpu_seconds", 0.0)
     return {"label": label, "frames": frames, "seconds": seconds, "fps": frames / seconds, "cpu": cpu}
 
 
@@ -127,7 +139,10 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=30, help="timed updates (batches) per configuration")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--only", default=None, help="comma-separated subset of: one,ddp,asgd")
+    ap.add_argument("--only", default=None, help="comma-separated subset of: one,ddp,asgd,limit")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="run the configurations in turn this many times; each figure is the run of median frames/s "
+                         "(a shared or virtual machine's speed drifts by several per cent within minutes)")
     args = ap.parse_args()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
@@ -142,16 +157,18 @@ def main() -> None:
                 sys.exit(f"no {data}/feats.scp or {ali}: run recipes/synth/run.sh --stage 0 --stop-stage 3, "
                          "or pass --synthetic-frames N")
             cmvn_note = str(data)
-        cfg = args.config
-        if args.synthetic_frames:  # random features have no cmvn.scp
-            import yaml
+        import yaml
 
-            c = yaml.safe_load(cfg.read_text())
-            c["training"]["cmvn"] = "none"
-            cfg = tmp / "config.yaml"
-            cfg.write_text(yaml.safe_dump(c))
-        base = ["--config", str(cfg), "--feats", str(data), "--ali", str(ali), "--device", args.device]
         N, T = args.workers, args.threads
+        c = yaml.safe_load(args.config.read_text())
+        if args.synthetic_frames:  # random features have no cmvn.scp
+            c["training"]["cmvn"] = "none"
+        cfg = tmp / "config.yaml"
+        cfg.write_text(yaml.safe_dump(c))
+        c["training"]["streams"] = int(c["training"].get("streams", 64)) // N  # each independent process: B/N
+        cfg_part = tmp / "config_part.yaml"
+        cfg_part.write_text(yaml.safe_dump(c))
+        base = ["--config", str(cfg), "--feats", str(data), "--ali", str(ali), "--device", args.device]
         load = os.getloadavg()
         print(f"data {cmvn_note}; config {args.config}; {N} processes × {T} thread(s); {args.updates} timed updates "
               f"after {args.warmup}; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
@@ -159,25 +176,36 @@ def main() -> None:
             "one": (f"1 process × {T} thread(s)", ["--num-threads", str(T)]),
             "ddp": (f"DDP {N} ranks × {T}", ["--workers", str(N), "--num-threads", str(T)]),
             "asgd": (f"ASGD {N} workers × {T}", ["--workers", str(N), "--num-threads", str(T), "--mode", "asgd"]),
+            # the raw limit of any data-parallel scheme here: N processes of B/N streams that never talk
+            "limit": (f"{N} independent × {T}, B/{N}", ["--num-threads", str(T), "--config", str(cfg_part)]),
         }
         only = set(args.only.split(",")) if args.only else set(runs)
-        res = {}
-        for key, (label, extra) in runs.items():
-            if key not in only:
-                continue
-            t0 = time.time()
-            r = run_config(key, base, extra, args.warmup, args.updates, tmp, env)
-            res[key] = r
-            print(f"{label:<28} {r['frames']:>9d} frames {r['seconds']:>8.2f} s {r['fps']:>9.0f} frames/s "
-                  f"rank 0 CPU {r['cpu']:>7.2f} s (run {time.time() - t0:.0f} s)", flush=True)
+        tries: dict[str, list[dict]] = {k: [] for k in runs if k in only}
+        for rep in range(args.repeats):
+            for key in tries:
+                label, extra = runs[key]
+                t0 = time.time()
+                r = run_config(f"{key}{rep}", base, extra, args.warmup, args.updates, tmp, env,
+                               copies=N if key == "limit" else 1)
+                tries[key].append(r)
+                print(f"{label:<28} {r['frames']:>9d} frames {r['seconds']:>8.2f} s {r['fps']:>9.0f} frames/s "
+                      f"rank 0 CPU {r['cpu']:>7.2f} s (run {time.time() - t0:.0f} s)", flush=True)
+        res = {k: sorted(v, key=lambda r: r["fps"])[len(v) // 2] for k, v in tries.items()}
+        if args.repeats > 1:
+            print("median of " + str(args.repeats) + " runs: " + " ".join(f"{k}={r['fps']:.0f}" for k, r in res.items()))
         if "one" in res:
             eff = {k: res[k]["fps"] / (N * res["one"]["fps"]) for k in ("ddp", "asgd") if k in res}
-            print("scaling efficiency " + " ".join(f"{k}={v:.2f}" for k, v in eff.items()))
+            if eff:
+                print("scaling efficiency " + " ".join(f"{k}={v:.2f}" for k, v in eff.items()))
+            if "limit" in res:
+                lim = res["limit"]["fps"] / (N * res["one"]["fps"])
+                print(f"limit (independent processes, no communication) = {lim:.2f}; of the limit: "
+                      + " ".join(f"{k}={v / lim:.2f}" for k, v in eff.items()))
             if res["one"]["cpu"] > 0:
                 # frames per CPU-second (rank 0's CPU time × N): what the efficiency would be if every
                 # process had a core of its own, i.e. with the load of other jobs taken out
                 per_cpu = {k: (res[k]["frames"] / (N * res[k]["cpu"])) / (res["one"]["frames"] / res["one"]["cpu"])
-                           for k in ("ddp", "asgd") if k in res and res[k]["cpu"] > 0}
+                           for k in ("ddp", "asgd", "limit") if k in res and res[k]["cpu"] > 0}
                 print("work efficiency per CPU-second " + " ".join(f"{k}={v:.2f}" for k, v in per_cpu.items()))
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")

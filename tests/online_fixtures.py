@@ -79,7 +79,6 @@ def tone_audio(fx: dict, words: list[str], lead_silence: float = 0.3, tail_silen
     pdfs = target_pdfs(fx["lang"], fx["tree_dir"], words, frames_per_state=FRAMES_PER_STATE, silence=True)
     hop = RATE // 100
     rng = np.random.default_rng(seed)
-    t = np.arange(hop * len(pdfs)) / RATE
     freq = np.array([fx["centres"][fx["pdf_bin"][p]] if p in fx["pdf_bin"] else 0.0 for p in pdfs])
     f = np.repeat(freq, hop)
     phase = 2 * np.pi * np.cumsum(f) / RATE

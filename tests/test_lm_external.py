@@ -6,7 +6,6 @@ import pytest
 import asr.lm.external_counts as ext
 from asr.cli import main
 from asr.errors import LMError
-from asr.lm.arpa import read_arpa
 from asr.lm.counting import count_ngrams, read_corpus
 from asr.lm.kneser_ney import adjusted_counts, estimate_kneser_ney
 

@@ -61,6 +61,50 @@ def test_gradients_match_nn_lstm():
     assert torch.allclose(m.layers[0].weight_rec.grad, ref.weight_hr_l0.grad, atol=1e-5)
 
 
+@pytest.mark.parametrize("peep,clip,proj,flags", [(True, 50.0, 6, ()), (True, 0.4, 6, ()), (False, 0.0, 0, ()),
+                                                   (True, 0.0, 0, ("NP",)), (True, 0.5, 4, ())])
+def test_speed_path_equals_generic_recurrence(peep, clip, proj, flags):
+    """The hand-written backward of the standard cell (asr/nnet/lstmp_function.py) gives the
+    outputs, final state and every gradient of the generic TorchScript recurrence — with
+    clipping active on part of the cells, carried state, and gradients through r_T and c_T."""
+    import copy
+
+    from asr.nnet.lstm_cell import CellOptions, PeepholeLSTMLayer
+
+    torch.manual_seed(0)
+    fast = PeepholeLSTMLayer(CellOptions(5, 8, proj, 0, peep, clip, flags)).double()
+    with torch.no_grad():
+        for p in fast.parameters():
+            p.mul_(3)  # large enough weights that a clip of 0.4 bites
+    generic = copy.deepcopy(fast)
+    generic.standard = False
+    assert fast.standard
+    x = torch.randn(7, 3, 5, dtype=torch.float64, requires_grad=True)
+    state = (torch.randn(3, proj or 8, dtype=torch.float64, requires_grad=True),
+             (0.5 * torch.randn(3, 8, dtype=torch.float64)).requires_grad_(), torch.zeros(3, 0, dtype=torch.float64))
+    w = torch.randn(7, 3, proj or 8, dtype=torch.float64)
+    results = []
+    for layer in (fast, generic):
+        y, (r, c, _) = layer(x, state)
+        loss = (y * w).sum() + 0.3 * r.sum() + c.pow(2).sum()
+        grads = torch.autograd.grad(loss, [x, state[0], state[1], *layer.parameters()])
+        results.append([y, r, c, *grads])
+    if 0 < clip < 1:
+        assert 0.1 < float((results[0][2].abs() >= clip).double().mean()) < 1.0
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-12), float((a - b).abs().max())
+
+
+def test_speed_path_gradcheck():
+    from asr.nnet.lstmp_function import PeepholeLSTMPFunction
+
+    torch.manual_seed(2)
+    T, B, H, R = 4, 2, 3, 2
+    args = [torch.randn(*s, dtype=torch.float64, requires_grad=True)
+            for s in ((T, B, 4 * H), (B, R), (B, H), (R, 4 * H), (3, H), (H, R))]
+    assert torch.autograd.gradcheck(lambda *a: PeepholeLSTMPFunction.apply(*a, 0.0, True, True), args)
+
+
 @pytest.mark.parametrize("family", ["lstmp", "lstm", "dnn", "fused", "FGR"])
 def test_state_carry_equals_whole_sequence(family):
     """Feeding an utterance in chunks with the state carried equals one pass."""

@@ -245,7 +245,6 @@ def test_dead_worker_is_replaced(server):
 
 def test_serve_command_round_trip_and_clean_stop(server, tmp_path):
     """``asr serve`` as a user starts it; SIGTERM stops it and its worker processes."""
-    import os
     import signal
     import socket
     import sys

@@ -25,7 +25,6 @@ term is one matmul onto a contiguous slice.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import List, Tuple
 
@@ -33,6 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from asr.errors import ConfigError
+from asr.nnet.deep_common import script
+from asr.nnet.lstmp_function import peephole_lstmp
 
 GREFF_FLAGS = ("NIG", "NFG", "NOG", "NIAF", "NOAF", "NP", "CIFG", "FGR")
 
@@ -113,6 +114,8 @@ class PeepholeLSTMLayer(nn.Module):
         self.weight_rec = nn.Parameter(torch.empty(opts.rec_proj_dim, H)) if opts.rec_proj_dim else None
         self.weight_nonrec = nn.Parameter(torch.empty(opts.nonrec_proj_dim, H)) if opts.nonrec_proj_dim else None
         self.weight_fgr = nn.Parameter(torch.empty(S * H, S * H)) if "FGR" in opts.flags and S else None
+        # all three gates, no Greff flag but NP, no p_t: asr.nnet.lstmp_function's speed path
+        self.standard = set(opts.flags) <= {"NP"} and not opts.nonrec_proj_dim
         self.reset_parameters()
 
     def reset_parameters(self, scale: float | None = None) -> None:
@@ -141,6 +144,13 @@ class PeepholeLSTMLayer(nn.Module):
             state = self.zero_state(B, x.device, x.dtype)
         o = self.opts
         xw = torch.addmm(self.bias, x.reshape(T * B, -1), self.weight_ih.t()).view(T, B, -1)
+        if self.standard:  # the speed path: one autograd node, hand-written backward
+            peep = (torch.stack([self.peep_i, self.peep_f, self.peep_o]) if o.use_peepholes
+                    else x.new_zeros(3, o.cell_dim))
+            w_rec_t = self.weight_rec.t() if self.weight_rec is not None else x.new_zeros(0)
+            out, r, c = peephole_lstmp(xw, state[0], state[1], self.weight_hh.t(), peep, w_rec_t,
+                                       o.cell_clip, o.use_peepholes, self.weight_rec is not None)
+            return out, (r, c, state[2])
         empty = x.new_zeros(0)
         out, m_all, r, c, g = _recurrence(
             xw, state[0], state[1], state[2], self.weight_hh.t(),
@@ -261,14 +271,4 @@ def _recurrence_impl(
     return out, m_all, r, c, gprev
 
 
-def _script(fn):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        try:
-            return torch.jit.script(fn)
-        except Exception:  # pragma: no cover - TorchScript unavailable: plain Python loop
-            return fn
-
-
-_recurrence = _script(_recurrence_impl)
+_recurrence = script(_recurrence_impl)
