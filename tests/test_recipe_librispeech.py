@@ -143,7 +143,7 @@ def test_librispeech_rerun_skips_and_flat_start_works(librispeech_run, librispee
     (top / "cd_tiny.yaml").write_text(yaml.safe_dump(cd))
     flat = _recipe(top, "librispeech", "--stage", 5, "--stop-stage", 6, "--lm-dir", librispeech_corpus.lm_dir,
                    "--alignments", "flat", "--flat-opts",
-                   f"--rounds 1 --num-leaves 40 --num-threads 1 --cd-config {top / 'cd_tiny.yaml'}", timeout=600)
+                   f"--rounds 1 --context-rounds 0 --num-leaves 40 --num-threads 1 --cd-config {top / 'cd_tiny.yaml'}", timeout=600)
     assert flat.returncode == 0, flat.stderr[-3000:]
     ali = AliDir.load(recipe / "exp" / "ali", need_tids=True, need_model=True)
     assert ali.kind == "flat_start" and ali.info["utterances"] > 0.9 * prep_utts(recipe)
