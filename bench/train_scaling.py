@@ -136,6 +136,10 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=ROOT / "conf" / "lstmp.yaml")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ap.add_argument("--one-threads", type=int, default=None,
+                    help="threads of the 1-process run (default --threads). With N × --threads here it answers "
+                         "'one process using every core, or N processes?': then the efficiency lines are not "
+                         "printed, the speed-up of each N-process mode over the one process is")
     ap.add_argument("--updates", type=int, default=30, help="timed updates (batches) per configuration")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="cpu")
@@ -160,6 +164,7 @@ def main() -> None:
         import yaml
 
         N, T = args.workers, args.threads
+        T1 = args.one_threads or T
         c = yaml.safe_load(args.config.read_text())
         if args.synthetic_frames:  # random features have no cmvn.scp
             c["training"]["cmvn"] = "none"
@@ -173,7 +178,7 @@ def main() -> None:
         print(f"data {cmvn_note}; config {args.config}; {N} processes × {T} thread(s); {args.updates} timed updates "
               f"after {args.warmup}; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         runs = {
-            "one": (f"1 process × {T} thread(s)", ["--num-threads", str(T)]),
+            "one": (f"1 process × {T1} thread(s)", ["--num-threads", str(T1)]),
             "ddp": (f"DDP {N} ranks × {T}", ["--workers", str(N), "--num-threads", str(T)]),
             "asgd": (f"ASGD {N} workers × {T}", ["--workers", str(N), "--num-threads", str(T), "--mode", "asgd"]),
             # the raw limit of any data-parallel scheme here: N processes of B/N streams that never talk
@@ -193,7 +198,10 @@ def main() -> None:
         res = {k: sorted(v, key=lambda r: r["fps"])[len(v) // 2] for k, v in tries.items()}
         if args.repeats > 1:
             print("median of " + str(args.repeats) + " runs: " + " ".join(f"{k}={r['fps']:.0f}" for k, r in res.items()))
-        if "one" in res:
+        if "one" in res and T1 != T:
+            print(f"speed-up over 1 process × {T1} threads: " + " ".join(
+                f"{k}={res[k]['fps'] / res['one']['fps']:.2f}" for k in ("ddp", "asgd", "limit") if k in res))
+        elif "one" in res:
             eff = {k: res[k]["fps"] / (N * res["one"]["fps"]) for k in ("ddp", "asgd") if k in res}
             if eff:
                 print("scaling efficiency " + " ".join(f"{k}={v:.2f}" for k, v in eff.items()))
