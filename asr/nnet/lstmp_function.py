@@ -96,10 +96,9 @@ def _backward_impl(d_out: Tensor, d_rT: Tensor, d_cT: Tensor, ifo: Tensor, g: Te
     k_ifg = torch.stack([g * i_all * (1.0 - i_all),  # dc~ → d a_i
                          c_all[:-1] * f_all * (1.0 - f_all),  # dc~ → d a_f
                          i_all * (1.0 - g * g)], dim=2)  # dc~ → d a_g   [T, B, 3, H]
-    if cell_clip > 0.0:
-        pass_clip = ((c_raw >= -cell_clip) & (c_raw <= cell_clip)).to(c_raw.dtype)
-    else:
-        pass_clip = torch.ones_like(c_raw)
+    clip = cell_clip > 0.0
+    # where the forward clipped c, no gradient flows back through c_raw (empty when not clipping)
+    pass_clip = ((c_raw >= -cell_clip) & (c_raw <= cell_clip)).to(c_raw.dtype) if clip else c_raw.new_empty(0)
     p_if = peep[:2].unsqueeze(0)
     p_o = peep[2]
     d_r = d_rT
@@ -114,7 +113,7 @@ def _backward_impl(d_out: Tensor, d_rT: Tensor, d_cT: Tensor, ifo: Tensor, g: Te
         d_c = torch.addcmul(d_c, d_m, k_c[t])
         if use_peep:
             d_c = torch.addcmul(d_c, d_ao, p_o)
-        d_craw = d_c * pass_clip[t]
+        d_craw = d_c * pass_clip[t] if clip else d_c
         d_ifg = d_craw.unsqueeze(1) * k_ifg[t]  # [B, 3, H]: a_i, a_f, a_g
         d_c = d_craw * f_all[t]
         if use_peep:
