@@ -221,3 +221,36 @@ def test_augmented_copies_get_their_source_alignment(tmp_path):
     assert sorted(read_int_ark(tmp_path / "eq" / "phones.ark")) == ["rvb-u1", "sp-u1", "u1", "u2"]
     stats = align_data_dir(data, lang_dir, tmp_path / "eq2", utts=["rvb-u1", "u2"], progress=False, copies=copies)
     assert stats["aligned"] == 2 and not stats.get("copied")
+
+
+def test_speed_perturbed_copies_get_their_source_alignment_rescaled(tmp_path):
+    """A copy made at another speed (reco2aug, as asr augment-data-dir writes it) gets its
+    source's alignment rescaled to its own frame count: the same phones, every state kept;
+    one too short to hold the source's states is skipped and counted, with the reason."""
+    from asr.align.align_data import align_data_dir
+    from asr.augment.data_dir import read_speed_factors
+
+    lang_dir = make_lang(tmp_path)
+    data = _data(tmp_path, {"u1": ("CAT AT TAB", 100), "sp0.9-u1": ("CAT AT TAB", 111),
+                            "sp1.1-u1": ("CAT AT TAB", 91), "u2": ("A BAT", 50), "sp1.1-u2": ("A BAT", 5)})
+    (data / "reco2aug").write_text("sp0.9-u1 speed=0.9\nsp1.1-u1 speed=1.1 noise=white snr=10\n"
+                                   "sp1.1-u2 speed=1.1\nu1 speed=1\n")
+    speeds = read_speed_factors(data)
+    assert speeds == {"sp0.9-u1": 0.9, "sp1.1-u1": 1.1, "sp1.1-u2": 1.1}
+    copies = {"sp0.9-u1": "u1", "sp1.1-u1": "u1", "sp1.1-u2": "u2"}
+    stats = align_data_dir(data, lang_dir, tmp_path / "eq", progress=False, copies=copies, speeds=speeds,
+                           max_failures=0.5)
+    assert (stats["aligned"], stats["copied"], stats["rescaled"], stats["failed"]) == (4, 2, 2, 1)
+    tm = TransitionModel.read(tmp_path / "eq" / "final.mdl")
+    tids = read_int_ark(tmp_path / "eq" / "ali.tid.ark")
+    runs_src, phones_src = _state_runs(tm, tids["u1"])
+    for copy, n in (("sp0.9-u1", 111), ("sp1.1-u1", 91)):
+        runs, phones = _state_runs(tm, tids[copy])
+        assert len(tids[copy]) == n and list(phones) == list(phones_src) and len(runs) == len(runs_src) and runs.min() >= 1
+    assert "sp1.1-u2" not in tids
+    assert "sp1.1-u2 failed: its source's alignment at speed 1.1: 5 frames cannot hold" in \
+        (tmp_path / "eq" / "excluded.txt").read_text()
+    # through segments: the factor of the recording
+    (data / "segments").write_text("a-1 sp0.9-rec 0.0 1.0\nb-1 rec 0.0 1.0\n")
+    (data / "reco2aug").write_text("sp0.9-rec speed=0.9\nrec speed=1\n")
+    assert read_speed_factors(data) == {"a-1": 0.9}

@@ -77,7 +77,7 @@ _JOB: dict = {}  # what the workers inherit at fork time
 def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, utts=None,
                    cfg: AlignConfig | None = None, desc: str = "align", progress: bool = True,
                    max_failures: float = DEFAULT_MAX_FAILURES, force: bool = False,
-                   copies: dict[str, str] | None = None) -> dict:
+                   copies: dict[str, str] | None = None, speeds: dict[str, float] | None = None) -> dict:
     """Align ``utts`` (default: every utterance with features and a transcript) of
     ``data_dir``; write the alignment dir ``out_dir`` and return its statistics (with
     ``"skipped": True`` when ``out_dir`` was up to date and left as it is).
@@ -85,7 +85,11 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     ``copies``: copy -> source utterance (augmented copies of the same length, e.g. with
     noise or reverberation added, as utt2uniq says): a copy whose source is aligned here gets
     the source's alignment instead of its own search, as Kaldi recipes copy the clean data's
-    alignments to its reverberated copies (counted as ``copied``).
+    alignments to its reverberated copies (counted as ``copied``). ``speeds``: copy -> the
+    speed factor of its audio against the source's (``asr.augment.data_dir.read_speed_factors``):
+    such a copy gets the source's alignment rescaled to its own frame count, state by state
+    (``asr.augment.alignments.warp_tids``, as ``asr augment-data-dir --ali-dir`` does; counted
+    as ``copied`` and ``rescaled``); one the rescaling cannot fit is skipped and counted.
 
     ``tree_dir``: tree + final.mdl of the HMM states (default: a monophone model built from
     the lang dir, as ``asr import-ali`` without ``--tree-dir``). ``model_dir``: network
@@ -105,7 +109,9 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     if copies:
         from asr.io.fingerprint import text_hash
 
-        inputs["copies"] = text_hash("\n".join(f"{c} {src}" for c, src in sorted(copies.items())))
+        speeds = speeds or {}
+        inputs["copies"] = text_hash("\n".join(f"{c} {src}" + (f" {speeds[c]:g}" if c in speeds else "")
+                                               for c, src in sorted(copies.items())))
     if not force and AliDir.up_to_date(out, "align", inputs):
         log.info("%s is up to date (aligned from the same data, lang dir, model and options); skipping", out)
         return dict(json.loads((out / "align_stats.json").read_text()), skipped=True)
@@ -137,7 +143,7 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     if copies:  # copies of utterances aligned here follow their source
         searched = set(todo)
         copied = {c: src for c, src in copies.items() if c in searched and src in searched and c != src
-                  and num_frames[c] == num_frames[src]}
+                  and (num_frames[c] == num_frames[src] or c in speeds)}
         todo = [u for u in todo if u not in copied]
     stats["utterances"] = len(wanted)
     stats["oov_tokens"] = sum(transcripts.oov_per_utt.get(u, 0) for u in todo)
@@ -165,10 +171,14 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
             with mp.get_context("fork").Pool(nj, initializer=_init_worker) as pool:
                 _collect(pool.imap_unordered(_run_task, enumerate(tasks)), stats, excluded, bar)
         if copied:
-            done = _copy_alignments(done_parts, copied, parts / "copies.ark", stats)
+            warp = _Warp(tm, speeds, num_frames, data_dir) if set(copied) & set(speeds) else None
+            done = _copy_alignments(done_parts, copied, parts / "copies.ark", stats, warp)
             done_parts.append(parts / "copies.ark")
-            for c in sorted(set(copied) - done):
+            for c in sorted(set(copied) - set(done)):
                 exclude(c, "failed", f"failed: its source {copied[c]} did not align")
+            for c, why in sorted(done.items()):
+                if why:
+                    exclude(c, "failed", f"failed: its source's alignment at speed {speeds[c]:g}: {why}")
         failures = Failures(desc, len(wanted), excluded)
         failures.log(log)
         failures.check(max_failures, AlignmentError, f"{out} not written")
@@ -186,10 +196,32 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     return summary
 
 
-def _copy_alignments(part_files: list[Path], copied: dict[str, str], out: Path, stats: Counter) -> set[str]:
+class _Warp:
+    """Rescales a source's transition-ids to a speed-perturbed copy's frame count."""
+
+    def __init__(self, tm, speeds: dict[str, float], num_frames: dict[str, int], data_dir: Path):
+        from asr.augment.alignments import self_loop_tids
+        from asr.features.fbank import FbankComputer
+        from asr.features.make_fbank import FEATURE_OPTIONS
+
+        conf = data_dir / FEATURE_OPTIONS  # the frame geometry of the features (default: Kaldi's 25/10 ms)
+        fbank = FbankComputer(conf if conf.is_file() else None)
+        self.tm, self.speeds, self.num_frames = tm, speeds, num_frames
+        self.loops = self_loop_tids(tm)
+        self.geometry = {"frame_shift": fbank.frame_shift, "frame_length": fbank.frame_length}
+
+    def __call__(self, copy: str, tids: np.ndarray) -> np.ndarray:
+        from asr.augment.alignments import warp_tids
+
+        return warp_tids(tids, self.speeds[copy], self.num_frames[copy], self.tm, self.loops, **self.geometry)
+
+
+def _copy_alignments(part_files: list[Path], copied: dict[str, str], out: Path, stats: Counter,
+                     warp: _Warp | None = None) -> dict[str, str]:
     """The sources' alignments (streamed from the part files) under their copies' ids, into
-    ``out``; returns the copies written."""
-    done: set[str] = set()
+    ``out`` (rescaled by ``warp`` for a copy with a speed factor); returns copy -> "" for
+    each copy written, -> the reason for each whose rescaling failed."""
+    done: dict[str, str] = {}
     by_source: dict[str, list[str]] = {}
     for c, src in copied.items():
         by_source.setdefault(src, []).append(c)
@@ -199,11 +231,20 @@ def _copy_alignments(part_files: list[Path], copied: dict[str, str], out: Path, 
             if p.exists():
                 for u, t in iter_int_ark(p):
                     for c in by_source.get(u, ()):
-                        done.add(c)
+                        if warp is not None and c in warp.speeds:
+                            try:
+                                t_c = warp(c, t)
+                            except AlignmentError as e:
+                                done[c] = str(e)
+                                continue
+                            stats["rescaled"] += 1
+                        else:
+                            t_c = t
+                        done[c] = ""
                         stats["aligned"] += 1
                         stats["copied"] += 1
-                        stats["frames"] += len(t)
-                        yield c, t
+                        stats["frames"] += len(t_c)
+                        yield c, t_c
 
     write_int_ark(out, items())
     return done
@@ -238,7 +279,8 @@ def describe_stats(s: dict) -> str:
     """One line: aligned / skipped counts of an alignment run."""
     parts = [f"aligned {s.get('aligned', 0)} of {s.get('utterances', 0)} utterances"]
     if s.get("copied"):
-        parts.append(f"{s['copied']} of them augmented copies given their source's alignment")
+        parts.append(f"{s['copied']} of them augmented copies given their source's alignment"
+                     + (f" ({s['rescaled']} rescaled to their speed)" if s.get("rescaled") else ""))
     if s.get("retried"):
         parts.append(f"{s['retried']} after a retry with the wider beam")
     skipped = [(k, s.get(k, 0)) for k in ("failed", "too_short", "no_features", "no_transcript", "too_long")]

@@ -494,6 +494,36 @@ def _write_outputs(dd: DataDir, dst: Path, config: AugmentConfig,
     }, out_utts
 
 
+def read_speed_factors(data_dir: str | os.PathLike) -> dict[str, float]:
+    """Utterance -> the speed factor its audio was made with, from DATA_DIR/reco2aug as
+    ``asr augment-data-dir`` writes it (``speed=0.9 ...`` per recording; through
+    ``segments`` when there is one); only utterances with a factor other than 1. Empty
+    without reco2aug (e.g. a dir of Kaldi's own perturb scripts). E.g. ``{"rvb1-sp0.9-u1": 0.9}``."""
+    data_dir = Path(data_dir)
+    path = data_dir / "reco2aug"
+    if not path.is_file():
+        return {}
+    rec_speed = {}
+    for rec, info in read_table(path).items():
+        for item in info.split():
+            if item.startswith("speed="):
+                try:
+                    factor = float(item[len("speed="):])
+                except ValueError:
+                    raise DataDirError(f"{path}: recording {rec}: bad {item!r}") from None
+                if factor <= 0:
+                    raise DataDirError(f"{path}: recording {rec}: bad {item!r}")
+                if factor != 1.0:
+                    rec_speed[rec] = factor
+    if not rec_speed:
+        return {}
+    if (data_dir / "segments").is_file():
+        utt_rec = {u: v.split()[0] for u, v in read_table(data_dir / "segments").items() if v.split()}
+    else:
+        utt_rec = {r: r for r in rec_speed}
+    return {u: rec_speed[r] for u, r in utt_rec.items() if r in rec_speed}
+
+
 def _carry_per_utt(src: Path, dst: Path, utt_of, names) -> None:
     for name in names:
         if (src / name).is_file():

@@ -37,9 +37,12 @@ def register(subparsers) -> None:
     p.add_argument("--init-from", choices=["originals", "all"], default="originals",
                    help="take the --init-utts shortest from the utterances that are not augmented copies "
                    "(utt2uniq, as asr augment-data-dir writes; all of them without utt2uniq), or from all")
-    p.add_argument("--augmented-copies", choices=["copy", "align"], default="copy",
-                   help="augmented copies of the same length as their source (utt2uniq): give them the source's "
-                   "alignment (copy, as Kaldi recipes do for reverberated data) or align them on their own")
+    p.add_argument("--augmented-copies", choices=["rescale", "copy", "align"], default="rescale",
+                   help="augmented copies (utt2uniq): give those of the same length as their source the source's "
+                   "alignment, as Kaldi recipes do for reverberated data, and the speed-perturbed ones (reco2aug, "
+                   "as asr augment-data-dir writes) the source's alignment rescaled to their speed (rescale); give "
+                   "only the same-length ones theirs and align the speed-perturbed ones on their own (copy); or "
+                   "align every copy on its own (align)"),
     p.add_argument("--rounds", type=int, default=3, help="CI rounds with the frame classifier (train, realign; "
                    "the last round of these and the --context-rounds aligns every utterance)")
     p.add_argument("--context-rounds", type=int, default=2,
@@ -80,7 +83,8 @@ def _flat_start(args) -> int:
     from asr.flatstart.pipeline import FlatStartConfig, flat_start
 
     cfg = FlatStartConfig(init_utts=args.init_utts, init_originals=args.init_from == "originals",
-                          copy_augmented=args.augmented_copies == "copy", rounds=args.rounds, context_rounds=args.context_rounds,
+                          copy_augmented=args.augmented_copies != "align",
+                          rescale_speed=args.augmented_copies == "rescale", rounds=args.rounds, context_rounds=args.context_rounds,
                           silence=args.silence, edge_silence=args.edge_silence == "required",
                           num_leaves=args.num_leaves, cd_realign=not args.no_cd, nj=args.nj,
                           num_threads=args.num_threads, acoustic_scale=args.acoustic_scale, beam=args.beam,
@@ -109,6 +113,8 @@ def format_step(s: dict) -> str:
                 f"({s.get('retried', 0)} retried, {skipped} skipped)")
         if s.get("copied"):
             line += f", {s['copied']:,} augmented copies given their source's alignment"
+            if s.get("rescaled"):
+                line += f" ({s['rescaled']:,} rescaled to their speed)"
         if "state_changed_percent" in s:
             line += (f", {s['state_changed_percent']:.1f} % of frames changed state "
                      f"({s['phone_changed_percent']:.1f} % phone)")

@@ -101,6 +101,7 @@ class FlatStartConfig:
     init_utts: int = 1000  # equal alignment, and the CI rounds, on this many shortest utterances
     init_originals: bool = True  # ... taken from the utterances that are not augmented copies (utt2uniq)
     copy_augmented: bool = True  # augmented copies of the same length get their source's alignment (utt2uniq)
+    rescale_speed: bool = True  # ... and speed-perturbed copies (reco2aug) get it rescaled to their speed
     rounds: int = 3  # CI rounds with the frame classifier (train on the last alignments, realign)
     context_rounds: int = 2  # then CI rounds with ctx_config's network; the last round of all aligns every utterance
     silence: str = "edges"  # equal alignment's path (asr.align.equal)
@@ -169,6 +170,10 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
     if cfg.init_originals and copies:  # not the augmented copies (noise, reverberation): Kaldi's
         short = {u: n for u, n in short.items() if u not in copies} or short  # mono stage trains on clean data
     runner.copies = copies if cfg.copy_augmented else {}
+    if cfg.copy_augmented and cfg.rescale_speed:
+        from asr.augment.data_dir import read_speed_factors
+
+        runner.speeds = {u: f for u, f in read_speed_factors(data_dir).items() if u in copies}
     init = shortest_utterances(short or num_frames, cfg.init_utts)
     runner.align("ali0", init, model_dir=None, tree_dir=None, desc="equal alignment")
     # 2-3. CI rounds on the same short utterances: train on the last alignments, realign;
@@ -235,6 +240,7 @@ class _Runner:
         self.cfg, self.acfg, self.progress, self.summary = cfg, acfg, progress, summary
         self.subsets: dict[frozenset, Path] = {}
         self.copies: dict[str, str] = {}  # augmented copy -> source: given the source's alignment
+        self.speeds: dict[str, float] = {}  # speed-perturbed copy -> factor: the source's alignment rescaled
 
     def _record(self, entry: dict) -> None:
         self.summary["steps"].append(entry)
@@ -247,10 +253,11 @@ class _Runner:
         t0 = time.time()
         stats = align_data_dir(self.data_dir, self.lang_dir, out, tree_dir=tree_dir, model_dir=model_dir,
                                utts=utts, cfg=self.acfg, desc=desc, progress=self.progress,
-                               max_failures=self.cfg.max_failures, copies=self.copies)
+                               max_failures=self.cfg.max_failures, copies=self.copies,
+                               speeds=self.speeds)
         entry = {"step": name, "kind": "align", "source": "equal" if model_dir is None else str(model_dir),
                  "skipped": bool(stats.get("skipped")),
-                 **{k: stats.get(k, 0) for k in ("utterances", "aligned", "copied", "retried", "failed", "too_short",
+                 **{k: stats.get(k, 0) for k in ("utterances", "aligned", "copied", "rescaled", "retried", "failed", "too_short",
                                                   "no_features", "no_transcript", "long_utterances", "frames")}}
         line = f"{desc}: {describe_stats(stats)}"
         if prev is not None:
@@ -408,7 +415,7 @@ def _options_json(cfg: FlatStartConfig) -> dict:
     d.pop("nj")  # how fast, not what: may change between runs
     d.pop("num_threads")
     d.pop("max_failures")
-    for key in ("init_originals", "copy_augmented"):
+    for key in ("init_originals", "copy_augmented", "rescale_speed"):
         if not d[key]:  # what flat starts did before the options existed
             del d[key]
     if not d["edge_silence"]:
