@@ -167,6 +167,26 @@ def test_make_graph_and_pack_skip_when_up_to_date(world, tmp_path, caplog):
     assert ModelDir.load(m).fingerprints["graph/HCLG.fst"] != md.fingerprints["graph/HCLG.fst"]
 
 
+def test_pack_refuses_a_network_trained_on_another_trees_alignments(world, tmp_path, capsys):
+    """A network whose model.yaml records the tree of its training alignments is packed with
+    that tree only: with another one its pdf ids would silently mean other states."""
+    import yaml
+
+    from asr.io.fingerprint import file_hash
+
+    m = copy(world.model, tmp_path / "model")
+    cfg = yaml.safe_load((m / "model.yaml").read_text())
+    args = ["pack-model-dir", "--force", "--tree-dir", str(world.mono), "--lang", str(world.lang),
+            "--fbank-config", str(m / "fbank.conf"), "--graph-dir", str(world.graph), str(m)]
+    for tree, rc in ((world.tri / "tree", 1), (world.mono / "tree", 0)):
+        cfg["training"] = {"epoch": 1, "alignment_tree": file_hash(tree)}
+        (m / "model.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        assert main(args) == rc
+    err = capsys.readouterr().err
+    assert f"the network {m} was trained on alignments of another tree than {world.mono / 'tree'}" in err
+    assert err.count("\n") == 1
+
+
 def test_failed_import_then_fixed_import(tmp_path):
     """The reported case: a failed import left an empty ali.tid.ark, so re-running stage 3
     skipped the import. Now nothing is left, and the fixed re-run imports."""

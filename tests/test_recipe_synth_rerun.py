@@ -105,3 +105,24 @@ def test_rerun_after_failure_and_fix_equals_a_clean_run(corpus, tmp_path):
     # the three products of stage 3 (train alignments, tree, dev alignments) are kept as they are
     assert again.stderr.count("is up to date (") == 3 and "0 already done" not in again.stdout
     assert _snapshot(broken) == want
+
+
+def test_stage_6_retrains_a_network_of_another_tree(tmp_path):
+    """run.sh's trained_on_tree (stage 6 retrains a finished system when it fails): false only
+    when the network's model.yaml records the tree of other alignments."""
+    script = (ROOT / "recipes" / "synth" / "run.sh").read_text()
+    start = script.index("trained_on_tree() {")
+    func = script[start:script.index("\n}\n", start) + 3]
+    assert 'rm -r exp/$sys$sfx' in script[script.index("! trained_on_tree exp/$sys$sfx/final $tree/tree"):][:300]
+    (tmp_path / "net").mkdir()
+    for name in ("tree1", "tree2"):
+        (tmp_path / name).write_text(name)
+    h = hashlib.sha256(b"tree1").hexdigest()
+    env = dict(_env(), PYTHONPATH=str(ROOT))
+    for yaml_text, tree, rc in ((f"training:\n  alignment_tree: {h}\n", "tree1", 0),
+                                (f"training:\n  alignment_tree: {h}\n", "tree2", 1),
+                                ("num_pdfs: 3\n", "tree2", 0)):  # nothing recorded: an older network
+        (tmp_path / "net" / "model.yaml").write_text(yaml_text)
+        r = subprocess.run(["bash", "-c", func + f"trained_on_tree {tmp_path / 'net'} {tmp_path / tree}"],
+                           env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == rc, (yaml_text, tree, r.stderr)

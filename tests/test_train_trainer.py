@@ -202,13 +202,17 @@ def test_cli_phone_accuracy_next_to_pdf_accuracy(tmp_path):
     _, data, ali, _ = synth_corpus(tmp_path, n_utts=12)
     tm = TransitionModel.read(ali / "final.mdl")
     pdfs = {u: tm.tid2pdf[t] for u, t in read_int_ark(ali / "ali.tid.ark").items()}
-    write_int_ark(tmp_path / "pdf.ark", sorted(pdfs.items()))
+    write_int_ark(ali / "pdf.ark", sorted(pdfs.items()))
+    (ali / "tree").write_bytes(b"the tree of these pdfs")  # a tree beside the alignments: its hash is recorded
     cfg = write_config(tmp_path / "c.yaml", epochs=1, chance_margin=None)
     exp = tmp_path / "exp"
-    assert main(["train", "--config", str(cfg), "--feats", str(data), "--ali", str(tmp_path / "pdf.ark"),
-                 "--dev-feats", str(data), "--dev-ali", str(tmp_path / "pdf.ark"), "--num-pdfs", str(tm.num_pdfs),
+    assert main(["train", "--config", str(cfg), "--feats", str(data), "--ali", str(ali / "pdf.ark"),
+                 "--dev-feats", str(data), "--dev-ali", str(ali / "pdf.ark"), "--num-pdfs", str(tm.num_pdfs),
                  "--phone-map", str(ali), "--out", str(exp), "--no-progress", "--num-threads", "1"]) == 0
     row = list(csv.DictReader(open(exp / "log.csv")))[0]
     assert float(row["dev_phone_acc"]) >= float(row["dev_acc"]) and float(row["train_phone_acc"]) >= float(row["train_acc"])
-    assert yaml.safe_load((exp / "final" / "model.yaml").read_text())["training"]["dev_phone_accuracy"] == \
-        pytest.approx(float(row["dev_phone_acc"]), abs=1e-5)
+    training = yaml.safe_load((exp / "final" / "model.yaml").read_text())["training"]
+    assert training["dev_phone_accuracy"] == pytest.approx(float(row["dev_phone_acc"]), abs=1e-5)
+    from asr.io.fingerprint import file_hash
+
+    assert training["alignment_tree"] == file_hash(ali / "tree")

@@ -8,7 +8,8 @@ Files::
                        fbank (EVERY fbank option, Kaldi names: sample-frequency, num-mel-bins,
                        frame-length, frame-shift, dither, ...), fingerprints (SHA-256 of every
                        other file of the dir, by relative path), sizes (their byte sizes), plus
-                       what the trainer adds (training summary)
+                       what the trainer adds (training summary; ``training.alignment_tree``:
+                       SHA-256 of the tree of the training alignments, which packing checks)
     log_priors.npy     float32 [num_pdfs]
     tree, final.mdl    the context-dependency tree and transition model (Kaldi formats)
     phones.txt words.txt
@@ -198,7 +199,7 @@ class ModelDir:
         _check_fbank(fbank_opts, num_inputs, "the fbank options")
         load_acoustic_model(network)  # the weights load into the network model.yaml describes
         read_priors(priors, num_pdfs)
-        _check_tree(tree_dir, num_pdfs, network)
+        _check_tree(tree_dir, num_pdfs, network, (net_cfg.get("training") or {}).get("alignment_tree"))
         if graph_dir is not None:
             from asr.graph.graph_dir import GraphDir
 
@@ -289,9 +290,16 @@ def _check_fbank(options: dict[str, str], num_inputs: int, source: str) -> None:
         raise ModelError(f"{source}: fbank options give {dim}-dim features but the network takes {num_inputs} inputs")
 
 
-def _check_tree(tree_dir: Path, num_pdfs: int, network: Path) -> None:
+def _check_tree(tree_dir: Path, num_pdfs: int, network: Path, alignment_tree: str | None = None) -> None:
+    """The tree and transition model have the network's pdfs; when the network records the
+    tree of its training alignments (``training.alignment_tree``), it is this tree."""
     from asr.hmm.transition_model import TransitionModel
     from asr.hmm.tree import ContextDependency
+    from asr.io.fingerprint import file_hash
+
+    if alignment_tree and file_hash(tree_dir / TREE) != alignment_tree:
+        raise ModelError(f"the network {network} was trained on alignments of another tree than {tree_dir / TREE} "
+                         f"(its pdf ids mean other states): retrain it on the alignments of {tree_dir}")
 
     tree = ContextDependency.read(tree_dir / TREE)
     tm = TransitionModel.read(tree_dir / MDL)

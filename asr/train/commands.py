@@ -97,6 +97,16 @@ def register(subparsers) -> None:
     q.set_defaults(func=run_compute_priors)
 
 
+def _tree_near(ali_path) -> str | None:
+    """SHA-256 of the tree beside the alignments (an alignment dir's), None without one."""
+    from pathlib import Path
+
+    from asr.io.fingerprint import file_hash
+
+    f = Path(ali_path).parent / "tree"
+    return file_hash(f) if f.is_file() else None
+
+
 def _num_pdfs_near(ali_path) -> int | None:
     from pathlib import Path
 
@@ -255,7 +265,8 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
         raise
     summary = train(config, train_set, args.out, dev_set=dev, num_pdfs=num_pdfs, device=args.device,
                     resume=args.resume, max_updates=args.max_updates, progress=not args.no_progress, dist=dist,
-                    mode=args.mode, phone_map=phone_map, asgd_params=args.asgd_params)
+                    mode=args.mode, phone_map=phone_map, asgd_params=args.asgd_params,
+                    alignment_tree=_tree_near(args.ali))
     if not dist.is_main:
         return 0
     hist = summary["history"]

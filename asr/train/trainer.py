@@ -81,7 +81,7 @@ class Trainer:
     def __init__(self, config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set=None,
                  num_pdfs: int | None = None, device: str = "cpu", dist: DistContext | None = None,
                  mode: str = "ddp", progress: bool = True, on_update: Callable[[int], None] | None = None,
-                 phone_map=None, asgd_params: str = "auto"):
+                 phone_map=None, asgd_params: str = "auto", alignment_tree: str | None = None):
         import torch
 
         from asr.train.config import check_top_level
@@ -98,6 +98,7 @@ class Trainer:
         self.progress = progress and self.dist.is_main
         self.on_update = on_update
         self.phone_map = phone_map
+        self.alignment_tree = alignment_tree  # SHA-256 of the tree of the alignments (model.yaml training.alignment_tree)
         self.num_pdfs = int(num_pdfs or int(train_set.all_targets().max()) + 1)
         cfg = self.cfg
         if cfg.streams % self.dist.world_size:
@@ -441,6 +442,8 @@ class Trainer:
                     "train_frame_accuracy": _num(row["train_acc"])}
         if "dev_phone_acc" in row:
             training["dev_phone_accuracy"] = _num(row["dev_phone_acc"])
+        if self.alignment_tree:
+            training["alignment_tree"] = self.alignment_tree
         tmp = path.with_name(path.name + ".tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -569,14 +572,17 @@ def _build_model(model_cfg: dict[str, Any], num_inputs: int, num_pdfs: int):
 def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set=None, num_pdfs: int | None = None,
           device: str = "cpu", resume: bool = False, max_updates: int | None = None, progress: bool = True,
           on_update: Callable[[int], None] | None = None, dist: DistContext | None = None, mode: str = "ddp",
-          phone_map=None, asgd_params: str = "auto") -> dict[str, Any]:
+          phone_map=None, asgd_params: str = "auto", alignment_tree: str | None = None) -> dict[str, Any]:
     """Train on ``train_set`` (asr.train.data.UtteranceSet); returns a summary dict.
 
     ``max_updates``: stop (with a checkpoint) once this many batches have been done in
     total; ``resume`` then continues exactly where it stopped. ``on_update(update)`` is
-    called after every update (benchmarks use it to time the inner loop)."""
+    called after every update (benchmarks use it to time the inner loop). ``alignment_tree``:
+    SHA-256 of the tree the alignments' pdfs come from, recorded in the model dir
+    (``training.alignment_tree``) so that packing it with another tree fails."""
     trainer = Trainer(config, train_set, out_dir, dev_set=dev_set, num_pdfs=num_pdfs, device=device, dist=dist,
-                      mode=mode, progress=progress, on_update=on_update, phone_map=phone_map, asgd_params=asgd_params)
+                      mode=mode, progress=progress, on_update=on_update, phone_map=phone_map, asgd_params=asgd_params,
+                      alignment_tree=alignment_tree)
     return trainer.run(resume=resume, max_updates=max_updates)
 
 

@@ -221,11 +221,26 @@ pack_model_dir() {
     --global-cmvn data/$train/global_cmvn.stats exp/$1/final
 }
 
+# trained_on_tree NETWORK_DIR TREE: false when the network records (model.yaml
+# training.alignment_tree) that it was trained on the alignments of another tree
+trained_on_tree() {
+  python - "$1/model.yaml" "$2" <<'EOF'
+import sys, yaml
+from asr.io.fingerprint import file_hash
+recorded = ((yaml.safe_load(open(sys.argv[1])) or {}).get("training") or {}).get("alignment_tree")
+sys.exit(1 if recorded and recorded != file_hash(sys.argv[2]) else 0)
+EOF
+}
+
 # Stage 6: acoustic models (LSTMP; DNN and plain-LSTM baselines at about its size), priors
 if stage_on 6; then
   require $tree/ali.pdf.ark $ali_dev/ali.pdf.ark 3
   require $graph/HCLG.fst 5
   for sys in $systems; do
+    if [ -f exp/$sys$sfx/.done ] && ! trained_on_tree exp/$sys$sfx/final $tree/tree; then
+      log "stage 6: exp/$sys$sfx was trained on the alignments of another tree than $tree/tree; training it again"
+      rm -r exp/$sys$sfx
+    fi
     if [ -f exp/$sys$sfx/.done ]; then
       log "stage 6: exp/$sys$sfx is trained; skipping"
     else
