@@ -62,3 +62,25 @@ def test_compute_priors_bad_input(tmp_path):
     assert r.returncode == 1 and "utterance a: pdf id 5 out of range" in r.stderr
     r = run_asr("compute-priors", str(ali), str(tmp_path / "p.npy"))
     assert r.returncode == 1 and "--num-pdfs" in r.stderr
+
+
+def test_compute_priors_refuses_alignments_of_another_tree(tmp_path):
+    """--model-dir of a network that records the tree of its training alignments: priors from
+    alignments beside another tree would count other states (one-line error, nothing written)."""
+    import hashlib
+
+    import yaml
+
+    ali = tmp_path / "ali.pdf.ark"
+    write_int_ark(ali, [("a", np.array([0] * 20 + [1] * 30))])
+    (tmp_path / "tree").write_text("tree B")
+    net = tmp_path / "net"
+    net.mkdir()
+    for tree, rc in (("tree A", 1), ("tree B", 0)):
+        cfg = {"model": {"family": "dnn"}, "num_inputs": 40, "num_pdfs": 4, "training": {"alignment_tree": hashlib.sha256(tree.encode()).hexdigest()}}
+        (net / "model.yaml").write_text(yaml.safe_dump(cfg))
+        r = run_asr("compute-priors", "--model-dir", str(net), str(ali))
+        assert r.returncode == rc, r.stderr
+        assert (net / "log_priors.npy").is_file() == (rc == 0)
+        if rc:
+            assert f"{ali}: alignments of another tree than the one {net} was trained on" in r.stderr

@@ -298,7 +298,12 @@ def run_compute_priors(args: argparse.Namespace) -> int:
         from asr.nnet.model_dir import read_model_config
 
         out = out or str(Path(args.model_dir) / "log_priors.npy")
-        num_pdfs = num_pdfs or int(read_model_config(args.model_dir)["num_pdfs"])
+        net_cfg = read_model_config(args.model_dir)
+        num_pdfs = num_pdfs or int(net_cfg["num_pdfs"])
+        recorded, tree = (net_cfg.get("training") or {}).get("alignment_tree"), _tree_near(args.ali)
+        if recorded and tree and tree != recorded:
+            raise ConfigError(f"{args.ali}: alignments of another tree than the one {args.model_dir} was trained "
+                              f"on (model.yaml training.alignment_tree): priors would count other states")
     if not out:
         raise ConfigError("give OUT_NPY or --model-dir")
     num_pdfs = num_pdfs or _num_pdfs_near(args.ali)
