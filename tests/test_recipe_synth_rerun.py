@@ -119,10 +119,14 @@ def test_stage_6_retrains_a_network_of_another_tree(tmp_path):
         (tmp_path / name).write_text(name)
     h = hashlib.sha256(b"tree1").hexdigest()
     env = dict(_env(), PYTHONPATH=str(ROOT))
-    for yaml_text, tree, rc in ((f"training:\n  alignment_tree: {h}\n", "tree1", 0),
-                                (f"training:\n  alignment_tree: {h}\n", "tree2", 1),
-                                ("num_pdfs: 3\n", "tree2", 0)):  # nothing recorded: an older network
+    old, new = 1_000_000_000, 1_000_000_100
+    for yaml_text, tree, tree_time, rc in ((f"training:\n  alignment_tree: {h}\n", "tree1", new, 0),
+                                           (f"training:\n  alignment_tree: {h}\n", "tree2", old, 1),
+                                           # nothing recorded (an older network): the tree's time decides
+                                           ("num_pdfs: 3\n", "tree2", old, 0), ("num_pdfs: 3\n", "tree2", new, 1)):
         (tmp_path / "net" / "model.yaml").write_text(yaml_text)
+        os.utime(tmp_path / "net" / "model.yaml", (old + 50, old + 50))
+        os.utime(tmp_path / tree, (tree_time, tree_time))
         r = subprocess.run(["bash", "-c", func + f"trained_on_tree {tmp_path / 'net'} {tmp_path / tree}"],
                            env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == rc, (yaml_text, tree, r.stderr)

@@ -222,13 +222,16 @@ pack_model_dir() {
 }
 
 # trained_on_tree NETWORK_DIR TREE: false when the network records (model.yaml
-# training.alignment_tree) that it was trained on the alignments of another tree
+# training.alignment_tree) that it was trained on the alignments of another tree, or, a
+# network that records none (trained before asr train recorded it), when TREE is newer
 trained_on_tree() {
   python - "$1/model.yaml" "$2" <<'EOF'
-import sys, yaml
+import os, sys, yaml
 from asr.io.fingerprint import file_hash
 recorded = ((yaml.safe_load(open(sys.argv[1])) or {}).get("training") or {}).get("alignment_tree")
-sys.exit(1 if recorded and recorded != file_hash(sys.argv[2]) else 0)
+if recorded:
+    sys.exit(1 if recorded != file_hash(sys.argv[2]) else 0)
+sys.exit(1 if os.path.getmtime(sys.argv[2]) > os.path.getmtime(sys.argv[1]) else 0)
 EOF
 }
 
