@@ -106,10 +106,10 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     t0 = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
     inputs = _inputs(data_dir, lang_dir, tree_dir, model_dir, utts, cfg)
+    speeds = speeds or {}
     if copies:
         from asr.io.fingerprint import text_hash
 
-        speeds = speeds or {}
         inputs["copies"] = text_hash("\n".join(f"{c} {src}" + (f" {speeds[c]:g}" if c in speeds else "")
                                                for c, src in sorted(copies.items())))
     if not force and AliDir.up_to_date(out, "align", inputs):
@@ -172,13 +172,12 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
                 _collect(pool.imap_unordered(_run_task, enumerate(tasks)), stats, excluded, bar)
         if copied:
             warp = _Warp(tm, speeds, num_frames, data_dir) if set(copied) & set(speeds) else None
-            done = _copy_alignments(done_parts, copied, parts / "copies.ark", stats, warp)
+            written, unfit = _copy_alignments(done_parts, copied, parts / "copies.ark", stats, warp)
             done_parts.append(parts / "copies.ark")
-            for c in sorted(set(copied) - set(done)):
+            for c in sorted(set(copied) - written - set(unfit)):
                 exclude(c, "failed", f"failed: its source {copied[c]} did not align")
-            for c, why in sorted(done.items()):
-                if why:
-                    exclude(c, "failed", f"failed: its source's alignment at speed {speeds[c]:g}: {why}")
+            for c, why in sorted(unfit.items()):
+                exclude(c, "failed", f"failed: its source's alignment at speed {speeds[c]:g}: {why}")
         failures = Failures(desc, len(wanted), excluded)
         failures.log(log)
         failures.check(max_failures, AlignmentError, f"{out} not written")
@@ -217,11 +216,12 @@ class _Warp:
 
 
 def _copy_alignments(part_files: list[Path], copied: dict[str, str], out: Path, stats: Counter,
-                     warp: _Warp | None = None) -> dict[str, str]:
+                     warp: _Warp | None = None) -> tuple[set[str], dict[str, str]]:
     """The sources' alignments (streamed from the part files) under their copies' ids, into
-    ``out`` (rescaled by ``warp`` for a copy with a speed factor); returns copy -> "" for
-    each copy written, -> the reason for each whose rescaling failed."""
-    done: dict[str, str] = {}
+    ``out`` (rescaled by ``warp`` for a copy with a speed factor); returns the copies written
+    and copy -> reason for each whose rescaling failed."""
+    written: set[str] = set()
+    unfit: dict[str, str] = {}
     by_source: dict[str, list[str]] = {}
     for c, src in copied.items():
         by_source.setdefault(src, []).append(c)
@@ -235,19 +235,19 @@ def _copy_alignments(part_files: list[Path], copied: dict[str, str], out: Path, 
                             try:
                                 t_c = warp(c, t)
                             except AlignmentError as e:
-                                done[c] = str(e)
+                                unfit[c] = str(e)
                                 continue
                             stats["rescaled"] += 1
                         else:
                             t_c = t
-                        done[c] = ""
+                        written.add(c)
                         stats["aligned"] += 1
                         stats["copied"] += 1
                         stats["frames"] += len(t_c)
                         yield c, t_c
 
     write_int_ark(out, items())
-    return done
+    return written, unfit
 
 
 def _inputs(data_dir: Path, lang_dir, tree_dir, model_dir, utts, cfg: AlignConfig) -> dict:

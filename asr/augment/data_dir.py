@@ -517,8 +517,12 @@ def read_speed_factors(data_dir: str | os.PathLike) -> dict[str, float]:
                     rec_speed[rec] = factor
     if not rec_speed:
         return {}
-    if (data_dir / "segments").is_file():
-        utt_rec = {u: v.split()[0] for u, v in read_table(data_dir / "segments").items() if v.split()}
+    seg_path = data_dir / "segments"
+    if seg_path.is_file():
+        from asr.data.datadir import parse_segment
+        from asr.io.tables import iter_table
+
+        utt_rec = {e.key: parse_segment(e.value, f"{seg_path}:{e.line}").recording for e in iter_table(seg_path)}
     else:
         utt_rec = {r: r for r in rec_speed}
     return {u: rec_speed[r] for u, r in utt_rec.items() if r in rec_speed}

@@ -173,7 +173,7 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
     if cfg.copy_augmented and cfg.rescale_speed:
         from asr.augment.data_dir import read_speed_factors
 
-        runner.speeds = {u: f for u, f in read_speed_factors(data_dir).items() if u in copies}
+        runner.speeds = read_speed_factors(data_dir)  # used for the copies only
     init = shortest_utterances(short or num_frames, cfg.init_utts)
     runner.align("ali0", init, model_dir=None, tree_dir=None, desc="equal alignment")
     # 2-3. CI rounds on the same short utterances: train on the last alignments, realign;

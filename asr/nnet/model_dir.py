@@ -199,7 +199,7 @@ class ModelDir:
         _check_fbank(fbank_opts, num_inputs, "the fbank options")
         load_acoustic_model(network)  # the weights load into the network model.yaml describes
         read_priors(priors, num_pdfs)
-        _check_tree(tree_dir, num_pdfs, network, (net_cfg.get("training") or {}).get("alignment_tree"))
+        _check_tree(tree_dir, num_pdfs, network, alignment_tree_of(net_cfg))
         if graph_dir is not None:
             from asr.graph.graph_dir import GraphDir
 
@@ -288,6 +288,12 @@ def _check_fbank(options: dict[str, str], num_inputs: int, source: str) -> None:
         raise ModelError(f"{source}: fbank options: {e}") from None
     if dim != num_inputs:
         raise ModelError(f"{source}: fbank options give {dim}-dim features but the network takes {num_inputs} inputs")
+
+
+def alignment_tree_of(config: dict) -> str | None:
+    """SHA-256 of the tree of the network's training alignments, as ``asr train`` records it
+    in model.yaml (``training.alignment_tree``); None when not recorded."""
+    return ((config or {}).get("training") or {}).get("alignment_tree")
 
 
 def _check_tree(tree_dir: Path, num_pdfs: int, network: Path, alignment_tree: str | None = None) -> None:
