@@ -140,3 +140,61 @@ def test_results_with_several_eval_sets(tmp_path, capsys):
     assert "- alignments: kaldi" in text
     assert main(["results", f"lstmp={exp}", "--eval-pairs", "dev_clean="]) == 1
     assert "expected TUNE or TUNE=TEST" in capsys.readouterr().err
+
+
+def test_breakdown_by_condition_and_speaker_hand_computed(tmp_path):
+    """Errors land in every group of their utterance: hand-counted WER per condition and speaker."""
+    from asr.report.breakdown import breakdown_tables
+
+    data = tmp_path / "test_hard"
+    data.mkdir()
+    (data / "text").write_text("a-u1 one two three four\nb-u2 five six\nb-u3 seven eight nine ten\n")
+    (data / "utt2spk").write_text("a-u1 a\nb-u2 b\nb-u3 b\n")
+    (data / "reco2aug").write_text(
+        "a-u1 speed=1 room=test-1 rt60=0.55 noise=babble talkers=3 snr=7.5\n"
+        "b-u2 speed=1 noise=music snr=21.0 telephone=300-3400Hz\n"
+        "b-u3 speed=1\n")
+    hyp = tmp_path / "hyp.txt"
+    # u1: 2 errors of 4 (one sub, one del); u2: 1 of 2; u3: 0 of 4
+    hyp.write_text("a-u1 one TWO three\nb-u2 five\nb-u3 seven eight nine ten\n")
+    md = breakdown_tables("test_hard", data, [("sys", hyp)])
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[1:] for line in md.splitlines() if line.startswith("| ")}
+    assert rows["room: none"] == ["6", "16.67 |"]          # u2 + u3: 1 / 6
+    assert rows["room: RT60 >= 0.4 s"] == ["4", "50.00 |"]  # u1: 2 / 4
+    assert rows["noise: babble"] == ["4", "50.00 |"]
+    assert rows["noise: music"] == ["2", "50.00 |"]
+    assert rows["SNR: < 10 dB"] == ["4", "50.00 |"] and rows["SNR: >= 20 dB"] == ["2", "50.00 |"]
+    assert rows["channel: telephone"] == ["2", "50.00 |"] and rows["channel: wideband"] == ["8", "25.00 |"]
+    assert rows["all perturbations: clean"] == ["4", "0.00 |"]
+    assert rows["all perturbations: perturbed"] == ["6", "50.00 |"]
+    assert "speed: 1" not in rows  # one speed only: no row
+    assert rows["a"] == ["4", "50.00 |"] and rows["b"] == ["6", "16.67 |"]
+
+
+def test_breakdown_bad_reco2aug_names_file_and_line(tmp_path):
+    from asr.augment.data_dir import read_reco2aug
+    from asr.errors import DataDirError
+
+    (tmp_path / "reco2aug").write_text("r1 speed=1\nr2 speed=1 reverb\n")
+    with pytest.raises(DataDirError, match=r"reco2aug:2: recording r2: expected key=value, got 'reverb'"):
+        read_reco2aug(tmp_path)
+
+
+def test_results_report_has_condition_tables_for_augmented_test_sets(tmp_path, capsys):
+    exp, _ = make_exp(tmp_path, "lstmp", 5.0, 6.0, 0.8)
+    data = tmp_path / "data" / "test_hard"
+    data.mkdir(parents=True)
+    (data / "text").write_text("rvb1-u1 a b c\nrvb1-u2 d e\n")
+    (data / "utt2spk").write_text("rvb1-u1 rvb1-s\nrvb1-u2 rvb1-s\n")
+    (data / "reco2aug").write_text("rvb1-u1 speed=1 room=test-3 rt60=0.3\nrvb1-u2 speed=1 noise=colored snr=12\n")
+    d = exp / "decode_test_hard_rescore"
+    d.mkdir(parents=True)
+    (d / "hyp.txt").write_text("rvb1-u1 a b x\nrvb1-u2 d e\n")
+    (d / "wer").write_text("%WER 20.00 [ 1 / 5, 0 ins, 0 del, 1 sub ]\n")
+    md = tmp_path / "RESULTS.md"
+    assert main(["results", "--markdown", str(md), "--test-set", f"test_hard={data}", f"lstmp={exp}"]) == 0
+    text = md.read_text()
+    section = text[text.index("## Where the errors are"):]
+    assert "| room: RT60 < 0.4 s | 3 | 33.33 |" in section
+    assert "| noise: colored | 2 | 0.00 |" in section
+    assert "| rvb1-s | 5 | 20.00 |" in section

@@ -494,38 +494,52 @@ def _write_outputs(dd: DataDir, dst: Path, config: AugmentConfig,
     }, out_utts
 
 
-def read_speed_factors(data_dir: str | os.PathLike) -> dict[str, float]:
-    """Utterance -> the speed factor its audio was made with, from DATA_DIR/reco2aug as
-    ``asr augment-data-dir`` writes it (``speed=0.9 ...`` per recording; through
-    ``segments`` when there is one); only utterances with a factor other than 1. Empty
-    without reco2aug (e.g. a dir of Kaldi's own perturb scripts). E.g. ``{"rvb1-sp0.9-u1": 0.9}``."""
+def read_reco2aug(data_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """Utterance -> what was done to its recording, from DATA_DIR/reco2aug as ``asr
+    augment-data-dir`` writes it (``key=value`` items per recording; through ``segments``
+    when there is one). Empty without reco2aug (e.g. a dir of Kaldi's own perturb scripts).
+    E.g. ``{"rvb1-u1": {"speed": "1", "room": "test-5", "rt60": "0.385", "noise": "babble", ...}}``."""
     data_dir = Path(data_dir)
     path = data_dir / "reco2aug"
     if not path.is_file():
         return {}
-    rec_speed = {}
-    for rec, info in read_table(path).items():
-        for item in info.split():
-            if item.startswith("speed="):
-                try:
-                    factor = float(item[len("speed="):])
-                except ValueError:
-                    raise DataDirError(f"{path}: recording {rec}: bad {item!r}") from None
-                if factor <= 0:
-                    raise DataDirError(f"{path}: recording {rec}: bad {item!r}")
-                if factor != 1.0:
-                    rec_speed[rec] = factor
-    if not rec_speed:
-        return {}
+    from asr.io.tables import iter_table
+
+    per_rec = {}
+    for e in iter_table(path):
+        items = {}
+        for item in e.value.split():
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise DataDirError(f"{path}:{e.line}: recording {e.key}: expected key=value, got {item!r}")
+            items[key] = value
+        per_rec[e.key] = items
     seg_path = data_dir / "segments"
     if seg_path.is_file():
         from asr.data.datadir import parse_segment
-        from asr.io.tables import iter_table
 
         utt_rec = {e.key: parse_segment(e.value, f"{seg_path}:{e.line}").recording for e in iter_table(seg_path)}
     else:
-        utt_rec = {r: r for r in rec_speed}
-    return {u: rec_speed[r] for u, r in utt_rec.items() if r in rec_speed}
+        utt_rec = {r: r for r in per_rec}
+    return {u: per_rec[r] for u, r in utt_rec.items() if r in per_rec}
+
+
+def read_speed_factors(data_dir: str | os.PathLike) -> dict[str, float]:
+    """Utterance -> the speed factor its audio was made with (``speed=`` of ``read_reco2aug``);
+    only utterances with a factor other than 1. E.g. ``{"rvb1-sp0.9-u1": 0.9}``."""
+    out = {}
+    for utt, items in read_reco2aug(data_dir).items():
+        if "speed" not in items:
+            continue
+        try:
+            factor = float(items["speed"])
+        except ValueError:
+            factor = -1.0
+        if not factor > 0:
+            raise DataDirError(f"{Path(data_dir) / 'reco2aug'}: utterance {utt}: bad speed={items['speed']!r}")
+        if factor != 1.0:
+            out[utt] = factor
+    return out
 
 
 def _carry_per_utt(src: Path, dst: Path, utt_of, names) -> None:

@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a test set to report (repeatable): WER from EXP_DIR/decode_NAME[_rescore]/wer with the "
                         "95%% bootstrap interval against DATA_DIR/text, and every pair of systems of the same seed "
                         "(systems NAME_sN are seed N) compared on it: interval of the difference, MAPSSWE p, and "
-                        "a table of which claims hold on which set and seed")
+                        "a table of which claims hold on which set and seed; a set made by asr augment-data-dir "
+                        "(DATA_DIR/reco2aug) also gets every system's WER per recording condition (room, noise, "
+                        "SNR, channel, speed) and per speaker")
     p.add_argument("--title", default="Results", help="report title")
     p.add_argument("--eval-pairs", nargs="+", metavar="TUNE[=TEST]", default=None,
                    help="several evaluation sets (e.g. dev_clean=test_clean dev_other=test_other; a TUNE alone has "
@@ -75,13 +77,23 @@ def run_results(args: argparse.Namespace) -> int:
         from asr.report.comparison import pairwise
 
         pairs = pairwise(entries, test_sets)
+    breakdowns = []
+    for ts, data_dir in test_sets.items():
+        if (Path(data_dir) / "reco2aug").is_file() and (Path(data_dir) / "text").is_file():
+            from asr.report.breakdown import breakdown_tables
+            from asr.report.results import best_hyp
+
+            hyps = [(e["name"], best_hyp(e["exp_dir"], ts)) for e in entries]
+            block = breakdown_tables(ts, data_dir, [(n, h) for n, h in hyps if h is not None])
+            if block:
+                breakdowns.append(block)
     print(markdown_table(entries, list(test_sets) or None), end="")
     if best:
         print(f"best system (lowest dev WER): {best['name']}")
     if args.markdown:
         atomic_write_text(args.markdown, render_report(args.title, entries, best, args.corpus_json, args.lm_ppl,
                                                        args.command, Path(args.markdown).parent, args.data_dirs,
-                                                       args.note, list(test_sets) or None, pairs))
+                                                       args.note, list(test_sets) or None, pairs, breakdowns))
     if args.json:
         upsert_results_json(args.json, entries)
     if args.link_best and best:

@@ -44,7 +44,10 @@ def corpus_facts(corpus_json: str | os.PathLike | None, lm_ppl: str | os.PathLik
 def render_report(title: str, entries: list[dict[str, Any]], best: dict[str, Any] | None,
                   corpus_json=None, lm_ppl=None, command: str = "", base: Path | None = None,
                   data_dirs: list[str] | None = None, notes: list[str] | None = None,
-                  test_sets: list[str] | None = None, pairs: list | None = None) -> str:
+                  test_sets: list[str] | None = None, pairs: list | None = None,
+                  breakdowns: list[str] | None = None) -> str:
+    """``breakdowns``: markdown blocks of ``asr.report.breakdown.breakdown_tables`` (one per
+    test set that has them), shown under "Where the errors are"."""
     out = [f"# {title}", ""]
     if command:
         out += ["Made by:", "", "```", command, "```", ""]
@@ -79,6 +82,10 @@ def render_report(title: str, entries: list[dict[str, Any]], best: dict[str, Any
                 "Each pair's ranking on the first seed and test set, checked on every test set and seed "
                 "(holds / reversed: significant; n.s.: same or opposite sign, not significant).", "",
                 claims_table(pairs)]
+    if breakdowns:
+        out += ["## Where the errors are", "",
+                "Each system's WER (rescored when there are rescored lattices) on the utterances of one "
+                "recording condition (as `reco2aug` records it) or one speaker.", ""] + breakdowns
     curves = [(e["name"], Path(e["exp_dir"]) / "training_curves.png") for e in entries]
     curves = [(n, p) for n, p in curves if p.is_file()]
     if curves:
