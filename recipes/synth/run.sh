@@ -32,6 +32,8 @@ decode_opts=          # search options for `asr decode` (default "--beam 11 --la
                       # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
 compare_opts=""       # options for stage 10's local/compare_families.sh (e.g. "--train-utts 500 --jobs 4")
 lmwts=4:20            # LM weights swept on dev (stages 7, 9): each system's acoustic scale for test = 1/LMWT
+wips=-1.0,-0.5,0.0,0.5,1.0  # word insertion penalties swept on dev (stages 7, 9); Kaldi's 0.0,0.5,1.0 put
+                      # every system's choice at the 0.0 edge, so the sweep goes below it
 seeds="1"             # training seeds: systems of seed N > 1 are exp/<sys>_sN (RESULTS.md compares seeds)
 test_sets="test test_hard"  # test sets decoded and reported (test_hard: made in stage 0)
 augment=true          # train on data/train_aug: the train set plus one simulated-environment copy per utterance
@@ -43,10 +45,10 @@ aug_opts="--speed 0.9,1.0,1.1 --random-speed --include-original --reverb-prob 0.
 hard_opts="--reverb-prob 0.6 --noise-prob 0.8 --telephone-prob 0.3 --snr 5 25 --room-set test --seed 7"
 alignments=ctm        # ctm: import the synthesiser's phone CTMs; flat: flat start from transcripts alone
 flat_opts=""          # extra options for `asr flat-start` (e.g. "--rounds 3")
-__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts train_workers train_mode decode_opts compare_opts lmwts seeds test_sets augment aug_opts hard_opts alignments flat_opts"
+__options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts train_workers train_mode decode_opts compare_opts lmwts wips seeds test_sets augment aug_opts hard_opts alignments flat_opts"
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
-         [--train-workers N] [--train-mode ddp|asgd] [--compare-opts '...'] [--lmwts LO:HI] [--seeds '1 2']
+         [--train-workers N] [--train-mode ddp|asgd] [--compare-opts '...'] [--lmwts LO:HI] [--wips P,P,...] [--seeds '1 2']
          [--test-sets 'test test_hard'] [--augment true|false] [--aug-opts '...'] [--hard-opts '...']
          [--alignments ctm|flat] [--flat-opts '...']
 Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this script). Stages:
@@ -279,7 +281,7 @@ if stage_on 7; then
     log "stage 7: decoding data/dev with $sys (acoustic scale 0.1)"
     asr decode --model-dir exp/$sys$sfx/final --nj "$nj" --lattices $decode_opts data/dev exp/$sys$sfx/decode_dev
     if [ ! -f exp/$sys$sfx/acoustic_scale ] || [ exp/$sys$sfx/acoustic_scale -ot exp/$sys$sfx/decode_dev/decode.json ]; then
-      asr score-lattices --lmwt "$lmwts" --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev
+      asr score-lattices --lmwt "$lmwts" --wip="$wips" --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev
       python -c "import json,sys; print(json.load(open(sys.argv[1]))['acoustic_scale'])" \
         exp/$sys$sfx/decode_dev/scoring/sweep.json > exp/$sys$sfx/acoustic_scale
     fi
@@ -314,7 +316,7 @@ if stage_on 9; then
   for sys in $systems; do
     for pass in "" _rescore; do
       require exp/$sys$sfx/decode_dev$pass/lat.1.gz 8
-      asr score-lattices --lmwt "$lmwts" --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev$pass
+      asr score-lattices --lmwt "$lmwts" --wip="$wips" --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev$pass
       for x in $test_sets; do
         require exp/$sys$sfx/decode_$x$pass/lat.1.gz 8
         asr score-lattices --words $graph/words.txt --best-from exp/$sys$sfx/decode_dev$pass data/$x exp/$sys$sfx/decode_$x$pass
