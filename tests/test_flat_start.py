@@ -165,6 +165,11 @@ def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys):
     assert stats["aligned"] == 12 and stats["failed"] == 1 and stats["retried"] >= 1
     assert "zz failed: utterance zz: no path" in (dev_ali / "excluded.txt").read_text()
     assert _compare(dev_ctm, dev_ali, capsys) > eq  # (two of the 12 have the wrong transcript)
+    # the CD network records its training tree: aligning through another tree is refused
+    assert main(["align", "--lang", str(lang_dir), "--model-dir", str(exp / "final"), "--tree-dir", str(exp / "ali0"),
+                 str(dev), str(tmp_path / "dev_ali_mono")]) == 1
+    assert "was trained on alignments of another tree than" in capsys.readouterr().err
+    assert not (tmp_path / "dev_ali_mono").exists()
     shutil.rmtree(exp / "ali_cd")  # a lost step is redone (--force: OUT itself is up to date)
     assert main(args + ["--force"]) == 0
     assert "ali_cd: aligned 70 of 70" in capsys.readouterr().out and AliDir.load(final).kind == "flat_start"
