@@ -198,3 +198,43 @@ def test_results_report_has_condition_tables_for_augmented_test_sets(tmp_path, c
     assert "| room: RT60 < 0.4 s | 3 | 33.33 |" in section
     assert "| noise: colored | 2 | 0.00 |" in section
     assert "| rvb1-s | 5 | 20.00 |" in section
+
+
+def test_breakdown_edge_cases(tmp_path):
+    """A hypothesis file of another set is an error naming it; a bad number in reco2aug names
+    the file and utterance; a set whose dimensions have one group each gets no condition table;
+    speed or volume alone makes an utterance perturbed."""
+    from asr.errors import DataDirError, FormatError
+    from asr.report.breakdown import breakdown_tables, condition_groups
+
+    data = tmp_path / "set"
+    data.mkdir()
+    (data / "text").write_text("u1 a b\nu2 c\n")
+    (data / "utt2spk").write_text("u1 s\nu2 s\n")
+    (data / "reco2aug").write_text("u1 speed=1\nu2 speed=1\n")
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("u1 a b\nu2 c\nu9 x\n")
+    with pytest.raises(FormatError, match=r"hyp.txt: 1 hypothesis utterance\(s\) not in the reference .*set/text"):
+        breakdown_tables("set", data, [("sys", hyp)])
+    hyp.write_text("u1 a b\nu2 c\n")
+    md = breakdown_tables("set", data, [("sys", hyp)])
+    assert "by recording condition" not in md and "| s | 3 | 0.00 |" in md
+    (data / "reco2aug").write_text("u1 speed=1 room=r1 rt60=x\nu2 speed=1\n")
+    with pytest.raises(DataDirError, match=r"set/reco2aug: utterance u1: bad 'rt60=x'"):
+        breakdown_tables("set", data, [("sys", hyp)])
+    assert condition_groups({"speed": "0.9"})["all perturbations"] == "perturbed"
+    assert condition_groups({"speed": "1", "volume": "0.5"})["all perturbations"] == "perturbed"
+    assert condition_groups({"speed": "1", "room": "r"})["room"] == "RT60 unknown"
+
+
+def test_reco2aug_reader_errors_name_file_and_line(tmp_path):
+    from asr.augment.data_dir import read_speed_factors
+    from asr.errors import DataDirError
+
+    for text, msg in (("r1 speed=1\nr1 speed=0.9\n", r"reco2aug:2: recording r1: listed twice \(first on line 1\)"),
+                      ("r1 speed=abc speed=0.9\n", r"reco2aug:1: recording r1: speed given twice"),
+                      ("r1 speed=1\nr2 speed=abc\n", r"reco2aug:2: recording r2: bad 'speed=abc'"),
+                      ("r1 speed=inf\n", r"reco2aug:1: recording r1: bad 'speed=inf'")):
+        (tmp_path / "reco2aug").write_text(text)
+        with pytest.raises(DataDirError, match=msg):
+            read_speed_factors(tmp_path)

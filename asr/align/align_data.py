@@ -105,6 +105,8 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     cfg = cfg or AlignConfig()
     t0 = time.time()
     data_dir, out = Path(data_dir), Path(out_dir)
+    if model_dir is not None and tree_dir is not None:
+        _check_network_tree(Path(model_dir), Path(tree_dir))
     inputs = _inputs(data_dir, lang_dir, tree_dir, model_dir, utts, cfg)
     speeds = speeds or {}
     if copies:
@@ -115,8 +117,6 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     if not force and AliDir.up_to_date(out, "align", inputs):
         log.info("%s is up to date (aligned from the same data, lang dir, model and options); skipping", out)
         return dict(json.loads((out / "align_stats.json").read_text()), skipped=True)
-    if model_dir is not None and tree_dir is not None:
-        _check_network_tree(Path(model_dir), Path(tree_dir))
     lang = LangDir(lang_dir)
     tree, tm = load_model(lang, Path(tree_dir) if tree_dir else None)
     transcripts = read_transcripts(data_dir, lang, map_oov=cfg.map_oov)
@@ -345,18 +345,12 @@ def _check_network_tree(model_dir: Path, tree_dir: Path) -> None:
     """A network that records the tree of its training alignments (``training.alignment_tree``
     in model.yaml) aligns only with that tree: another tree's pdf ids mean other states, and
     the alignments would be wrong without any error."""
-    import yaml
+    from asr.nnet.model_dir import CONFIG, read_model_config, trained_on_another_tree
 
-    from asr.io.fingerprint import file_hash
-    from asr.nnet.model_dir import alignment_tree_of
-
-    cfg_path, tree = model_dir / "model.yaml", tree_dir / "tree"
-    if not cfg_path.is_file() or not tree.is_file():
-        return  # reported by the loaders with their own messages
-    recorded = alignment_tree_of(yaml.safe_load(cfg_path.read_text(encoding="utf-8")))
-    if recorded and file_hash(tree) != recorded:
-        raise AlignmentError(f"{model_dir}: the network was trained on alignments of another tree than {tree} "
-                             f"(its pdf ids mean other states): align with the tree it was trained with")
+    if (model_dir / CONFIG).is_file() and trained_on_another_tree(read_model_config(model_dir), tree_dir / "tree"):
+        raise AlignmentError(f"{model_dir}: the network was trained on alignments of another tree than "
+                             f"{tree_dir / 'tree'} (its pdf ids mean other states): align with the tree it was "
+                             f"trained with")
 
 
 # -- worker side --------------------------------------------------------------------

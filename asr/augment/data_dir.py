@@ -499,47 +499,65 @@ def read_reco2aug(data_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
     augment-data-dir`` writes it (``key=value`` items per recording; through ``segments``
     when there is one). Empty without reco2aug (e.g. a dir of Kaldi's own perturb scripts).
     E.g. ``{"rvb1-u1": {"speed": "1", "room": "test-5", "rt60": "0.385", "noise": "babble", ...}}``."""
-    data_dir = Path(data_dir)
+    return _per_utterance(Path(data_dir), _read_reco2aug_recordings(Path(data_dir)))
+
+
+def read_speed_factors(data_dir: str | os.PathLike) -> dict[str, float]:
+    """Utterance -> the speed factor its audio was made with (``speed=`` in reco2aug, see
+    ``read_reco2aug``); only utterances with a factor other than 1. E.g. ``{"rvb1-sp0.9-u1": 0.9}``."""
+    per_rec = {rec: float(items["speed"]) for rec, items in _read_reco2aug_recordings(Path(data_dir)).items()
+               if "speed" in items and float(items["speed"]) != 1.0}
+    return _per_utterance(Path(data_dir), per_rec) if per_rec else {}
+
+
+def _read_reco2aug_recordings(data_dir: Path) -> dict[str, dict[str, str]]:
+    """Recording -> its reco2aug items; a line that is not ``key=value`` items, a key given
+    twice, a recording listed twice or a speed that is not a positive number is a one-line
+    DataDirError naming the file and line."""
+    import math
+
+    from asr.io.tables import iter_table
+
     path = data_dir / "reco2aug"
     if not path.is_file():
         return {}
-    from asr.io.tables import iter_table
-
-    per_rec = {}
+    out: dict[str, dict[str, str]] = {}
+    first: dict[str, int] = {}
     for e in iter_table(path):
-        items = {}
+        where = f"{path}:{e.line}: recording {e.key}"
+        if e.key in out:
+            raise DataDirError(f"{where}: listed twice (first on line {first[e.key]})")
+        first[e.key] = e.line
+        items: dict[str, str] = {}
         for item in e.value.split():
             key, sep, value = item.partition("=")
             if not sep or not key:
-                raise DataDirError(f"{path}:{e.line}: recording {e.key}: expected key=value, got {item!r}")
+                raise DataDirError(f"{where}: expected key=value, got {item!r}")
+            if key in items:
+                raise DataDirError(f"{where}: {key} given twice")
             items[key] = value
-        per_rec[e.key] = items
+        if "speed" in items:
+            try:
+                factor = float(items["speed"])
+            except ValueError:
+                factor = -1.0
+            if not (math.isfinite(factor) and factor > 0):
+                raise DataDirError(f"{where}: bad 'speed={items['speed']}'")
+        out[e.key] = items
+    return out
+
+
+def _per_utterance(data_dir: Path, per_rec: dict):
+    """A per-recording table mapped to the utterances (through ``segments`` when there is one)."""
     seg_path = data_dir / "segments"
     if seg_path.is_file():
         from asr.data.datadir import parse_segment
+        from asr.io.tables import iter_table
 
         utt_rec = {e.key: parse_segment(e.value, f"{seg_path}:{e.line}").recording for e in iter_table(seg_path)}
     else:
         utt_rec = {r: r for r in per_rec}
     return {u: per_rec[r] for u, r in utt_rec.items() if r in per_rec}
-
-
-def read_speed_factors(data_dir: str | os.PathLike) -> dict[str, float]:
-    """Utterance -> the speed factor its audio was made with (``speed=`` of ``read_reco2aug``);
-    only utterances with a factor other than 1. E.g. ``{"rvb1-sp0.9-u1": 0.9}``."""
-    out = {}
-    for utt, items in read_reco2aug(data_dir).items():
-        if "speed" not in items:
-            continue
-        try:
-            factor = float(items["speed"])
-        except ValueError:
-            factor = -1.0
-        if not factor > 0:
-            raise DataDirError(f"{Path(data_dir) / 'reco2aug'}: utterance {utt}: bad speed={items['speed']!r}")
-        if factor != 1.0:
-            out[utt] = factor
-    return out
 
 
 def _carry_per_utt(src: Path, dst: Path, utt_of, names) -> None:

@@ -199,7 +199,7 @@ class ModelDir:
         _check_fbank(fbank_opts, num_inputs, "the fbank options")
         load_acoustic_model(network)  # the weights load into the network model.yaml describes
         read_priors(priors, num_pdfs)
-        _check_tree(tree_dir, num_pdfs, network, alignment_tree_of(net_cfg))
+        _check_tree(tree_dir, num_pdfs, network, net_cfg)
         if graph_dir is not None:
             from asr.graph.graph_dir import GraphDir
 
@@ -296,14 +296,23 @@ def alignment_tree_of(config: dict) -> str | None:
     return ((config or {}).get("training") or {}).get("alignment_tree")
 
 
-def _check_tree(tree_dir: Path, num_pdfs: int, network: Path, alignment_tree: str | None = None) -> None:
+def trained_on_another_tree(config: dict, tree_file: str | os.PathLike) -> bool:
+    """True when the network's model.yaml (``config``) records the tree of its training
+    alignments and ``tree_file`` is another one (its pdf ids mean other states); False when
+    it is the same, or nothing is recorded, or there is no such file."""
+    from asr.io.fingerprint import file_hash
+
+    recorded = alignment_tree_of(config)
+    return bool(recorded) and Path(tree_file).is_file() and file_hash(tree_file) != recorded
+
+
+def _check_tree(tree_dir: Path, num_pdfs: int, network: Path, net_cfg: dict) -> None:
     """The tree and transition model have the network's pdfs; when the network records the
     tree of its training alignments (``training.alignment_tree``), it is this tree."""
     from asr.hmm.transition_model import TransitionModel
     from asr.hmm.tree import ContextDependency
-    from asr.io.fingerprint import file_hash
 
-    if alignment_tree and file_hash(tree_dir / TREE) != alignment_tree:
+    if trained_on_another_tree(net_cfg, tree_dir / TREE):
         raise ModelError(f"the network {network} was trained on alignments of another tree than {tree_dir / TREE} "
                          f"(its pdf ids mean other states): retrain it on the alignments of {tree_dir}")
 

@@ -4,16 +4,16 @@ A test set made by ``asr augment-data-dir`` (e.g. the synth recipe's ``test_hard
 ``reco2aug`` what was done to each recording. ``condition_groups`` turns one utterance's
 items into the groups it belongs to, one per dimension:
 
-==============  ==========================================================
-dimension       groups
-==============  ==========================================================
-room            ``none``, ``RT60 < 0.4 s``, ``RT60 >= 0.4 s``
+=================  =======================================================
+dimension          groups
+=================  =======================================================
+room            ``none``, ``RT60 < 0.4 s``, ``RT60 >= 0.4 s`` (``RT60 unknown`` without rt60)
 noise           ``none`` or the noise type (``babble``, ``colored``, ``music``)
 SNR             ``< 10 dB``, ``10-15 dB``, ``15-20 dB``, ``>= 20 dB`` (with noise only)
 channel         ``wideband``, ``telephone``
 speed           ``1``, ``0.9``, ... (only when the set has more than one)
-none of these   ``clean`` (no room, no noise, wideband) or ``perturbed``
-==============  ==========================================================
+all perturbations  ``clean`` (no room, noise, telephone channel, volume change, speed 1) or ``perturbed``
+=================  =======================================================
 
 ``breakdown`` adds each utterance's word errors (Kaldi's edit distance, as ``asr
 compute-wer``) into its groups and per speaker (``utt2spk``), so a table can show, for every
@@ -30,6 +30,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from asr.errors import DataDirError
+
 DIMENSIONS = ("room", "noise", "SNR", "channel", "speed", "all perturbations")
 
 
@@ -42,17 +44,33 @@ def condition_groups(items: dict[str, str]) -> dict[str, str]:
     """
     out = {}
     room = "room" in items
-    out["room"] = "none" if not room else ("RT60 < 0.4 s" if float(items.get("rt60", 0)) < 0.4 else "RT60 >= 0.4 s")
+    if not room:
+        out["room"] = "none"
+    elif "rt60" not in items:
+        out["room"] = "RT60 unknown"
+    else:
+        out["room"] = "RT60 < 0.4 s" if _number(items, "rt60") < 0.4 else "RT60 >= 0.4 s"
     noise = items.get("noise")
     out["noise"] = noise or "none"
     if noise and "snr" in items:
-        snr = float(items["snr"])
+        snr = _number(items, "snr")
         out["SNR"] = "< 10 dB" if snr < 10 else "10-15 dB" if snr < 15 else "15-20 dB" if snr < 20 else ">= 20 dB"
     tel = "telephone" in items
     out["channel"] = "telephone" if tel else "wideband"
-    out["speed"] = items.get("speed", "1")
-    out["all perturbations"] = "perturbed" if (room or noise or tel) else "clean"
+    speed = items.get("speed", "1")
+    out["speed"] = speed
+    changed = room or noise or tel or "volume" in items or _number(items, "speed", 1.0) != 1.0
+    out["all perturbations"] = "perturbed" if changed else "clean"
     return out
+
+
+def _number(items: dict[str, str], key: str, default: float | None = None) -> float:
+    if key not in items and default is not None:
+        return default
+    try:
+        return float(items[key])
+    except ValueError:
+        raise ValueError(f"bad '{key}={items[key]}'") from None
 
 
 @dataclass
@@ -63,8 +81,9 @@ class Tally:
     words: int = 0
 
     @property
-    def wer(self) -> float:
-        return 100.0 * self.errors / max(self.words, 1)
+    def wer(self) -> float | None:
+        """None when the group has no reference words."""
+        return 100.0 * self.errors / self.words if self.words else None
 
 
 @dataclass
@@ -76,20 +95,24 @@ class Breakdown:
 
 
 def breakdown(ref: dict[str, list[str]], hyp: dict[str, list[str]], conditions: dict[str, dict[str, str]],
-              utt2spk: dict[str, str]) -> Breakdown:
+              utt2spk: dict[str, str], ref_name: str = "ref", hyp_name: str = "hyp") -> Breakdown:
     """Per-group and per-speaker WER of ``hyp`` against ``ref`` (utterances missing from
     ``hyp`` count as empty hypotheses, as ``compute-wer --mode all``). ``conditions``: utterance ->
     ``reco2aug`` items (``asr.augment.data_dir.read_reco2aug``); an utterance without an entry
     is in no condition group."""
     from asr.score.wer import score_texts
 
-    res = score_texts(ref, {u: h for u, h in hyp.items() if u in ref}, mode="all")
+    # a hypothesis of an utterance not in ref is an error (a file of another set)
+    res = score_texts(ref, hyp, mode="all", ref_name=ref_name, hyp_name=hyp_name)
     out = Breakdown()
     for u in res.utts:
         e, w = u.counts.errors, len(u.ref)
         keys = []
         if u.utt in conditions:
-            keys = list(condition_groups(conditions[u.utt]).items())
+            try:
+                keys = list(condition_groups(conditions[u.utt]).items())
+            except ValueError as err:
+                raise DataDirError(f"reco2aug: utterance {u.utt}: {err}") from None
         for key in keys:
             t = out.groups.setdefault(key, Tally())
             t.errors += e
@@ -113,7 +136,13 @@ def breakdown_tables(test_set: str, data_dir: str | os.PathLike, systems: list[t
     ref = read_text(data_dir / "text")
     conditions = read_reco2aug(data_dir)
     utt2spk = read_table(data_dir / "utt2spk") if (data_dir / "utt2spk").is_file() else {}
-    results = [(name, breakdown(ref, read_text(hyp), conditions, utt2spk)) for name, hyp in systems]
+    results = []
+    for name, hyp in systems:
+        try:
+            results.append((name, breakdown(ref, read_text(hyp), conditions, utt2spk, str(data_dir / "text"),
+                                            str(hyp))))
+        except DataDirError as e:
+            raise DataDirError(f"{data_dir}/{e}") from None
     if not results:
         return ""
     names = [n for n, _ in results]
@@ -124,22 +153,25 @@ def breakdown_tables(test_set: str, data_dir: str | os.PathLike, systems: list[t
         keys = sorted({k for _, b in results for k in b.groups}, key=_condition_order)
         # a dimension with a single group says nothing (e.g. speed on a set without speed perturbation)
         keys = [k for k in keys if sum(1 for x in keys if x[0] == k[0]) > 1]
+    if conditions and keys:
         out += [f"WER in % of {test_set} by recording condition (from `{data_dir.name}/reco2aug`):", "",
                 head.format("condition"), rule]
         for k in keys:
             words = results[0][1].groups[k].words
-            out.append(f"| {k[0]}: {k[1]} | {words:,} | "
-                       + " | ".join(f"{b.groups[k].wer:.2f}" if k in b.groups else "n/a" for _, b in results) + " |")
+            out.append(f"| {k[0]}: {k[1]} | {words:,} | " + " | ".join(_cell(b.groups.get(k)) for _, b in results) + " |")
         out.append("")
     if utt2spk:
         spks = sorted({s for _, b in results for s in b.speakers})
         out += [f"WER in % of {test_set} by speaker:", "", head.format("speaker"), rule]
         for s in spks:
             words = results[0][1].speakers[s].words if s in results[0][1].speakers else 0
-            out.append(f"| {s} | {words:,} | "
-                       + " | ".join(f"{b.speakers[s].wer:.2f}" if s in b.speakers else "n/a" for _, b in results) + " |")
+            out.append(f"| {s} | {words:,} | " + " | ".join(_cell(b.speakers.get(s)) for _, b in results) + " |")
         out.append("")
     return "\n".join(out)
+
+
+def _cell(t: Tally | None) -> str:
+    return "n/a" if t is None or t.wer is None else f"{t.wer:.2f}"
 
 
 def _condition_order(key: tuple[str, str]) -> tuple[int, int, str]:

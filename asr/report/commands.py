@@ -78,7 +78,7 @@ def run_results(args: argparse.Namespace) -> int:
 
         pairs = pairwise(entries, test_sets)
     breakdowns = []
-    for ts, data_dir in test_sets.items():
+    for ts, data_dir in test_sets.items() if args.markdown else ():
         if (Path(data_dir) / "reco2aug").is_file() and (Path(data_dir) / "text").is_file():
             from asr.report.breakdown import breakdown_tables
             from asr.report.results import best_hyp

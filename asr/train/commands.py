@@ -295,13 +295,12 @@ def run_compute_priors(args: argparse.Namespace) -> int:
     out = args.out
     num_pdfs = args.num_pdfs
     if args.model_dir:
-        from asr.nnet.model_dir import alignment_tree_of, read_model_config
+        from asr.nnet.model_dir import read_model_config, trained_on_another_tree
 
         out = out or str(Path(args.model_dir) / "log_priors.npy")
         net_cfg = read_model_config(args.model_dir)
         num_pdfs = num_pdfs or int(net_cfg["num_pdfs"])
-        recorded, tree = alignment_tree_of(net_cfg), _tree_near(args.ali)
-        if recorded and tree and tree != recorded:
+        if trained_on_another_tree(net_cfg, Path(args.ali).parent / "tree"):
             raise ConfigError(f"{args.ali}: alignments of another tree than the one {args.model_dir} was trained "
                               f"on (model.yaml training.alignment_tree): priors would count other states")
     if not out:

@@ -330,7 +330,7 @@ if stage_on 9; then
     done
   done
   asr results --title "Results of recipes/synth (quick=$quick)" \
-    --command "recipes/synth/run.sh --quick $quick --baselines $baselines --augment $augment --seeds \"$seeds\" --alignments $alignments" \
+    --command "recipes/synth/run.sh --quick $quick --baselines $baselines --augment $augment --seeds \"$seeds\" --alignments $alignments --lmwts $lmwts --wips=$wips" \
     --corpus-json data/local/corpus.json --lm-ppl exp/lm/lm5.test_ppl.txt "${set_opts[@]}" \
     --markdown $results_md --json exp/results.json --link-best exp/final "${specs[@]}"
   log "stage 9: wrote $results_md and exp/results.json; exp/final -> $(readlink exp/final)"
