@@ -229,10 +229,12 @@ def test_breakdown_edge_cases(tmp_path):
 
 def test_reco2aug_reader_errors_name_file_and_line(tmp_path):
     from asr.augment.data_dir import read_speed_factors
-    from asr.errors import DataDirError
+    from asr.errors import DataDirError, FormatError
 
-    for text, msg in (("r1 speed=1\nr1 speed=0.9\n", r"reco2aug:2: recording r1: listed twice \(first on line 1\)"),
-                      ("r1 speed=abc speed=0.9\n", r"reco2aug:1: recording r1: speed given twice"),
+    (tmp_path / "reco2aug").write_text("r1 speed=1\nr1 speed=0.9\n")
+    with pytest.raises(FormatError, match=r"reco2aug:2: duplicate key 'r1' \(first on line 1\)"):
+        read_speed_factors(tmp_path)
+    for text, msg in (("r1 speed=abc speed=0.9\n", r"reco2aug:1: recording r1: speed given twice"),
                       ("r1 speed=1\nr2 speed=abc\n", r"reco2aug:2: recording r2: bad 'speed=abc'"),
                       ("r1 speed=inf\n", r"reco2aug:1: recording r1: bad 'speed=inf'")):
         (tmp_path / "reco2aug").write_text(text)

@@ -505,15 +505,15 @@ def read_reco2aug(data_dir: str | os.PathLike) -> dict[str, dict[str, str]]:
 def read_speed_factors(data_dir: str | os.PathLike) -> dict[str, float]:
     """Utterance -> the speed factor its audio was made with (``speed=`` in reco2aug, see
     ``read_reco2aug``); only utterances with a factor other than 1. E.g. ``{"rvb1-sp0.9-u1": 0.9}``."""
-    per_rec = {rec: float(items["speed"]) for rec, items in _read_reco2aug_recordings(Path(data_dir)).items()
-               if "speed" in items and float(items["speed"]) != 1.0}
+    speeds = {rec: float(items.get("speed", 1)) for rec, items in _read_reco2aug_recordings(Path(data_dir)).items()}
+    per_rec = {rec: f for rec, f in speeds.items() if f != 1.0}
     return _per_utterance(Path(data_dir), per_rec) if per_rec else {}
 
 
 def _read_reco2aug_recordings(data_dir: Path) -> dict[str, dict[str, str]]:
     """Recording -> its reco2aug items; a line that is not ``key=value`` items, a key given
-    twice, a recording listed twice or a speed that is not a positive number is a one-line
-    DataDirError naming the file and line."""
+    twice or a speed that is not a positive number is a one-line DataDirError naming the file
+    and line (a recording listed twice: FormatError, as every table)."""
     import math
 
     from asr.io.tables import iter_table
@@ -522,12 +522,8 @@ def _read_reco2aug_recordings(data_dir: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     out: dict[str, dict[str, str]] = {}
-    first: dict[str, int] = {}
-    for e in iter_table(path):
+    for e in iter_table(path, unique=True):
         where = f"{path}:{e.line}: recording {e.key}"
-        if e.key in out:
-            raise DataDirError(f"{where}: listed twice (first on line {first[e.key]})")
-        first[e.key] = e.line
         items: dict[str, str] = {}
         for item in e.value.split():
             key, sep, value = item.partition("=")

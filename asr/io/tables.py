@@ -21,9 +21,11 @@ class TableEntry:
     line: int  # 1-based line number in the file
 
 
-def iter_table(path: str | os.PathLike, allow_empty_value: bool = True) -> Iterator[TableEntry]:
-    """Yield the entries of a Kaldi text table. Blank lines raise FormatError."""
+def iter_table(path: str | os.PathLike, allow_empty_value: bool = True, unique: bool = False) -> Iterator[TableEntry]:
+    """Yield the entries of a Kaldi text table. Blank lines raise FormatError; with
+    ``unique``, so does a key seen before."""
     path = Path(path)
+    first_line: dict[str, int] = {}
     with open(path, "rb") as f:
         for lineno, raw_bytes in enumerate(f, 1):
             try:
@@ -38,19 +40,17 @@ def iter_table(path: str | os.PathLike, allow_empty_value: bool = True) -> Itera
             value = parts[1].strip() if len(parts) > 1 else ""
             if not value and not allow_empty_value:
                 raise FormatError(f"{path}:{lineno}: key {parts[0]!r} has no value")
+            if unique:
+                if parts[0] in first_line:
+                    raise FormatError(f"{path}:{lineno}: duplicate key {parts[0]!r} (first on line "
+                                      f"{first_line[parts[0]]})")
+                first_line[parts[0]] = lineno
             yield TableEntry(parts[0], value, lineno)
 
 
 def read_table(path: str | os.PathLike, allow_empty_value: bool = True) -> dict[str, str]:
     """Read a table into a dict, raising FormatError on a duplicate key."""
-    out: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    for e in iter_table(path, allow_empty_value):
-        if e.key in out:
-            raise FormatError(f"{path}:{e.line}: duplicate key {e.key!r} (first on line {first_line[e.key]})")
-        out[e.key] = e.value
-        first_line[e.key] = e.line
-    return out
+    return {e.key: e.value for e in iter_table(path, allow_empty_value, unique=True)}
 
 
 def write_table(path: str | os.PathLike, items: Iterable[tuple[str, str]], sort: bool = True) -> None:

@@ -94,34 +94,24 @@ class Breakdown:
     speakers: dict[str, Tally] = field(default_factory=dict)
 
 
-def breakdown(ref: dict[str, list[str]], hyp: dict[str, list[str]], conditions: dict[str, dict[str, str]],
+def breakdown(ref: dict[str, list[str]], hyp: dict[str, list[str]], groups: dict[str, list[tuple[str, str]]],
               utt2spk: dict[str, str], ref_name: str = "ref", hyp_name: str = "hyp") -> Breakdown:
     """Per-group and per-speaker WER of ``hyp`` against ``ref`` (utterances missing from
-    ``hyp`` count as empty hypotheses, as ``compute-wer --mode all``). ``conditions``: utterance ->
-    ``reco2aug`` items (``asr.augment.data_dir.read_reco2aug``); an utterance without an entry
-    is in no condition group."""
+    ``hyp`` count as empty hypotheses, as ``compute-wer --mode all``). ``groups``: utterance ->
+    its (dimension, group) pairs (``condition_groups(...).items()``); an utterance without an
+    entry is in no condition group."""
     from asr.score.wer import score_texts
 
     # a hypothesis of an utterance not in ref is an error (a file of another set)
     res = score_texts(ref, hyp, mode="all", ref_name=ref_name, hyp_name=hyp_name)
     out = Breakdown()
     for u in res.utts:
-        e, w = u.counts.errors, len(u.ref)
-        keys = []
-        if u.utt in conditions:
-            try:
-                keys = list(condition_groups(conditions[u.utt]).items())
-            except ValueError as err:
-                raise DataDirError(f"reco2aug: utterance {u.utt}: {err}") from None
-        for key in keys:
-            t = out.groups.setdefault(key, Tally())
-            t.errors += e
-            t.words += w
-        spk = utt2spk.get(u.utt)
-        if spk is not None:
-            t = out.speakers.setdefault(spk, Tally())
-            t.errors += e
-            t.words += w
+        tallies = [out.groups.setdefault(k, Tally()) for k in groups.get(u.utt, ())]
+        if u.utt in utt2spk:
+            tallies.append(out.speakers.setdefault(utt2spk[u.utt], Tally()))
+        for t in tallies:
+            t.errors += u.counts.errors
+            t.words += len(u.ref)
     return out
 
 
@@ -135,14 +125,15 @@ def breakdown_tables(test_set: str, data_dir: str | os.PathLike, systems: list[t
     data_dir = Path(data_dir)
     ref = read_text(data_dir / "text")
     conditions = read_reco2aug(data_dir)
-    utt2spk = read_table(data_dir / "utt2spk") if (data_dir / "utt2spk").is_file() else {}
-    results = []
-    for name, hyp in systems:
+    groups = {}
+    for utt, items in conditions.items():
         try:
-            results.append((name, breakdown(ref, read_text(hyp), conditions, utt2spk, str(data_dir / "text"),
-                                            str(hyp))))
-        except DataDirError as e:
-            raise DataDirError(f"{data_dir}/{e}") from None
+            groups[utt] = list(condition_groups(items).items())
+        except ValueError as e:
+            raise DataDirError(f"{data_dir / 'reco2aug'}: utterance {utt}: {e}") from None
+    utt2spk = read_table(data_dir / "utt2spk") if (data_dir / "utt2spk").is_file() else {}
+    results = [(name, breakdown(ref, read_text(hyp), groups, utt2spk, str(data_dir / "text"), str(hyp)))
+               for name, hyp in systems]
     if not results:
         return ""
     names = [n for n, _ in results]

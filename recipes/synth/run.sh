@@ -229,11 +229,10 @@ pack_model_dir() {
 trained_on_tree() {
   python - "$1/model.yaml" "$2" <<'EOF'
 import os, sys, yaml
-from asr.io.fingerprint import file_hash
-from asr.nnet.model_dir import alignment_tree_of
-recorded = alignment_tree_of(yaml.safe_load(open(sys.argv[1])))
-if recorded:
-    sys.exit(1 if recorded != file_hash(sys.argv[2]) else 0)
+from asr.nnet.model_dir import alignment_tree_of, trained_on_another_tree
+config = yaml.safe_load(open(sys.argv[1]))
+if alignment_tree_of(config):
+    sys.exit(1 if trained_on_another_tree(config, sys.argv[2]) else 0)
 sys.exit(1 if os.path.getmtime(sys.argv[2]) > os.path.getmtime(sys.argv[1]) else 0)
 EOF
 }
