@@ -79,6 +79,15 @@ def test_rerunning_finished_stages_is_safe(recipe_run):
     for product in ("exp/ali_train_mono", "exp/tree", "exp/ali_dev", "exp/graph", "exp/lstmp/final",
                     "exp/lstmp/decode_dev", "exp/lstmp/decode_test_rescore"):
         assert f"{product} is up to date" in again.stderr, product
+    # the acoustic scale follows this run's --lmwts: one LMWT of 5 -> 0.2, then back to the default grid
+    scale = recipe / "exp" / "lstmp" / "acoustic_scale"
+    chosen = scale.read_text()
+    for lmwts, want in (("5:5", "0.2\n"), ("4:20", chosen)):
+        r = subprocess.run(["bash", "run.sh", "--quick", "true", "--baselines", "false", "--stage", "7", "--stop-stage",
+                            "7", "--test-sets", "", "--lmwts", lmwts], cwd=recipe, env=env, capture_output=True,
+                           text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert scale.read_text() == want, lmwts
 
 
 def test_flat_start_recipe_reads_no_ctm(recipe_run):

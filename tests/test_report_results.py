@@ -222,6 +222,15 @@ def test_breakdown_edge_cases(tmp_path):
     (data / "reco2aug").write_text("u1 speed=1 room=r1 rt60=x\nu2 speed=1\n")
     with pytest.raises(DataDirError, match=r"set/reco2aug: utterance u1: bad 'rt60=x'"):
         breakdown_tables("set", data, [("sys", hyp)])
+    # an utterance missing from utt2spk or reco2aug would silently drop out of the tables
+    (data / "reco2aug").write_text("u1 speed=1\nu2 speed=1\n")
+    (data / "utt2spk").write_text("u1 s\n")
+    with pytest.raises(DataDirError, match=r"set/utt2spk: utterance u2 of .*set/text has no entry \(1 utterance"):
+        breakdown_tables("set", data, [("sys", hyp)])
+    (data / "utt2spk").write_text("u1 s\nu2 s\n")
+    (data / "reco2aug").write_text("u2 speed=1\n")
+    with pytest.raises(DataDirError, match=r"set/reco2aug: utterance u1 of .*set/text has no entry"):
+        breakdown_tables("set", data, [("sys", hyp)])
     assert condition_groups({"speed": "0.9"})["all perturbations"] == "perturbed"
     assert condition_groups({"speed": "1", "volume": "0.5"})["all perturbations"] == "perturbed"
     assert condition_groups({"speed": "1", "room": "r"})["room"] == "RT60 unknown"

@@ -132,6 +132,12 @@ def breakdown_tables(test_set: str, data_dir: str | os.PathLike, systems: list[t
         except ValueError as e:
             raise DataDirError(f"{data_dir / 'reco2aug'}: utterance {utt}: {e}") from None
     utt2spk = read_table(data_dir / "utt2spk") if (data_dir / "utt2spk").is_file() else {}
+    # every utterance of the set is counted in every table, or the tables' words would not add up
+    for table, name in ((groups, "reco2aug"), (utt2spk, "utt2spk")):
+        missing = [u for u in ref if u not in table] if table else []
+        if missing:
+            raise DataDirError(f"{data_dir / name}: utterance {missing[0]} of {data_dir / 'text'} has no entry "
+                               f"({len(missing)} utterance(s) missing)")
     results = [(name, breakdown(ref, read_text(hyp), groups, utt2spk, str(data_dir / "text"), str(hyp)))
                for name, hyp in systems]
     if not results:

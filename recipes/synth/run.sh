@@ -279,11 +279,11 @@ if stage_on 7; then
     # asr decode leaves a decode dir made from the same model dir, graph, features and options as it is
     log "stage 7: decoding data/dev with $sys (acoustic scale 0.1)"
     asr decode --model-dir exp/$sys$sfx/final --nj "$nj" --lattices $decode_opts data/dev exp/$sys$sfx/decode_dev
-    if [ ! -f exp/$sys$sfx/acoustic_scale ] || [ exp/$sys$sfx/acoustic_scale -ot exp/$sys$sfx/decode_dev/decode.json ]; then
-      asr score-lattices --lmwt "$lmwts" --wip="$wips" --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev
-      python -c "import json,sys; print(json.load(open(sys.argv[1]))['acoustic_scale'])" \
-        exp/$sys$sfx/decode_dev/scoring/sweep.json > exp/$sys$sfx/acoustic_scale
-    fi
+    # swept on every run (seconds), so the scale always follows dev's lattices and this --lmwts/--wips
+    asr score-lattices --lmwt "$lmwts" --wip="$wips" --words $graph/words.txt data/dev exp/$sys$sfx/decode_dev
+    python -c "import json,sys; print(json.load(open(sys.argv[1]))['acoustic_scale'])" \
+      exp/$sys$sfx/decode_dev/scoring/sweep.json > exp/$sys$sfx/acoustic_scale.tmp
+    mv exp/$sys$sfx/acoustic_scale.tmp exp/$sys$sfx/acoustic_scale
     acwt=$(cat exp/$sys$sfx/acoustic_scale)
     for x in $test_sets; do
       log "stage 7: decoding data/$x with $sys (acoustic scale $acwt, chosen on dev)"
