@@ -130,3 +130,31 @@ def test_stage_6_retrains_a_network_of_another_tree(tmp_path):
         r = subprocess.run(["bash", "-c", func + f"trained_on_tree {tmp_path / 'net'} {tmp_path / tree}"],
                            env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == rc, (yaml_text, tree, r.stderr)
+
+
+def test_stage_6_retrains_a_network_trained_with_another_config(tmp_path):
+    """run.sh's same_config: a finished (or started) network whose config.yaml (as asr train
+    wrote it) is not the family's config, with the seed of a <family>_sN system, is trained
+    again, so an edited conf/lstmp.yaml never leaves the old network in the results."""
+    import yaml
+
+    script = (ROOT / "recipes" / "synth" / "run.sh").read_text()
+    funcs = ""
+    for name in ("same_config() {", "seed_of() {"):
+        start = script.index(name)
+        funcs += script[start:script.index("\n}\n", start) + 3] if name == "same_config() {" else \
+            script[start:script.index("\n", start) + 1]
+    loop = script[script.index("config=$conf/$(family_of $sys).yaml"):script.index("is trained; skipping")]
+    assert "same_config exp/$sys$sfx/config.yaml $config \"$(seed_of $sys)\"" in loop and "rm -r exp/$sys$sfx" in loop
+    config = ROOT / "conf" / "lstmp.yaml"
+    used = yaml.safe_load(config.read_text())
+    seeded = yaml.safe_load(config.read_text())
+    seeded["training"]["seed"] = 2
+    edited = yaml.safe_load(config.read_text())
+    edited["training"]["cmvn"] = "utterance"
+    for sys_name, written, rc in (("lstmp", used, 0), ("lstmp", edited, 1), ("lstmp_s2", seeded, 0),
+                                  ("lstmp_s2", used, 1), ("lstmp", seeded, 1)):
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
+        r = subprocess.run(["bash", "-c", funcs + f'same_config {tmp_path / "config.yaml"} {config} "$(seed_of {sys_name})"'],
+                           env=_env(), capture_output=True, text=True, timeout=60)
+        assert r.returncode == rc and not r.stderr, (sys_name, written["training"], r.stderr)

@@ -237,6 +237,19 @@ sys.exit(1 if os.path.getmtime(sys.argv[2]) > os.path.getmtime(sys.argv[1]) else
 EOF
 }
 
+# same_config USED CONFIG SEED: true when USED (the config.yaml asr train wrote) is CONFIG, with
+# training.seed replaced by SEED when SEED is not empty (the seed systems <family>_sN)
+same_config() {
+  python - "$1" "$2" "$3" <<'EOF'
+import sys, yaml
+used, config = (yaml.safe_load(open(p)) for p in sys.argv[1:3])
+if sys.argv[3]:
+    config.setdefault("training", {})["seed"] = int(sys.argv[3])
+sys.exit(0 if used == config else 1)
+EOF
+}
+seed_of() { if [[ $1 =~ _s([0-9]+)$ ]]; then echo "${BASH_REMATCH[1]}"; fi; }
+
 # Stage 6: acoustic models (LSTMP; DNN and plain-LSTM baselines at about its size), priors
 if stage_on 6; then
   require $tree/ali.pdf.ark $ali_dev/ali.pdf.ark 3
@@ -246,10 +259,15 @@ if stage_on 6; then
       log "stage 6: exp/$sys$sfx was trained on the alignments of another tree than $tree/tree; training it again"
       rm -r exp/$sys$sfx
     fi
+    config=$conf/$(family_of $sys).yaml
+    # a network trained (or started) with another config is not kept: e.g. after editing conf/lstmp.yaml
+    if [ -f exp/$sys$sfx/config.yaml ] && ! same_config exp/$sys$sfx/config.yaml $config "$(seed_of $sys)"; then
+      log "stage 6: exp/$sys$sfx was trained with another config than $config; training it again"
+      rm -r exp/$sys$sfx
+    fi
     if [ -f exp/$sys$sfx/.done ]; then
       log "stage 6: exp/$sys$sfx is trained; skipping"
     else
-      config=$conf/$(family_of $sys).yaml
       if [[ $sys =~ _s([0-9]+)$ ]]; then  # another seed: the family's config with training.seed replaced
         mkdir -p exp/$sys$sfx
         sed "s/^\(  *seed:\).*/\1 ${BASH_REMATCH[1]}/" "$config" > exp/$sys$sfx/config_seed.yaml
