@@ -133,19 +133,22 @@ def test_stage_6_retrains_a_network_of_another_tree(tmp_path):
 
 
 def test_stage_6_retrains_a_network_trained_with_another_config(tmp_path):
-    """run.sh's same_config: a finished (or started) network whose config.yaml (as asr train
-    wrote it) is not the family's config, with the seed of a <family>_sN system, is trained
-    again, so an edited conf/lstmp.yaml never leaves the old network in the results."""
+    """run.sh's config_of / same_config: a finished (or started) network whose config.yaml (as
+    asr train wrote it) is not the family's config, with the seed of a <family>_sN system, is
+    trained again, so an edited conf/lstmp.yaml never leaves the old network in the results;
+    a seed system trains with config_of's output too (one rule for both)."""
     import yaml
 
     script = (ROOT / "recipes" / "synth" / "run.sh").read_text()
     funcs = ""
-    for name in ("same_config() {", "seed_of() {"):
+    for name in ("family_of() {", "seed_of() {", "same_config() {", "config_of() {"):
         start = script.index(name)
-        funcs += script[start:script.index("\n}\n", start) + 3] if name == "same_config() {" else \
-            script[start:script.index("\n", start) + 1]
-    loop = script[script.index("config=$conf/$(family_of $sys).yaml"):script.index("is trained; skipping")]
-    assert "same_config exp/$sys$sfx/config.yaml $config \"$(seed_of $sys)\"" in loop and "rm -r exp/$sys$sfx" in loop
+        end = script.index("\n}\n", start) + 3 if script[start:].split("\n", 1)[0].endswith("{") else \
+            script.index("\n", start) + 1
+        funcs += script[start:end]
+    loop = script[script.index("config=$conf/$(family_of $sys).yaml"):script.index("config=exp/$sys$sfx/config_seed.yaml")]
+    assert 'want=$(config_of $sys)' in loop and 'same_config exp/$sys$sfx/config.yaml <<< "$want"' in loop
+    assert "rm -r exp/$sys$sfx" in loop and 'printf \'%s\\n\' "$want" > exp/$sys$sfx/config_seed.yaml' in loop
     config = ROOT / "conf" / "lstmp.yaml"
     used = yaml.safe_load(config.read_text())
     seeded = yaml.safe_load(config.read_text())
@@ -155,6 +158,7 @@ def test_stage_6_retrains_a_network_trained_with_another_config(tmp_path):
     for sys_name, written, rc in (("lstmp", used, 0), ("lstmp", edited, 1), ("lstmp_s2", seeded, 0),
                                   ("lstmp_s2", used, 1), ("lstmp", seeded, 1)):
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
-        r = subprocess.run(["bash", "-c", funcs + f'same_config {tmp_path / "config.yaml"} {config} "$(seed_of {sys_name})"'],
+        r = subprocess.run(["bash", "-c", funcs + f"conf={ROOT / 'conf'}\n"
+                            f'same_config {tmp_path / "config.yaml"} <<< "$(config_of {sys_name})"'],
                            env=_env(), capture_output=True, text=True, timeout=60)
         assert r.returncode == rc and not r.stderr, (sys_name, written["training"], r.stderr)

@@ -237,18 +237,23 @@ sys.exit(1 if os.path.getmtime(sys.argv[2]) > os.path.getmtime(sys.argv[1]) else
 EOF
 }
 
-# same_config USED CONFIG SEED: true when USED (the config.yaml asr train wrote) is CONFIG, with
-# training.seed replaced by SEED when SEED is not empty (the seed systems <family>_sN)
-same_config() {
-  python - "$1" "$2" "$3" <<'EOF'
+# config_of SYS: the config system SYS trains with, as YAML on stdout: conf/<family>.yaml,
+# with training.seed N for a seed system <family>_sN
+config_of() {
+  python - "$conf/$(family_of $1).yaml" "$(seed_of $1)" <<'EOF'
 import sys, yaml
-used, config = (yaml.safe_load(open(p)) for p in sys.argv[1:3])
-if sys.argv[3]:
-    config.setdefault("training", {})["seed"] = int(sys.argv[3])
-sys.exit(0 if used == config else 1)
+config = yaml.safe_load(open(sys.argv[1]))
+if sys.argv[2]:
+    config.setdefault("training", {})["seed"] = int(sys.argv[2])
+print(yaml.safe_dump(config, sort_keys=False), end="")
 EOF
 }
 seed_of() { if [[ $1 =~ _s([0-9]+)$ ]]; then echo "${BASH_REMATCH[1]}"; fi; }
+# same_config USED: true when the YAML file USED (the config.yaml asr train wrote) holds the
+# config given on stdin
+same_config() {
+  python -c "import sys, yaml; sys.exit(0 if yaml.safe_load(open(sys.argv[1])) == yaml.safe_load(sys.stdin) else 1)" "$1"
+}
 
 # Stage 6: acoustic models (LSTMP; DNN and plain-LSTM baselines at about its size), priors
 if stage_on 6; then
@@ -260,17 +265,18 @@ if stage_on 6; then
       rm -r exp/$sys$sfx
     fi
     config=$conf/$(family_of $sys).yaml
+    want=$(config_of $sys)
     # a network trained (or started) with another config is not kept: e.g. after editing conf/lstmp.yaml
-    if [ -f exp/$sys$sfx/config.yaml ] && ! same_config exp/$sys$sfx/config.yaml $config "$(seed_of $sys)"; then
+    if [ -f exp/$sys$sfx/config.yaml ] && ! same_config exp/$sys$sfx/config.yaml <<< "$want"; then
       log "stage 6: exp/$sys$sfx was trained with another config than $config; training it again"
       rm -r exp/$sys$sfx
     fi
     if [ -f exp/$sys$sfx/.done ]; then
       log "stage 6: exp/$sys$sfx is trained; skipping"
     else
-      if [[ $sys =~ _s([0-9]+)$ ]]; then  # another seed: the family's config with training.seed replaced
+      if [ -n "$(seed_of $sys)" ]; then  # another seed: the family's config with training.seed replaced
         mkdir -p exp/$sys$sfx
-        sed "s/^\(  *seed:\).*/\1 ${BASH_REMATCH[1]}/" "$config" > exp/$sys$sfx/config_seed.yaml
+        printf '%s\n' "$want" > exp/$sys$sfx/config_seed.yaml
         config=exp/$sys$sfx/config_seed.yaml
       fi
       log "stage 6: training $sys ($config)"
