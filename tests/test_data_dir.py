@@ -161,3 +161,9 @@ def test_split_and_subset_dirs(tmp_path):
     assert lines(tmp_path / "sub" / "utt2spk") == ["a-u0 a", "a-u1 a", "b-u0 b"]
     assert len(lines(tmp_path / "sub" / "wav.scp")) == 3
     assert validate_data_dir(tmp_path / "sub") == []
+    # a subset written again holds only what the source has now: an earlier subset's
+    # cmvn.scp (stats of features since recomputed) does not survive
+    (tmp_path / "sub" / "cmvn.scp").write_text("a /old/cmvn.ark:7\n")
+    assert asr("subset-data-dir", "--first", 2, d, tmp_path / "sub").returncode == 0
+    assert not (tmp_path / "sub" / "cmvn.scp").exists()
+    assert lines(tmp_path / "sub" / "utt2spk") == ["a-u0 a", "a-u1 a"]

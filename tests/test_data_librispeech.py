@@ -118,6 +118,27 @@ def test_bad_inputs(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_destination_that_is_not_a_data_dir_is_refused_and_kept(fixture, tmp_path):
+    """A mistyped DST (the corpus part itself, a folder of data dirs) is an error that
+    deletes nothing; an earlier data dir there is replaced."""
+    part = fixture.part("dev-other")
+    flacs = sorted(part.rglob("*.flac"))
+    r = _run("prep-librispeech", part, part)
+    assert r.returncode == 1
+    assert f"{part}: exists and holds none of utt2spk" in r.stderr.strip().splitlines()[-1]
+    assert sorted(part.rglob("*.flac")) == flacs
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "train" / "keep.txt").write_text("x\n")
+    r = _run("prep-librispeech", part, data)
+    assert r.returncode == 1 and (data / "train" / "keep.txt").is_file()
+    d = data / "dev"
+    assert _run("prep-librispeech", fixture.part("train-clean-100"), d).returncode == 0
+    r = _run("prep-librispeech", part, d)
+    assert r.returncode == 0, r.stderr
+    _expect_dir(d, fixture.utts["dev-other"])
+
+
 def test_validate_checks_spk2gender(fixture, tmp_path):
     d = tmp_path / "d"
     prepare_librispeech([fixture.part("dev-other")], d)

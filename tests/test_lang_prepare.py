@@ -73,6 +73,25 @@ def test_lexiconp_and_no_position(tmp_path):
     assert read(lang / "phones" / "disambig.txt") == ["#0", "#1", "#2"]
 
 
+def test_rebuilt_lang_dir_keeps_no_file_of_the_old_one(tmp_path):
+    """A lang dir rebuilt without position-dependent phones has no word_boundary.* left
+    from the position-dependent one (its phone ids would be wrong); a folder that is not a
+    lang dir is not replaced."""
+    d = make_dict(tmp_path / "dict", "A AA\nAB AA B\n")
+    lang = tmp_path / "lang"
+    assert main(["prepare-lang", str(d), str(lang)]) == 0
+    assert (lang / "phones" / "word_boundary.int").is_file()
+    assert main(["prepare-lang", "--position-dependent-phones", "false", str(d), str(lang)]) == 0
+    assert not (lang / "phones" / "word_boundary.int").exists()
+    assert not (lang / "phones" / "word_boundary.txt").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine\n")
+    r = subprocess.run([sys.executable, "-m", "asr", "prepare-lang", str(d), str(other)], capture_output=True,
+                       text=True)
+    assert r.returncode == 1 and "not replaced" in r.stderr and (other / "notes.txt").is_file()
+
+
 @pytest.mark.parametrize("bad,msg", [
     ("BAT B AA X\n", "undeclared phone"),
     ("<s> AA\n", "reserved symbol"),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from asr.errors import DataDirError, FormatError
+from asr.io.atomic import atomic_dir
 from asr.io.tables import read_table, write_table
 
 # Files keyed by utterance / recording / speaker that subsetting and fixing carry along.
@@ -28,6 +29,8 @@ PER_REC_FILES = ("wav.scp", "reco2file_and_channel", "reco2dur")
 PER_SPK_FILES = ("cmvn.scp", "spk2gender")
 # Files about the whole dir that subsetting copies as they are (fbank.conf: asr make-fbank's options).
 WHOLE_DIR_FILES = ("fbank.conf",)
+# an existing dir holding one of these is a data dir that a command writing one may replace
+DATA_DIR_MARKERS = ("utt2spk", "wav.scp", "feats.scp", "text")
 
 
 def sort_key(key: str) -> bytes:
@@ -157,16 +160,18 @@ def subset_data_dir(src: str | os.PathLike, dst: str | os.PathLike, utt_ids: Ite
         raise DataDirError(f"{src}: {len(unknown)} requested utterances not in utt2spk, e.g. {sorted_ids(unknown)[0]}")
     if os.path.abspath(src) == os.path.abspath(dst):
         raise DataDirError(f"{src}: subset destination must differ from the source")
-    dst.mkdir(parents=True, exist_ok=True)
     recs = {dd.segments[u].recording for u in keep} if dd.segments is not None else keep
     spks = {dd.utt2spk[u] for u in keep}
-    for names, ids in ((PER_UTT_FILES, keep), (PER_REC_FILES, recs), (PER_SPK_FILES, spks)):
-        for name in names:
+    # built whole and swapped in: an earlier subset's files that the source no longer has
+    # (e.g. a cmvn.scp of features since recomputed) do not survive
+    with atomic_dir(dst, replaces=DATA_DIR_MARKERS) as tmp:
+        for names, ids in ((PER_UTT_FILES, keep), (PER_REC_FILES, recs), (PER_SPK_FILES, spks)):
+            for name in names:
+                if (src / name).is_file():
+                    table = read_table(src / name)
+                    write_table(tmp / name, ((k, v) for k, v in table.items() if k in ids))
+        write_spk2utt(tmp / "spk2utt", {u: dd.utt2spk[u] for u in keep})
+        for name in WHOLE_DIR_FILES:
             if (src / name).is_file():
-                table = read_table(src / name)
-                write_table(dst / name, ((k, v) for k, v in table.items() if k in ids))
-    write_spk2utt(dst / "spk2utt", {u: dd.utt2spk[u] for u in keep})
-    for name in WHOLE_DIR_FILES:
-        if (src / name).is_file():
-            shutil.copyfile(src / name, dst / name)
+                shutil.copyfile(src / name, tmp / name)
     return dst

@@ -34,14 +34,14 @@ import json
 import logging
 import os
 import re
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from asr.data.datadir import DATA_DIR_MARKERS
 from asr.errors import DataDirError, FormatError
-from asr.io.atomic import atomic_write_text
+from asr.io.atomic import atomic_dir, atomic_write_text
 from asr.io.tables import write_table
 
 log = logging.getLogger(__name__)
@@ -271,30 +271,19 @@ def _durations(utts: list[Utterance], skips: _Skips, nj: int) -> dict[str, float
 
 def _write_dir(dst: Path, utts: list[Utterance], durations: dict[str, float], genders: dict[str, str] | None,
                summary: PrepSummary, skips: _Skips) -> None:
-    """Write everything into a sibling temporary dir, then swap it in."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".{dst.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    write_table(tmp / "wav.scp", [(u.utt, str(u.flac)) for u in utts])
-    write_table(tmp / "text", [(u.utt, u.text) for u in utts])
-    write_table(tmp / "utt2spk", [(u.utt, u.speaker) for u in utts])
-    spk2utt: dict[str, list[str]] = {}
-    for u in utts:
-        spk2utt.setdefault(u.speaker, []).append(u.utt)
-    write_table(tmp / "spk2utt", [(s, " ".join(v)) for s, v in spk2utt.items()])
-    if genders is not None:
-        write_table(tmp / "spk2gender", [(s, genders[s.split("-")[0]]) for s in spk2utt])
-    write_table(tmp / "utt2dur", [(u.utt, f"{durations[u.utt]:.3f}") for u in utts])
-    if skips.lines:
-        atomic_write_text(tmp / "prep_skipped.txt", "".join(line + "\n" for line in skips.lines))
-    atomic_write_text(tmp / "prep.json", json.dumps(asdict(summary), indent=1) + "\n")
-    old = dst.parent / f".{dst.name}.old"
-    if old.exists():
-        shutil.rmtree(old)
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(tmp, dst)
-    if old.exists():
-        shutil.rmtree(old)
+    """Write everything into a temporary dir, then swap it in (an existing ``dst`` is replaced
+    only when it is a data dir: a mistyped DST such as a corpus part is an error, not deleted)."""
+    with atomic_dir(dst, replaces=DATA_DIR_MARKERS) as tmp:
+        write_table(tmp / "wav.scp", [(u.utt, str(u.flac)) for u in utts])
+        write_table(tmp / "text", [(u.utt, u.text) for u in utts])
+        write_table(tmp / "utt2spk", [(u.utt, u.speaker) for u in utts])
+        spk2utt: dict[str, list[str]] = {}
+        for u in utts:
+            spk2utt.setdefault(u.speaker, []).append(u.utt)
+        write_table(tmp / "spk2utt", [(s, " ".join(v)) for s, v in spk2utt.items()])
+        if genders is not None:
+            write_table(tmp / "spk2gender", [(s, genders[s.split("-")[0]]) for s in spk2utt])
+        write_table(tmp / "utt2dur", [(u.utt, f"{durations[u.utt]:.3f}") for u in utts])
+        if skips.lines:
+            atomic_write_text(tmp / "prep_skipped.txt", "".join(line + "\n" for line in skips.lines))
+        atomic_write_text(tmp / "prep.json", json.dumps(asdict(summary), indent=1) + "\n")

@@ -56,17 +56,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, replaces: tuple[str, ...] = ()) -> Iterator[Path]:
     """Build a whole directory at once: yield a fresh temporary dir beside ``path``; on
     success it replaces ``path`` (an older ``path`` is moved aside, then removed); on an
     exception it is removed and ``path`` is left as it was. A reader never sees a
     half-written product dir under ``path``.
 
     ``path`` may contain inputs of the build (e.g. packing a model dir in place): they stay
-    readable until the build succeeded."""
+    readable until the build succeeded. ``replaces``: files of which an existing non-empty
+    ``path`` must hold at least one to be replaced (e.g. ``("utt2spk", "wav.scp")`` for a
+    data dir), so that a mistyped output (``data`` for ``data/train``, a corpus folder) is a
+    ConfigError, not deleted."""
     import shutil
 
     path = Path(path)
+    check_replaceable(path, replaces)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
@@ -84,6 +88,19 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_replaceable(path: str | os.PathLike, replaces: tuple[str, ...]) -> None:
+    """ConfigError when ``path`` is a non-empty directory holding none of the files
+    ``replaces`` names (not an earlier output of the command about to replace it)."""
+    from asr.errors import ConfigError
+
+    path = Path(path)
+    if not replaces or not path.is_dir() or path.is_symlink() or not any(path.iterdir()):
+        return
+    if not any((path / name).exists() for name in replaces):
+        raise ConfigError(f"{path}: exists and holds none of {', '.join(replaces)}: not replaced (it would be "
+                          f"deleted); give a new or empty directory, or remove it yourself")
 
 
 def check_distinct_output(output: str | os.PathLike, *inputs: str | os.PathLike | None) -> None:

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 from asr.errors import FormatError
-from asr.io.atomic import atomic_write_text
+from asr.io.atomic import atomic_dir, atomic_write_text
 from asr.lang.dict_dir import read_dict_dir
 from asr.hmm.topology import make_kaldi_topology
 
@@ -56,7 +56,19 @@ def prepare_lang(
             dd.silence_phones.append([garbage_phone])
         dd.lexicon.entries.append((oov_word, 1.0, [garbage_phone]))
         log.info("OOV word %s not in the lexicon: added '%s %s'", oov_word, oov_word, garbage_phone)
-    out = Path(lang_dir)
+    # built whole and swapped in: no file of an earlier lang dir (e.g. phones/word_boundary.*
+    # of position-dependent phones) survives, and an interrupted run leaves the old one
+    with atomic_dir(lang_dir, replaces=("phones.txt", "words.txt", "L.fst")) as tmp:
+        summary = _write_lang(dd, tmp, oov_word, position_dependent_phones, sil_prob, num_sil_states,
+                              num_nonsil_states, share_silence_phones)
+    log.info("lang dir %s: %d phones, %d disambiguation symbols, %d words, %d pronunciations",
+             lang_dir, summary["phones"], summary["disambig"], summary["words"], summary["prons"])
+    return summary
+
+
+def _write_lang(dd, out: Path, oov_word: str, position_dependent_phones: bool, sil_prob: float,
+                num_sil_states: int, num_nonsil_states: int, share_silence_phones: bool) -> dict:
+    """The lang dir's files, written into ``out`` (see prepare_lang)."""
     (out / "phones").mkdir(parents=True, exist_ok=True)
 
     # phone_map: base phone -> its variants (Kaldi's phone_map.txt)
@@ -165,8 +177,6 @@ def prepare_lang(
               self_loops=(phone_id["#0"], word_id["#0"]))
     summary = {"phones": len(silence) + len(nonsilence), "disambig": len(disambig), "words": len(words),
                "prons": len(lex)}
-    log.info("lang dir %s: %d phones, %d disambiguation symbols, %d words, %d pronunciations",
-             out, summary["phones"], summary["disambig"], summary["words"], summary["prons"])
     return summary
 
 
