@@ -236,6 +236,31 @@ def test_atomic_dir_keeps_the_old_dir_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
+def test_an_output_naming_another_kind_of_dir_is_refused_and_kept(world, tmp_path, capsys):
+    """A product written over a dir that is not one of its kind (a data dir, lang dir or tree
+    dir given as OUT by mistake) is a one-line error that deletes nothing; checked before
+    the work (decode, align), not after it."""
+    data, lang, tree = copy(world.feats, tmp_path / "data"), copy(world.lang, tmp_path / "lang"), copy(
+        world.mono, tmp_path / "tree")
+    ali = tmp_path / "ali"
+    assert main(["align-equal", "--max-failures", "1", str(data), str(lang), str(ali)]) == 0
+    listing = {d: sorted(p.name for p in d.iterdir()) for d in (data, lang, tree)}
+    cases = [
+        (["align-equal", str(data), str(lang), str(data)], data),
+        (["build-tree", "--lang", str(lang), "--num-leaves", "4", str(data), str(ali), str(lang)], lang),
+        (["decode", "--no-progress", "--model-dir", str(world.model), str(data), str(lang)], lang),
+        (["make-graph", str(lang), str(tree), str(world.lm), str(data)], data),
+        (["pack-model-dir", "--network", str(world.model), "--tree-dir", str(tree), "--lang", str(lang),
+          "--fbank-config", str(world.model / "fbank.conf"), str(tree)], tree),
+    ]
+    for args, victim in cases:
+        capsys.readouterr()
+        assert main(args) == 1, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert f"{victim}: exists and holds none of" in err[-1] and "not replaced" in err[-1], (args, err)
+    assert {d: sorted(p.name for p in d.iterdir()) for d in (data, lang, tree)} == listing
+
+
 def test_global_and_online_cmvn_models_carry_the_training_stats(world, tmp_path, capsys):
     """A network trained with cmvn global/online is packed only with the training data's
     global stats, and decoding normalises with those (never the test set's own)."""

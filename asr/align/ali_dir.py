@@ -53,6 +53,10 @@ INFO = "ali_dir.json"
 PDF_ARK = "ali.pdf.ark"
 TID_ARK = "ali.tid.ark"
 PHONE_ARK = "phones.ark"
+# an existing dir holding one of these is an alignment dir (or a flat start's OUT holding its
+# work dir) that a writer may replace; any other non-empty dir (a data or lang dir given as OUT
+# by mistake) is an error, not deleted
+REPLACEABLE = (INFO, PDF_ARK, TID_ARK, "work")
 _HASH_CHECKED = ("tree", "final.mdl", "num_pdfs", "silence_pdfs.int", "phones.txt")  # small, decisive
 
 
@@ -138,7 +142,7 @@ class AliDir:
         and the dir replaces ``path``; on an exception nothing changes at ``path``."""
         from asr.io.atomic import atomic_dir, atomic_write_text
 
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, replaces=REPLACEABLE) as tmp:
             yield tmp
             if not (tmp / PDF_ARK).is_file():
                 raise AlignmentError(f"{path}: no {PDF_ARK} written")

@@ -96,7 +96,8 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     whose scaled likelihoods drive the search; None = equal alignment."""
     from tqdm import tqdm
 
-    from asr.align.ali_dir import AliDir
+    from asr.align.ali_dir import REPLACEABLE, AliDir
+    from asr.io.atomic import check_replaceable
     from asr.align.forced import ForcedAligner
     from asr.align.import_ali import load_model, read_num_frames
     from asr.align.transcripts import read_transcripts
@@ -107,6 +108,7 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     data_dir, out = Path(data_dir), Path(out_dir)
     if model_dir is not None and tree_dir is not None:
         _check_network_tree(Path(model_dir), Path(tree_dir))
+    check_replaceable(out, REPLACEABLE)  # before the work, not after it
     inputs = _inputs(data_dir, lang_dir, tree_dir, model_dir, utts, cfg)
     speeds = speeds or {}
     if copies:

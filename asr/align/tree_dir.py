@@ -25,7 +25,9 @@ def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500
     is when it was built from the same features, alignments, lang dir and options, unless
     ``force``. ``ci_phones``: context-independent phones (None: the lang's
     ``phones/context_indep.int``, i.e. the silence phones; [] for none)."""
+    from asr.align.ali_dir import REPLACEABLE
     from asr.align.compile import AlignmentCompiler
+    from asr.io.atomic import check_replaceable
     from asr.align.import_ali import write_model_files
     from asr.hmm.kaldi_ali import split_to_phones
     from asr.features.reader import FeatureReader
@@ -35,6 +37,7 @@ def build_tree_dir(data_dir, ali_dir, tree_dir, lang_dir, num_leaves: int = 1500
 
     t0 = time.time()
     ali_dir, out = Path(ali_dir), Path(tree_dir)
+    check_replaceable(out, REPLACEABLE)  # before the work, not after it
     if central_position is None:
         central_position = context_width // 2
     if not 0 <= central_position < context_width:

@@ -26,11 +26,14 @@ from asr.decode.search import SearchConfig
 from asr.errors import AsrError, AudioError, DecodeError
 from asr.failures import DEFAULT_MAX_FAILURES, Failures
 from asr.threads import default_threads, set_torch_threads
-from asr.io.atomic import atomic_dir, atomic_write_text
+from asr.io.atomic import atomic_dir, atomic_write_text, check_replaceable
 
 log = logging.getLogger(__name__)
 
 _STATE: dict = {}
+
+# an existing dir holding one of these is a decode dir that decoding may replace
+DECODE_DIR_FILES = ("decode.json", "hyp.txt")
 
 
 def _worker_init(num_threads: int) -> None:
@@ -101,6 +104,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
 
     cfg = cfg or SearchConfig()
     data_dir, decode_dir = Path(data_dir), Path(decode_dir)
+    check_replaceable(decode_dir, DECODE_DIR_FILES)  # before the work, not after it
     t_start = time.perf_counter()
     options = {"acoustic_scale": cfg.acoustic_scale, "beam": cfg.beam, "max_active": cfg.max_active,
                "lattices": bool(lattices), "ctm": bool(ctm)}
@@ -158,7 +162,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
     failures.log(log)
     failures.check(max_failures, DecodeError, f"{data_dir}: nothing written to {decode_dir}")
 
-    with atomic_dir(decode_dir) as tmp:
+    with atomic_dir(decode_dir, replaces=DECODE_DIR_FILES) as tmp:
         order = sorted(hyps, key=lambda u: u.encode("utf-8"))
         atomic_write_text(tmp / "hyp.txt", "".join(f"{u} {' '.join(hyps[u])}".rstrip() + "\n" for u in order))
         if lattices:

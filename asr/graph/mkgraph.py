@@ -26,12 +26,16 @@ from pathlib import Path
 
 from asr.errors import GraphError
 from asr.graph import fst_arrays as fa_mod
+from asr.graph import graph_dir as gd
 from asr.graph.fst_arrays import FstArrays
 from asr.graph.h_transducer import make_h_transducer
 from asr.graph.self_loops import add_self_loops
-from asr.io.atomic import atomic_dir, atomic_write_text
+from asr.io.atomic import atomic_dir, atomic_write_text, check_replaceable
 
 log = logging.getLogger(__name__)
+
+# an existing dir holding one of these is a graph dir that make-graph may replace
+GRAPH_DIR_FILES = (gd.HCLG, gd.INFO)
 
 
 def read_symbols(path: str | os.PathLike) -> dict[str, int]:
@@ -98,11 +102,11 @@ def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float =
     (stats of that build, with ``"skipped": True``) unless ``force``."""
     import kaldifst
 
-    from asr.graph import graph_dir as gd
     from asr.hmm.transition_model import TransitionModel
     from asr.hmm.tree import ContextDependency
 
     lang_dir, tree_dir, graph_dir = Path(lang_dir), Path(tree_dir), Path(graph_dir)
+    check_replaceable(graph_dir, GRAPH_DIR_FILES)  # before the work, not after it
     inputs = gd.graph_inputs(lang_dir, tree_dir, lm_path)
     options = {"transition_scale": transition_scale, "self_loop_scale": self_loop_scale, "fst_type": fst_type}
     if not force and gd.up_to_date(graph_dir, inputs, options):
@@ -165,7 +169,7 @@ def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float =
     if hclg.num_states == 0:
         raise GraphError("HCLG is empty")
 
-    with atomic_dir(graph_dir) as tmp:
+    with atomic_dir(graph_dir, replaces=GRAPH_DIR_FILES) as tmp:
         fa_mod.write_fst(hclg, tmp / gd.HCLG, fst_type)
         shutil.copyfile(lang_dir / "words.txt", tmp / gd.WORDS)
         shutil.copyfile(lang_dir / "phones.txt", tmp / gd.PHONES)

@@ -308,7 +308,7 @@ def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: floa
     old, new = read_arpa(old_lm_path), read_arpa(new_lm_path)
     t_load = time.perf_counter() - t0
     rescorer = LatticeRescorer(old, new, words, lm_scale=lm_scale)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, replaces=(dd.INFO, dd.HYP)) as tmp:
         jobs = [(p, tmp / p.name) for p in files]
         t0 = time.perf_counter()
         if nj > 1 and len(jobs) > 1:

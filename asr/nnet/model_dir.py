@@ -252,7 +252,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 def _atomic_dir(out):
     from asr.io.atomic import atomic_dir
 
-    return atomic_dir(out)
+    return atomic_dir(out, replaces=(WEIGHTS, CONFIG))
 
 
 def _source_fingerprints(sources: dict[str, Path], fbank_text: str) -> dict[str, str]:
