@@ -41,13 +41,38 @@ def test_make_fbank_redoes_a_replaced_wav_and_retries_a_stale_error(world, tmp_p
 
     write_wav(wav, 1.5, seed=7)
     os.utime(wav, ns=(wav.stat().st_atime_ns, wav.stat().st_mtime_ns + 10**9))
+    (d / "global_cmvn.stats").write_bytes(b"stats of the old features")
     r = make_fbank(d, nj=2, progress=False)
     after = kaldiio.load_scp(str(d / "feats.scp"))["s1-u1"]
     assert r.jobs_skipped == 1 and after.shape[0] > before.shape[0]
+    # what describes the old audio goes: utt2dur follows it, the global CMVN stats are removed
+    assert abs(float(dict(line.split() for line in (d / "utt2dur").read_text().splitlines())["s1-u1"]) - 1.5) < 0.01
+    assert not (d / "global_cmvn.stats").exists()
     # unchanged: nothing recomputed; every option recorded for pack-model-dir
     assert make_fbank(d, nj=2, progress=False).jobs_skipped == 2
     conf = (d / "fbank.conf").read_text()
     assert "--num-mel-bins=40" in conf and "--sample-frequency=16000" in conf and "--window-type=povey" in conf
+
+
+def test_make_fbank_refuses_an_ark_dir_holding_another_data_dirs_features(world, tmp_path):
+    """Two data dirs of the same base name sharing ARK_DIR (a/train, b/train -> fbank/): the
+    second does not overwrite the arks the first one's feats.scp points to."""
+    import kaldiio
+
+    from asr.errors import FeatureError
+    from asr.features.make_fbank import make_fbank
+
+    a = copy_wav_dir(world, tmp_path / "a")
+    b = copy(a, tmp_path / "b" / a.name)
+    ids, paths = zip(*(line.split() for line in (b / "wav.scp").read_text().splitlines()))
+    (b / "wav.scp").write_text("".join(f"{u} {p}\n" for u, p in zip(ids, paths[1:] + paths[:1])))  # other audio
+    make_fbank(b, ark_dir=tmp_path / "fbank", progress=False)
+    before = kaldiio.load_scp(str(b / "feats.scp"))
+    with pytest.raises(FeatureError, match=f"holds the features of {b.absolute()}"):
+        make_fbank(a, ark_dir=tmp_path / "fbank", progress=False)
+    after = kaldiio.load_scp(str(b / "feats.scp"))
+    assert all(np.array_equal(before[u], after[u]) for u in before)
+    make_fbank(a, ark_dir=tmp_path / "fbank_a", progress=False)  # its own ARK_DIR: fine
 
 
 def test_one_channel_rule_for_make_fbank_and_transcribe(world, tmp_path, caplog, monkeypatch):

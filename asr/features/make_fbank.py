@@ -5,7 +5,7 @@ Layout (Kaldi's make_fbank.sh convention):
     ARK_DIR/raw_fbank_<name>.<job>.scp    that job's scp
     ARK_DIR/raw_fbank_<name>.<job>.done   JSON written last: the job's signature, frame counts, failures
     DATA_DIR/feats.scp (absolute ark paths), DATA_DIR/utt2num_frames, and DATA_DIR/utt2dur
-    (seconds, only when the data dir has none)
+    (seconds of the audio read)
 <name> is the data dir's base name; ARK_DIR defaults to DATA_DIR/data.
 
     DATA_DIR/fbank.conf (every fbank option, Kaldi option-file format: what a model dir
@@ -18,7 +18,7 @@ with their wav.scp/segments entries and the stamp of each audio file: path, size
 a replaced or repaired wav is recomputed (and a stale error retried); re-running skips
 finished jobs and recomputes the others. feats.scp is only written once every job has
 finished, atomically; when a job has to be recomputed the old
-feats.scp/utt2num_frames/cmvn.scp/fbank.conf are removed first, so no scp ever points into an
+feats.scp/utt2num_frames/cmvn.scp/global_cmvn.stats/fbank.conf are removed first, so no scp ever points into an
 ark being rewritten.
 
 Utterances whose audio cannot be read, has NaN/inf samples or is too short for one frame
@@ -44,6 +44,7 @@ import numpy as np
 
 from asr.errors import AsrError, AudioError, FeatureError
 from asr.failures import DEFAULT_MAX_FAILURES, Failures
+from asr.features.reader import GLOBAL_CMVN_FILE
 from asr.io.fingerprint import audio_stamp
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ class _Job:
     scp: str
     done: str
     signature: str
+    data_dir: str  # absolute: whose features the job's ark holds (recorded in .done)
 
 
 def make_fbank(
@@ -122,12 +124,14 @@ def make_fbank(
         stamps = [audio_stamp(it[2]) if it[2] is not None else None for it in items]
         sig = hashlib.sha256(json.dumps([settings, items, stamps]).encode()).hexdigest()
         base = ark_dir / f"raw_fbank_{name}.{j}"
-        jobs.append(_Job(j, items, f"{base}.ark", f"{base}.scp", f"{base}.done", sig))
+        jobs.append(_Job(j, items, f"{base}.ark", f"{base}.scp", f"{base}.done", sig, str(data_dir.absolute())))
 
+    for job in jobs:  # also a finished one: the other dir may recompute it later
+        _check_ark_owner(job)
     todo = [job for job in jobs if force or not _finished(job)]
     report.jobs_skipped = len(jobs) - len(todo)
     if todo:
-        for stale in ("feats.scp", "utt2num_frames", "cmvn.scp", FEATURE_OPTIONS):
+        for stale in ("feats.scp", "utt2num_frames", "cmvn.scp", GLOBAL_CMVN_FILE, FEATURE_OPTIONS):
             if (data_dir / stale).exists():
                 logger.info("%s: removing %s (features are being recomputed)", data_dir, stale)
                 (data_dir / stale).unlink()
@@ -162,14 +166,14 @@ def make_fbank(
     failures.log(logger)
     failures.check(max_failures, FeatureError, f"{data_dir}: feats.scp not written")
 
-    from asr.io.tables import write_table
 
     scp_lines.sort(key=lambda line: line.split(" ", 1)[0].encode("utf-8"))
     n2f.sort(key=lambda kv: kv[0].encode("utf-8"))
     # rewritten only when they change, so "cmvn.scp newer than feats.scp" stays true on a re-run
     _write_if_changed(data_dir / "utt2num_frames", "".join(f"{u} {n}\n" for u, n in n2f))
-    if not (data_dir / "utt2dur").exists():
-        write_table(data_dir / "utt2dur", u2d)
+    # the durations of the audio just read (an older utt2dur may describe replaced audio)
+    u2d.sort(key=lambda kv: kv[0].encode("utf-8"))
+    _write_if_changed(data_dir / "utt2dur", "".join(f"{u} {t}\n" for u, t in u2d))
     _write_if_changed(data_dir / FEATURE_OPTIONS, "".join(f"--{k}={v}\n" for k, v in computer.all_options.items()))
     _write_if_changed(data_dir / "feats.scp", "".join(scp_lines))
     report.feats_scp = data_dir / "feats.scp"
@@ -207,6 +211,27 @@ def _audio_spec(dd, utt: str) -> tuple:
         return dd.audio_spec(utt)
     except DataDirError:
         return "", None, None, None
+
+
+def _check_ark_owner(job: _Job) -> None:
+    """FeatureError when the job's ark holds another data dir's features that its feats.scp
+    still points to (two data dirs of the same base name sharing ARK_DIR): rewriting it would
+    silently change that dir's features (and sharing it, this one's when that one is redone)."""
+    try:
+        with open(job.done, encoding="utf-8") as f:
+            owner = json.load(f).get("data_dir")
+    except (OSError, ValueError):
+        return
+    if not owner or owner == job.data_dir:
+        return
+    try:
+        with open(Path(owner) / "feats.scp", encoding="utf-8", errors="replace") as f:
+            used = any(job.ark in line for line in f)
+    except OSError:
+        return
+    if used:
+        raise FeatureError(f"{job.ark}: holds the features of {owner} (its feats.scp points there), a data dir "
+                           f"of the same name: give this one another ARK_DIR (default: DATA_DIR/data)")
 
 
 def _finished(job: _Job) -> bool:
@@ -299,8 +324,8 @@ def _compute_job(job: _Job, settings: dict, report_progress) -> float:
     with atomic_write(job.scp) as f:
         f.writelines(scp)
     with atomic_write(job.done) as f:
-        json.dump({"signature": job.signature, "frames": frames, "durations": durations, "failed": failed,
-                   "notes": notes}, f)
+        json.dump({"signature": job.signature, "data_dir": job.data_dir, "frames": frames, "durations": durations,
+                   "failed": failed, "notes": notes}, f)
     return audio_seconds
 
 
