@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     except UnicodeDecodeError as e:
         if args.verbose > 1:
             raise
-        return _error(args.asr_command, f"{_non_utf8_file(argv if argv is not None else sys.argv[1:])}: not valid "
-                                    f"UTF-8 text ({e.reason}, byte {e.object[e.start:e.start + 1].hex()})")
+        return _error(args.asr_command, f"{_non_utf8_file(e, argv if argv is not None else sys.argv[1:])}: not "
+                                    f"valid UTF-8 text ({e.reason}, byte {e.object[e.start:e.start + 1].hex()})")
     except Exception as e:  # noqa: BLE001 - the last resort: one line, traceback with -vv
         if args.verbose > 1:
             raise
@@ -120,27 +120,35 @@ def _error(command: str, message: str) -> int:
 _BINARY_SUFFIXES = {".gz", ".ark", ".fst", ".npy", ".safetensors", ".pt", ".mdl", ".wav", ".flac", ".png"}
 
 
-def _non_utf8_file(argv: list[str]) -> str:
-    """The first file named on the command line (or directly inside a directory named there)
-    that is not UTF-8 text; "an input file" when none is found."""
+def _non_utf8_file(e: UnicodeDecodeError, argv: list[str]) -> str:
+    """The file that is not UTF-8 text: a text file the failing code had open (innermost frame
+    first), else the first file named on the command line (or directly inside a directory named
+    there); "an input file" when none is found. Only a file that really is not UTF-8 is named."""
+    import io
     from pathlib import Path
 
+    frames, tb = [], e.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    candidates = [Path(v.name) for frame in reversed(frames) for v in frame.f_locals.values()
+                  if isinstance(v, io.TextIOWrapper) and isinstance(v.name, str)]
     for arg in argv:
         value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
         p = Path(value)
         try:
-            candidates = [p] if p.is_file() else sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else []
+            candidates += [p] if p.is_file() else sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else []
         except OSError:
             continue
-        for f in candidates:
-            if f.suffix in _BINARY_SUFFIXES or f.name == "final.mdl":
-                continue
-            try:
-                f.read_bytes().decode("utf-8")
-            except UnicodeDecodeError:
-                return str(f)
-            except OSError:
-                continue
+    for f in candidates:
+        if f.suffix in _BINARY_SUFFIXES or f.name == "final.mdl":
+            continue
+        try:
+            f.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return str(f)
+        except OSError:
+            continue
     return "an input file"
 
 

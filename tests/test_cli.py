@@ -28,3 +28,15 @@ def test_every_subcommand_has_help():
 
 def test_no_command_is_usage_error(capsys):
     assert main([]) == 2
+
+
+def test_a_file_not_utf8_deep_in_an_input_dir_is_named(tmp_path):
+    from hmm_test_helpers import make_data, make_lang
+
+    lang, data = make_lang(tmp_path), make_data(tmp_path)
+    (lang / "phones" / "optional_silence.int").write_bytes(b"1\n\xff\n")
+    r = run_asr("import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"),
+                str(tmp_path / "ali"))
+    assert r.returncode == 1
+    assert r.stderr == (f"asr import-ali: error: {lang / 'phones' / 'optional_silence.int'}: not valid UTF-8 text "
+                        "(invalid start byte, byte ff)\n")

@@ -119,6 +119,44 @@ def test_fix_keeps_intersection_sorts_and_backs_up(tmp_path):
     assert r.returncode == 0 and "0 problems" in r.stdout
 
 
+def test_fix_twice_never_overwrites_the_backup(tmp_path):
+    d = make_data_dir(tmp_path)
+    (d / "wav.scp").write_text("".join(x + "\n" for x in lines(d / "wav.scp") if not x.startswith("spk2-u1 ")))
+    broken = {name: (d / name).read_bytes() for name in ("wav.scp", "text", "utt2spk", "spk2utt")}
+    r = asr("fix-data-dir", d)
+    assert r.returncode == 0, r.stderr
+    # the dropped utterance is reported with its transcript
+    assert f"{d}/utt2spk:4: utterance spk2-u1 dropped: no usable audio; text: hello world 1" in r.stdout
+    assert r.stdout.rstrip().endswith(f"originals in {d}/.backup")
+    fixed = {name: (d / name).read_bytes() for name in broken}
+    r = asr("fix-data-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip().endswith(f"originals in {d}/.backup.1")
+    assert {name: (d / ".backup" / name).read_bytes() for name in broken} == broken  # the originals, kept
+    assert {name: (d / ".backup.1" / name).read_bytes() for name in broken} == fixed
+    assert "dropped 0 utterances (0 items)" in r.stdout
+
+
+def test_lines_not_utf8_are_named_and_dropped_never_rewritten(tmp_path):
+    d = make_data_dir(tmp_path)
+    text = (d / "text").read_bytes().splitlines(keepends=True)
+    text[0] = "spk1-u0 caf\u00e9 cr\u00e8me\n".encode()  # UTF-8: kept as it is
+    text[1] = b"spk1-u1 caf\xe9 au lait\n"  # Latin-1: not UTF-8
+    (d / "text").write_bytes(b"".join(text))
+    r = asr("validate-data-dir", d)
+    assert r.returncode == 1
+    assert f"{d}/text:2: not valid UTF-8 (byte 0xe9 at column 12)" in r.stdout
+    r = asr("fix-data-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert f"{d}/text:2: not valid UTF-8 (byte 0xe9 at column 12) (dropped)" in r.stdout
+    assert f"{d}/utt2spk:2: utterance spk1-u1 dropped: no text" in r.stdout
+    assert "kept 5 utterances, 3 speakers, 5 recordings; dropped 1 utterances" in r.stdout
+    assert (d / "text").read_bytes() == b"".join(text[:1] + text[2:])
+    assert b"\xef\xbf\xbd" not in b"".join((d / name).read_bytes() for name in ("text", "utt2spk", "wav.scp"))
+    assert (d / ".backup" / "text").read_bytes() == b"".join(text)
+    assert asr("validate-data-dir", d).returncode == 0
+
+
 def test_fix_with_nothing_left_fails_and_changes_nothing(tmp_path):
     d = make_data_dir(tmp_path, speakers=("s",), per_speaker=1)
     (d / "text").write_text("s-u0\n")
@@ -167,3 +205,22 @@ def test_split_and_subset_dirs(tmp_path):
     assert asr("subset-data-dir", "--first", 2, d, tmp_path / "sub").returncode == 0
     assert not (tmp_path / "sub" / "cmvn.scp").exists()
     assert lines(tmp_path / "sub" / "utt2spk") == ["a-u0 a", "a-u1 a"]
+
+
+def test_subset_rejects_what_would_be_empty_or_wrong(tmp_path):
+    d = make_data_dir(tmp_path, speakers=("a", "b"), per_speaker=2, seconds=0.1)
+    for n in ("-2", "0"):
+        r = asr("subset-data-dir", "--first", n, d, tmp_path / "sub")
+        assert r.returncode == 2 and f"argument --first: must be >= 1, got {n}" in r.stderr
+    (tmp_path / "spk").write_text("a\nnobody\n")
+    r = asr("subset-data-dir", "--spk-list", tmp_path / "spk", d, tmp_path / "sub")
+    assert r.returncode == 1
+    assert r.stderr == f"asr subset-data-dir: error: {d}: 1 requested speakers not in utt2spk, e.g. nobody\n"
+    (tmp_path / "spk").write_text("")
+    r = asr("subset-data-dir", "--spk-list", tmp_path / "spk", d, tmp_path / "sub")
+    assert r.returncode == 1 and f"{tmp_path / 'spk'}: lists no ids; an empty subset is not written" in r.stderr
+    assert not (tmp_path / "sub").exists()
+    (tmp_path / "spk").write_text("b\n")
+    r = asr("subset-data-dir", "--spk-list", tmp_path / "spk", d, tmp_path / "sub")
+    assert r.returncode == 0, r.stderr
+    assert lines(tmp_path / "sub" / "utt2spk") == ["b-u0 b", "b-u1 b"]

@@ -1,6 +1,7 @@
 """asr prep-librispeech on a fixture laid out exactly like LibriSpeech (synthesised FLAC speech)."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -86,6 +87,23 @@ def test_odd_cases_are_skipped_counted_and_named(fixture, tmp_path):
         assert what in r.stderr and what in listed
     assert f"its {n_chapter_utts} FLAC files are left out" in listed
     assert _run("validate-data-dir", d).returncode == 0
+
+
+def test_transcript_line_not_utf8_is_skipped_counted_and_named(fixture, tmp_path):
+    part = tmp_path / "dev-clean"
+    shutil.copytree(fixture.part("dev-clean"), part)
+    trans = sorted(part.glob("*/*/*.trans.txt"))[0]
+    lines = trans.read_bytes().splitlines(keepends=True)
+    bad_utt = lines[1].split()[0].decode()
+    lines[1] = lines[1].rstrip(b"\n") + b" CAF\xc9\n"  # Latin-1
+    trans.write_bytes(b"".join(lines))
+    d = tmp_path / "dev_clean"
+    r = _run("prep-librispeech", "--speakers", fixture.corpus / "SPEAKERS.TXT", part, d)
+    assert r.returncode == 0, r.stderr
+    message = f"{trans}:2: not valid UTF-8 (byte 0xc9 at column {len(lines[1]) - 1}) (bad_transcript_line; skipped)"
+    assert message in r.stderr and message in (d / "prep_skipped.txt").read_text()
+    assert "skipped 1 (1 bad transcript line)" in r.stdout  # its FLAC is not also "audio without transcript"
+    assert read_table(d / "text") == {u.utt: u.text for u in fixture.utts["dev-clean"] if u.utt != bad_utt}
 
 
 def test_speakers_txt_quirks_and_errors(fixture, tmp_path):

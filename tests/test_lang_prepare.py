@@ -1,11 +1,12 @@
 """asr prepare-lang: Kaldi lang dir layout, disambiguation, L.fst paths, bad dict dirs."""
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
-from asr.cli import main
+from asr.cli import build_parser, main
 from asr.hmm.topology import Topology
 from asr.lang.lang_dir import LangDir
 from asr.lang.prepare import add_lex_disambig
@@ -130,3 +131,35 @@ def test_prepare_dict_bad_lexicon(tmp_path):
     r = subprocess.run([sys.executable, "-m", "asr", "prepare-dict", str(lex), str(tmp_path / "d")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "reserved word" in r.stderr
+
+
+def test_failed_prepare_dict_names_the_input_and_keeps_the_dict_dir(tmp_path):
+    lex, d = tmp_path / "lex.txt", tmp_path / "dict"
+    lex.write_text("A AH0\nHELLO HH AH0 L OW1\n")
+    assert main(["prepare-dict", str(lex), str(d)]) == 0
+    before = {p.name: p.read_bytes() for p in d.iterdir()}
+    for bad, msg in [(b"A AH0\n#HASH HH AE1 SH\n", "2: reserved symbol '#HASH' used as a word"),
+                     (b"A AH0\nB AH_B\n", "2: phone 'AH_B' is reserved or ends in a word-position suffix"),
+                     (b"A AH0\nCAF\xc9 K AE1 F\n", "2: not valid UTF-8 (byte 0xc9 at column 4)"),
+                     (b"A AH0\n<UNK> SPN\n", "2: defines the reserved word '<UNK>'")]:
+        lex2 = tmp_path / "lex2.txt"
+        lex2.write_bytes(bad)
+        r = subprocess.run([sys.executable, "-m", "asr", "prepare-dict", str(lex2), str(d)],
+                           capture_output=True, text=True)
+        assert r.returncode == 1 and r.stderr.startswith(f"asr prepare-dict: error: {lex2}:{msg}"), r.stderr
+        assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dict", "lex.txt", "lex2.txt"]  # no leftovers
+    r = subprocess.run([sys.executable, "-m", "asr", "prepare-dict", str(d / "lexicon.txt"), str(d)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "is inside the dict dir" in r.stderr
+    assert {p.name: p.read_bytes() for p in d.iterdir()} == before
+
+
+def test_every_prepare_lang_option_has_help(capsys):
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert [a.option_strings for a in sub.choices["prepare-lang"]._actions if a.option_strings and not a.help] == []
+    with pytest.raises(SystemExit):
+        main(["prepare-lang", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--num-sil-states NUM_SIL_STATES HMM states per silence phone" in out
+    assert "--num-nonsil-states NUM_NONSIL_STATES HMM states per non-silence phone" in out

@@ -27,8 +27,10 @@ def register(sub) -> None:
         help="keep the consistent part of a data dir, sort it, regenerate spk2utt",
         description="Repair a Kaldi data dir in place: keep the utterances that have a speaker, "
         "usable audio, non-empty text (and features/durations where those files exist), sort every "
-        "file, regenerate spk2utt. Prints every dropped item with its reason. The originals are "
-        "copied to DIR/.backup/ first.",
+        "file, regenerate spk2utt. Prints every dropped item with its reason (a dropped utterance "
+        "with its transcript); lines that are not UTF-8 are dropped, never rewritten. The files as "
+        "they were are copied to DIR/.backup/ first (Kaldi's fix_data_dir.sh), or to DIR/.backup.1, "
+        ".backup.2 ... when an earlier run's backup is there: a backup is never overwritten.",
     )
     p.add_argument("data_dir", metavar="DIR")
     p.add_argument("--no-check-audio", dest="check_audio", action="store_false",
@@ -39,12 +41,13 @@ def register(sub) -> None:
         "subset-data-dir",
         help="write a data dir holding a subset of the utterances",
         description="Copy the utterances chosen by --utt-list, --spk-list or --first of SRC into "
-        "the data dir DST (every per-utterance, per-recording and per-speaker file is filtered).",
+        "the data dir DST (every per-utterance, per-recording and per-speaker file is filtered). "
+        "An utterance or speaker not in SRC, or a subset without utterances, is an error.",
     )
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--utt-list", metavar="FILE", help="file with one utterance id per line (first field)")
     g.add_argument("--spk-list", metavar="FILE", help="file with one speaker id per line (first field)")
-    g.add_argument("--first", type=int, metavar="N", help="the first N utterances (sorted order)")
+    g.add_argument("--first", type=_positive_int, metavar="N", help="the first N utterances (sorted order), N >= 1")
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
     p.set_defaults(func=_subset)
@@ -139,8 +142,19 @@ def _fix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
 def _subset(args: argparse.Namespace) -> int:
-    from asr.data.datadir import DataDir, subset_data_dir
+    from asr.data.datadir import DataDir, sorted_ids, subset_data_dir
+    from asr.errors import DataDirError
     from asr.io.tables import iter_table
 
     dd = DataDir.load(args.src)
@@ -150,7 +164,13 @@ def _subset(args: argparse.Namespace) -> int:
         utts = [e.key for e in iter_table(args.utt_list)]
     else:
         spks = {e.key for e in iter_table(args.spk_list)}
+        unknown = spks - dd.spk2utt.keys()
+        if unknown:
+            raise DataDirError(f"{args.src}: {len(unknown)} requested speakers not in utt2spk, e.g. "
+                               f"{sorted_ids(unknown)[0]}")
         utts = [u for u in dd.utt_ids if dd.utt2spk[u] in spks]
+    if not utts:
+        raise DataDirError(f"{args.utt_list or args.spk_list}: lists no ids; an empty subset is not written")
     subset_data_dir(args.src, args.dst, utts)
     print(f"{args.dst}: {len(set(utts))} utterances", file=sys.stderr)
     return 0

@@ -3,12 +3,16 @@
 Keeps the utterances that have everything (speaker, audio, non-empty text, and features /
 durations where those files exist), the recordings they use and their speakers; drops
 duplicate lines (first wins), malformed lines, missing or unreadable audio, segments on
-unknown recordings or past the end of the audio; sorts every file; regenerates spk2utt.
-The original files are copied to ``DIR/.backup/`` first. Every drop is reported.
+unknown recordings or past the end of the audio, lines that are not UTF-8; sorts every file;
+regenerates spk2utt. The files as they were are copied to ``DIR/.backup/`` first, as Kaldi's
+fix_data_dir.sh does, but a backup is never overwritten: when ``.backup`` is there (an earlier
+run), ``.backup.1``, ``.backup.2`` ... is used. Every drop is reported, a dropped utterance
+with its transcript.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -42,9 +46,7 @@ def fix_data_dir(data_dir: str | os.PathLike, check_audio: bool = True) -> FixRe
     problems: list[Problem] = []  # duplicates etc. found while reading; turned into drop lines
     names = [n for n in (*PER_UTT_FILES, *PER_REC_FILES, *PER_SPK_FILES) if (d / n).is_file()]
     tables = {n: LenientTable(d, n, problems, need_value=(n != "text")) for n in names}
-    for p in problems:
-        if "duplicate id" in p.message or "empty line" in p.message:
-            report.dropped.append(p.format(d) + " (dropped)")
+    report.dropped += [p.format(d) + " (dropped)" for t in tables.values() for p in t.skipped]
 
     wav = tables["wav.scp"]
     durations: dict[str, float] = {}
@@ -89,6 +91,10 @@ def fix_data_dir(data_dir: str | os.PathLike, check_audio: bool = True) -> FixRe
 
     u2s = tables["utt2spk"]
     text = tables.get("text")
+
+    def transcript(utt: str) -> str:
+        return f"; text: {text.first[utt].value}" if text is not None and utt in text and text.first[utt].value else ""
+
     keep: dict[str, str] = {}
     for e in u2s.lines:
         reason = None
@@ -104,14 +110,15 @@ def fix_data_dir(data_dir: str | os.PathLike, check_audio: bool = True) -> FixRe
                     reason = f"not in {name}"
                     break
         if reason:
-            report.dropped.append(f"{d / 'utt2spk'}:{e.line}: utterance {e.key} dropped: {reason}")
+            report.dropped.append(f"{d / 'utt2spk'}:{e.line}: utterance {e.key} dropped: {reason}{transcript(e.key)}")
         else:
             keep[e.key] = e.value
     for name in ("text", "segments", "feats.scp", "utt2dur", "utt2num_frames") + (("wav.scp",) if segs is None else ()):
         t = tables.get(name)
         for e in t.lines if t is not None else ():
             if e.key not in u2s:
-                report.dropped.append(f"{d / name}:{e.line}: utterance {e.key} dropped: not in utt2spk")
+                report.dropped.append(f"{d / name}:{e.line}: utterance {e.key} dropped: not in utt2spk"
+                                      + (transcript(e.key) if name == "text" else ""))
     if not keep:
         raise DataDirError(f"{d}: no utterance has everything it needs; nothing left to keep (data dir unchanged)")
 
@@ -122,8 +129,7 @@ def fix_data_dir(data_dir: str | os.PathLike, check_audio: bool = True) -> FixRe
                 report.dropped.append(f"{d / 'wav.scp'}:{e.line}: recording {e.key} dropped: no utterance uses it")
     speakers = set(keep.values())
 
-    backup = d / BACKUP_DIR
-    backup.mkdir(exist_ok=True)
+    backup = _new_backup_dir(d)
     for name in names + (["spk2utt"] if (d / "spk2utt").is_file() else []):
         shutil.copy2(d / name, backup / name)
     for name, t in tables.items():
@@ -134,3 +140,15 @@ def fix_data_dir(data_dir: str | os.PathLike, check_audio: bool = True) -> FixRe
     report.num_utts, report.num_speakers, report.num_recordings = len(keep), len(speakers), len(used_recs)
     report.num_dropped_utts = len(u2s.lines) - len(keep)
     return report
+
+
+def _new_backup_dir(d: Path) -> Path:
+    """A new, empty ``d/.backup``, or ``d/.backup.N`` (the first free N) when an earlier run's
+    backup is there: the originals it holds are never overwritten."""
+    for n in itertools.count():
+        backup = d / (BACKUP_DIR if n == 0 else f"{BACKUP_DIR}.{n}")
+        try:
+            backup.mkdir()
+            return backup
+        except FileExistsError:
+            continue

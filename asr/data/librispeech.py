@@ -16,8 +16,8 @@ dir (``train-clean-100 train-clean-360 train-other-500`` → a 960 h train dir).
 
 Odd cases are skipped, counted and named (file and reason), never silently:
 a chapter without a transcript file, a transcript line whose audio is missing, audio without
-a transcript line, a malformed transcript line, an unreadable FLAC, an utterance id seen in
-two parts. A reader missing from SPEAKERS.TXT keeps its utterances, but then no
+a transcript line, a malformed transcript line (one that is not UTF-8 too), an unreadable
+FLAC, an utterance id seen in two parts. A reader missing from SPEAKERS.TXT keeps its utterances, but then no
 ``spk2gender`` is written (Kaldi requires one line per speaker). The dir is written beside
 DST and renamed into place at the end, so an interrupted run leaves no dir that looks done.
 
@@ -42,7 +42,7 @@ from typing import Iterable, Iterator
 from asr.data.datadir import DATA_DIR_MARKERS
 from asr.errors import DataDirError, FormatError
 from asr.io.atomic import atomic_dir, atomic_write_text
-from asr.io.tables import write_table
+from asr.io.tables import utf8_error, write_table
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,14 @@ def scan_part(part_dir: str | os.PathLike, skips: _Skips) -> Iterator[Utterance]
                           f"no transcript file {trans.name}; its {len(flacs)} FLAC files are left out")
                 continue
             listed: set[str] = set()
-            with open(trans, encoding="utf-8") as f:
-                for lineno, raw in enumerate(f, 1):
+            with open(trans, "rb") as f:
+                for lineno, raw_bytes in enumerate(f, 1):
+                    try:
+                        raw = raw_bytes.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        skips.add("bad_transcript_line", f"{trans}:{lineno}", utf8_error(e))
+                        listed.update(b.decode("utf-8", "replace") for b in raw_bytes.split(maxsplit=1)[:1])
+                        continue
                     parts = raw.split(maxsplit=1)
                     if not parts:
                         continue

@@ -19,6 +19,7 @@ from pathlib import Path
 from asr.data.audio import MAX_OVERSHOOT, is_pipe
 from asr.data.datadir import parse_segment, sort_key
 from asr.errors import FormatError
+from asr.io.tables import utf8_error
 
 
 @dataclass(frozen=True)
@@ -40,36 +41,40 @@ class Line:
 
 
 class LenientTable:
-    """A leniently read table: every line kept, problems recorded, first occurrence wins."""
+    """A leniently read table: problems recorded, first occurrence wins. Lines left out (empty,
+    not UTF-8, a duplicate id) are also in ``skipped``."""
 
     def __init__(self, data_dir: Path, name: str, problems: list[Problem], need_value: bool = True):
         self.name = name
         self.lines: list[Line] = []
         self.first: dict[str, Line] = {}
-        path = data_dir / name
-        try:
-            raw_lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            problems.append(Problem(name, 0, f"not valid UTF-8: {e}"))
-            raw_lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+        self.skipped: list[Problem] = []
         prev: Line | None = None
-        for lineno, raw in enumerate(raw_lines, 1):
-            line = raw.strip()
+        for lineno, raw in enumerate((data_dir / name).read_bytes().splitlines(), 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as e:
+                self._skip(problems, Problem(name, lineno, utf8_error(e)))
+                continue
             if not line:
-                problems.append(Problem(name, lineno, "empty line"))
+                self._skip(problems, Problem(name, lineno, "empty line"))
                 continue
             parts = line.split(maxsplit=1)
             entry = Line(parts[0], parts[1].strip() if len(parts) > 1 else "", lineno)
             if need_value and not entry.value:
                 problems.append(Problem(name, lineno, f"id {entry.key!r} has no value"))
             if entry.key in self.first:
-                problems.append(Problem(name, lineno, f"duplicate id {entry.key!r} (first on line {self.first[entry.key].line})"))
+                self._skip(problems, Problem(name, lineno, f"duplicate id {entry.key!r} (first on line {self.first[entry.key].line})"))
                 continue
             if prev is not None and sort_key(entry.key) < sort_key(prev.key):
                 problems.append(Problem(name, lineno, f"not sorted: {entry.key!r} after {prev.key!r} (line {prev.line}); run `asr fix-data-dir`"))
             self.first[entry.key] = entry
             self.lines.append(entry)
             prev = entry
+
+    def _skip(self, problems: list[Problem], p: Problem) -> None:
+        problems.append(p)
+        self.skipped.append(p)
 
     def __contains__(self, key: str) -> bool:
         return key in self.first

@@ -21,6 +21,12 @@ class TableEntry:
     line: int  # 1-based line number in the file
 
 
+def utf8_error(e: UnicodeDecodeError) -> str:
+    """What is wrong with a line that is not UTF-8 (its bytes were ``e.object``), for a
+    ``FILE:LINE: ...`` message."""
+    return f"not valid UTF-8 (byte {e.object[e.start]:#04x} at column {e.start + 1})"
+
+
 def iter_table(path: str | os.PathLike, allow_empty_value: bool = True, unique: bool = False) -> Iterator[TableEntry]:
     """Yield the entries of a Kaldi text table. Blank lines raise FormatError; with
     ``unique``, so does a key seen before."""
@@ -31,8 +37,7 @@ def iter_table(path: str | os.PathLike, allow_empty_value: bool = True, unique: 
             try:
                 raw = raw_bytes.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise FormatError(f"{path}:{lineno}: not valid UTF-8 (byte {raw_bytes[e.start]:#04x} at column "
-                                  f"{e.start + 1})") from None
+                raise FormatError(f"{path}:{lineno}: {utf8_error(e)}") from None
             line = raw.strip()
             if not line:
                 raise FormatError(f"{path}:{lineno}: empty line")

@@ -13,7 +13,9 @@ def register(subparsers) -> None:
         "optional_silence.txt, extra_questions.txt) from LEXICON ('WORD PH1 PH2 ...' lines; vowels may "
         "carry stress digits), as Kaldi's LibriSpeech local/prepare_dict.sh: stress variants of a phone "
         "share one line (tree root), one extra question per stress level, silence phones SIL and SPN, "
-        "and the words !SIL (SIL), <SPOKEN_NOISE> and <UNK> (SPN) added. "
+        "and the words !SIL (SIL), <SPOKEN_NOISE> and <UNK> (SPN) added. The whole lexicon is checked "
+        "first (an error names its file and line); DICT_DIR is then replaced as a whole, so a failed run "
+        "leaves an existing DICT_DIR as it was. "
         "E.g.: asr prepare-dict corpus/lm/librispeech-lexicon.txt data/local/dict",
     )
     p.add_argument("lexicon", metavar="LEXICON")
@@ -36,8 +38,10 @@ def register(subparsers) -> None:
     p.add_argument("--position-dependent-phones", default="true", choices=["true", "false"],
                    help="word-position phone variants _B _E _I _S")
     p.add_argument("--sil-prob", type=float, default=0.5, help="optional silence probability between words")
-    p.add_argument("--num-sil-states", type=int, default=5)
-    p.add_argument("--num-nonsil-states", type=int, default=3)
+    p.add_argument("--num-sil-states", type=int, default=5,
+                   help="HMM states per silence phone in topo: 1, or 3 to 100 (as Kaldi's gen_topo.pl)")
+    p.add_argument("--num-nonsil-states", type=int, default=3,
+                   help="HMM states per non-silence phone in topo, left to right: 1 to 100")
     p.add_argument("--share-silence-phones", default="false", choices=["true", "false"],
                    help="one shared tree root (pdfs) for all silence phones")
     p.set_defaults(func=_prepare_lang)

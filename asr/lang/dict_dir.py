@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from asr.errors import FormatError
-from asr.io.atomic import atomic_write_text
+from asr.errors import ConfigError, FormatError
+from asr.io.atomic import atomic_dir, atomic_write_text
+from asr.io.tables import utf8_error
 
 log = logging.getLogger(__name__)
 
@@ -168,36 +169,35 @@ def dict_dir_from_lexicon(lexicon: str | os.PathLike, dict_dir: str | os.PathLik
     - ``lexicon.txt``: ``!SIL SIL``, ``<SPOKEN_NOISE> SPN``, ``<UNK> SPN`` plus the lexicon,
       sorted (C order) and de-duplicated.
 
-    Returns counts (words, pronunciations, base phones). Errors name the file and line."""
+    The whole lexicon is checked first (errors name its file and line); ``dict_dir`` is then
+    replaced as a whole, so a failed run leaves an existing dict dir as it was.
+
+    Returns counts (words, pronunciations, base phones)."""
     lexicon, d = Path(lexicon), Path(dict_dir)
+    if d.resolve() in lexicon.resolve().parents:
+        raise ConfigError(f"{lexicon}: the lexicon is inside the dict dir {d}, which is replaced as a whole; "
+                          "put it elsewhere")
+    special = {w for w, _ in special_words}
+    silence = set(silence_phones)
     entries: set[tuple[str, ...]] = set()
     try:
-        f = open(lexicon, encoding="utf-8")
+        f = open(lexicon, "rb")
     except OSError as e:
         raise FormatError(f"{lexicon}: cannot read: {e}") from None
     with f:
         for lineno, raw in enumerate(f, 1):
-            toks = raw.split()
-            if not toks:
-                continue
-            if len(toks) < 2:
-                raise FormatError(f"{lexicon}:{lineno}: word {toks[0]!r} has no pronunciation")
-            for p in toks[1:]:
-                if not _STRESS.match(p):
-                    raise FormatError(f"{lexicon}:{lineno}: phone {p!r} is not letters followed by a stress digit")
-            entries.add(tuple(toks))
+            try:
+                toks = raw.decode("utf-8").split()
+            except UnicodeDecodeError as e:
+                raise FormatError(f"{lexicon}:{lineno}: {utf8_error(e)}") from None
+            if toks:
+                _check_lexicon_line(toks, f"{lexicon}:{lineno}", special, silence)
+                entries.add(tuple(toks))
     if not entries:
         raise FormatError(f"{lexicon}: no pronunciations")
-    special = {w for w, _ in special_words}
-    clash = sorted({e[0] for e in entries} & special)
-    if clash:
-        raise FormatError(f"{lexicon}: defines the reserved word(s) {clash}")
-    silence = set(silence_phones)
     groups: dict[str, set[str]] = {}
     for e in entries:
         for p in e[1:]:
-            if p in silence:
-                raise FormatError(f"{lexicon}: word {e[0]!r} uses the silence phone {p}")
             base = _STRESS.match(p).group(1)
             groups.setdefault(base, {base}).add(p)
     nonsil = [sorted(groups[b]) for b in sorted(groups)]
@@ -207,14 +207,31 @@ def dict_dir_from_lexicon(lexicon: str | os.PathLike, dict_dir: str | os.PathLik
             by_stress.setdefault(_STRESS.match(p).group(2), []).append(p)
     lex_lines = sorted({" ".join(e) for e in entries} | {f"{w} {p}" for w, p in special_words},
                        key=lambda s: s.encode("utf-8"))
-    d.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(d / "silence_phones.txt", "".join(p + "\n" for p in silence_phones))
-    atomic_write_text(d / "optional_silence.txt", optional_silence + "\n")
-    atomic_write_text(d / "nonsilence_phones.txt", "".join(" ".join(line) + "\n" for line in nonsil))
-    atomic_write_text(d / "extra_questions.txt", " ".join(silence_phones) + "\n"
-                      + "".join(" ".join(by_stress[s]) + "\n" for s in sorted(by_stress)))
-    atomic_write_text(d / "lexicon.txt", "".join(line + "\n" for line in lex_lines))
-    if (d / "lexiconp.txt").exists():
-        (d / "lexiconp.txt").unlink()  # would take precedence over the new lexicon.txt
-    read_dict_dir(d)  # the result must be a valid dict dir
+    with atomic_dir(d, replaces=("lexicon.txt", "lexiconp.txt", "silence_phones.txt", "nonsilence_phones.txt")) as tmp:
+        atomic_write_text(tmp / "silence_phones.txt", "".join(p + "\n" for p in silence_phones))
+        atomic_write_text(tmp / "optional_silence.txt", optional_silence + "\n")
+        atomic_write_text(tmp / "nonsilence_phones.txt", "".join(" ".join(line) + "\n" for line in nonsil))
+        atomic_write_text(tmp / "extra_questions.txt", " ".join(silence_phones) + "\n"
+                          + "".join(" ".join(by_stress[s]) + "\n" for s in sorted(by_stress)))
+        atomic_write_text(tmp / "lexicon.txt", "".join(line + "\n" for line in lex_lines))
+        read_dict_dir(tmp)  # the result must be a valid dict dir
     return {"words": len({e[0] for e in entries}), "pronunciations": len(entries), "base_phones": len(nonsil)}
+
+
+def _check_lexicon_line(toks: list[str], where: str, special: set[str], silence: set[str]) -> None:
+    """FormatError (``where``: the lexicon's file:line) unless ``WORD PH1 PH2 ...`` can go into a
+    dict dir beside the ``special`` words and ``silence`` phones ``dict_dir_from_lexicon`` adds."""
+    word, phones = toks[0], toks[1:]
+    if word in RESERVED_WORDS or word.startswith("#"):
+        raise FormatError(f"{where}: reserved symbol {word!r} used as a word")
+    if word in special:
+        raise FormatError(f"{where}: defines the reserved word {word!r} (prepare-dict adds it itself)")
+    if not phones:
+        raise FormatError(f"{where}: word {word!r} has no pronunciation")
+    for p in phones:
+        if p in silence:
+            raise FormatError(f"{where}: word {word!r} uses the silence phone {p}")
+        if not _STRESS.match(p):
+            raise FormatError(f"{where}: phone {p!r} is not letters followed by a stress digit")
+        if _BAD_PHONE.search(p):
+            raise FormatError(f"{where}: phone {p!r} is reserved or ends in a word-position suffix (_B/_E/_I/_S)")
