@@ -217,7 +217,21 @@ def test_bad_input_is_skipped_and_counted(tmp_path, capsys):
     assert "zz-silent" in excluded and "silent" in excluded
     assert "noise1-zz-gone" not in (out / "utt2spk").read_text()
     # a finished dir with the same settings is kept; bad options are one-line errors
+    first = (out / "augment.json").stat().st_mtime_ns
     assert main(["augment-data-dir", "--noise-prob", "1", "--noise-types", "colored", str(d), str(out)]) == 0
+    assert (out / "augment.json").stat().st_mtime_ns == first
+    capsys.readouterr()
+    # the missing recording restored under the same wav.scp: augmented again, nothing left over
+    (out / "feats.scp").write_text("stale\n")
+    write_wav(tmp_path / "missing.wav", 1.0, seed=3)
+    assert main(["augment-data-dir", "--noise-prob", "1", "--noise-types", "colored", str(d), str(out)]) == 0
+    assert "7 utterances from 8 (1 copies each), 1 recording skipped" in capsys.readouterr().out
+    assert "noise1-zz-gone" in (out / "utt2spk").read_text() and not (out / "feats.scp").exists()
+    # an output that is not a data dir is not cleaned out
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x\n")
+    assert main(["augment-data-dir", "--noise-prob", "1", str(d), str(tmp_path / "mine")]) == 1
+    assert "not replaced" in capsys.readouterr().err and (tmp_path / "mine" / "notes.txt").is_file()
     assert main(["augment-data-dir", "--speed", "0,1.1", str(d), str(tmp_path / "x")]) == 1
     assert "speed factors must be positive" in capsys.readouterr().err
     assert main(["augment-data-dir", str(d), str(tmp_path / "x")]) == 1

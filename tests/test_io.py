@@ -87,3 +87,25 @@ def test_int_ark_read_in_blocks(tmp_path, monkeypatch, block):
     (tmp_path / "bad.ark").write_text("a 1 2\nb 3\nc 4 x 5\n")
     with pytest.raises(FormatError, match="bad.ark:3: utterance c: non-integer value"):
         list(m.iter_int_ark(tmp_path / "bad.ark"))
+
+
+def test_audio_stamp_sees_the_files_behind_a_pipe(tmp_path):
+    """A wav.scp pipe is stamped with the files it names: audio replaced, or a missing file
+    restored, behind an unchanged command changes the stamp (make-fbank and augment-data-dir
+    redo it)."""
+    import os
+
+    from asr.io.fingerprint import audio_stamp
+
+    wav = tmp_path / "a.wav"
+    pipe = f"sox {wav} -t wav - |"
+    missing = audio_stamp(pipe)
+    assert f"{wav} missing" in missing
+    wav.write_bytes(b"x" * 10)
+    first = audio_stamp(pipe)
+    assert first != missing and f"{wav} 10 " in first
+    wav.write_bytes(b"y" * 20)
+    os.utime(wav, ns=(0, 10**9))
+    assert audio_stamp(pipe) != first
+    assert audio_stamp(f"cat '{wav}' |") != audio_stamp("cat other |")  # quoted paths too
+    assert audio_stamp(str(wav)) == f"{wav} 20 {10**9}"

@@ -50,17 +50,16 @@ import numpy as np
 
 from asr.augment.noise import NOISE_TYPES, BabbleBank, make_noise, unit_rms
 from asr.augment.perturb import add_noise, reverberate, speed, telephone, to_int16
-from asr.data.datadir import DataDir, sorted_ids, write_spk2utt
+from asr.data.datadir import DATA_DIR_MARKERS, DataDir, sorted_ids, write_spk2utt
 from asr.errors import AsrError, AudioError, ConfigError, DataDirError
-from asr.io.atomic import atomic_write, atomic_write_text
+from asr.io.atomic import atomic_write, atomic_write_text, check_replaceable
+from asr.io.fingerprint import audio_stamp
 from asr.io.tables import read_table, write_table
 
 log = logging.getLogger(__name__)
 
 AUDIO_FORMATS = ("wav", "flac")
 BABBLE_BANK_SIZE = 24  # utterances of the dir used as babble talkers
-# files of a data dir that describe features or recordings of the source: not carried over
-_NOT_CARRIED = ("feats.scp", "cmvn.scp", "utt2num_frames", "reco2dur", "reco2file_and_channel", "frame_shift")
 
 
 @dataclass(frozen=True)
@@ -202,7 +201,7 @@ def augment_data_dir(src: str | os.PathLike, dst: str | os.PathLike, config: Aug
     dd = DataDir.load(src)
     if dst.resolve() == src.resolve():
         raise DataDirError(f"{dst}: the output dir must differ from the source dir")
-    signature = {"config": config.to_json(), "source": str(src.resolve()), "source_hash": _source_hash(src),
+    signature = {"config": config.to_json(), "source": str(src.resolve()), "source_hash": _source_hash(src, dd),
                  "ali_dir": str(Path(ali_dir).resolve()) if ali_dir else None,
                  "out_ali_dir": str(Path(out_ali_dir).resolve()) if out_ali_dir else None}
     done = _load_json(dst / "augment.json")
@@ -602,12 +601,19 @@ def _first_rate(dd: DataDir, rec_ids: list[str]) -> int:
     raise DataDirError(f"{dd.path}: none of the first {min(50, len(rec_ids))} recordings can be read")
 
 
-def _source_hash(src: Path) -> str:
+def _source_hash(src: Path, dd: DataDir) -> str:
+    """What the copies are made from: the tables carried over, every ``*.ctm``, and a stamp
+    of each recording's audio (asr.io.fingerprint.audio_stamp: audio replaced under the same
+    wav.scp is augmented again)."""
     h = hashlib.sha256()
-    for name in ("wav.scp", "segments", "utt2spk", "text"):
+    names = ["wav.scp", "segments", "utt2spk", "text", "utt2lang", "spk2gender"]
+    names += sorted(p.name for p in src.glob("*.ctm"))
+    for name in names:
         p = src / name
         if p.is_file():
             h.update(name.encode() + b"\0" + p.read_bytes())
+    for rec in sorted_ids(dd.wav):
+        h.update(audio_stamp(dd.wav[rec]).encode("utf-8", "surrogateescape") + b"\n")
     return h.hexdigest()[:16]
 
 
@@ -619,14 +625,17 @@ def _load_json(path: Path) -> dict:
 
 
 def _clean(dst: Path) -> None:
-    """Remove what a previous (unfinished or different) run left: augment.json first."""
+    """Remove what a previous (unfinished or different) run left: augment.json first, then
+    its audio and every file of the data dir, so that an interrupted run leaves no wav.scp
+    pointing at removed audio. A non-empty ``dst`` that is not a data dir is refused."""
+    check_replaceable(dst, ("augment.json",) + DATA_DIR_MARKERS)
     if (dst / "augment.json").exists():
         (dst / "augment.json").unlink()
     if (dst / "wav").exists():
         shutil.rmtree(dst / "wav")
     dst.mkdir(parents=True, exist_ok=True)
-    for name in _NOT_CARRIED + ("segments", "utt2uniq", "spk2gender", "utt2lang", "rooms.json"):
-        if (dst / name).exists():
-            (dst / name).unlink()
+    for p in dst.iterdir():
+        if p.is_file() or p.is_symlink():
+            p.unlink()
     for p in dst.glob("*.ctm"):
         p.unlink()

@@ -42,16 +42,29 @@ def text_hash(text: str) -> str:
 
 
 def audio_stamp(spec: str) -> str:
-    """Stamp of one wav.scp value: ``path size mtime_ns`` for a file (missing: ``path missing``),
-    the command itself for a ``cmd |`` pipe."""
+    """Stamp of one wav.scp value: ``path size mtime_ns`` for a file (missing: ``path missing``);
+    for a ``cmd |`` pipe the command and the stamp of every file it names (each word that is an
+    existing file, or a missing one with a ``/`` in it), so audio replaced or repaired behind
+    an unchanged command is noticed."""
     spec = str(spec)
     if spec.rstrip().endswith("|"):
-        return spec
+        import shlex
+
+        try:
+            words = shlex.split(spec.rstrip()[:-1])
+        except ValueError:
+            words = spec.split()
+        named = [w for w in words if os.path.isfile(w) or ("/" in w and not os.path.exists(w))]
+        return " ; ".join([spec, *(_file_stamp(w) for w in named)])
+    return _file_stamp(spec)
+
+
+def _file_stamp(path: str) -> str:
     try:
-        st = os.stat(spec)
+        st = os.stat(path)
     except OSError:
-        return f"{spec} missing"
-    return f"{spec} {st.st_size} {st.st_mtime_ns}"
+        return f"{path} missing"
+    return f"{path} {st.st_size} {st.st_mtime_ns}"
 
 
 def fingerprints(files: Mapping[str, str | os.PathLike | None]) -> dict[str, str]:
