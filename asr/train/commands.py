@@ -171,10 +171,12 @@ def _lost_peer(e: BaseException) -> bool:
 
 def _load_config(path):
     from asr.config import load_yaml
+    from asr.nnet.registry import check_model_config
     from asr.train.config import TrainingConfig, check_top_level
 
     config = load_yaml(path)
     check_top_level(config, str(path))
+    check_model_config(config["model"], str(path))
     return config, TrainingConfig.from_config(config, str(path))
 
 
