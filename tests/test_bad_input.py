@@ -257,6 +257,38 @@ def fbank_options_of_another_dimension(w, tmp):
                  m], 1, "fbank options give 80-dim features but the network takes 40 inputs", [("model", m)])
 
 
+def _trained_with_low_freq_300(w, m):
+    """A network as asr train leaves it, trained on features with --low-freq=300 (training.fbank)."""
+    import yaml
+
+    from asr.features.fbank import FbankComputer
+    from asr.hmm.transition_model import TransitionModel
+
+    network(m, TransitionModel.read(w.mono / "final.mdl").num_pdfs, eye=False)
+    cfg = yaml.safe_load((m / "model.yaml").read_text())
+    cfg["training"] = {"fbank": FbankComputer(None, overrides={"low-freq": "300"}).all_options}
+    (m / "model.yaml").write_text(yaml.safe_dump(cfg))
+
+
+@case
+def pack_with_other_fbank_options_than_the_training_features(w, tmp):
+    m = tmp / "net"
+    _trained_with_low_freq_300(w, m)
+    return Case(["pack-model-dir", "--tree-dir", w.mono, "--lang", w.lang, "--fbank-config", "conf/fbank.conf", m],
+                1, f"the fbank options differ from those the network was trained with ({m / 'model.yaml'} "
+                "training.fbank): low-freq 20 vs 300", [("model", m)])
+
+
+@case
+def align_features_made_with_other_options(w, tmp):
+    d = copy(w.feats, tmp / "feats")
+    (d / "feats.scp").write_text((d / "feats.scp").read_text().replace(str(w.feats), str(d)))
+    (d / "fbank.conf").write_text("--num-mel-bins=40\n--low-freq=300\n")
+    return Case(["align", "--model-dir", w.model, "--lang", w.lang, d, tmp / "ali"], 1,
+                f"{d / 'fbank.conf'} differs from the features the model was trained on ({w.model / 'model.yaml'}): "
+                "low-freq 300 vs 20", [("ali", tmp / "ali")])
+
+
 @case
 def model_dir_tree_replaced_after_packing(w, tmp):
     m = copy(w.model, tmp / "model")

@@ -212,6 +212,30 @@ def test_pack_refuses_a_network_trained_on_another_trees_alignments(world, tmp_p
     assert err.count("\n") == 1
 
 
+def test_pack_keeps_the_training_features_options_and_lets_dither_differ(world, tmp_path, capsys):
+    """A network recording its training features' options (training.fbank, asr train) is packed
+    with those options (dither may differ: train with it, decode without); the record stays in
+    the packed model.yaml, and another --fbank-config is refused (test_bad_input.py)."""
+    import yaml
+
+    from asr.features.fbank import FbankComputer
+    from asr.nnet.model_dir import ModelDir
+
+    m = copy(world.model, tmp_path / "model")
+    cfg = yaml.safe_load((m / "model.yaml").read_text())
+    trained = FbankComputer(None, overrides={"dither": "1.0", "low-freq": "40"}).all_options
+    cfg["training"] = {"epoch": 1, "fbank": trained}
+    (m / "model.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    conf = tmp_path / "decode.conf"
+    conf.write_text("--dither=0\n--low-freq=40\n")
+    args = ["pack-model-dir", "--tree-dir", str(world.mono), "--lang", str(world.lang), "--fbank-config", str(conf),
+            "--graph-dir", str(world.graph), str(m)]
+    assert main(args) == 0, capsys.readouterr().err
+    md = ModelDir.load(m)
+    assert md.fbank["dither"] == "0" and md.fbank["low-freq"] == "40"
+    assert md.config["training"]["fbank"] == trained
+
+
 def test_failed_import_then_fixed_import(tmp_path):
     """The reported case: a failed import left an empty ali.tid.ark, so re-running stage 3
     skipped the import. Now nothing is left, and the fixed re-run imports."""

@@ -50,6 +50,13 @@ def test_defaults_types_and_docs():
     ({"model": {"family": "lstmp", "cell_dims": 16}}, "unknown key(s) ['cell_dims']"),
     ({"model": {"family": "lstmp", "cell_dim": "big"}}, "model.cell_dim: bad value 'big'"),
     ({"model": {"family": "transformer"}}, "unknown model family 'transformer'"),
+    ({"model": {"family": "dnn", "hiden_dim": 16}}, "model: unknown key(s) ['hiden_dim'] for family dnn"),
+    ({"model": {"family": "dnn", "hidden_dim": "16"}}, "model.hidden_dim: bad value '16' (expected an integer >= 1)"),
+    ({"model": {"family": "dnn", "hidden_dim": 0}}, "model.hidden_dim: bad value 0 (expected an integer >= 1)"),
+    ({"model": {"family": "dnn", "num_layers": True}}, "model.num_layers: bad value True (expected an integer"),
+    ({"model": {"family": "dnn", "activation": "tanh"}}, "model.activation: bad value 'tanh' (expected one of relu"),
+    ({"model": {"family": "lstmp", "peepholes": "no"}}, "model.peepholes: bad value 'no' (expected true or false)"),
+    ({"model": {"family": "ltlstm", "cell_clip": -1}}, "model.cell_clip: bad value -1 (expected a number >= 0 or null)"),
 ])
 def test_cli_config_errors_are_one_line(tmp_path, capsys, config, message):
     tr, ali = train_fixtures.make_data(tmp_path, "train", 3, 1, 4, 3)
@@ -63,4 +70,5 @@ def test_cli_config_errors_are_one_line(tmp_path, capsys, config, message):
                "--no-progress", "--num-threads", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1 and err[0].startswith("asr train: error: ") and message in err[0], err
+    assert f"{path}: " in err[0], err  # the config file is named
     assert not (tmp_path / "exp" / "checkpoint.pt").exists()

@@ -84,3 +84,16 @@ def test_compute_priors_refuses_alignments_of_another_tree(tmp_path):
         assert (net / "log_priors.npy").is_file() == (rc == 0)
         if rc:
             assert f"{ali}: alignments of another tree than the one {net} was trained on" in r.stderr
+
+
+def test_compute_priors_refuses_num_pdfs_other_than_the_alignments(tmp_path):
+    """--num-pdfs N against a num_pdfs file beside the alignments that says otherwise: one line."""
+    ali = tmp_path / "ali.pdf.ark"
+    write_int_ark(ali, [("a", np.array([0] * 20 + [1] * 30))])
+    (tmp_path / "num_pdfs").write_text("4\n")
+    r = run_asr("compute-priors", "--num-pdfs", "5", str(ali), str(tmp_path / "p.npy"))
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(err) == 1, err
+    assert f"--num-pdfs 5 disagrees with {tmp_path / 'num_pdfs'} (4)" in err[0]
+    assert not (tmp_path / "p.npy").exists()
+    assert run_asr("compute-priors", "--num-pdfs", "4", str(ali), str(tmp_path / "p.npy")).returncode == 0

@@ -216,3 +216,114 @@ def test_cli_phone_accuracy_next_to_pdf_accuracy(tmp_path):
     from asr.io.fingerprint import file_hash
 
     assert training["alignment_tree"] == file_hash(ali / "tree")
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("asr train: error: "), err
+    return err[0]
+
+
+def test_resume_refuses_other_inputs_and_keeps_the_run(data, tmp_path, capsys):
+    """--resume with another training config, other alignments or another dev set: one line
+    naming what differs; the checkpoint, config.yaml and steps are left as they were."""
+    import numpy as np
+
+    from asr.io.int_ark import read_int_ark, write_int_ark
+
+    root, tr, tr_ali, dv, dv_ali = data
+    cfg = write_config(tmp_path / "c.yaml", epochs=1)
+    exp = tmp_path / "exp"
+    assert main(train_args(cfg, data, exp, "--max-updates", "2")) == 0
+    kept = {f: (exp / f).read_bytes() for f in ("checkpoint.pt", "config.yaml", "steps.csv")}
+    other_ali = tmp_path / "other.ali"  # the same utterances and pdfs, other states (another tree's)
+    write_int_ark(other_ali, [(u, (NUM_PDFS - 1 - a).astype(np.int32)) for u, a in read_int_ark(tr_ali).items()])
+    base = ["train", "--feats", str(tr), "--out", str(exp), "--num-pdfs", str(NUM_PDFS), "--no-progress",
+            "--num-threads", "1", "--resume"]
+    cases = [
+        (["--config", str(write_config(tmp_path / "u.yaml", epochs=1, cmvn="utterance")), "--ali", str(tr_ali),
+          "--dev-feats", str(dv), "--dev-ali", str(dv_ali)],
+         "the checkpoint was trained with training.cmvn=none, this run has utterance"),
+        (["--config", str(write_config(tmp_path / "l.yaml", epochs=1, lr=0.02)), "--ali", str(tr_ali),
+          "--dev-feats", str(dv), "--dev-ali", str(dv_ali)],
+         "the checkpoint was trained with training.lr=0.01, this run has 0.02"),
+        (["--config", str(cfg), "--ali", str(other_ali), "--dev-feats", str(dv), "--dev-ali", str(dv_ali)],
+         f"the checkpoint was trained with another --ali than {other_ali}"),
+        (["--config", str(cfg), "--ali", str(tr_ali)], "the checkpoint was trained with --dev-ali, this run has none"),
+    ]
+    for extra, message in cases:
+        assert main(base + extra) == 1
+        line = _one_error_line(capsys)
+        assert f"{exp}: cannot resume: {message}" in line and "start afresh without --resume" in line, line
+        assert {f: (exp / f).read_bytes() for f in kept} == kept
+    # what only says how long or how fast may change: more epochs, checkpoints, prefetch
+    longer = write_config(tmp_path / "e.yaml", epochs=2, checkpoint_every=3, prefetch=2)
+    assert main(train_args(longer, data, exp, "--resume")) == 0
+    assert len(list(csv.DictReader(open(exp / "log.csv")))) == 2
+    assert yaml.safe_load((exp / "config.yaml").read_text())["training"]["epochs"] == 2
+
+
+def test_resume_of_a_checkpoint_without_record_warns(data, tmp_path, caplog):
+    """A checkpoint of an older asr (no record of its inputs) still resumes, with a warning."""
+    import torch
+
+    cfg = write_config(tmp_path / "c.yaml", epochs=1)
+    exp = tmp_path / "exp"
+    assert main(train_args(cfg, data, exp, "--max-updates", "2")) == 0
+    ck = torch.load(exp / "checkpoint.pt", weights_only=True)
+    assert ck["record"]["training.cmvn"] == "none" and "--ali" in ck["record"]
+    del ck["record"]
+    torch.save(ck, exp / "checkpoint.pt")
+    assert main(train_args(cfg, data, exp, "--resume")) == 0
+    assert "records only its model config (written by an older asr)" in caplog.text
+    assert (exp / "final" / "model.yaml").is_file()
+
+
+def test_model_dir_records_the_training_features_options(tmp_path, capsys):
+    """final/model.yaml records the --feats dir's fbank.conf (training.fbank); --dev-feats
+    computed with other options is a one-line error."""
+    tr, tr_ali = make_data(tmp_path, "train", 8, 1)
+    dv, dv_ali = make_data(tmp_path, "dev", 3, 2)
+    (tr / "fbank.conf").write_text("--num-mel-bins=5\n--low-freq=20\n")
+    (dv / "fbank.conf").write_text("--num-mel-bins=5\n--low-freq=300\n")
+    cfg = write_config(tmp_path / "c.yaml", epochs=1, lr=0.03)
+    args = ["train", "--config", str(cfg), "--feats", str(tr), "--ali", str(tr_ali), "--dev-feats", str(dv),
+            "--dev-ali", str(dv_ali), "--out", str(tmp_path / "exp"), "--no-progress", "--num-threads", "1"]
+    assert main(args) == 1
+    line = _one_error_line(capsys)
+    assert f"{dv / 'fbank.conf'} differs from the training features' {tr / 'fbank.conf'}: low-freq 300 vs 20" in line
+    assert not (tmp_path / "exp").exists()
+    (dv / "fbank.conf").write_text("--num-mel-bins=5\n--low-freq=20\n--dither=0\n")  # dither may differ
+    assert main(args) == 0
+    meta = yaml.safe_load((tmp_path / "exp" / "final" / "model.yaml").read_text())
+    assert meta["training"]["fbank"]["low-freq"] == "20" and meta["training"]["fbank"]["num-mel-bins"] == "5"
+
+
+def test_train_refuses_dev_alignments_of_another_tree_and_other_num_pdfs(data, tmp_path, capsys):
+    import shutil
+
+    root, tr, tr_ali, dv, dv_ali = data
+    a, b = tmp_path / "ali_train", tmp_path / "ali_dev"
+    for d, src, tree in ((a, tr_ali, "tree A"), (b, dv_ali, "tree B")):
+        d.mkdir()
+        shutil.copy(src, d / "ali.pdf.ark")
+        (d / "tree").write_text(tree)
+        (d / "num_pdfs").write_text(f"{NUM_PDFS}\n")
+    cfg = write_config(tmp_path / "c.yaml", epochs=1)
+    exp = tmp_path / "exp"
+
+    def run(*extra):
+        return main(["train", "--config", str(cfg), "--feats", str(tr), "--ali", str(a / "ali.pdf.ark"),
+                     "--dev-feats", str(dv), "--dev-ali", str(b / "ali.pdf.ark"), "--out", str(exp), "--no-progress",
+                     "--num-threads", "1", *extra])
+
+    assert run() == 1
+    line = _one_error_line(capsys)
+    assert f"--dev-ali {b / 'ali.pdf.ark'}: alignments of another tree ({b / 'tree'}) than --ali's ({a / 'tree'})" \
+        in line, line
+    (b / "tree").write_text("tree A")
+    assert run("--num-pdfs", str(NUM_PDFS + 1)) == 1
+    line = _one_error_line(capsys)
+    assert f"--num-pdfs {NUM_PDFS + 1} disagrees with {a / 'num_pdfs'} ({NUM_PDFS})" in line, line
+    assert not exp.exists()
+    assert run("--num-pdfs", str(NUM_PDFS), "--max-updates", "1") == 0

@@ -196,13 +196,18 @@ def test_ltlstm_layer_lstm_reads_every_layer():
 @pytest.mark.parametrize("family", sorted(BUILDERS))
 @pytest.mark.parametrize("bad", [{"num_layers": 0}, {"cell_dim": "big"}, {"hidden": 3}, {"proj_dim": -1}])
 def test_bad_configs_are_config_errors(family, bad):
-    with pytest.raises(ConfigError):
-        BUILDERS[family]({"family": family, **bad}, D, PDFS)
+    """The registry checks every model: section (asr.nnet.registry.check_model_config)."""
+    from asr.nnet.registry import build_model
+
+    with pytest.raises(ConfigError, match=f"model[.:] ?{next(iter(bad))}|unknown key"):
+        build_model({"family": family, **bad}, D, PDFS)
 
 
 def test_ltlstm_bad_layer_cell_dim():
+    from asr.nnet.registry import build_model
+
     with pytest.raises(ConfigError, match="layer_cell_dim"):
-        build_ltlstm({"family": "ltlstm", "layer_cell_dim": -4}, D, PDFS)
+        build_model({"family": "ltlstm", "layer_cell_dim": -4}, D, PDFS)
 
 
 @pytest.mark.parametrize("family", sorted(BUILDERS))

@@ -108,6 +108,8 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
     data_dir, out = Path(data_dir), Path(out_dir)
     if model_dir is not None and tree_dir is not None:
         _check_network_tree(Path(model_dir), Path(tree_dir))
+    if model_dir is not None:
+        _check_network_features(Path(model_dir), data_dir)
     check_replaceable(out, REPLACEABLE)  # before the work, not after it
     inputs = _inputs(data_dir, lang_dir, tree_dir, model_dir, utts, cfg)
     speeds = speeds or {}
@@ -353,6 +355,21 @@ def _check_network_tree(model_dir: Path, tree_dir: Path) -> None:
         raise AlignmentError(f"{model_dir}: the network was trained on alignments of another tree than "
                              f"{tree_dir / 'tree'} (its pdf ids mean other states): align with the tree it was "
                              f"trained with")
+
+
+def _check_network_features(model_dir: Path, data_dir: Path) -> None:
+    """The data dir's features are those the network was trained on (the check decoding makes:
+    asr.nnet.model_dir.check_features)."""
+    from asr.features.reader import FeatureReader
+    from asr.nnet.model_dir import check_features, read_model_config
+
+    def first_dim() -> int:
+        reader = FeatureReader(data_dir, cmvn="none")
+        if not reader.utt_ids:
+            raise AlignmentError(f"{data_dir}: no utterances with features")
+        return reader[reader.utt_ids[0]].shape[1]
+
+    check_features(model_dir, read_model_config(model_dir), data_dir, first_dim)
 
 
 # -- worker side --------------------------------------------------------------------

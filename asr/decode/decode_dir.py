@@ -121,7 +121,9 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
     utts = list(reader.utt_ids)
     if not utts:
         raise DecodeError(f"{data_dir}: no utterances with features")
-    check_features(rec.md, data_dir, reader)
+    from asr.nnet.model_dir import check_features
+
+    check_features(rec.md.path, rec.md.config, data_dir, lambda: reader[utts[0]].shape[1])
     nj = max(1, min(int(nj), len(utts)))
     num_threads = num_threads or default_threads(nj)
     tasks = []
@@ -225,28 +227,6 @@ def _collect(it, hyps, lats, bad_all, total: Timing, bar, ctms) -> None:
         bad_all.extend(bad)
         total.add(timing)
         bar.update(len(out) + len(bad))
-
-
-def check_features(md, data_dir: Path, reader) -> None:
-    """Refuse features computed with other options than the model's (DATA_DIR/fbank.conf,
-    written by asr make-fbank), or, without that file, of another dimension. Dither may
-    differ (Kaldi recipes often train with dither and decode without)."""
-    from asr.features.make_fbank import FEATURE_OPTIONS
-    from asr.features.fbank import FbankComputer
-
-    conf = data_dir / FEATURE_OPTIONS
-    if conf.is_file():
-        opts = FbankComputer(conf).all_options
-        diff = [k for k in sorted(opts) if opts[k] != md.fbank.get(k) and k != "dither"]
-        if diff:
-            raise DecodeError(f"{conf} differs from the features the model was trained on ({md.path}/model.yaml): "
-                              + ", ".join(f"{k} {opts[k]} vs {md.fbank.get(k)}" for k in diff[:4]))
-        return
-    dim = reader[reader.utt_ids[0]].shape[1]
-    if dim != md.num_inputs:
-        raise DecodeError(f"{data_dir}/feats.scp has {dim}-dim features, the model {md.path} takes {md.num_inputs}")
-    log.info("%s has no %s (features not made by asr make-fbank): only the feature dimension (%d) was checked "
-             "against the model", data_dir, FEATURE_OPTIONS, dim)
 
 
 def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchConfig | None = None, channel: int = 0,

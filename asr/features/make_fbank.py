@@ -65,6 +65,15 @@ def read_feature_options(data_dir: str | os.PathLike) -> dict[str, str]:
     return FbankComputer(path).all_options
 
 
+def feature_option_differences(options: dict[str, str], reference: dict[str, str]) -> str:
+    """The fbank options (Kaldi names -> values) of ``options`` that differ from ``reference``,
+    as ``"low-freq 300 vs 20, ..."`` (the first four; "" when none). Dither is not compared:
+    it is noise added while computing (Kaldi recipes train with it and decode without)."""
+    diff = [k for k in sorted(set(options) | set(reference))
+            if k != "dither" and str(options.get(k)) != str(reference.get(k))]
+    return ", ".join(f"{k} {options.get(k)} vs {reference.get(k)}" for k in diff[:4])
+
+
 @dataclass
 class MakeFbankReport:
     num_utts: int = 0  # utterances in the data dir

@@ -15,35 +15,21 @@ Config keys common to them (the ``model:`` section; defaults in brackets), as fo
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any
 
 from torch import Tensor, nn
 
-from asr.errors import ConfigError
 
-COMMON_KEYS = {"family", "num_layers", "cell_dim", "proj_dim", "cell_clip", "init_scale"}
-
-
-def parse_sizes(config: dict[str, Any], extra_keys: Iterable[str] = ()) -> dict[str, Any]:
-    """Validated common options: num_layers, cell_dim, proj_dim, cell_clip (0 = off), init_scale."""
-    family = config.get("family")
-    unknown = set(config) - COMMON_KEYS - set(extra_keys)
-    if unknown:
-        raise ConfigError(f"model config: unknown key(s) {sorted(unknown)} for family {family}")
-    try:
-        out = {
-            "num_layers": int(config.get("num_layers", 3)),
-            "cell_dim": int(config.get("cell_dim", 256)),
-            "proj_dim": int(config.get("proj_dim") or 0),
-            "cell_clip": float(config.get("cell_clip", 50.0) or 0.0),
-            "init_scale": float(config.get("init_scale") or 0.0),
-        }
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"model config for family {family}: {e}") from None
-    if out["num_layers"] < 1 or out["cell_dim"] < 1 or out["proj_dim"] < 0:
-        raise ConfigError(f"model config for family {family}: num_layers and cell_dim must be positive, "
-                          f"proj_dim non-negative (got {out['num_layers']}, {out['cell_dim']}, {out['proj_dim']})")
-    return out
+def parse_sizes(config: dict[str, Any]) -> dict[str, Any]:
+    """The common options (checked by asr.nnet.registry.check_model_config): num_layers, cell_dim,
+    proj_dim, cell_clip (0 = off), init_scale."""
+    return {
+        "num_layers": int(config.get("num_layers", 3)),
+        "cell_dim": int(config.get("cell_dim", 256)),
+        "proj_dim": int(config.get("proj_dim") or 0),
+        "cell_clip": float(config.get("cell_clip", 50.0) or 0.0),
+        "init_scale": float(config.get("init_scale") or 0.0),
+    }
 
 
 def init_uniform_(module: nn.Module, init_scale: float, cell_dim: int) -> None:

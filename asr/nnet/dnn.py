@@ -25,10 +25,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from asr.errors import ConfigError
-
-_DNN_KEYS = {"family", "splice", "hidden_dim", "num_layers", "activation", "init_scale"}
-
 
 def build_dnn(config: dict[str, Any], num_inputs: int, num_pdfs: int) -> "SplicedDNN":
     return SplicedDNN(config, num_inputs, num_pdfs)
@@ -37,19 +33,12 @@ def build_dnn(config: dict[str, Any], num_inputs: int, num_pdfs: int) -> "Splice
 class SplicedDNN(nn.Module):
     def __init__(self, config: dict[str, Any], num_inputs: int, num_pdfs: int):
         super().__init__()
-        unknown = set(config) - _DNN_KEYS
-        if unknown:
-            raise ConfigError(f"model config: unknown key(s) {sorted(unknown)} for family dnn")
         self.num_inputs = int(num_inputs)
         self.num_pdfs = int(num_pdfs)
         self.splice = int(config.get("splice", 5))
-        if self.splice < 0:
-            raise ConfigError("model config: splice must be >= 0")
         hidden = int(config.get("hidden_dim", 1024))
         nlayers = int(config.get("num_layers", 4))
         act = config.get("activation", "relu")
-        if act not in ("relu", "sigmoid"):
-            raise ConfigError(f"model config: activation must be relu or sigmoid, got {act!r}")
         self.activation = act
         layers: list[nn.Module] = []
         d = num_inputs * (2 * self.splice + 1)

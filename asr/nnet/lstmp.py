@@ -39,10 +39,6 @@ log = logging.getLogger(__name__)
 # nn.LSTM(proj_size) on CPU: oneDNN has no projection kernel, ATen's own is used (not an error)
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
-_LSTMP_KEYS = {"family", "num_layers", "cell_dim", "proj_dim", "nonrec_proj_dim", "peepholes",
-               "cell_clip", "variant", "init_scale", "implementation"}
-
-
 def build_lstmp(config: dict[str, Any], num_inputs: int, num_pdfs: int) -> "LSTMPModel":
     return LSTMPModel(config, num_inputs, num_pdfs)
 
@@ -60,9 +56,6 @@ class LSTMPModel(nn.Module):
 
     def __init__(self, config: dict[str, Any], num_inputs: int, num_pdfs: int):
         super().__init__()
-        unknown = set(config) - _LSTMP_KEYS
-        if unknown:
-            raise ConfigError(f"model config: unknown key(s) {sorted(unknown)} for family {config.get('family')}")
         self.num_inputs = int(num_inputs)
         self.num_pdfs = int(num_pdfs)
         self.num_layers = int(config.get("num_layers", 2))
@@ -74,10 +67,6 @@ class LSTMPModel(nn.Module):
         clip = float(clip) if clip else 0.0
         flags = _variant_flags(config.get("variant"))
         impl = config.get("implementation", "auto")
-        if impl not in ("auto", "custom", "fused"):
-            raise ConfigError(f"model config: implementation must be auto, custom or fused, got {impl!r}")
-        if self.num_layers < 1:
-            raise ConfigError("model config: num_layers must be at least 1")
         if proj and proj >= cell:
             log.warning("recurrent projection %d is not smaller than cell_dim %d", proj, cell)
         fusable = not peep and not nonrec and not flags

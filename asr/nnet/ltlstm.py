@@ -36,11 +36,8 @@ from asr.nnet.lstm_cell import CellOptions, PeepholeLSTMLayer
 def build_ltlstm(config: dict, num_inputs: int, num_pdfs: int) -> "LayerTrajectoryLSTM":
     """Registry entry for family ``ltlstm``: the common keys (asr/nnet/deep_common.py) for
     the time-LSTMs plus ``layer_cell_dim`` (layer-LSTM cells; 0 = cell_dim)."""
-    sizes = parse_sizes(config, extra_keys=("layer_cell_dim",))
-    try:
-        layer_cell_dim = int(config.get("layer_cell_dim") or 0) or sizes["cell_dim"]
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"model config for family ltlstm: layer_cell_dim: {e}") from None
+    sizes = parse_sizes(config)
+    layer_cell_dim = int(config.get("layer_cell_dim") or 0) or sizes["cell_dim"]
     return LayerTrajectoryLSTM(num_inputs, num_pdfs, layer_cell_dim=layer_cell_dim, **sizes)
 
 

@@ -9,7 +9,9 @@ Files::
                        frame-length, frame-shift, dither, ...), fingerprints (SHA-256 of every
                        other file of the dir, by relative path), sizes (their byte sizes), plus
                        what the trainer adds (training summary; ``training.alignment_tree``:
-                       SHA-256 of the tree of the training alignments, which packing checks)
+                       SHA-256 of the tree of the training alignments, which packing checks;
+                       ``training.fbank``: the training features' fbank options, which packing,
+                       decoding and alignment check)
     log_priors.npy     float32 [num_pdfs]
     tree, final.mdl    the context-dependency tree and transition model (Kaldi formats)
     phones.txt words.txt
@@ -44,7 +46,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from asr.errors import AsrError, ModelError
 from asr.features.reader import CMVN_MODES, GLOBAL_STATS_MODES
@@ -197,6 +199,14 @@ class ModelDir:
         except AsrError as e:
             raise ModelError(f"cannot pack {out}: fbank options: {e}") from None
         _check_fbank(fbank_opts, num_inputs, "the fbank options")
+        recorded = ((net_cfg.get("training") or {}).get("fbank"))
+        if recorded:
+            from asr.features.make_fbank import feature_option_differences
+
+            diff = feature_option_differences(fbank_opts, recorded)
+            if diff:
+                raise ModelError(f"cannot pack {out}: the fbank options differ from those the network was trained "
+                                 f"with ({network / CONFIG} training.fbank): {diff}")
         load_acoustic_model(network)  # the weights load into the network model.yaml describes
         read_priors(priors, num_pdfs)
         _check_tree(tree_dir, num_pdfs, network, net_cfg)
@@ -288,6 +298,40 @@ def _check_fbank(options: dict[str, str], num_inputs: int, source: str) -> None:
         raise ModelError(f"{source}: fbank options: {e}") from None
     if dim != num_inputs:
         raise ModelError(f"{source}: fbank options give {dim}-dim features but the network takes {num_inputs} inputs")
+
+
+def trained_fbank(config: dict) -> dict[str, str] | None:
+    """The fbank options of the features the network was trained on: a packed dir's ``fbank``,
+    else what ``asr train`` records (``training.fbank``, from the --feats dir's fbank.conf);
+    None when neither is recorded."""
+    return (config or {}).get("fbank") or ((config or {}).get("training") or {}).get("fbank") or None
+
+
+def check_features(model_dir: str | os.PathLike, config: dict, data_dir: str | os.PathLike,
+                   feat_dim: Callable[[], int]) -> None:
+    """Refuse a data dir whose features were computed with other options (DATA_DIR/fbank.conf,
+    written by asr make-fbank) than those the network was trained on (``trained_fbank``), or,
+    without either record, features of another dimension (``feat_dim()``: that of the data's
+    first utterance). Dither may differ (``feature_option_differences``). Used by decoding
+    and by alignment with a network."""
+    from asr.errors import FeatureError
+    from asr.features.fbank import FbankComputer
+    from asr.features.make_fbank import FEATURE_OPTIONS, feature_option_differences
+
+    conf = Path(data_dir) / FEATURE_OPTIONS
+    trained = trained_fbank(config)
+    if conf.is_file() and trained is not None:
+        diff = feature_option_differences(FbankComputer(conf).all_options, trained)
+        if diff:
+            raise FeatureError(f"{conf} differs from the features the model was trained on "
+                               f"({Path(model_dir) / CONFIG}): {diff}")
+        return
+    dim, num_inputs = feat_dim(), int(config["num_inputs"])
+    if dim != num_inputs:
+        raise FeatureError(f"{data_dir}/feats.scp has {dim}-dim features, the model {model_dir} takes {num_inputs}")
+    log.info("%s: %s: only the feature dimension (%d) was checked against the model", data_dir,
+             f"no {FEATURE_OPTIONS} (features not made by asr make-fbank)" if trained is not None
+             else f"the model records no fbank options", dim)
 
 
 def alignment_tree_of(config: dict) -> str | None:

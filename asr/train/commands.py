@@ -107,18 +107,56 @@ def _tree_near(ali_path) -> str | None:
     return file_hash(f) if f.is_file() else None
 
 
-def _num_pdfs_near(ali_path) -> int | None:
+def _num_pdfs_near(ali_path, given: int | None = None) -> int | None:
+    """The number of pdfs in the file num_pdfs beside the alignments (an alignment dir's), None
+    without one; ``given`` (--num-pdfs) must agree with it."""
     from pathlib import Path
 
-    from asr.errors import FormatError
+    from asr.errors import ConfigError, FormatError
 
     f = Path(ali_path).parent / "num_pdfs"
     if not f.is_file():
-        return None
+        return given
     try:
-        return int(f.read_text().split()[0])
+        near = int(f.read_text().split()[0])
     except (ValueError, IndexError):
         raise FormatError(f"{f}: expected one integer") from None
+    if given is not None and given != near:
+        raise ConfigError(f"--num-pdfs {given} disagrees with {f} ({near}): the alignments {ali_path} have "
+                          f"{near} pdfs")
+    return near
+
+
+def _check_dev_tree(ali, dev_ali) -> None:
+    """The dev alignments' pdfs are the training alignments' (the trees beside them, when both
+    have one, are the same file)."""
+    from pathlib import Path
+
+    from asr.errors import ConfigError
+
+    tree, dev_tree = _tree_near(ali), _tree_near(dev_ali)
+    if tree and dev_tree and tree != dev_tree:
+        raise ConfigError(f"--dev-ali {dev_ali}: alignments of another tree ({Path(dev_ali).parent / 'tree'}) than "
+                          f"--ali's ({Path(ali).parent / 'tree'}): their pdf ids mean other states")
+
+
+def _training_fbank(feats, dev_feats) -> dict[str, str] | None:
+    """The fbank options of the training features (--feats DIR/fbank.conf, as asr make-fbank
+    writes it; None without one); --dev-feats must have been computed with the same."""
+    from pathlib import Path
+
+    from asr.errors import ConfigError
+    from asr.features.make_fbank import FEATURE_OPTIONS, feature_option_differences, read_feature_options
+
+    if not (Path(feats) / FEATURE_OPTIONS).is_file():
+        return None
+    options = read_feature_options(feats)
+    if dev_feats and (Path(dev_feats) / FEATURE_OPTIONS).is_file():
+        diff = feature_option_differences(read_feature_options(dev_feats), options)
+        if diff:
+            raise ConfigError(f"{Path(dev_feats) / FEATURE_OPTIONS} differs from the training features' "
+                              f"{Path(feats) / FEATURE_OPTIONS}: {diff}")
+    return options
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -171,10 +209,12 @@ def _lost_peer(e: BaseException) -> bool:
 
 def _load_config(path):
     from asr.config import load_yaml
+    from asr.nnet.registry import check_model_config
     from asr.train.config import TrainingConfig, check_top_level
 
     config = load_yaml(path)
     check_top_level(config, str(path))
+    check_model_config(config["model"], str(path))
     return config, TrainingConfig.from_config(config, str(path))
 
 
@@ -239,7 +279,14 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
     from asr.train.trainer import train
 
     log = logging.getLogger("asr.train")
-    num_pdfs = args.num_pdfs or _num_pdfs_near(args.ali)
+    try:
+        num_pdfs = _num_pdfs_near(args.ali, args.num_pdfs)
+        if args.dev_ali:
+            _check_dev_tree(args.ali, args.dev_ali)
+        fbank = _training_fbank(args.feats, args.dev_feats)
+    except AsrError as e:
+        e.replicated = True
+        raise
     if not num_pdfs:
         num_pdfs = max((int(a.max()) for _, a in iter_int_ark(args.ali) if len(a)), default=0) + 1
         log.warning("no --num-pdfs and no num_pdfs file next to %s: using max pdf id + 1 = %d", args.ali, num_pdfs)
@@ -266,7 +313,9 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
     summary = train(config, train_set, args.out, dev_set=dev, num_pdfs=num_pdfs, device=args.device,
                     resume=args.resume, max_updates=args.max_updates, progress=not args.no_progress, dist=dist,
                     mode=args.mode, phone_map=phone_map, asgd_params=args.asgd_params,
-                    alignment_tree=_tree_near(args.ali))
+                    alignment_tree=_tree_near(args.ali), fbank=fbank,
+                    inputs={"--feats": args.feats, "--ali": args.ali, "--dev-feats": args.dev_feats,
+                            "--dev-ali": args.dev_ali})
     if not dist.is_main:
         return 0
     hist = summary["history"]
@@ -293,6 +342,7 @@ def run_compute_priors(args: argparse.Namespace) -> int:
 
     log = logging.getLogger("asr.train")
     out = args.out
+    near = _num_pdfs_near(args.ali, args.num_pdfs)  # the num_pdfs file beside ALI_ARK (--num-pdfs must agree)
     num_pdfs = args.num_pdfs
     if args.model_dir:
         from asr.nnet.model_dir import read_model_config, trained_on_another_tree
@@ -305,7 +355,7 @@ def run_compute_priors(args: argparse.Namespace) -> int:
                               f"on (model.yaml training.alignment_tree): priors would count other states")
     if not out:
         raise ConfigError("give OUT_NPY or --model-dir")
-    num_pdfs = num_pdfs or _num_pdfs_near(args.ali)
+    num_pdfs = num_pdfs or near
     if not num_pdfs:
         raise ConfigError("give --num-pdfs N (or --model-dir, or a num_pdfs file next to ALI_ARK)")
     sil_file = args.silence_pdfs

@@ -35,6 +35,11 @@ from asr.features.reader import CMVN_MODES
 from asr.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
+# keys that do not change what is trained: how long (epochs: a finished run may be resumed
+# to train more), how fast, when to checkpoint or evaluate, the guards. ``--resume`` may
+# change them; every other key must be the checkpoint's (TrainingConfig.recorded).
+RESUMABLE_KEYS = ("epochs", "prefetch", "checkpoint_every", "eval_streams", "eval_chunk", "nan_patience",
+                  "divergence_factor", "chance_margin")
 SCHEDULES = ("constant", "exponential", "warmup_exponential", "warmup_cosine")
 
 
@@ -156,6 +161,19 @@ class TrainingConfig:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
         return d
+
+    def recorded(self) -> dict[str, Any]:
+        """What a run is trained with, as ``{"training.key": value}`` (``training.schedule.type``
+        ...): every key but RESUMABLE_KEYS. A checkpoint records it; ``--resume`` compares."""
+        out: dict[str, Any] = {}
+        for key, value in self.to_dict().items():
+            if key in RESUMABLE_KEYS:
+                continue
+            if isinstance(value, dict):
+                out.update({f"training.{key}.{k}": v for k, v in value.items()})
+            else:
+                out[f"training.{key}"] = value
+        return out
 
 
 def describe_keys(cls=TrainingConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:

@@ -25,7 +25,7 @@ DDP averages gradients: N ranks make the same updates as one process with B stre
 Rank 0 alone writes files.
 
 Outputs in EXP: ``checkpoint.pt`` (atomic; model, optimizer, position, the carried state
-of all B streams, RNG), ``log.csv`` (one row per epoch), ``steps.csv`` (loss per update),
+of all B streams, RNG, the record of what the run is made from: ``Trainer._record``), ``log.csv`` (one row per epoch), ``steps.csv`` (loss per update),
 ``training_curves.png``, ``config.yaml`` (the config used) and, once training has
 finished and passed the guards, ``final/`` (model dir of the best epoch by dev frame
 accuracy; train frame accuracy when there is no dev set). Until then the best model dir
@@ -81,7 +81,8 @@ class Trainer:
     def __init__(self, config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set=None,
                  num_pdfs: int | None = None, device: str = "cpu", dist: DistContext | None = None,
                  mode: str = "ddp", progress: bool = True, on_update: Callable[[int], None] | None = None,
-                 phone_map=None, asgd_params: str = "auto", alignment_tree: str | None = None):
+                 phone_map=None, asgd_params: str = "auto", alignment_tree: str | None = None,
+                 inputs: dict[str, str | None] | None = None, fbank: dict[str, str] | None = None):
         import torch
 
         from asr.train.config import check_top_level
@@ -99,6 +100,8 @@ class Trainer:
         self.on_update = on_update
         self.phone_map = phone_map
         self.alignment_tree = alignment_tree  # SHA-256 of the tree of the alignments (model.yaml training.alignment_tree)
+        self.fbank = fbank  # the training features' fbank options (model.yaml training.fbank)
+        self.inputs = dict(inputs or {})  # option -> path of the data (--feats, --ali ...), fingerprinted in the checkpoint
         self.num_pdfs = int(num_pdfs or int(train_set.all_targets().max()) + 1)
         cfg = self.cfg
         if cfg.streams % self.dist.world_size:
@@ -121,6 +124,7 @@ class Trainer:
         from asr.train.schedule import make_optimizer
 
         self.optimizer = make_optimizer(self.model.parameters(), cfg)
+        self.record = self._record()
         self.position = Position()
         self.history: list[dict[str, Any]] = []
         self.carried = None
@@ -444,6 +448,8 @@ class Trainer:
             training["dev_phone_accuracy"] = _num(row["dev_phone_acc"])
         if self.alignment_tree:
             training["alignment_tree"] = self.alignment_tree
+        if self.fbank:
+            training["fbank"] = dict(self.fbank)
         tmp = path.with_name(path.name + ".tmp")
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -480,7 +486,7 @@ class Trainer:
             "model": state["model"], "optimizer": state["optimizer"], "position": self.position.to_dict(),
             "history": self.history, "model_config": self.model_cfg, "carried": carried,
             "rng": torch.get_rng_state(), "streams": self.cfg.streams, "mode": self.rule.mode,
-            "world_size": self.dist.world_size,
+            "world_size": self.dist.world_size, "record": self.record,
         }, buf)
         atomic_write_bytes(self.out / CHECKPOINT, buf.getvalue())
 
@@ -516,12 +522,54 @@ class Trainer:
             raise replicated(TrainingError(answer[1]))
         return answer[1]
 
+    def _record(self) -> dict[str, Any]:
+        """What this run is made from (the checkpoint's ``record``; ``--resume`` must match it):
+        the model config, the training config less RESUMABLE_KEYS, and the fingerprints of the
+        features (asr.io.fingerprint.feature_fingerprints) and alignments (file_hash)."""
+        from asr.io.fingerprint import feature_fingerprints, file_hash
+
+        record = _model_record(self.model_cfg)
+        record.update(self.cfg.recorded())
+        for option, path in sorted(self.inputs.items()):
+            if path is None:
+                record[option] = None
+            else:
+                record[option] = feature_fingerprints(path) if Path(path).is_dir() else file_hash(path)
+        return record
+
+    def _check_same_inputs(self, ck: dict[str, Any]) -> None:
+        """``--resume`` with other inputs than the checkpoint's is a one-line error naming the
+        first that differs; a checkpoint without a record (older asr) is checked on its model
+        config only, with a warning."""
+        from asr.io.fingerprint import first_difference
+
+        recorded, current = ck.get("record"), self.record
+        if recorded is None:
+            if self.dist.is_main:
+                log.warning("%s records only its model config (written by an older asr): resuming without checking "
+                            "that the training config, features and alignments are the same", self.out / CHECKPOINT)
+            recorded = _model_record(ck.get("model_config") or {})
+            current = {k: v for k, v in current.items() if k.startswith("model.")}
+        key = first_difference(recorded, current)
+        if key is None:
+            return
+        old, new = recorded.get(key), current.get(key)
+        if key not in self.inputs:
+            what = f"the checkpoint was trained with {key}={_show(old)}, this run has {_show(new)}"
+        elif old is None:
+            what = f"the checkpoint was trained without {key}, this run has {key} {self.inputs[key]}"
+        elif new is None:
+            what = f"the checkpoint was trained with {key}, this run has none"
+        else:
+            what = f"the checkpoint was trained with another {key} than {self.inputs[key]} (its content differs)"
+        raise replicated(ConfigError(f"{self.out}: cannot resume: {what} (start afresh without --resume or with "
+                                     "another --out)"))
+
     def _restore(self, ck: dict[str, Any]) -> None:
         import torch
 
         path = self.out / CHECKPOINT
-        if ck.get("model_config") != self.model_cfg:
-            raise replicated(ConfigError(f"--resume: the model config differs from the one in {path}"))
+        self._check_same_inputs(ck)
         try:
             self.model.load_state_dict(ck["model"])
             self.optimizer.load_state_dict(ck["optimizer"])
@@ -543,6 +591,14 @@ class Trainer:
         if self.dist.is_main:
             p = self.position
             log.info("resuming %s at epoch %d, batch %d (update %d)", self.out, p.epoch + 1, p.batch, p.update)
+
+
+def _model_record(model_cfg: dict[str, Any]) -> dict[str, Any]:
+    return {f"model.{k}": v for k, v in model_cfg.items()}
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else str(value)
 
 
 def _reduce_int(dist: DistContext, v: int) -> int:
@@ -572,17 +628,21 @@ def _build_model(model_cfg: dict[str, Any], num_inputs: int, num_pdfs: int):
 def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set=None, num_pdfs: int | None = None,
           device: str = "cpu", resume: bool = False, max_updates: int | None = None, progress: bool = True,
           on_update: Callable[[int], None] | None = None, dist: DistContext | None = None, mode: str = "ddp",
-          phone_map=None, asgd_params: str = "auto", alignment_tree: str | None = None) -> dict[str, Any]:
+          phone_map=None, asgd_params: str = "auto", alignment_tree: str | None = None,
+          inputs: dict[str, str | None] | None = None, fbank: dict[str, str] | None = None) -> dict[str, Any]:
     """Train on ``train_set`` (asr.train.data.UtteranceSet); returns a summary dict.
 
     ``max_updates``: stop (with a checkpoint) once this many batches have been done in
     total; ``resume`` then continues exactly where it stopped. ``on_update(update)`` is
     called after every update (benchmarks use it to time the inner loop). ``alignment_tree``:
     SHA-256 of the tree the alignments' pdfs come from, recorded in the model dir
-    (``training.alignment_tree``) so that packing it with another tree fails."""
+    (``training.alignment_tree``) so that packing it with another tree fails. ``inputs``:
+    option -> path of the data (``--feats``, ``--ali``, ...): their fingerprints are recorded in
+    the checkpoint with the configs, and ``resume`` with others fails. ``fbank``: the fbank
+    options of the training features, recorded in the model dir (``training.fbank``)."""
     trainer = Trainer(config, train_set, out_dir, dev_set=dev_set, num_pdfs=num_pdfs, device=device, dist=dist,
                       mode=mode, progress=progress, on_update=on_update, phone_map=phone_map, asgd_params=asgd_params,
-                      alignment_tree=alignment_tree)
+                      alignment_tree=alignment_tree, inputs=inputs, fbank=fbank)
     return trainer.run(resume=resume, max_updates=max_updates)
 
 
