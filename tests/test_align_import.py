@@ -126,6 +126,59 @@ def test_kaldi_import_errors_and_padding(setup):
     assert r.returncode == 1 and "no such file" in r.stderr
 
 
+def test_kaldi_import_refuses_tids_that_are_no_path(setup):
+    lang, data, tmp = setup
+    ref = tmp / "ref"
+    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
+    tids = read_int_ark(ref / "ali.tid.ark")
+    tm = TransitionModel.read(ref / "final.mdl")
+    tids["u2"] = tids["u2"][::-1].copy()  # in range, but no path through the HMMs
+    tids["u3"] = np.minimum(tids["u3"] + 1, tm.num_transition_ids)  # as another model's transition-ids
+    write_int_ark(tmp / "ali.1", sorted(tids.items()))
+    out = tmp / "imp"
+    assert main(["import-ali", "--max-failures", "1", "--format", "kaldi", "--mdl", str(ref / "final.mdl"), str(data),
+                 str(tmp / "ali.1"), str(out)]) == 0
+    s = stats(out)
+    assert s["utterances_imported"] == 1 and s["excluded_not_a_path"] == 2
+    excl = (out / "excluded.txt").read_text().splitlines()
+    assert [ln.split()[:2] for ln in excl] == [["u2", "not_a_path:"], ["u3", "not_a_path:"]]
+    assert "u3 not_a_path: utterance u3: frame 1: transition-id" in excl[1] and "another final.mdl" in excl[1]
+    # Kaldi's non-reordered form is a path too
+    from asr.hmm.kaldi_ali import check_path, reorder_alignment
+
+    ok = read_int_ark(ref / "ali.tid.ark")["u1"]
+    loop = tm.is_self_loop[ok]
+    starts = np.flatnonzero(~loop)
+    ends = np.concatenate([starts[1:] - 1, [len(ok) - 1]])
+    plain = ok.copy()
+    plain[starts], plain[ends] = ok[ends], ok[starts]
+    assert np.array_equal(reorder_alignment(tm, plain), ok)
+    check_path(tm, plain, "u1")
+    with pytest.raises(AlignmentError, match="ends inside a phone"):
+        check_path(tm, plain[:-1], "u1")
+
+
+def test_kaldi_import_redone_when_the_model_beside_the_alignments_changes(setup):
+    lang, data, tmp = setup
+    ref = tmp / "ref"
+    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
+    kdir = tmp / "kaldi_ali"
+    kdir.mkdir()
+    write_int_ark(kdir / "ali.1", sorted(read_int_ark(ref / "ali.tid.ark").items()))
+    tm = TransitionModel.read(ref / "final.mdl")
+    tm.write(kdir / "final.mdl")
+    out = tmp / "imp"
+    cmd = ["import-ali", "--format", "kaldi", str(data), str(kdir / "ali.1"), str(out)]
+    assert main(cmd) == 0 and not (out / "tree").exists()
+    tm.log_probs[1:] = np.log(0.5)  # another final.mdl, same transition-ids
+    tm.write(kdir / "final.mdl")
+    assert main(cmd) == 0
+    assert (out / "final.mdl").read_bytes() == (kdir / "final.mdl").read_bytes()
+    (kdir / "tree").write_bytes((ref / "tree").read_bytes())  # a tree beside it now: the output's tree
+    assert main(cmd) == 0
+    assert (out / "tree").read_text() == (ref / "tree").read_text()
+
+
 def test_pdf_import(setup):
     lang, data, tmp = setup
     write_int_ark(tmp / "pdf.ark", [("u1", np.zeros(119, np.int32)), ("u2", np.ones(60, np.int32)),

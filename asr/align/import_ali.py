@@ -162,10 +162,13 @@ def import_alignments(
     if fmt not in FORMATS:
         raise AlignmentError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     data_dir, out = Path(data_dir), Path(out_dir)
+    if fmt == "kaldi":
+        mdl = _kaldi_mdl(sources, mdl)
     options = {"format": fmt, "tolerance": tolerance, "convention": convention, "frame_shift": frame_shift,
                "frame_length": frame_length, "reorder": reorder, "phone_tier": phone_tier, "word_tier": word_tier}
     inputs = {"options": options, "sources": [_source_hash(s) for s in sources], "lang": path_hash(lang_dir), "tree_dir": _model_hash(tree_dir),
-              "mdl": path_hash(mdl), "words_ctm": path_hash(words_ctm), "phone_map": path_hash(phone_map),
+              "mdl": [path_hash(mdl), path_hash(mdl.parent / "tree")] if fmt == "kaldi" else path_hash(mdl),
+              "words_ctm": path_hash(words_ctm), "phone_map": path_hash(phone_map),
               "utt2num_frames": path_hash(data_dir / "utt2num_frames"), "feats.scp": path_hash(data_dir / "feats.scp"),
               "text": path_hash(data_dir / "text"), **(extra_inputs or {})}
     if not force and AliDir.up_to_date(out, kind, inputs):
@@ -390,20 +393,26 @@ def _iter_arks(files: list[Path]):
             yield utt, arr
 
 
+def _kaldi_mdl(sources: list[str], mdl) -> Path:
+    """The final.mdl of Kaldi alignments: ``mdl``, or the one next to the first alignment file
+    (its tree, when there is one beside it, is the output's tree)."""
+    if mdl is not None:
+        return Path(mdl)
+    cand = _expand_sources(sources, "ali.*")[0].parent / "final.mdl"
+    if not cand.exists():
+        raise ModelError("--mdl is needed (no final.mdl next to the alignments)")
+    return cand
+
+
 def _import_kaldi(sources, mdl, lang, tree_dir, num_frames, stats, tolerance, reorder):
     from asr.align.compile import AlignmentCompiler
-    from asr.hmm.kaldi_ali import ali_to_phones, check_tids, split_to_phones
+    from asr.hmm.kaldi_ali import ali_to_phones, check_path, check_tids, split_to_phones
     from asr.hmm.transition_model import TransitionModel
     from asr.hmm.tree import ContextDependency
 
     files = _expand_sources(sources, "ali.*")
-    if mdl is None:
-        cand = files[0].parent / "final.mdl"
-        if not cand.exists():
-            raise ModelError("--mdl is needed (no final.mdl next to the alignments)")
-        mdl = cand
     src_tm = TransitionModel.read(mdl)
-    src_tree_path = Path(mdl).parent / "tree"
+    src_tree_path = mdl.parent / "tree"
     src_tree = ContextDependency.read(src_tree_path) if src_tree_path.exists() else None
     if tree_dir is not None:
         tree, tm = load_model(lang, tree_dir)
@@ -419,6 +428,11 @@ def _import_kaldi(sources, mdl, lang, tree_dir, num_frames, stats, tolerance, re
             ali = check_tids(src_tm, ali, utt)
         except AlignmentError as e:
             stats.exclude(utt, "bad_tid", str(e))
+            continue
+        try:
+            check_path(src_tm, ali, utt)
+        except AlignmentError as e:
+            stats.exclude(utt, "not_a_path", str(e))
             continue
         T = num_frames[utt]
         if abs(len(ali) - T) > tolerance:
