@@ -124,6 +124,17 @@ def test_kaldi_import_errors_and_padding(setup):
     r = subprocess.run([sys.executable, "-m", "asr", "import-ali", "--format", "kaldi", str(data),
                         str(tmp / "nothing*.gz"), str(out)], capture_output=True, text=True)
     assert r.returncode == 1 and "no such file" in r.stderr
+    # a truncated or corrupt gzip file: one line naming it (import-ali and ali-to-pdf)
+    gz = (tmp / "ali.1.gz").read_bytes()
+    for name, cut in (("cut.1.gz", gz[: len(gz) // 2]), ("bad.1.gz", gz[:10] + b"garbage" * 20)):
+        (tmp / name).write_bytes(cut)
+        for cmd in (["import-ali", "--format", "kaldi", "--mdl", str(ref / "final.mdl"), str(data), str(tmp / name),
+                     str(tmp / "imp2")],
+                    ["ali-to-pdf", str(ref / "final.mdl"), str(tmp / name), str(tmp / "pdf.ark")]):
+            r = subprocess.run([sys.executable, "-m", "asr", *cmd], capture_output=True, text=True)
+            assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+            assert f"{tmp / name}: truncated or corrupt gzip file" in r.stderr
+    assert not (tmp / "imp2").exists() and not (tmp / "pdf.ark").exists()
 
 
 def test_kaldi_import_refuses_tids_that_are_no_path(setup):
