@@ -287,6 +287,22 @@ def test_unparseable_phones_excluded(setup):
     assert "u2 labels: utterance u2: phone sequence does not match" in (out / "excluded.txt").read_text()
 
 
+def test_overlapping_and_unknown_phones_excluded(setup):
+    lang, data, tmp = setup
+    ctm = (data / "phones.ctm").read_text()
+    ctm = ctm.replace("u2 1 0.12 0.20 AA", "u2 1 0.08 0.24 AA")  # line 14: starts inside B (line 13)
+    ctm = ctm.replace("u3 1 0.4 0.1 AA", "u3 1 0.4 0.1 aa")  # not a phone of the lang
+    (tmp / "bad.ctm").write_text(ctm)
+    out = tmp / "ali"
+    assert main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data),
+                 str(tmp / "bad.ctm"), str(out)]) == 0
+    s = stats(out)
+    assert s["utterances_imported"] == 1 and s["excluded_overlap"] == 1 and s["excluded_labels"] == 1
+    excl = (out / "excluded.txt").read_text().splitlines()
+    assert excl == [f"u2 overlap: {tmp / 'bad.ctm'}:14 AA at 0.08-0.32 s overlaps {tmp / 'bad.ctm'}:13 B at 0.02-0.12 s",
+                    "u3 labels: utterance u3: phone(s) aa not in phones.txt"]
+
+
 def test_split_to_phones_not_reordered(setup):
     lang, data, tmp = setup
     ref = tmp / "ref"

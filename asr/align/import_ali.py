@@ -285,13 +285,15 @@ def _import_timed(fmt, data_dir, sources, lang, tree, tm, num_frames, stats, wor
 
     from asr.align.compile import AlignmentCompiler, fix_short_segments
     from asr.align.labels import LabelMapper
-    from asr.align.timed import expected_frames, intervals_to_frames, read_ctm
+    from asr.align.timed import expected_frames, first_overlap, intervals_to_frames, read_ctm
 
     if fmt == "ctm":
         phone_ivs: dict = {}
         for s in sources:
             for utt, ivs in read_ctm(s).items():
                 phone_ivs.setdefault(utt, []).extend(ivs)
+        for ivs in phone_ivs.values():  # an utterance in several CTMs
+            ivs.sort(key=lambda iv: iv.start)
         word_ivs = read_ctm(words_ctm) if words_ctm else {}
     else:
         phone_ivs, word_ivs = _gather_textgrids(sources, phone_tier, word_tier)
@@ -305,6 +307,10 @@ def _import_timed(fmt, data_dir, sources, lang, tree, tm, num_frames, stats, wor
         ivs = phone_ivs.get(utt)
         if not ivs:
             stats.exclude(utt, "no_alignment", "no phone labels for this utterance")
+            continue
+        overlap = first_overlap(ivs, shift / 2)  # rounded times (speed-perturbed CTMs) overlap a little
+        if overlap:
+            stats.exclude(utt, "overlap", overlap)
             continue
         T = num_frames[utt]
         n_exp = expected_frames(max(iv.end for iv in ivs), shift, length)
