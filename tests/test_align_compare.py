@@ -115,6 +115,9 @@ def test_compare_bad_input(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["compare-ali", str(tmp_path / "ref.ctm"), str(tmp_path / "empty")]) == 1
     assert "no phones.txt" in capsys.readouterr().err
+    assert main(["compare-ali", "--json", str(tmp_path / "ref.ctm"), str(tmp_path / "ref.ctm"), str(tmp_path / "ref.ctm")]) == 1
+    assert "the output would overwrite the input" in capsys.readouterr().err
+    assert (tmp_path / "ref.ctm").read_text() == REF
 
 
 def test_compare_refuses_two_phone_sets(tmp_path, capsys):

@@ -190,6 +190,17 @@ def test_kaldi_import_redone_when_the_model_beside_the_alignments_changes(setup)
     assert (out / "tree").read_text() == (ref / "tree").read_text()
 
 
+def test_nothing_aligned_writes_no_dir(setup):
+    lang, data, tmp = setup
+    (data / "utt2num_frames").write_text("")
+    (data / "text").write_text("")
+    for cmd in (["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm")],
+                ["align-equal", str(data), str(lang)]):
+        r = subprocess.run([sys.executable, "-m", "asr", *cmd, str(tmp / "out")], capture_output=True, text=True)
+        assert r.returncode == 1 and "out not written: no utterance was aligned" in r.stderr, r.stderr
+        assert not (tmp / "out").exists()
+
+
 def test_pdf_import(setup):
     lang, data, tmp = setup
     write_int_ark(tmp / "pdf.ark", [("u1", np.zeros(119, np.int32)), ("u2", np.ones(60, np.int32)),
