@@ -19,6 +19,7 @@ import argparse
 import importlib
 import importlib.util
 import logging
+import math
 import sys
 
 from asr import __version__
@@ -64,6 +65,30 @@ def build_parser() -> argparse.ArgumentParser:
         if spec is not None:
             importlib.import_module(name).register(sub)
     return parser
+
+
+def number_type(kind: type, minimum: float, inclusive: bool = True):
+    """An argparse ``type=`` for options that take a finite ``kind`` (int or float) of at least
+    ``minimum`` (above it when not ``inclusive``): anything else is a usage error naming the option."""
+    bound = f"{'>=' if inclusive else '>'} {minimum:g}"
+    what = f"{'an integer' if kind is int else 'a number'} {bound}"
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(v) or v < minimum or (v == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+
+    return parse
+
+
+positive_int = number_type(int, 1)  # counts: --nj, --num-leaves, --shortest
+non_negative_int = number_type(int, 0)
+positive_float = number_type(float, 0, inclusive=False)  # times and scales: --frame-shift, --beam
+non_negative_float = number_type(float, 0)
 
 
 def setup_logging(verbose: int = 0, quiet: bool = False) -> None:

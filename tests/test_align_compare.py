@@ -115,3 +115,19 @@ def test_compare_bad_input(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["compare-ali", str(tmp_path / "ref.ctm"), str(tmp_path / "empty")]) == 1
     assert "no phones.txt" in capsys.readouterr().err
+    assert main(["compare-ali", "--json", str(tmp_path / "ref.ctm"), str(tmp_path / "ref.ctm"), str(tmp_path / "ref.ctm")]) == 1
+    assert "the output would overwrite the input" in capsys.readouterr().err
+    assert (tmp_path / "ref.ctm").read_text() == REF
+
+
+def test_compare_refuses_two_phone_sets(tmp_path, capsys):
+    """Lower-cased phone names on one side: an error naming phones of each side, not figures."""
+    (tmp_path / "ref.ctm").write_text(REF)
+    lower = "".join(" ".join(ln.split()[:4] + [ln.split()[4].lower()]) + "\n" for ln in REF.splitlines())
+    (tmp_path / "hyp.ctm").write_text(lower)
+    assert main(["compare-ali", str(tmp_path / "ref.ctm"), str(tmp_path / "hyp.ctm")]) == 1
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    err = cap.err.strip()
+    assert len(err.splitlines()) == 1 and "ref.ctm: 100 % of its phones are not in" in err
+    assert "only in " in err and " AA " in f" {err} " and " aa" in err

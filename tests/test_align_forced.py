@@ -69,3 +69,33 @@ def test_align_triphone_tree(tmp_path):
     ref_ph = read_int_ark(tree_dir / "phones.ark")
     for u in got:
         assert (read_int_ark(out / "phones.ark")[u] == ref_ph[u]).mean() > 0.9
+
+
+def test_align_refuses_bad_loglikes_and_counts_missing_utterances(tmp_path, capsys):
+    lang, data = make_lang(tmp_path), make_data(tmp_path)
+    ref = tmp_path / "ref"
+    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
+    pdfs = read_int_ark(ref / "ali.pdf.ark")
+    num_pdfs = int((ref / "num_pdfs").read_text())
+    args = ["align", "--lang", str(lang), "--tree-dir", str(ref), str(data)]
+    # another model's log-likelihoods (more columns than pdfs): refused, naming the file and utterance
+    wide = peaked_loglikes(tmp_path / "wide", pdfs, num_pdfs + 10)
+    assert main(args + [wide, str(tmp_path / "fa0")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "wide.scp: utterance u1:" in err and f"has {num_pdfs} pdfs" in err
+    assert not (tmp_path / "fa0").exists()
+    # an utterance of the data dir missing from LOGLIKES is excluded and counted as a failure
+    scp = peaked_loglikes(tmp_path / "ll", {u: p for u, p in pdfs.items() if u != "u2"}, num_pdfs)
+    out = tmp_path / "fa"
+    assert main(args[:1] + ["--max-failures", "0.5"] + args[1:] + [scp, str(out)]) == 0
+    s = json.loads((out / "align_stats.json").read_text())
+    assert s["utterances"] == 3 and s["aligned"] == 2 and s["no_loglikes"] == 1
+    assert "u2 no log-likelihoods in" in (out / "excluded.txt").read_text()
+    assert main(args + [scp, str(tmp_path / "fa1")]) == 1  # 1 of 3 failed > the default --max-failures
+    assert "1 of 3 utterances failed" in capsys.readouterr().err
+    # a malformed utt2num_frames is an error, not skipped
+    lines = (data / "utt2num_frames").read_text().splitlines()
+    (data / "utt2num_frames").write_text("\n".join(lines[:1] + [lines[1].split()[0] + " x"] + lines[2:]) + "\n")
+    assert main(args + [scp, str(tmp_path / "fa2")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "utt2num_frames" in err and "not an integer" in err

@@ -124,6 +124,81 @@ def test_kaldi_import_errors_and_padding(setup):
     r = subprocess.run([sys.executable, "-m", "asr", "import-ali", "--format", "kaldi", str(data),
                         str(tmp / "nothing*.gz"), str(out)], capture_output=True, text=True)
     assert r.returncode == 1 and "no such file" in r.stderr
+    # a truncated or corrupt gzip file: one line naming it (import-ali and ali-to-pdf)
+    gz = (tmp / "ali.1.gz").read_bytes()
+    for name, cut in (("cut.1.gz", gz[: len(gz) // 2]), ("bad.1.gz", gz[:10] + b"garbage" * 20)):
+        (tmp / name).write_bytes(cut)
+        for cmd in (["import-ali", "--format", "kaldi", "--mdl", str(ref / "final.mdl"), str(data), str(tmp / name),
+                     str(tmp / "imp2")],
+                    ["ali-to-pdf", str(ref / "final.mdl"), str(tmp / name), str(tmp / "pdf.ark")]):
+            r = subprocess.run([sys.executable, "-m", "asr", *cmd], capture_output=True, text=True)
+            assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+            assert f"{tmp / name}: truncated or corrupt gzip file" in r.stderr
+    assert not (tmp / "imp2").exists() and not (tmp / "pdf.ark").exists()
+
+
+def test_kaldi_import_refuses_tids_that_are_no_path(setup):
+    lang, data, tmp = setup
+    ref = tmp / "ref"
+    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
+    tids = read_int_ark(ref / "ali.tid.ark")
+    tm = TransitionModel.read(ref / "final.mdl")
+    tids["u2"] = tids["u2"][::-1].copy()  # in range, but no path through the HMMs
+    tids["u3"] = np.minimum(tids["u3"] + 1, tm.num_transition_ids)  # as another model's transition-ids
+    write_int_ark(tmp / "ali.1", sorted(tids.items()))
+    out = tmp / "imp"
+    assert main(["import-ali", "--max-failures", "1", "--format", "kaldi", "--mdl", str(ref / "final.mdl"), str(data),
+                 str(tmp / "ali.1"), str(out)]) == 0
+    s = stats(out)
+    assert s["utterances_imported"] == 1 and s["excluded_not_a_path"] == 2
+    excl = (out / "excluded.txt").read_text().splitlines()
+    assert [ln.split()[:2] for ln in excl] == [["u2", "not_a_path:"], ["u3", "not_a_path:"]]
+    assert "u3 not_a_path: utterance u3: frame 1: transition-id" in excl[1] and "another final.mdl" in excl[1]
+    # Kaldi's non-reordered form is a path too
+    from asr.hmm.kaldi_ali import check_path, reorder_alignment
+
+    ok = read_int_ark(ref / "ali.tid.ark")["u1"]
+    loop = tm.is_self_loop[ok]
+    starts = np.flatnonzero(~loop)
+    ends = np.concatenate([starts[1:] - 1, [len(ok) - 1]])
+    plain = ok.copy()
+    plain[starts], plain[ends] = ok[ends], ok[starts]
+    assert np.array_equal(reorder_alignment(tm, plain), ok)
+    check_path(tm, plain, "u1")
+    with pytest.raises(AlignmentError, match="ends inside a phone"):
+        check_path(tm, plain[:-1], "u1")
+
+
+def test_kaldi_import_redone_when_the_model_beside_the_alignments_changes(setup):
+    lang, data, tmp = setup
+    ref = tmp / "ref"
+    main(["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(ref)])
+    kdir = tmp / "kaldi_ali"
+    kdir.mkdir()
+    write_int_ark(kdir / "ali.1", sorted(read_int_ark(ref / "ali.tid.ark").items()))
+    tm = TransitionModel.read(ref / "final.mdl")
+    tm.write(kdir / "final.mdl")
+    out = tmp / "imp"
+    cmd = ["import-ali", "--format", "kaldi", str(data), str(kdir / "ali.1"), str(out)]
+    assert main(cmd) == 0 and not (out / "tree").exists()
+    tm.log_probs[1:] = np.log(0.5)  # another final.mdl, same transition-ids
+    tm.write(kdir / "final.mdl")
+    assert main(cmd) == 0
+    assert (out / "final.mdl").read_bytes() == (kdir / "final.mdl").read_bytes()
+    (kdir / "tree").write_bytes((ref / "tree").read_bytes())  # a tree beside it now: the output's tree
+    assert main(cmd) == 0
+    assert (out / "tree").read_text() == (ref / "tree").read_text()
+
+
+def test_nothing_aligned_writes_no_dir(setup):
+    lang, data, tmp = setup
+    (data / "utt2num_frames").write_text("")
+    (data / "text").write_text("")
+    for cmd in (["import-ali", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm")],
+                ["align-equal", str(data), str(lang)]):
+        r = subprocess.run([sys.executable, "-m", "asr", *cmd, str(tmp / "out")], capture_output=True, text=True)
+        assert r.returncode == 1 and "out not written: no utterance was aligned" in r.stderr, r.stderr
+        assert not (tmp / "out").exists()
 
 
 def test_pdf_import(setup):
@@ -221,6 +296,22 @@ def test_unparseable_phones_excluded(setup):
     main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data), str(data / "phones.ctm"), str(out)])
     assert stats(out)["excluded_labels"] == 1
     assert "u2 labels: utterance u2: phone sequence does not match" in (out / "excluded.txt").read_text()
+
+
+def test_overlapping_and_unknown_phones_excluded(setup):
+    lang, data, tmp = setup
+    ctm = (data / "phones.ctm").read_text()
+    ctm = ctm.replace("u2 1 0.12 0.20 AA", "u2 1 0.08 0.24 AA")  # line 14: starts inside B (line 13)
+    ctm = ctm.replace("u3 1 0.4 0.1 AA", "u3 1 0.4 0.1 aa")  # not a phone of the lang
+    (tmp / "bad.ctm").write_text(ctm)
+    out = tmp / "ali"
+    assert main(["import-ali", "--max-failures", "1", "--format", "ctm", "--lang", str(lang), str(data),
+                 str(tmp / "bad.ctm"), str(out)]) == 0
+    s = stats(out)
+    assert s["utterances_imported"] == 1 and s["excluded_overlap"] == 1 and s["excluded_labels"] == 1
+    excl = (out / "excluded.txt").read_text().splitlines()
+    assert excl == [f"u2 overlap: {tmp / 'bad.ctm'}:14 AA at 0.08-0.32 s overlaps {tmp / 'bad.ctm'}:13 B at 0.02-0.12 s",
+                    "u3 labels: utterance u3: phone(s) aa not in phones.txt"]
 
 
 def test_split_to_phones_not_reordered(setup):

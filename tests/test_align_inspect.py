@@ -28,6 +28,12 @@ def test_ali_stats(ali, tmp_path):
     assert rows["K"]["count"] == 2 and rows["K"]["mean"] == 10.0
     assert abs(sum(x["frames_pct"] for x in rows.values()) - 100) < 1e-6
     assert rows["AA"]["min"] == 3  # the 1-frame AA_S lengthened to its 3 states
+    # --json naming a file of ALI_DIR: refused, the alignments kept
+    before = (ali / "ali.tid.ark").read_bytes()
+    r = subprocess.run([sys.executable, "-m", "asr", "ali-stats", "--json", str(ali / "ali.tid.ark"), str(ali)],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "the output would overwrite the input" in r.stderr
+    assert (ali / "ali.tid.ark").read_bytes() == before
 
 
 def test_plot_ali(ali, tmp_path):

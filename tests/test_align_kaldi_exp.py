@@ -120,3 +120,11 @@ def test_mismatches_are_refused(kaldi, librispeech_corpus, tmp_path):
     r = _asr("import-kaldi-exp", kaldi.data, kaldi.lang, exp, tmp_path / "o3")
     assert r.returncode == 1 and "num_jobs is 2 but ali.2.gz is missing" in r.stderr
     assert not (tmp_path / "o3" / "ali.pdf.ark").exists()
+    # a truncated ali.1.gz: one line naming it, no traceback
+    shutil.copyfile(kaldi.exp / "ali.2.gz", exp / "ali.2.gz")
+    gz = (kaldi.exp / "ali.1.gz").read_bytes()
+    (exp / "ali.1.gz").write_bytes(gz[: len(gz) // 2])
+    r = _asr("import-kaldi-exp", kaldi.data, kaldi.lang, exp, tmp_path / "o4")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"{exp / 'ali.1.gz'}: truncated or corrupt gzip file" in r.stderr
+    assert not (tmp_path / "o4").exists()

@@ -40,3 +40,33 @@ def test_a_file_not_utf8_deep_in_an_input_dir_is_named(tmp_path):
     assert r.returncode == 1
     assert r.stderr == (f"asr import-ali: error: {lang / 'phones' / 'optional_silence.int'}: not valid UTF-8 text "
                         "(invalid start byte, byte ff)\n")
+
+
+@pytest.mark.parametrize("args, option", [
+    (["align-equal", "--shortest", "0", "d", "l", "o"], "--shortest"),
+    (["align-equal", "--shortest", "-3", "d", "l", "o"], "--shortest"),
+    (["align-equal", "--nj", "0", "d", "l", "o"], "--nj"),
+    (["align", "--lang", "l", "--nj", "0", "d", "o"], "--nj"),
+    (["align", "--lang", "l", "--beam", "0", "d", "x", "o"], "--beam"),
+    (["import-ali", "--format", "ctm", "--frame-shift", "0", "d", "s", "o"], "--frame-shift"),
+    (["import-ali", "--format", "ctm", "--frame-length", "nan", "d", "s", "o"], "--frame-length"),
+    (["import-ali", "--format", "ctm", "--tolerance", "-1", "d", "s", "o"], "--tolerance"),
+    (["compare-ali", "--frame-shift", "0", "r", "h"], "--frame-shift"),
+    (["compute-priors", "--silence-factor", "0", "a", "o"], "--silence-factor"),
+    (["build-tree", "--lang", "l", "--num-leaves", "-5", "d", "a", "t"], "--num-leaves"),
+    (["build-tree", "--lang", "l", "--min-count", "-1", "d", "a", "t"], "--min-count"),
+])
+def test_numeric_options_out_of_range_are_usage_errors(args, option, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}: expected " in err and ("an integer >= " in err or "a number >" in err)
+
+
+@pytest.mark.parametrize("command", ["import-ali", "build-tree", "import-kaldi-exp", "align", "align-equal",
+                                     "compare-ali", "ali-stats", "compute-priors"])
+def test_every_option_has_help(command):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices[command]
+    assert [a.option_strings for a in sub._actions if a.option_strings and not a.help] == []

@@ -62,6 +62,13 @@ def test_compute_priors_bad_input(tmp_path):
     assert r.returncode == 1 and "utterance a: pdf id 5 out of range" in r.stderr
     r = run_asr("compute-priors", str(ali), str(tmp_path / "p.npy"))
     assert r.returncode == 1 and "--num-pdfs" in r.stderr
+    # OUT naming an input (the alignments, the silence pdfs beside them): refused, the input kept
+    (tmp_path / "silence_pdfs.int").write_text("0\n")
+    before = ali.read_bytes()
+    for out in (ali, tmp_path / "silence_pdfs.int"):
+        r = run_asr("compute-priors", "--num-pdfs", "8", str(ali), str(out))
+        assert r.returncode == 1 and "the output would overwrite the input" in r.stderr
+    assert ali.read_bytes() == before and (tmp_path / "silence_pdfs.int").read_text() == "0\n"
 
 
 def test_compute_priors_refuses_alignments_of_another_tree(tmp_path):

@@ -149,6 +149,8 @@ class AliDir:
             files = {p.name: {"size": p.stat().st_size, "sha256": file_hash(p)}
                      for p in sorted(tmp.iterdir()) if p.is_file() and p.name != INFO}
             utts, frames = _count(tmp / PDF_ARK)
+            if not utts:
+                raise AlignmentError(f"{path} not written: no utterance was aligned")
             num_pdfs = int((tmp / "num_pdfs").read_text().split()[0]) if (tmp / "num_pdfs").is_file() else None
             info = {"kind": kind, "num_pdfs": num_pdfs, "utterances": utts, "frames": frames,
                     "inputs": _plain(inputs), "files": files}

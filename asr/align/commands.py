@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from asr.cli import non_negative_float, non_negative_int, positive_float, positive_int
 from asr.failures import add_max_failures_option
 
 _F = argparse.ArgumentDefaultsHelpFormatter
@@ -28,24 +29,32 @@ def register(subparsers) -> None:
     p.add_argument("sources", metavar="SRC", nargs="+",
                    help="CTM file(s); TextGrid dir/files; Kaldi ali files or their dir; pdf arks")
     p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument("--format", required=True, choices=["ctm", "textgrid", "kaldi", "pdf"])
+    p.add_argument("--format", required=True, choices=["ctm", "textgrid", "kaldi", "pdf"],
+                   help="what SRC holds: ctm = phone CTM lines 'utt channel start duration phone'; textgrid = "
+                   "Praat TextGrids <utt>.TextGrid (a dir is searched); kaldi = Kaldi transition-id alignments "
+                   "(ali.*.gz, text or binary, with their final.mdl); pdf = pdf-id arks as ali-to-pdf writes")
     p.add_argument("--lang", help="lang dir (needed for ctm/textgrid; gives silence_pdfs.int otherwise)")
     p.add_argument("--tree-dir", help="map HMM states through this dir's tree and final.mdl "
                    "(default: a monophone model built from --lang; for kaldi: the alignments' own model)")
     p.add_argument("--mdl", help="kaldi format: the final.mdl of the alignments (default: next to them)")
     p.add_argument("--words-ctm", help="word CTM giving word boundaries when the transcript cannot")
-    p.add_argument("--tolerance", type=int, default=1, help="frames of length mismatch to pad/trim")
+    p.add_argument("--tolerance", type=non_negative_int, default=1, help="frames of length mismatch to pad/trim")
     p.add_argument("--frame-convention", choices=["center", "kaldi"], default="center",
                    help="center: frame k belongs to the label holding k*shift+length/2; "
                    "kaldi: the label holding (k+0.5)*shift")
-    p.add_argument("--frame-shift", type=float, default=0.01)
-    p.add_argument("--frame-length", type=float, default=0.025)
+    p.add_argument("--frame-shift", type=positive_float, default=0.01,
+                   help="seconds between the starts of consecutive feature frames (ctm/textgrid times to frames)")
+    p.add_argument("--frame-length", type=positive_float, default=0.025,
+                   help="seconds of audio in one feature frame (its window)")
     p.add_argument("--reorder", default="true", choices=["true", "false"],
                    help="transition-id order as Kaldi's --reorder (self-loops after the forward transition)")
     p.add_argument("--phone-map", help="file of 'label phone' lines applied to CTM/TextGrid labels "
                    "(a line with one phone maps the empty label)")
-    p.add_argument("--phone-tier", default="phones")
-    p.add_argument("--word-tier", default="words")
+    p.add_argument("--phone-tier", default="phones",
+                   help="textgrid: name of the tier of phone intervals (else the first tier named *phone*)")
+    p.add_argument("--word-tier", default="words",
+                   help="textgrid: name of the tier of word intervals (word positions when the transcript "
+                   "cannot give them)")
     add_max_failures_option(p)
     p.add_argument("--force", action="store_true", help="import even when OUT_DIR is up to date")
     p.set_defaults(func=_import_ali)
@@ -69,12 +78,14 @@ def register(subparsers) -> None:
     p.add_argument("ali_dir", metavar="ALI_DIR", help="dir with ali.tid.ark and final.mdl")
     p.add_argument("tree_dir", metavar="TREE_DIR")
     p.add_argument("--lang", required=True, help="lang dir (roots.txt, sets, extra_questions, topo)")
-    p.add_argument("--num-leaves", type=int, default=1500, help="target number of leaves (pdfs)")
-    p.add_argument("--context-width", type=int, default=3, help="N: 3 = triphone, 1 = monophone")
-    p.add_argument("--central-position", type=int, default=None, help="P (default N // 2)")
-    p.add_argument("--min-count", type=float, default=50.0, help="minimum frames on each side of a split")
+    p.add_argument("--num-leaves", type=positive_int, default=1500, help="target number of leaves (pdfs)")
+    p.add_argument("--context-width", type=positive_int, default=3, help="N: 3 = triphone, 1 = monophone")
+    p.add_argument("--central-position", type=non_negative_int, default=None, help="P (default N // 2)")
+    p.add_argument("--min-count", type=non_negative_float, default=50.0, help="minimum frames on each side of a split")
     p.add_argument("--thresh", type=float, default=0.0, help="minimum likelihood gain of a split")
-    p.add_argument("--cmvn", default="speaker", choices=["speaker", "utterance", "global", "online", "none"])
+    p.add_argument("--cmvn", default="speaker", choices=["speaker", "utterance", "global", "online", "none"],
+                   help="mean/variance normalisation of the features before the statistics are accumulated: per "
+                   "speaker (DATA_DIR/cmvn.scp), per utterance, one global one, online (moving window) or none")
     p.add_argument("--ci-phones", default=None, metavar="LIST",
                    help="colon-separated ids of context-independent phones, whose states are shared across "
                         "contexts (Kaldi acc-tree-stats --ci-phones); default: the lang's "
@@ -103,7 +114,7 @@ def register(subparsers) -> None:
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--graph-dir", help="Kaldi graph dir (HCLG.fst, words.txt, phones.txt, disambig_tid.int) to "
                    "import with the model")
-    p.add_argument("--tolerance", type=int, default=1, help="frames of length mismatch to pad/trim")
+    p.add_argument("--tolerance", type=non_negative_int, default=1, help="frames of length mismatch to pad/trim")
     add_max_failures_option(p)
     p.add_argument("--force", action="store_true", help="import even when OUT_DIR is up to date")
     p.set_defaults(func=_import_kaldi_exp)
@@ -144,21 +155,27 @@ def register(subparsers) -> None:
     p.add_argument("loglikes", metavar="LOGLIKES", help="Kaldi matrix ark or scp of per-pdf log-likelihoods "
                    "(left out with --model-dir)")
     p.add_argument("out_dir", metavar="OUT_DIR", nargs="?")
-    p.add_argument("--lang", required=True)
+    p.add_argument("--lang", required=True, help="lang dir (L.fst, phones.txt, words.txt, topo) of the transcripts")
     p.add_argument("--tree-dir", help="tree + final.mdl (default: --model-dir when it has them, else a "
                    "monophone model from --lang)")
     p.add_argument("--model-dir", help="acoustic model dir (model.safetensors, model.yaml, log_priors.npy): "
                    "align with its log p(s|x) - log p(s)")
-    p.add_argument("--nj", type=int, default=1, help="parallel jobs with --model-dir (one torch thread each)")
+    p.add_argument("--nj", type=positive_int, default=1, help="parallel jobs with --model-dir (one torch thread each)")
     p.add_argument("--map-oov", action="store_true", help="with --model-dir: map words missing from the "
                    "lexicon to the lang's OOV word (oov.txt) instead of stopping with the list of them")
-    p.add_argument("--max-duration", type=float, default=None, help="with --model-dir: skip (and count) "
+    p.add_argument("--max-duration", type=positive_float, default=None, help="with --model-dir: skip (and count) "
                    "utterances longer than this many seconds")
-    p.add_argument("--acoustic-scale", type=float, default=0.1)
-    p.add_argument("--transition-scale", type=float, default=1.0)
-    p.add_argument("--self-loop-scale", type=float, default=0.1)
-    p.add_argument("--beam", type=float, default=10.0)
-    p.add_argument("--retry-beam", type=float, default=40.0)
+    p.add_argument("--acoustic-scale", type=positive_float, default=0.1,
+                   help="weight of the log-likelihoods against the transition costs (Kaldi's --acoustic-scale)")
+    p.add_argument("--transition-scale", type=non_negative_float, default=1.0,
+                   help="weight of the log transition probabilities, self-loops aside (Kaldi's --transition-scale)")
+    p.add_argument("--self-loop-scale", type=non_negative_float, default=0.1,
+                   help="weight of the log self-loop probabilities (Kaldi's --self-loop-scale)")
+    p.add_argument("--beam", type=positive_float, default=10.0,
+                   help="Viterbi search beam (cost units); an utterance whose path falls out of it is retried")
+    p.add_argument("--retry-beam", type=positive_float, default=40.0,
+                   help="the wider beam of the retry (LOGLIKES: then an unpruned search; --model-dir: then the "
+                   "utterance is skipped and counted)")
     p.add_argument("--edge-silence", action="store_true",
                    help="with --model-dir: every utterance's path begins and ends with silence (by default "
                    "silence is optional there, as in L.fst); for recordings known to start and end in silence")
@@ -182,14 +199,14 @@ def register(subparsers) -> None:
     p.add_argument("lang_dir", metavar="LANG_DIR")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--tree-dir", help="tree + final.mdl to align with (default: monophone model from LANG_DIR)")
-    p.add_argument("--shortest", type=int, metavar="N", help="only the N shortest utterances (as Kaldi's "
+    p.add_argument("--shortest", type=positive_int, metavar="N", help="only the N shortest utterances (as Kaldi's "
                    "subset_data_dir.sh --shortest for monophone training)")
-    p.add_argument("--nj", type=int, default=1, help="parallel jobs")
+    p.add_argument("--nj", type=positive_int, default=1, help="parallel jobs")
     p.add_argument("--seed", type=int, default=0, help="added to each utterance's random seed")
     p.add_argument("--silence", choices=["edges", "random"], default="edges",
                    help="path through the graph: edges = silence at the start and end only, pronunciation "
                    "variants at random; random = Kaldi's EqualAlign (optional silences and variants at random)")
-    p.add_argument("--max-duration", type=float, default=None, help="skip (and count) utterances longer than "
+    p.add_argument("--max-duration", type=positive_float, default=None, help="skip (and count) utterances longer than "
                    "this many seconds")
     p.add_argument("--map-oov", action="store_true", help="map words missing from the lexicon to the lang's "
                    "OOV word (oov.txt) instead of stopping with the list of them")
@@ -214,8 +231,11 @@ def register(subparsers) -> None:
                    "spn, sp, <sil>)")
     p.add_argument("--frame-convention", choices=["center", "kaldi"], default="center",
                    help="time of frame boundaries (center: between window centres, as import-ali; kaldi: k*shift)")
-    p.add_argument("--frame-shift", type=float, default=0.01)
-    p.add_argument("--frame-length", type=float, default=0.025)
+    p.add_argument("--frame-shift", type=positive_float, default=0.01,
+                   help="seconds between the starts of consecutive frames of an alignment dir")
+    p.add_argument("--frame-length", type=positive_float, default=0.025,
+                   help="seconds of audio in one frame (with --frame-convention center, frame k stands for "
+                   "k*shift + length/2)")
     p.add_argument("--json", help="also write the figures (and mean/median absolute and signed boundary error, "
                    "a histogram of the signed error in frames) as JSON here")
     p.set_defaults(func=_compare_ali)
@@ -349,6 +369,10 @@ def _compare_ali(args) -> int:
         silence_phones_of_lang,
     )
 
+    if args.json:
+        from asr.io.atomic import check_distinct_output
+
+        check_distinct_output(args.json, args.ref, args.hyp)
     sil = list(DEFAULT_SILENCE_PHONES) + (silence_phones_of_lang(args.lang) if args.lang else [])
     res = compare_alignments(args.ref, args.hyp, sil, args.frame_convention, args.frame_shift, args.frame_length)
     for line in res.lines():
@@ -383,6 +407,14 @@ def _ali_stats(args) -> int:
 
     from asr.align.inspect import ali_stats, format_stats
 
+    if args.json:
+        from pathlib import Path
+
+        from asr.io.atomic import check_distinct_output
+
+        check_distinct_output(args.json, *(Path(args.ali_dir) / n for n in ("ali.tid.ark", "final.mdl", "phones.ark",
+                                                                            "phones.txt")),
+                              Path(args.lang) / "phones.txt" if args.lang else None)
     names = _phone_names(args.ali_dir, args.lang)
     base = (lambda n: re.sub(r"_[BEIS]$", "", n)) if args.base_phones else None
     rows = ali_stats(args.ali_dir, names, base)

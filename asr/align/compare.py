@@ -28,6 +28,9 @@ Figures (over the utterances in both):
   early from late. With 10 ms CTM times and the ``center`` convention an exact alignment is
   at −2.5 ms (the frame grid's boundaries are at 10k + 7.5 ms). ``--json`` adds a histogram
   in whole frames.
+
+Two sides of different phone sets (more than half of one side's non-silence phone tokens
+missing from the other, e.g. lower-cased names) are an error, not figures.
 """
 
 from __future__ import annotations
@@ -136,6 +139,7 @@ def compare_alignments(ref, hyp, silence_phones=None, convention: str = "center"
     common = sorted(set(r) & set(h))
     if not common:
         raise AlignmentError(f"{ref} and {hyp} have no utterance in common")
+    _check_phone_sets(ref, [r[u] for u in common], hyp, [h[u] for u in common])
     from asr.score.align import align_many
 
     steps = align_many([(r[u].labels, h[u].labels) for u in common], rule="align-text")
@@ -169,6 +173,25 @@ def compare_alignments(ref, hyp, silence_phones=None, convention: str = "center"
     within = {ms: int((np.abs(err) <= ms + 1e-6).sum()) for ms in TOLERANCES_MS}
     return Comparison(len(common), n_bound, within, frames, agree, err[np.isfinite(err)],
                       len(set(r) - set(h)), len(set(h) - set(r)))
+
+
+def _check_phone_sets(ref, ref_segs: list[Segments], hyp, hyp_segs: list[Segments], max_share: float = 0.5) -> None:
+    """AlignmentError when more than ``max_share`` of one side's non-silence phone tokens are
+    phones the other side never has (two phone sets, e.g. lower-cased names): the figures
+    would measure the naming, not the boundaries."""
+    from collections import Counter
+
+    sides = [(name, Counter(x for s in segs for x in s.labels if x != SILENCE))
+             for name, segs in ((ref, ref_segs), (hyp, hyp_segs))]
+    for (name, mine), (other_name, other) in (sides, sides[::-1]):
+        absent = sum(n for p, n in mine.items() if p not in other)
+        if absent > max_share * sum(mine.values()):
+            only = sorted(set(mine) - set(other), key=lambda p: -mine[p])[:5]
+            only_other = sorted(set(other) - set(mine), key=lambda p: -other[p])[:5]
+            raise AlignmentError(
+                f"{name}: {100 * absent / sum(mine.values()):.0f} % of its phones are not in {other_name} "
+                f"(only in {name}: {' '.join(only)}; only in {other_name}: {' '.join(only_other) or '-'}): "
+                "not one phone set")
 
 
 def _histogram_frames(err_ms: np.ndarray, frame_ms: float = 10.0, span: int = 5) -> dict[str, int]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.errors import AlignmentError, FormatError, ModelError
+from asr.errors import AlignmentError, DataDirError, FormatError, ModelError
 from asr.failures import DEFAULT_MAX_FAILURES
 
 log = logging.getLogger(__name__)
@@ -148,9 +148,9 @@ class ForcedAligner:
         import kaldi_decoder
         import kaldifst
 
-        if loglik.ndim != 2 or loglik.shape[1] < self.tm.num_pdfs:
-            raise AlignmentError(f"utterance {utt}: log-likelihood matrix {loglik.shape} has fewer columns "
-                                 f"than the {self.tm.num_pdfs} pdfs")
+        if loglik.ndim != 2 or loglik.shape[1] != self.tm.num_pdfs:
+            raise AlignmentError(f"utterance {utt}: log-likelihood matrix {loglik.shape} does not have one column "
+                                 f"per pdf of the model ({self.tm.num_pdfs})")
         hclg, graph_tids = self.graph(word_ids)
         mat = np.ascontiguousarray(self.acoustic_scale * loglik[:, self.tm.tid2pdf[graph_tids]], dtype=np.float32)
         # the last try is an unpruned Viterbi search (the graph of one utterance is small)
@@ -238,20 +238,24 @@ def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: f
     text = read_text(data_dir)
     if not text:
         raise AlignmentError(f"{data_dir}/text: missing or empty (forced alignment needs transcripts)")
-    num_frames = {}
     try:
         num_frames = read_num_frames(data_dir)
-    except Exception:  # frame counts are only a check here
-        pass
+    except DataDirError:  # neither utt2num_frames nor feats.scp: frame counts are only a check here
+        num_frames = {}
     mapper = LabelMapper(lang)
     prior = None
     if log_priors is not None:  # the matrices are log posteriors: subtract log p(s)
         prior = _read_log_priors(log_priors, tm.num_pdfs)
     results, excluded = {}, []
     stats = {"utterances": 0, "aligned": 0, "retried": 0, "unpruned": 0, "oov_words": 0, "failed": 0, "no_transcript": 0,
-             "frames": 0, "length_mismatch": 0}
+             "no_loglikes": 0, "frames": 0, "length_mismatch": 0}
+    seen = set()
     for utt, ll in tqdm(read_matrices(loglikes), desc="align", unit="utt", disable=None, leave=False):
         stats["utterances"] += 1
+        seen.add(utt)
+        if ll.ndim != 2 or ll.shape[1] != tm.num_pdfs:  # another model's log-likelihoods: nothing aligns right
+            raise AlignmentError(f"{ll_path}: utterance {utt}: {ll.shape[-1]} columns, but the model has "
+                                 f"{tm.num_pdfs} pdfs (log-likelihoods of another model?)")
         if utt not in text:
             stats["no_transcript"] += 1
             excluded.append((utt, "no transcript"))
@@ -277,6 +281,10 @@ def align_dir(data_dir, loglikes, out_dir, lang_dir, tree_dir, acoustic_scale: f
         results[utt] = tids
         stats["aligned"] += 1
         stats["frames"] += len(tids)
+    for utt in sorted(set(text) - seen, key=lambda u: u.encode("utf-8")):
+        stats["utterances"] += 1
+        stats["no_loglikes"] += 1
+        excluded.append((utt, f"no log-likelihoods in {ll_path}"))
     utts = sorted(results, key=lambda u: u.encode("utf-8"))
     failures = Failures("align", stats["utterances"], excluded)
     failures.check(max_failures, AlignmentError, f"{out} not written")

@@ -162,10 +162,13 @@ def import_alignments(
     if fmt not in FORMATS:
         raise AlignmentError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
     data_dir, out = Path(data_dir), Path(out_dir)
+    if fmt == "kaldi":
+        mdl = _kaldi_mdl(sources, mdl)
     options = {"format": fmt, "tolerance": tolerance, "convention": convention, "frame_shift": frame_shift,
                "frame_length": frame_length, "reorder": reorder, "phone_tier": phone_tier, "word_tier": word_tier}
     inputs = {"options": options, "sources": [_source_hash(s) for s in sources], "lang": path_hash(lang_dir), "tree_dir": _model_hash(tree_dir),
-              "mdl": path_hash(mdl), "words_ctm": path_hash(words_ctm), "phone_map": path_hash(phone_map),
+              "mdl": [path_hash(mdl), path_hash(mdl.parent / "tree")] if fmt == "kaldi" else path_hash(mdl),
+              "words_ctm": path_hash(words_ctm), "phone_map": path_hash(phone_map),
               "utt2num_frames": path_hash(data_dir / "utt2num_frames"), "feats.scp": path_hash(data_dir / "feats.scp"),
               "text": path_hash(data_dir / "text"), **(extra_inputs or {})}
     if not force and AliDir.up_to_date(out, kind, inputs):
@@ -282,13 +285,15 @@ def _import_timed(fmt, data_dir, sources, lang, tree, tm, num_frames, stats, wor
 
     from asr.align.compile import AlignmentCompiler, fix_short_segments
     from asr.align.labels import LabelMapper
-    from asr.align.timed import expected_frames, intervals_to_frames, read_ctm
+    from asr.align.timed import expected_frames, first_overlap, intervals_to_frames, read_ctm
 
     if fmt == "ctm":
         phone_ivs: dict = {}
         for s in sources:
             for utt, ivs in read_ctm(s).items():
                 phone_ivs.setdefault(utt, []).extend(ivs)
+        for ivs in phone_ivs.values():  # an utterance in several CTMs
+            ivs.sort(key=lambda iv: iv.start)
         word_ivs = read_ctm(words_ctm) if words_ctm else {}
     else:
         phone_ivs, word_ivs = _gather_textgrids(sources, phone_tier, word_tier)
@@ -302,6 +307,10 @@ def _import_timed(fmt, data_dir, sources, lang, tree, tm, num_frames, stats, wor
         ivs = phone_ivs.get(utt)
         if not ivs:
             stats.exclude(utt, "no_alignment", "no phone labels for this utterance")
+            continue
+        overlap = first_overlap(ivs, shift / 2)  # rounded times (speed-perturbed CTMs) overlap a little
+        if overlap:
+            stats.exclude(utt, "overlap", overlap)
             continue
         T = num_frames[utt]
         n_exp = expected_frames(max(iv.end for iv in ivs), shift, length)
@@ -390,20 +399,26 @@ def _iter_arks(files: list[Path]):
             yield utt, arr
 
 
+def _kaldi_mdl(sources: list[str], mdl) -> Path:
+    """The final.mdl of Kaldi alignments: ``mdl``, or the one next to the first alignment file
+    (its tree, when there is one beside it, is the output's tree)."""
+    if mdl is not None:
+        return Path(mdl)
+    cand = _expand_sources(sources, "ali.*")[0].parent / "final.mdl"
+    if not cand.exists():
+        raise ModelError("--mdl is needed (no final.mdl next to the alignments)")
+    return cand
+
+
 def _import_kaldi(sources, mdl, lang, tree_dir, num_frames, stats, tolerance, reorder):
     from asr.align.compile import AlignmentCompiler
-    from asr.hmm.kaldi_ali import ali_to_phones, check_tids, split_to_phones
+    from asr.hmm.kaldi_ali import ali_to_phones, check_path, check_tids, split_to_phones
     from asr.hmm.transition_model import TransitionModel
     from asr.hmm.tree import ContextDependency
 
     files = _expand_sources(sources, "ali.*")
-    if mdl is None:
-        cand = files[0].parent / "final.mdl"
-        if not cand.exists():
-            raise ModelError("--mdl is needed (no final.mdl next to the alignments)")
-        mdl = cand
     src_tm = TransitionModel.read(mdl)
-    src_tree_path = Path(mdl).parent / "tree"
+    src_tree_path = mdl.parent / "tree"
     src_tree = ContextDependency.read(src_tree_path) if src_tree_path.exists() else None
     if tree_dir is not None:
         tree, tm = load_model(lang, tree_dir)
@@ -419,6 +434,11 @@ def _import_kaldi(sources, mdl, lang, tree_dir, num_frames, stats, tolerance, re
             ali = check_tids(src_tm, ali, utt)
         except AlignmentError as e:
             stats.exclude(utt, "bad_tid", str(e))
+            continue
+        try:
+            check_path(src_tm, ali, utt)
+        except AlignmentError as e:
+            stats.exclude(utt, "not_a_path", str(e))
             continue
         T = num_frames[utt]
         if abs(len(ali) - T) > tolerance:

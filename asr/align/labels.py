@@ -32,6 +32,8 @@ class LabelMapper:
         for w, prons in lang.align_lexicon.items():
             self.prons[w] = [(tuple(lang.base_phone(names[p]) for p in pr), tuple(pr)) for pr in prons]
         self.oov = lang.words.get(lang.oov_word)
+        # label names a CTM/TextGrid may use: phones, and base phones when positions are parsed
+        self.known = set(self.phones) | ({lang.base_phone(n) for n in self.phones} if self.positional else set())
 
     def map_label(self, label: str | None) -> str:
         if label is None:
@@ -59,9 +61,9 @@ class LabelMapper:
         names = [self.map_label(lab) for lab in labels]
         if all(n in self.phones for n in names):
             return [self.phones[n] for n in names]
-        if not self.positional:
-            bad = sorted({n for n in names if n not in self.phones})
-            raise AlignmentError(f"utterance {utt}: phone(s) {bad[:5]} not in phones.txt")
+        unknown = sorted({n for n in names if n not in self.known})
+        if unknown:
+            raise AlignmentError(f"utterance {utt}: phone(s) {' '.join(unknown[:5])} not in phones.txt")
         if words is not None:
             ids = self._parse_with_words(names, words)
             if ids is not None:

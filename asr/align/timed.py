@@ -34,6 +34,18 @@ class Interval:
     start: float
     end: float
     label: str
+    where: str = ""  # "file:line" of a CTM line (for messages)
+
+
+def first_overlap(ivs: list[Interval], tolerance: float) -> str | None:
+    """The first two of ``ivs`` (sorted by start) that overlap by more than ``tolerance``
+    seconds (rounded times overlap a little), as a message; None when none do (one
+    utterance's phones follow each other, maybe with gaps)."""
+    for a, b in zip(ivs, ivs[1:]):
+        if b.start < a.end - tolerance:
+            return (f"{b.where or 'phone'} {b.label} at {b.start:g}-{b.end:g} s overlaps {a.where or 'phone'} "
+                    f"{a.label} at {a.start:g}-{a.end:g} s")
+    return None
 
 
 def read_ctm(path: str | os.PathLike) -> dict[str, list[Interval]]:
@@ -52,7 +64,7 @@ def read_ctm(path: str | os.PathLike) -> dict[str, list[Interval]]:
                 raise FormatError(f"{path}:{lineno}: start/duration are not numbers") from None
             if start < 0 or dur < 0 or not math.isfinite(start + dur):
                 raise FormatError(f"{path}:{lineno}: negative or non-finite time")
-            out.setdefault(t[0], []).append(Interval(start, start + dur, t[4]))
+            out.setdefault(t[0], []).append(Interval(start, start + dur, t[4], f"{path}:{lineno}"))
     for ivs in out.values():
         ivs.sort(key=lambda iv: iv.start)
     return out
@@ -140,7 +152,7 @@ def intervals_to_frames(ivs: list[Interval], num_frames: int, convention: str = 
     Each interval keeps its place even when no frame point falls in it (length 0, to be
     lengthened later); gaps between intervals that contain frame points come back as
     ``None`` (optional silence). The first interval absorbs frames before it, the last
-    those after it."""
+    those after it. The intervals must not overlap (``first_overlap``)."""
     if not ivs or num_frames <= 0:
         return [], np.zeros(0, np.int64)
     labels: list[str | None] = []

@@ -18,6 +18,47 @@ def check_tids(tm: TransitionModel, ali: np.ndarray, utt: str) -> np.ndarray:
     return ali
 
 
+def check_path(tm: TransitionModel, ali: np.ndarray, utt: str) -> np.ndarray:
+    """Raise AlignmentError unless ``ali`` (transition-ids in range) is a path through the
+    phones' HMMs of ``tm``: each visit of an HMM state is its self-loops and one forward
+    transition, all of one transition state (Kaldi's reordered form: the forward transition
+    first); a visit enters the state the previous forward transition went to, or state 0 of
+    a phone after a phone's final transition; the last visit ends its phone. Transition-ids
+    of another model fail here though they are in range. Vectorised over frames."""
+    ali = np.asarray(ali, dtype=np.int32)
+    n = len(ali)
+    if n == 0:
+        return ali
+    loop = tm.is_self_loop[ali]
+    if is_reordered(tm, ali):
+        new = ~loop  # a visit starts with its forward transition
+        last_fw = np.maximum.accumulate(np.where(loop, -1, np.arange(n)))
+        prev = np.concatenate([[-1], last_fw[:-1]])  # the forward transition before each frame
+        end = last_fw[-1]
+    else:
+        new = np.concatenate([[True], ~loop[:-1]])  # a visit starts after a forward transition
+        prev = np.arange(-1, n - 1)
+        end = n - 1 if not loop[-1] else -1
+    tstate, state, phone = tm.tid2tstate[ali], tm.tid2hmm_state[ali], tm.tid2phone[ali]
+    p = np.maximum(prev, 0)
+    entered = np.where(tm.is_final[ali[p]], state == 0, (phone == phone[p]) & (state == tm.tid2dest[ali[p]]))
+    ok = np.where(new, np.where(prev >= 0, entered, state == 0), (prev >= 0) & (tstate == tstate[p]))
+    bad = np.flatnonzero(~ok)
+
+    def desc(i: int) -> str:
+        return f"transition-id {ali[i]} (phone {phone[i]}, HMM state {state[i]})"
+
+    if len(bad):
+        i = int(bad[0])
+        after = f"after {desc(int(prev[i]))}" if prev[i] >= 0 else "at the start"
+        raise AlignmentError(f"utterance {utt}: frame {i}: {desc(i)} {after} is not a path through the HMMs "
+                             "(alignments of another final.mdl?)")
+    if end < 0 or not tm.is_final[ali[end]]:
+        raise AlignmentError(f"utterance {utt}: the alignment ends inside a phone, with {desc(n - 1)} "
+                             "(alignments of another final.mdl?)")
+    return ali
+
+
 def ali_to_pdf(tm: TransitionModel, ali: np.ndarray, utt: str = "?") -> np.ndarray:
     """Kaldi ``ali-to-pdf``: the pdf of each transition-id."""
     return tm.tid2pdf[check_tids(tm, ali, utt)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -35,14 +36,17 @@ class _Stream:
     """A file read in blocks: the memory an ark needs is one block and one entry, never the
     whole file (alignment arks of large corpora are hundreds of MB)."""
 
-    def __init__(self, f):
-        self.f = f
+    def __init__(self, f, path: Path):
+        self.f, self.path = f, path
         self.buf = b""
         self.pos = 0
         self.newlines_dropped = 0  # newlines in the part of the file already dropped (line numbers)
 
     def more(self) -> bool:
-        chunk = self.f.read(_BLOCK)
+        try:
+            chunk = self.f.read(_BLOCK)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+            raise FormatError(f"{self.path}: truncated or corrupt gzip file ({e})") from None
         if not chunk:
             return False
         if self.pos:
@@ -88,7 +92,7 @@ def iter_int_ark(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     reading the file in blocks."""
     path = Path(path)
     with _open(path) as f:
-        s = _Stream(f)
+        s = _Stream(f, path)
         entry = 0
         while s.skip_space():
             entry += 1

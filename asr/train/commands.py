@@ -12,6 +12,7 @@ def _paragraphs(text: str, width: int = 88) -> str:
 
 
 def register(subparsers) -> None:
+    from asr.cli import positive_float, positive_int
     from asr.failures import add_max_failures_option
 
     p = subparsers.add_parser(
@@ -88,11 +89,12 @@ def register(subparsers) -> None:
     q.add_argument("out", metavar="OUT_NPY", nargs="?", default=None,
                    help="output .npy (default: MODEL_DIR/log_priors.npy with --model-dir)")
     q.add_argument("--model-dir", default=None, help="write MODEL_DIR/log_priors.npy; also gives num_pdfs")
-    q.add_argument("--num-pdfs", type=int, default=None,
+    q.add_argument("--num-pdfs", type=positive_int, default=None,
                    help="number of pdfs (default: model dir's model.yaml, or file num_pdfs next to ALI_ARK)")
     q.add_argument("--silence-pdfs", default=None, metavar="FILE",
                    help="silence pdf ids, one per line (default: silence_pdfs.int next to ALI_ARK if present)")
-    q.add_argument("--silence-factor", type=float, default=2.7, help="divide silence counts by this (default 2.7)")
+    q.add_argument("--silence-factor", type=positive_float, default=2.7,
+                   help="divide silence counts by this (default 2.7)")
     q.add_argument("--floor", type=float, default=1e-8, help="minimum prior before renormalising (default 1e-8)")
     q.set_defaults(func=run_compute_priors)
 
@@ -336,7 +338,7 @@ def run_compute_priors(args: argparse.Namespace) -> int:
     import numpy as np
 
     from asr.errors import ConfigError
-    from asr.io.atomic import atomic_write
+    from asr.io.atomic import atomic_write, check_distinct_output
     from asr.io.int_ark import iter_int_ark
     from asr.train.priors import count_pdfs, log_priors_from_counts, read_int_list
 
@@ -362,6 +364,7 @@ def run_compute_priors(args: argparse.Namespace) -> int:
     if sil_file is None and (Path(args.ali).parent / "silence_pdfs.int").is_file():
         sil_file = str(Path(args.ali).parent / "silence_pdfs.int")
         log.info("silence pdfs from %s", sil_file)
+    check_distinct_output(out, args.ali, sil_file)
     sil = read_int_list(sil_file) if sil_file else []
     if not sil:
         log.warning("no silence pdfs: priors are plain state frequencies")
