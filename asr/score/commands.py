@@ -66,9 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("ref", metavar="REF", help="reference text")
     p.add_argument("hyp", metavar="HYP", help="hypothesis text of system 1")
     p.add_argument("hyp2", metavar="HYP2", nargs="?", default=None, help="hypothesis text of system 2")
-    p.add_argument("--mode", choices=("all", "present"), default="all",
-                   help="reference utterances without a hypothesis: all = scored as empty; "
-                        "present = left out (from both systems)")
+    p.add_argument("--mode", choices=("strict", "present", "all"), default="strict",
+                   help="reference utterances missing from a HYP (as compute-wer): strict = error; "
+                        "present = left out (from both systems); all = scored as empty")
     p.add_argument("--replications", type=int, default=10000, help="bootstrap draws")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws")
     p.add_argument("--names", default="Set1,Set2", help="names of the two systems in the output")
@@ -119,6 +119,6 @@ def run_compute_wer_bootci(args: argparse.Namespace) -> int:
         raise ConfigError(f"--names wants two comma-separated names, got {args.names!r}")
     hyp2 = read_text(args.hyp2) if args.hyp2 else None
     c = compare(read_text(args.ref), read_text(args.hyp), hyp2, replications=args.replications, seed=args.seed,
-                mode=args.mode)
+                mode=args.mode, ref_name=args.ref, hyp_names=(args.hyp, args.hyp2))
     print("\n".join(c.lines(names)))
     return 0
