@@ -235,6 +235,15 @@ def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys, caplog):
     rc = main(["score-lattices", "--words", str(words), "--lmwt", "10", "--wip", "0.0", str(test_data), str(test_dec)])
     assert (test_dec / "hyp.txt").read_text() == "u3 a b c\n"
     assert (test_dec / "wer").read_text().startswith("%WER 50.00 [ 1 / 2, 1 ins, 0 del, 0 sub ]")
+    assert json.loads((test_dec / "scoring" / "fixed.json").read_text())["wip"] == "0.0"  # the pair is recorded
+    # scoring fails (a lattice for an utterance the text lacks): nothing is written, in either mode
+    (test_data / "text").write_text("u9 a b\n")
+    before = {p: p.read_bytes() for p in test_dec.rglob("*") if p.is_file()}
+    for pair in (["--lmwt", "12", "--wip", "0.5"], ["--lmwt", "9:10", "--wip", "0.5"]):
+        rc = main(["score-lattices", "--words", str(words), *pair, str(test_data), str(test_dec)])
+        err = capsys.readouterr().err
+        assert rc == 1 and "not in the reference" in err and "hyp_" not in err and len(err.splitlines()) == 1
+        assert {p: p.read_bytes() for p in test_dec.rglob("*") if p.is_file()} == before
     # bad input
     rc = main(["score-lattices", "--words", str(words), "--lmwt", "x:y", str(test_data), str(test_dec)])
     assert rc == 1 and "bad LM weight" in capsys.readouterr().err

@@ -17,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "acoustic/LMWT) -> DECODE_DIR/scoring/hyp_LMWT_WIP.txt and DECODE_DIR/wer_LMWT_WIP; "
             "the best pair -> DECODE_DIR/scoring/{best_wer,lmwt,wip,best_hyp.txt}; prints the "
             "best %WER line. Fixed pair (--lmwt N --wip P with single values, or --best-from "
-            "DEV_DECODE_DIR): DECODE_DIR/hyp.txt and, when DATA_DIR/text exists, DECODE_DIR/wer. "
+            "DEV_DECODE_DIR): DECODE_DIR/hyp.txt and, when DATA_DIR/text exists, DECODE_DIR/wer, with the pair "
+            "in DECODE_DIR/scoring/fixed.json (asr results checks it against dev's choice). Nothing is written "
+            "when scoring fails. "
             "The chosen pair's per-utterance alignments and per-speaker table: "
             "DECODE_DIR/scoring/wer_details/{per_utt,per_spk}."
         ),
@@ -81,7 +83,7 @@ def run_score_lattices(args: argparse.Namespace) -> int:
     else:
         lmwts, wips = ls.parse_lmwts(args.lmwt), ls.parse_wips(args.wip)
     if len(lmwts) == 1 and len(wips) == 1:
-        res = ls.apply_fixed(args.data_dir, args.decode_dir, lmwts[0], wips[0], words, args.mode)
+        res = ls.apply_fixed(args.data_dir, args.decode_dir, lmwts[0], wips[0], words, args.mode, args.best_from)
         if res is not None:
             sys.stdout.write(format_summary(res))
         return 0
