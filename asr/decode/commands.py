@@ -118,6 +118,7 @@ def _transcribe(args) -> int:
         raise ConfigError("'-' (raw PCM on stdin) needs --stream")
     if args.audio.count("-") > 1:
         raise ConfigError("'-' can be given once")
+    _check_unique_ids(args.audio, args.stdin_id)
     ctm_out = None
     try:
         if args.ctm not in (None, "-"):
@@ -134,6 +135,22 @@ def _transcribe(args) -> int:
 
         os.replace(args.ctm + ".tmp", args.ctm)
     return rc
+
+
+def _check_unique_ids(audio: list[str], stdin_id: str) -> None:
+    """Refuse two inputs with the same output id (the file name without its extension; '-':
+    --stdin-id): their transcripts could not be told apart."""
+    from pathlib import Path
+
+    from asr.errors import ConfigError
+
+    seen: dict[str, str] = {}
+    for a in audio:
+        uid = stdin_id if a == "-" else Path(a).stem
+        if uid in seen:
+            raise ConfigError(f"{seen[uid]} and {a} have the same id {uid!r} (the file name without its extension): "
+                              "rename one")
+        seen[uid] = a
 
 
 def _transcribe_files(args, ctm_out) -> int:

@@ -290,7 +290,7 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
     (``normalise_utterance``). An empty, unreadable, too short
     or NaN file is an error for that file; digital silence (no sample reaches one int16 step)
     transcribes as no words, with a warning."""
-    from asr.data.audio import extract, load_recording
+    from asr.data.audio import check_transcribable, extract, load_recording
     from asr.features.make_fbank import compute_features
     from asr.features.reader import normalise_utterance
     from asr.threads import set_torch_threads
@@ -304,8 +304,7 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
         uid = Path(p).stem
         try:
             audio = load_recording(p)
-            if len(audio.samples) == 0:
-                raise AudioError(f"{p}: empty audio (0 samples)")
+            check_transcribable(p, len(audio.samples), audio.rate, fbank, int((~np.isfinite(audio.samples)).sum()))
             if audio.samples.shape[1] > 1:
                 log.info("%s: %d channels: using %s (--channel)", p, audio.samples.shape[1],
                          "their average" if channel == -1 else f"channel {channel}")
