@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 
+from asr.cli import DefaultsHelpFormatter
+
 from asr.failures import add_max_failures_option
 
-_F = argparse.ArgumentDefaultsHelpFormatter
+_F = DefaultsHelpFormatter
 
 
 def register(subparsers) -> None:

@@ -4,6 +4,8 @@ rescoring and the LM-weight sweep that follows it; library code in this package)
 from __future__ import annotations
 
 import argparse
+
+from asr.cli import DefaultsHelpFormatter
 import sys
 
 
@@ -23,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "The chosen pair's per-utterance alignments and per-speaker table: "
             "DECODE_DIR/scoring/wer_details/{per_utt,per_spk}."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="e.g.: asr score-lattices data/dev exp/lstmp/decode_dev; then "
+        "asr score-lattices --best-from exp/lstmp/decode_dev data/test exp/lstmp/decode_test",
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with the reference `text`")
     p.add_argument("decode_dir", metavar="DECODE_DIR", help="decode dir with lat.<job>.gz")
@@ -53,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "`asr score-lattices` on OUT_DECODE_DIR. E.g.: asr lmrescore --old-lm exp/lm/lm5_pruned.arpa "
             "--new-lm exp/lm/lm5.arpa exp/lstmp/decode_test exp/lstmp/decode_test_rescore"
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("in_dir", metavar="IN_DECODE_DIR")
     p.add_argument("out_dir", metavar="OUT_DECODE_DIR")
