@@ -3,8 +3,6 @@ align-equal, compare-ali, ali-stats, plot-ali."""
 
 from __future__ import annotations
 
-import argparse
-
 from asr.cli import DefaultsHelpFormatter
 
 from asr.failures import add_max_failures_option

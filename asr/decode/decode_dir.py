@@ -23,7 +23,7 @@ import numpy as np
 
 from asr.decode.model import Recognizer, Timing
 from asr.decode.search import SearchConfig
-from asr.errors import AsrError, AudioError, DecodeError
+from asr.errors import AsrError, DecodeError
 from asr.failures import DEFAULT_MAX_FAILURES, Failures
 from asr.threads import default_threads, set_torch_threads
 from asr.io.atomic import atomic_dir, atomic_write_text, check_replaceable
