@@ -47,6 +47,17 @@ COMMAND_PACKAGES = (
 )
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """The commands' help formatter: an option's default is appended to its help unless the
+    help already states it (``(default ...``) or there is none (``None``: the help says what
+    happens then), so no default is printed twice."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr",

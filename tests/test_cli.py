@@ -26,6 +26,22 @@ def test_every_subcommand_has_help():
         assert e.value.code == 0, name
 
 
+@pytest.mark.parametrize("name", ["compute-wer-bootci", "make-graph", "transcribe", "serve", "make-lm", "prune-lm",
+                                  "lm-ppl", "make-g", "score-lattices", "compute-wer", "results"])
+def test_help_has_usage_example_every_option_explained_no_doubled_default(name, capsys):
+    import re
+
+    with pytest.raises(SystemExit):
+        main([name, "--help"])
+    out = capsys.readouterr().out
+    assert re.search(r"\be\.g\.", out, re.I), name
+    assert "%%" not in out
+    opts = re.split(r"\n  (?=-)", out.split("options:", 1)[1])
+    assert not [o for o in opts if o.count("(default") > 1], name
+    bare = [o for o in opts if o.strip() and len(re.sub(r"\(default: [^)]*\)", "", o).split()) <= 2]  # an option without help
+    assert not bare, (name, bare)
+
+
 def test_no_command_is_usage_error(capsys):
     assert main([]) == 2
 

@@ -235,6 +235,15 @@ def test_score_lattices_sweep_picks_right_pair(tmp_path, capsys, caplog):
     rc = main(["score-lattices", "--words", str(words), "--lmwt", "10", "--wip", "0.0", str(test_data), str(test_dec)])
     assert (test_dec / "hyp.txt").read_text() == "u3 a b c\n"
     assert (test_dec / "wer").read_text().startswith("%WER 50.00 [ 1 / 2, 1 ins, 0 del, 0 sub ]")
+    assert json.loads((test_dec / "scoring" / "fixed.json").read_text())["wip"] == "0.0"  # the pair is recorded
+    # scoring fails (a lattice for an utterance the text lacks): nothing is written, in either mode
+    (test_data / "text").write_text("u9 a b\n")
+    before = {p: p.read_bytes() for p in test_dec.rglob("*") if p.is_file()}
+    for pair in (["--lmwt", "12", "--wip", "0.5"], ["--lmwt", "9:10", "--wip", "0.5"]):
+        rc = main(["score-lattices", "--words", str(words), *pair, str(test_data), str(test_dec)])
+        err = capsys.readouterr().err
+        assert rc == 1 and "not in the reference" in err and "hyp_" not in err and len(err.splitlines()) == 1
+        assert {p: p.read_bytes() for p in test_dec.rglob("*") if p.is_file()} == before
     # bad input
     rc = main(["score-lattices", "--words", str(words), "--lmwt", "x:y", str(test_data), str(test_dec)])
     assert rc == 1 and "bad LM weight" in capsys.readouterr().err
@@ -264,3 +273,52 @@ def test_epsilon_arcs_and_empty_lattices(lms):
     bp = best_path(r.rescore(lat))
     assert bp.words.tolist() == [1, 3]
     assert bp.graph == pytest.approx(lm_cost(new, ["a", "c"]) - lm_cost(old, ["a", "c"]), abs=1e-4)
+
+
+def _decode_dir(tmp_path, lats, words=WORDS, info=None):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "words.txt").write_text("".join(f"{w} {i}\n" for i, w in enumerate(words)))
+    write_lattices(d / "lat.1.gz", lats)
+    if info is not None:
+        (d / "decode.json").write_text(json.dumps(info))
+    return d
+
+
+def test_old_lm_must_be_the_recorded_first_pass_lm(tmp_path, lms, capsys):
+    from asr.io.fingerprint import file_hash
+
+    old, _ = lms
+    d = _decode_dir(tmp_path, [("utt1", first_pass_lattice(old))],
+                    info={"lattice_jobs": 1, "lm_sha256": file_hash(tmp_path / "old.arpa")})
+    rc = main(["lmrescore", "--old-lm", str(tmp_path / "new.arpa"), "--new-lm", str(tmp_path / "new.arpa"),
+               str(d), str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "new.arpa is not the LM the lattices" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    assert main(["lmrescore", "--old-lm", str(tmp_path / "old.arpa"), "--new-lm", str(tmp_path / "new.arpa"),
+                 str(d), str(tmp_path / "out")]) == 0
+    # the rescored lattices hold the new LM's scores: it is the --old-lm of a further rescoring
+    info = json.loads((tmp_path / "out" / "decode.json").read_text())
+    assert info["lm_sha256"] == file_hash(tmp_path / "new.arpa")
+
+
+def test_lattice_words_missing_from_new_lm_are_counted(tmp_path, lms, capsys, caplog):
+    old, _ = lms
+    words = WORDS + ["zebra", "<unk>"]
+    (tmp_path / "unk.arpa").write_text(OLD_ARPA.replace("ngram 1=5", "ngram 1=6").replace("-0.7 c -0.3", "-0.7 c -0.3\n-2.0 <unk>"))
+    few = [("u1", Lattice.linear([1, 2])), ("u2", Lattice.linear([1, 4, 2]))]  # 1 of 5 word arcs missing
+    d = _decode_dir(tmp_path, few, words)
+    rc = main(["lmrescore", "--old-lm", str(tmp_path / "unk.arpa"), "--new-lm", str(tmp_path / "unk.arpa"),
+               str(d), str(tmp_path / "out")])
+    assert rc == 0
+    assert "1 of 5 lattice word arcs" in caplog.text and "zebra" in caplog.text
+    many = tmp_path / "many"
+    many.mkdir()
+    (many / "words.txt").write_text((d / "words.txt").read_text())
+    write_lattices(many / "lat.1.gz", [("u1", Lattice.linear([4, 4, 1]))])  # 2 of 3 missing: another vocabulary
+    rc = main(["lmrescore", "--old-lm", str(tmp_path / "unk.arpa"), "--new-lm", str(tmp_path / "unk.arpa"),
+               str(many), str(tmp_path / "out2")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "unk.arpa: 2 of 3 lattice word arcs" in err and "another vocabulary" in err
+    assert not (tmp_path / "out2").exists()

@@ -88,6 +88,41 @@ def test_make_g(files):
     bad.write_text("".join(f"{w} {i}\n" for i, w in enumerate(words[:-3])))
     assert main(["make-g", str(arpa), str(bad), str(d / "G2.fst")]) == 1
     assert not (d / "G2.fst").exists()
+    # a gzipped ARPA is read as make-graph reads it: the same G
+    import gzip
+
+    with gzip.open(d / "lm.arpa.gz", "wb") as f:
+        f.write(arpa.read_bytes())
+    assert main(["make-g", str(d / "lm.arpa.gz"), str(wt), str(d / "Gz.fst")]) == 0
+    assert (d / "Gz.fst").read_bytes() == g.read_bytes()
+
+
+@pytest.mark.parametrize("damage", ["count", "no_end", "truncated"])
+def test_make_g_malformed_arpa_is_a_one_line_error(files, damage):
+    """kaldilm aborts its process on a malformed ARPA: make-g reports it as make-graph does."""
+    pytest.importorskip("kaldilm")
+    d, train, _ = files
+    arpa = d / "lm.arpa"
+    assert main(["make-lm", "--order", "2", str(train), str(arpa)]) == 0
+    text = arpa.read_text()
+    bad = d / f"{damage}.arpa"
+    bad.write_text({"count": re.sub(r"ngram 2=(\d+)", lambda m: f"ngram 2={int(m.group(1)) - 3}", text),
+                    "no_end": text.replace("\\end\\", ""),
+                    "truncated": text[: len(text) * 2 // 3]}[damage])
+    words = ["<eps>", "<unk>"] + sorted(set(TRAIN.split())) + ["#0", "<s>", "</s>"]
+    wt = d / "words.txt"
+    wt.write_text("".join(f"{w} {i}\n" for i, w in enumerate(words)))
+    p = subprocess.run([sys.executable, "-m", "asr", "make-g", str(bad), str(wt), str(d / "G.fst")],
+                       capture_output=True, text=True)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.count("\n") == 1 and f"{bad}: arpa2fst failed: " in p.stderr
+    assert not (d / "G.fst").exists() and not [x for x in d.iterdir() if x.name.startswith("tmp")]
+    from asr.errors import GraphError
+    from asr.graph.mkgraph import make_g
+
+    with pytest.raises(GraphError) as e:  # make-graph's G: the same message
+        make_g(bad, wt)
+    assert p.stderr.strip() == f"asr make-g: error: {e.value}"
 
 
 @pytest.mark.parametrize("argv", [

@@ -239,6 +239,34 @@ def test_transcribe_stream_cli(tones, tmp_path):
     assert r.returncode == 1 and b"needs --stream" in r.stderr
 
 
+def test_transcribe_checks_audio_alike_offline_and_streaming(tones, tmp_path):
+    import soundfile as sf
+
+    md = tones["model_dir"]
+    sf.write(tmp_path / "zero.wav", np.zeros(0, np.float32), 16000)
+    sf.write(tmp_path / "short.wav", np.full(100, 0.1, np.float32), 16000)  # under one 25 ms frame
+    sf.write(tmp_path / "ok.wav", tone_audio(tones, ["CAT"]), 16000)
+    errs = {}
+    for mode in ([], ["--stream"]):
+        r = _asr("transcribe", "--model-dir", md, *mode, tmp_path / "zero.wav", tmp_path / "short.wav", tmp_path / "ok.wav")
+        assert r.returncode == 1 and r.stdout.decode().splitlines() == ["ok CAT"]
+        errs[bool(mode)] = [ln for ln in r.stderr.decode().splitlines() if ln.startswith("asr transcribe: error:")]
+    assert errs[True] == errs[False] and len(errs[True]) == 2
+    assert errs[True][0] == f"asr transcribe: error: {tmp_path / 'zero.wav'}: empty audio (0 samples)"
+    assert f"{tmp_path / 'short.wav'}: too short for one frame (100 samples at 16000 Hz" in errs[True][1]
+    r = _asr("transcribe", "--model-dir", md, "--stream", "-", stdin=b"\0\0" * 50)
+    assert r.returncode == 1 and b"stdin: too short for one frame (50 samples" in r.stderr
+    # two inputs with the same id: refused before anything is transcribed
+    (tmp_path / "a1").mkdir(), (tmp_path / "a2").mkdir()
+    for d in ("a1", "a2"):
+        sf.write(tmp_path / d / "x.wav", tone_audio(tones, ["CAT"]), 16000)
+    for mode in ([], ["--stream"]):
+        r = _asr("transcribe", "--model-dir", md, *mode, tmp_path / "a1" / "x.wav", tmp_path / "a2" / "x.wav")
+        err = r.stderr.decode().strip().splitlines()
+        assert r.returncode == 1 and r.stdout == b"" and len(err) == 1
+        assert "a2/x.wav have the same id 'x'" in err[0]
+
+
 def test_partials_on_a_terminal(tones):
     from asr.online.recognizer import OnlineModel
     from asr.online.stream_input import transcribe_stream

@@ -170,6 +170,32 @@ def test_decode_redone_only_when_an_input_changed(world, tmp_path, caplog):
     assert (dec / "decode.json").stat().st_mtime_ns != first
 
 
+def test_changed_text_rescores_the_kept_decode(world, tmp_path, caplog):
+    """The transcript does not change the search: the decode is kept, its wer is rescored."""
+    import json
+
+    data = copy(world.feats, tmp_path / "data")
+    dec = tmp_path / "dec"
+    args = ["decode", "--no-progress", "--model-dir", str(world.model), str(data), str(dec)]
+    caplog.set_level(logging.INFO)
+    assert main(args) == 0
+    assert (dec / "wer").read_text().startswith("%WER 0.00")
+    hyp = (dec / "hyp.txt").read_text()
+    lines = (data / "text").read_text().splitlines()
+    utt, *words = lines[0].split()
+    (data / "text").write_text("\n".join([f"{utt} {' '.join(words)} EXTRA"] + lines[1:]) + "\n")
+    caplog.clear()
+    assert main(args) == 0
+    assert "is up to date" in _log_text(caplog) and "rescored its hyp.txt" in _log_text(caplog)
+    assert (dec / "hyp.txt").read_text() == hyp
+    wer = (dec / "wer").read_text()
+    assert not wer.startswith("%WER 0.00") and " 1 del" in wer.splitlines()[0]
+    assert json.loads((dec / "decode.json").read_text())["wer"] == wer.splitlines()[0]
+    caplog.clear()
+    assert main(args) == 0  # now in step: nothing rescored
+    assert "rescored" not in _log_text(caplog)
+
+
 def test_make_graph_and_pack_skip_when_up_to_date(world, tmp_path, caplog):
     from asr.graph.mkgraph import make_graph
     from asr.nnet.model_dir import ModelDir

@@ -30,6 +30,8 @@ def make_exp(root, name, dev_wer, test_wer, dev_acc, rescored=True):
     (exp / "decode_test").mkdir()
     (exp / "decode_test" / "wer").write_text(f"%WER {test_wer:.2f} [ 3 / 100, 1 ins, 1 del, 1 sub ]\n%SER 5.00 [ 1 / 20 ]\n")
     (exp / "decode_test" / "decode.json").write_text(json.dumps({"rtf": 0.042}))
+    (exp / "decode_test" / "scoring").mkdir()  # score-lattices --best-from decode_dev records the pair
+    (exp / "decode_test" / "scoring" / "fixed.json").write_text(json.dumps({"lmwt": 10.0, "wip": "0.5"}))
     return exp, count_parameters(model)["total"]
 
 
@@ -64,6 +66,20 @@ def test_results_table_json_and_best_link(tmp_path, capsys):
     assert "| dnn | " in text and "n/a" in text
     assert link.is_symlink() and os.readlink(link) == "lstmp/final"
     assert (link / "model.yaml").is_file()
+
+
+def test_results_refuses_a_test_wer_at_another_pair_than_devs(tmp_path, capsys, caplog):
+    a, _ = make_exp(tmp_path, "lstmp", 5.0, 6.0, 0.8, rescored=False)
+    fixed = a / "decode_test" / "scoring" / "fixed.json"
+    fixed.write_text(json.dumps({"lmwt": 12.0, "wip": "0.0"}))
+    rc = main(["results", "--markdown", str(tmp_path / "R.md"), f"lstmp={a}"])
+    err = capsys.readouterr().err
+    assert rc == 1 and len(err.strip().splitlines()) == 1
+    assert f"{a / 'decode_test'}/wer was scored at LMWT 12 WIP 0.0, not at the pair {a / 'decode_dev'} chose" in err
+    assert not (tmp_path / "R.md").exists()
+    fixed.unlink()  # no recorded pair (asr decode's own wer): flagged
+    assert main(["results", "--markdown", str(tmp_path / "R.md"), f"lstmp={a}"]) == 0
+    assert "decode_test/wer records no LMWT/WIP" in caplog.text
 
 
 def test_results_rejects_bad_spec(capsys):

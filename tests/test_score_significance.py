@@ -86,11 +86,18 @@ def test_bootstrap_intervals_and_paired_difference():
     assert compare(ref, h1, h2, replications=500, seed=7) == compare(ref, h1, h2, replications=500, seed=7)
 
 
-def test_cli_lines_and_bad_input(tmp_path, capsys):
+def test_cli_lines_and_bad_input(tmp_path, capsys, caplog):
     ref, h1, h2 = corpus(2, 100, 0.2, 0.2)
     del h2["spk1-0001"]  # missing: an empty hypothesis in mode all
     r, a, b = (write_text(tmp_path / n, t) for n, t in (("ref", ref), ("a", h1), ("b", h2)))
-    assert main(["compute-wer-bootci", "--replications", "500", "--names", "lstmp,dnn", r, a, b]) == 0
+    # as compute-wer --mode: strict (default) refuses the missing utterance, naming the HYP file
+    assert main(["compute-wer-bootci", "--replications", "500", r, a, b]) == 1
+    err = capsys.readouterr().err
+    assert f"{b}: no hypothesis for utterance 'spk1-0001' (--mode strict)" in err and len(err.splitlines()) == 1
+    assert main(["compute-wer-bootci", "--replications", "500", "--mode", "present", r, a, b]) == 0
+    assert f"{b}: 1 reference utterance(s) have no hypothesis (--mode present: skipped)" in caplog.text
+    capsys.readouterr()
+    assert main(["compute-wer-bootci", "--mode", "all", "--replications", "500", "--names", "lstmp,dnn", r, a, b]) == 0
     out = capsys.readouterr().out.splitlines()
     assert re.fullmatch(r"lstmp: %WER \d+\.\d\d 95% Conf Interval \[ \d+\.\d\d, \d+\.\d\d \] \(\d+ / \d+\)", out[0])
     assert out[1].startswith("dnn: %WER") and out[2].startswith("Difference lstmp - dnn: %WER")
@@ -98,5 +105,6 @@ def test_cli_lines_and_bad_input(tmp_path, capsys):
     assert main(["compute-wer-bootci", r, a]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1
     h1["zz-extra"] = ["x"]
-    assert main(["compute-wer-bootci", r, write_text(tmp_path / "c", h1)]) == 1
-    assert "not in the reference" in capsys.readouterr().err
+    c = write_text(tmp_path / "c", h1)
+    assert main(["compute-wer-bootci", r, a, c]) == 1
+    assert f"{c}: 1 hypothesis utterance(s) not in the reference {r}, e.g. 'zz-extra'" in capsys.readouterr().err

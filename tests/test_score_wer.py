@@ -156,12 +156,16 @@ def test_kaldi_style_arguments_and_stdin(tmp_path):
     assert p.stdout.splitlines()[0] == "%WER 50.00 [ 2 / 4, 0 ins, 2 del, 0 sub ]"
 
 
-def test_empty_reference_prints_like_kaldi(tmp_path, capsys):
+def test_reference_without_words_is_an_error(tmp_path, capsys):
     ref = write_text(tmp_path / "ref", [("u1", [])])
     hyp = write_text(tmp_path / "hyp", [("u1", ["x"])])
-    assert run_cli(capsys, ref, hyp)[1].splitlines()[:2] == ["%WER inf [ 1 / 0, 1 ins, 0 del, 0 sub ]",
-                                                            "%SER 100.00 [ 1 / 1 ]"]
-    assert run_cli(capsys, ref, ref)[1].splitlines()[0] == "%WER -nan [ 0 / 0, 0 ins, 0 del, 0 sub ]"
+    for h in (hyp, ref):  # Kaldi prints %WER inf / -nan and succeeds; there is no rate to report
+        rc, out, err = run_cli(capsys, ref, h)
+        assert rc == 1 and out == "" and err.strip() == f"asr compute-wer: error: {ref}: the reference has no words to score"
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    rc, out, err = run_cli(capsys, empty, empty)
+    assert rc == 1 and "empty.txt: the reference has no words to score" in err
 
 
 def test_modes_and_partial(tmp_path, capsys):

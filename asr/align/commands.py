@@ -3,12 +3,12 @@ align-equal, compare-ali, ali-stats, plot-ali."""
 
 from __future__ import annotations
 
-import argparse
+from asr.cli import DefaultsHelpFormatter
 
 from asr.cli import non_negative_float, non_negative_int, positive_float, positive_int
 from asr.failures import add_max_failures_option
 
-_F = argparse.ArgumentDefaultsHelpFormatter
+_F = DefaultsHelpFormatter
 
 
 def register(subparsers) -> None:

@@ -76,6 +76,19 @@ def load_recording(spec: str | os.PathLike, utt: str | None = None) -> Recording
     return Recording(samples, int(rate))
 
 
+def check_transcribable(name: str, num_samples: int, rate: int, fbank, nonfinite: int = 0) -> None:
+    """The checks of every audio input of ``asr transcribe`` (offline and --stream alike):
+    an AudioError naming it (``name``: the file) when it has no samples, NaN/inf samples, or
+    fewer than one feature frame of ``fbank`` (the model's FbankComputer) once at its rate."""
+    if num_samples == 0:
+        raise AudioError(f"{name}: empty audio (0 samples)")
+    if nonfinite:
+        raise AudioError(f"{name}: the audio has {nonfinite} NaN/inf samples")
+    if fbank.num_frames(int(num_samples * fbank.sample_rate / rate)) == 0:
+        raise AudioError(f"{name}: too short for one frame ({num_samples} samples at {rate} Hz; one frame is "
+                         f"{1000.0 * fbank.frame_length / fbank.sample_rate:g} ms)")
+
+
 def read_audio(
     path_or_pipe: str | os.PathLike,
     target_rate: int | None = 16000,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from asr.cli import DefaultsHelpFormatter
 import sys
 
 from asr.failures import add_max_failures_option
@@ -31,7 +33,7 @@ def register(subparsers) -> None:
         "options. DECODE_DIR is written at once; when it was decoded from the same model dir, graph, features "
         "and options it is left as it is (--force decodes again). Utterances that fail are skipped and "
         "counted. E.g.: asr decode --model-dir exp/lstmp/final --nj 2 --lattices data/test exp/lstmp/decode_test",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("decode_dir", metavar="DECODE_DIR")
@@ -59,7 +61,7 @@ def register(subparsers) -> None:
         "warning. A file that cannot be used (unreadable, 0 samples, too short for one frame, NaN samples) "
         "gets a one-line error on stderr and is counted; the others are still transcribed, and the exit code "
         "is 1. E.g.: asr transcribe --model-dir exp/final a.wav b.flac",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     t.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files; with --stream also '-' (raw PCM on stdin)")
     search_options(t)
@@ -118,6 +120,7 @@ def _transcribe(args) -> int:
         raise ConfigError("'-' (raw PCM on stdin) needs --stream")
     if args.audio.count("-") > 1:
         raise ConfigError("'-' can be given once")
+    _check_unique_ids(args.audio, args.stdin_id)
     ctm_out = None
     try:
         if args.ctm not in (None, "-"):
@@ -134,6 +137,22 @@ def _transcribe(args) -> int:
 
         os.replace(args.ctm + ".tmp", args.ctm)
     return rc
+
+
+def _check_unique_ids(audio: list[str], stdin_id: str) -> None:
+    """Refuse two inputs with the same output id (the file name without its extension; '-':
+    --stdin-id): their transcripts could not be told apart."""
+    from pathlib import Path
+
+    from asr.errors import ConfigError
+
+    seen: dict[str, str] = {}
+    for a in audio:
+        uid = stdin_id if a == "-" else Path(a).stem
+        if uid in seen:
+            raise ConfigError(f"{seen[uid]} and {a} have the same id {uid!r} (the file name without its extension): "
+                              "rename one")
+        seen[uid] = a
 
 
 def _transcribe_files(args, ctm_out) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 
 from asr.decode.model import Recognizer, Timing
 from asr.decode.search import SearchConfig
-from asr.errors import AsrError, AudioError, DecodeError
+from asr.errors import AsrError, DecodeError
 from asr.failures import DEFAULT_MAX_FAILURES, Failures
 from asr.threads import default_threads, set_torch_threads
 from asr.io.atomic import atomic_dir, atomic_write_text, check_replaceable
@@ -115,7 +115,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
         inputs = dd.decode_inputs(model_dir, graph_dir or Path(model_dir) / "graph", data_dir, options)
         if not force and dd.up_to_date(decode_dir, inputs):
             log.info("%s is up to date (same model dir, graph, features and options); skipping", decode_dir)
-            return dict(dd.DecodeDir.load(decode_dir).info, skipped=True)
+            return dict(rescore_if_text_changed(decode_dir, data_dir), skipped=True)
     rec = Recognizer(model_dir, graph_dir, cfg, word_times=ctm)
     reader = FeatureReader(data_dir, cmvn=rec.cmvn_mode, global_stats=rec.md.global_cmvn_stats())
     utts = list(reader.utt_ids)
@@ -201,17 +201,47 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
             "rtf": round((total.forward_s + total.search_s) / audio_s, 5) if audio_s else None,
             "wall_seconds": round(time.perf_counter() - t_start, 3),
             "lattice_jobs": nj if lattices else 0, "words_sha256": rec.gdir.words_hash(), "inputs": inputs,
+            dd.LM_KEY: (rec.gdir.info or {}).get("inputs", {}).get("lm"),
         }
-        text = data_dir / "text"
-        if text.is_file():
-            from asr.score.wer import format_summary, read_text, score_texts
-
-            res = score_texts(read_text(text), {u: hyps[u] for u in order}, mode="all")
-            summary = format_summary(res)
-            atomic_write_text(tmp / "wer", summary if summary.endswith("\n") else summary + "\n")
-            info["wer"] = summary.splitlines()[0]
+        write_wer(tmp, data_dir, {u: hyps[u] for u in order}, info)
         atomic_write_text(tmp / "decode.json", json.dumps(info, indent=1) + "\n")
     log.info(failures.summary())
+    return info
+
+
+def write_wer(out_dir: Path, data_dir: Path, hyps: dict[str, list[str]], info: dict) -> None:
+    """OUT_DIR/wer of ``hyps`` against DATA_DIR/text (every reference utterance scored; none
+    without a text), with its %WER line and the text's SHA-256 in ``info`` (decode.json)."""
+    from asr.io.fingerprint import file_hash
+    from asr.score.wer import format_summary, read_text, score_texts
+
+    text = data_dir / "text"
+    info.pop("wer", None)
+    info["text_sha256"] = file_hash(text) if text.is_file() else None
+    if info["text_sha256"] is None:
+        (out_dir / "wer").unlink(missing_ok=True)
+        return
+    summary = format_summary(score_texts(read_text(text), hyps, mode="all", ref_name=str(text), hyp_name="hyp.txt"))
+    atomic_write_text(out_dir / "wer", summary if summary.endswith("\n") else summary + "\n")
+    info["wer"] = summary.splitlines()[0]
+
+
+def rescore_if_text_changed(decode_dir: Path, data_dir: Path) -> dict:
+    """The decode.json of an up-to-date DECODE_DIR, after rescoring its hyp.txt into ``wer``
+    when DATA_DIR/text changed since it was scored (the transcript does not change the
+    search, so the decode is kept)."""
+    from asr.io.fingerprint import file_hash
+    from asr.lattice import decode_dir as dd
+    from asr.score.wer import read_text
+
+    info = dd.DecodeDir.load(decode_dir).info
+    text = data_dir / "text"
+    if info.get("text_sha256", "unrecorded") == (file_hash(text) if text.is_file() else None):
+        return info
+    write_wer(decode_dir, data_dir, read_text(decode_dir / dd.HYP), info)
+    atomic_write_text(decode_dir / dd.INFO, json.dumps(info, indent=1) + "\n")
+    log.info("%s changed since %s was scored: rescored its hyp.txt (%s)", text, decode_dir,
+             info.get("wer") or "no text: wer removed")
     return info
 
 
@@ -240,7 +270,7 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
     (``normalise_utterance``). An empty, unreadable, too short
     or NaN file is an error for that file; digital silence (no sample reaches one int16 step)
     transcribes as no words, with a warning."""
-    from asr.data.audio import extract, load_recording
+    from asr.data.audio import check_transcribable, extract, load_recording
     from asr.features.make_fbank import compute_features
     from asr.features.reader import normalise_utterance
     from asr.threads import set_torch_threads
@@ -254,8 +284,7 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
         uid = Path(p).stem
         try:
             audio = load_recording(p)
-            if len(audio.samples) == 0:
-                raise AudioError(f"{p}: empty audio (0 samples)")
+            check_transcribable(p, len(audio.samples), audio.rate, fbank, int((~np.isfinite(audio.samples)).sum()))
             if audio.samples.shape[1] > 1:
                 log.info("%s: %d channels: using %s (--channel)", p, audio.samples.shape[1],
                          "their average" if channel == -1 else f"channel {channel}")

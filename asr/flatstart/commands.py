@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from asr.cli import DefaultsHelpFormatter
 
 from asr.failures import add_max_failures_option
 
@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         "OUT/work), whose final/ is the last network's model dir (with tree and final.mdl: `asr align "
         "--model-dir OUT/work/final` aligns dev/test data) and log/ the output of every command. Example: asr"
         " flat-start --nj 2 data/train data/lang exp/ali_train_flat",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("data_dir", metavar="DATA_DIR", help="training data dir with text, feats.scp, cmvn.scp")
     p.add_argument("lang_dir", metavar="LANG_DIR", help="lang dir (L.fst, topo, phones/, oov.txt)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from asr.cli import DefaultsHelpFormatter
 
 
 def register(subparsers) -> None:
@@ -18,14 +18,18 @@ def register(subparsers) -> None:
         "whose tree/transition model differs). GRAPH_DIR is replaced only when the build succeeded; when it "
         "is complete and was built from the same inputs and options, nothing is done (--force rebuilds). "
         "E.g.: asr make-graph data/lang exp/tree exp/lm/lm5_pruned.arpa exp/graph",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("lang_dir", metavar="LANG_DIR", help="lang dir (L_disambig.fst, words.txt, phones.txt, phones/)")
     p.add_argument("tree_dir", metavar="TREE_DIR", help="dir with tree and final.mdl")
     p.add_argument("lm", metavar="LM", help="ARPA LM (.arpa or .arpa.gz) or an OpenFst G.fst")
     p.add_argument("graph_dir", metavar="GRAPH_DIR")
-    p.add_argument("--transition-scale", type=float, default=1.0)
-    p.add_argument("--self-loop-scale", type=float, default=0.1)
+    p.add_argument("--transition-scale", type=float, default=1.0,
+                   help="scale of the HMM transition log-probabilities on H's forward arcs (Kaldi mkgraph.sh "
+                   "--transition-scale)")
+    p.add_argument("--self-loop-scale", type=float, default=0.1,
+                   help="scale of the HMM self-loop log-probabilities when self-loops are added (Kaldi "
+                   "mkgraph.sh --self-loop-scale; 0.1 for chain-free hybrid models, 1.0 for chain models)")
     p.add_argument("--fst-type", choices=("const", "vector"), default="const",
                    help="OpenFst type of HCLG.fst (const decodes faster)")
     p.add_argument("--force", action="store_true", help="rebuild even when GRAPH_DIR is up to date")

@@ -18,8 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +29,7 @@ from asr.graph.fst_arrays import FstArrays
 from asr.graph.h_transducer import make_h_transducer
 from asr.graph.self_loops import add_self_loops
 from asr.io.atomic import atomic_dir, atomic_write_text, check_replaceable
+from asr.lm.grammar_fst import compile_arpa
 
 log = logging.getLogger(__name__)
 
@@ -67,24 +66,8 @@ def make_g(lm_path: str | os.PathLike, words_txt: str | os.PathLike) -> FstArray
     if "#0" not in read_symbols(words_txt):
         raise GraphError(f"{words_txt}: no #0 symbol (needed for G's back-off arcs)")
     with tempfile.TemporaryDirectory(dir=fa_mod._tmp_dir()) as tmp:
-        src = lm_path
-        if str(lm_path).endswith(".gz"):
-            import gzip
-
-            src = Path(tmp) / "lm.arpa"
-            with gzip.open(lm_path, "rb") as fi, open(src, "wb") as fo:
-                shutil.copyfileobj(fi, fo)
-        out = Path(tmp) / "G.fst"
-        # kaldilm aborts the process on a bad ARPA file, so it runs in a child process.
-        code = ("import sys, kaldilm; kaldilm.arpa2fst(sys.argv[1], sys.argv[2], disambig_symbol='#0', "
-                "read_symbol_table=sys.argv[3], max_arpa_warnings=0)")
-        proc = subprocess.run([sys.executable, "-c", code, str(src), str(out), str(words_txt)],
-                              capture_output=True, text=True)
-        if proc.returncode != 0 or not out.exists():
-            errs = [ln.strip() for ln in proc.stderr.splitlines() if ln.startswith("[E]") or "rror" in ln]
-            why = errs[-1] if errs else (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-            raise GraphError(f"{lm_path}: arpa2fst failed: {why.removeprefix('[E] ')}")
-        return fa_mod.read_fst(out)
+        compile_arpa(lm_path, words_txt, Path(tmp) / "G.fst")
+        return fa_mod.read_fst(Path(tmp) / "G.fst")
 
 
 def _cpu_seconds() -> float:

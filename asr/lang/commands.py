@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from asr.cli import DefaultsHelpFormatter
 
 
 def register(subparsers) -> None:
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
         "DICT_DIR holds lexicon.txt or lexiconp.txt, silence_phones.txt, nonsilence_phones.txt, "
         "optional_silence.txt and optionally extra_questions.txt. LANG_DIR gets phones.txt, words.txt "
         "(with #0 <s> </s>), topo, L.fst, L_disambig.fst, oov.txt/oov.int and phones/*.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("dict_dir", metavar="DICT_DIR")
     p.add_argument("lang_dir", metavar="LANG_DIR")

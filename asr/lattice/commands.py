@@ -4,6 +4,8 @@ rescoring and the LM-weight sweep that follows it; library code in this package)
 from __future__ import annotations
 
 import argparse
+
+from asr.cli import DefaultsHelpFormatter
 import sys
 
 
@@ -17,11 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "acoustic/LMWT) -> DECODE_DIR/scoring/hyp_LMWT_WIP.txt and DECODE_DIR/wer_LMWT_WIP; "
             "the best pair -> DECODE_DIR/scoring/{best_wer,lmwt,wip,best_hyp.txt}; prints the "
             "best %WER line. Fixed pair (--lmwt N --wip P with single values, or --best-from "
-            "DEV_DECODE_DIR): DECODE_DIR/hyp.txt and, when DATA_DIR/text exists, DECODE_DIR/wer. "
+            "DEV_DECODE_DIR): DECODE_DIR/hyp.txt and, when DATA_DIR/text exists, DECODE_DIR/wer, with the pair "
+            "in DECODE_DIR/scoring/fixed.json (asr results checks it against dev's choice). Nothing is written "
+            "when scoring fails. "
             "The chosen pair's per-utterance alignments and per-speaker table: "
             "DECODE_DIR/scoring/wer_details/{per_utt,per_spk}."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="e.g.: asr score-lattices data/dev exp/lstmp/decode_dev; then "
+        "asr score-lattices --best-from exp/lstmp/decode_dev data/test exp/lstmp/decode_test",
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with the reference `text`")
     p.add_argument("decode_dir", metavar="DECODE_DIR", help="decode dir with lat.<job>.gz")
@@ -51,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "`asr score-lattices` on OUT_DECODE_DIR. E.g.: asr lmrescore --old-lm exp/lm/lm5_pruned.arpa "
             "--new-lm exp/lm/lm5.arpa exp/lstmp/decode_test exp/lstmp/decode_test_rescore"
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("in_dir", metavar="IN_DECODE_DIR")
     p.add_argument("out_dir", metavar="OUT_DECODE_DIR")
@@ -81,7 +87,7 @@ def run_score_lattices(args: argparse.Namespace) -> int:
     else:
         lmwts, wips = ls.parse_lmwts(args.lmwt), ls.parse_wips(args.wip)
     if len(lmwts) == 1 and len(wips) == 1:
-        res = ls.apply_fixed(args.data_dir, args.decode_dir, lmwts[0], wips[0], words, args.mode)
+        res = ls.apply_fixed(args.data_dir, args.decode_dir, lmwts[0], wips[0], words, args.mode, args.best_from)
         if res is not None:
             sys.stdout.write(format_summary(res))
         return 0

@@ -6,10 +6,13 @@ Files::
                     ``inputs`` (SHA-256 of what it was decoded from: the model dir's model.yaml,
                     the graph's graph.json or HCLG.fst, feats.scp, cmvn.scp; the options),
                     ``words_sha256`` (the graph's words.txt: the lattices' word ids),
-                    ``lattice_jobs`` (number of lat.<job>.gz files, 0 without lattices)
+                    ``lattice_jobs`` (number of lat.<job>.gz files, 0 without lattices),
+                    ``lm_sha256`` (the LM the graph was built from, from its graph.json; after
+                    ``asr lmrescore`` at scale 1 the new LM's: what ``--old-lm`` must be)
     hyp.txt         1-best (asr decode; asr score-lattices writes it for a rescored dir)
     lat.<job>.gz    word lattices, job = 1..lattice_jobs
-    wer             when the data dir has a text
+    wer             when the data dir has a text (decode.json's ``text_sha256`` records which:
+                    an up-to-date decode whose text changed is rescored, not decoded again)
     words.txt       (lmrescore output) the word table of the lattices
 
 A whole decode dir is written at once (``asr.io.atomic.atomic_dir``), so a failed run never
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 
 INFO = "decode.json"
 HYP = "hyp.txt"
+LM_KEY = "lm_sha256"  # SHA-256 of the LM whose scores the lattices' graph costs hold
 
 
 @dataclass
@@ -94,6 +98,20 @@ class DecodeDir:
         if file_hash(words) != recorded:
             raise DecodeError(f"{words} is not the word table the lattices of {self.path} were made with "
                               f"({self.path / INFO} records words.txt {recorded[:12]}; the graph's words.txt)")
+
+
+    def check_lm(self, lm: str | os.PathLike, lm_hash: str) -> None:
+        """Refuse an LM (``lm_hash``: its SHA-256) other than the one whose scores the lattices
+        hold (the first-pass LM the graph was built from, or the LM of an earlier rescoring at
+        scale 1), when recorded."""
+        recorded = self.info.get(LM_KEY)
+        if recorded is None:
+            log.info("%s records no first-pass LM fingerprint: --old-lm %s not checked", self.path, lm)
+            return
+        if lm_hash != recorded:
+            raise DecodeError(f"{lm} is not the LM the lattices of {self.path} were made with "
+                              f"({self.path / INFO} records LM {recorded[:12]}, this file is {lm_hash[:12]}); "
+                              "--old-lm must be the first-pass LM the graph was built from")
 
 
 def up_to_date(path: str | os.PathLike, inputs: dict[str, Any]) -> bool:

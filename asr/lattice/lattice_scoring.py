@@ -9,7 +9,9 @@ the chosen pair, ``scoring/best_hyp.txt`` its hypotheses, ``scoring/sweep.json``
 the choice, its acoustic scale (1 / LMWT) and whether it lies on an edge of the grid
 (``lmwt_at_edge``, ``wip_at_edge``: the optimum may then be outside; a warning is logged).
 Ties go to the first pair in (WIP, LMWT) order. A fixed pair (the one chosen on dev, applied to test) writes
-``DECODE_DIR/hyp.txt`` (and ``DECODE_DIR/wer`` when the data dir has a ``text``).
+``DECODE_DIR/hyp.txt`` (and ``DECODE_DIR/wer`` when the data dir has a ``text``), with the pair in
+``DECODE_DIR/scoring/fixed.json`` (``asr results`` checks it against dev's choice). Either mode scores
+every pair before writing, so a failed run (e.g. hypotheses for utterances the text lacks) writes nothing.
 
 Unlike Kaldi's score.sh (``compute-wer --mode=present``), by default reference utterances
 without a hypothesis (no lattice, or no successful path) are scored as empty hypotheses
@@ -135,20 +137,21 @@ def decode_best_paths(decode_dir, weights: list[tuple[float, float]], words: lis
 
 def sweep(data_dir, decode_dir, lmwts: list[float], wips: list[str], words: list[str],
           mode: str = "all") -> SweepResult:
-    """Score all (LMWT, WIP) pairs, write Kaldi-style files, return the best."""
+    """Score all (LMWT, WIP) pairs, write Kaldi-style files, return the best. Every pair is
+    scored before anything is written: a failure leaves the decode dir as it was."""
     decode_dir = Path(decode_dir)
-    ref = read_text(Path(data_dir) / "text")
+    text = Path(data_dir) / "text"
+    ref = read_text(text)
     pairs = [(lmwt, wip) for wip in wips for lmwt in lmwts]
     hyps = decode_best_paths(decode_dir, [(l, float(w)) for l, w in pairs], words)
+    scored = [(lmwt, wip, hyp, score_texts(ref, hyp, mode=mode, ref_name=str(text),
+                                           hyp_name=_best_paths_name(decode_dir, lmwt, wip)))
+              for (lmwt, wip), hyp in zip(pairs, hyps)]
     best: SweepResult | None = None
-    lines = []
-    for (lmwt, wip), hyp in zip(pairs, hyps):
+    for lmwt, wip, hyp, res in scored:
         name = f"{format_lmwt(lmwt)}_{wip}"
         write_table(decode_dir / "scoring" / f"hyp_{name}.txt", ((u, " ".join(w)) for u, w in hyp.items()))
-        res = score_texts(ref, hyp, mode=mode, ref_name=str(Path(data_dir) / "text"), hyp_name=f"hyp_{name}.txt")
-        summary = format_summary(res)
-        atomic_write_text(decode_dir / f"wer_{name}", summary)
-        lines.append(f"{summary.splitlines()[0]} {decode_dir / f'wer_{name}'}")
+        atomic_write_text(decode_dir / f"wer_{name}", format_summary(res))
         if best is None or _rate(res) < _rate(best.wer):
             best = SweepResult(lmwt, wip, res, hyp)
     assert best is not None
@@ -196,20 +199,49 @@ def _rate(res: WerResult) -> float:
     return res.errors / res.num_words if res.num_words else float(res.errors)
 
 
-def apply_fixed(data_dir, decode_dir, lmwt: float, wip: str, words: list[str], mode: str = "all") -> WerResult | None:
+def _best_paths_name(decode_dir: Path, lmwt: float, wip: str) -> str:
+    """How scoring errors name a hypothesis: the decode dir's best paths at a pair."""
+    return f"{decode_dir} (best paths at LMWT {format_lmwt(lmwt)}, WIP {wip})"
+
+
+def apply_fixed(data_dir, decode_dir, lmwt: float, wip: str, words: list[str], mode: str = "all",
+                best_from=None) -> WerResult | None:
     """Best paths at one (LMWT, WIP): write DECODE_DIR/hyp.txt, and DECODE_DIR/wer when the
-    data dir has a text. Returns the WER result or None without a reference."""
+    data dir has a text, with the pair in DECODE_DIR/scoring/fixed.json (``read_fixed``).
+    Scored before anything is written (a failure leaves the decode dir as it was); ``wer``
+    is written last. Returns the WER result or None without a reference."""
     decode_dir = Path(decode_dir)
     hyp = decode_best_paths(decode_dir, [(lmwt, float(wip))], words)[0]
-    write_table(decode_dir / "hyp.txt", ((u, " ".join(w)) for u, w in hyp.items()))
     text = Path(data_dir) / "text" if data_dir is not None else None
-    if text is None or not text.is_file():
+    res = ref = None
+    if text is not None and text.is_file():
+        ref = read_text(text)
+        res = score_texts(ref, hyp, mode=mode, ref_name=str(text), hyp_name=_best_paths_name(decode_dir, lmwt, wip))
+    (decode_dir / "wer").unlink(missing_ok=True)  # until the new one is written: no stale pair of files
+    atomic_write_text(decode_dir / FIXED, json.dumps({"lmwt": float(lmwt), "wip": wip,
+                                                      "best_from": None if best_from is None else str(best_from)}) + "\n")
+    write_table(decode_dir / "hyp.txt", ((u, " ".join(w)) for u, w in hyp.items()))
+    if res is None:
         return None
-    ref = read_text(text)
-    res = score_texts(ref, hyp, mode=mode, ref_name=str(text), hyp_name=str(decode_dir / "hyp.txt"))
-    atomic_write_text(decode_dir / "wer", format_summary(res))
     write_wer_details(data_dir, decode_dir / "scoring" / "wer_details", ref, hyp, mode)
+    atomic_write_text(decode_dir / "wer", format_summary(res))
     return res
+
+
+FIXED = "scoring/fixed.json"
+
+
+def read_fixed(decode_dir) -> tuple[float, str] | None:
+    """The (LMWT, WIP) DECODE_DIR/hyp.txt and wer were scored at by a fixed-pair
+    ``score-lattices`` (None when they were not: e.g. ``asr decode``'s own wer)."""
+    p = Path(decode_dir) / FIXED
+    if not p.is_file():
+        return None
+    try:
+        info = json.loads(p.read_text(encoding="utf-8"))
+        return float(info["lmwt"]), str(info["wip"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise FormatError(f"{p}: unreadable (not written by asr score-lattices?)") from None
 
 
 def read_chosen(dev_decode_dir) -> tuple[float, str]:

@@ -68,6 +68,9 @@ class LatticeRescorer:
         self.lm_scale = float(lm_scale)
         self._old_ids = self._map_words(old_lm) if old_lm is not None else None
         self._new_ids = self._map_words(new_lm)
+        # lattice words the new LM lacks (scored as its <unk>): counted per lattice arc
+        self.new_missing = np.array([i > 0 and _is_word(w) and w not in new_lm.vocab for i, w in enumerate(words)],
+                                    dtype=bool)
         # joint LM state (old history, new history) <-> small int; caches keyed by ints
         self._joint: dict[tuple, int] = {}
         self._joint_list: list[tuple] = []
@@ -78,7 +81,7 @@ class LatticeRescorer:
     def _map_words(self, lm) -> np.ndarray:
         ids = np.full(len(self.words), -1, np.int64)
         for i, w in enumerate(self.words):
-            if i == 0 or not w or w.startswith("#") or w in ("<eps>", "<s>", "</s>"):
+            if i == 0 or not _is_word(w):
                 continue
             try:
                 ids[i] = lm.word_id(w)
@@ -212,6 +215,11 @@ class LatticeRescorer:
         return Lattice(o_src, o_dst, o_word, o_graph, acoustic, fg, fa, start=0)
 
 
+def _is_word(w: str) -> bool:
+    """A word table entry that is a word (not empty, <eps>, <s>, </s> or a #N symbol)."""
+    return bool(w) and not w.startswith("#") and w not in ("<eps>", "<s>", "</s>")
+
+
 def _score_batch(lm, states: list[tuple[int, ...]], words: np.ndarray) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """Vectorised ``lm.score_ids`` over many (state, word) pairs: log10 probabilities and
     the reduced states after each word (longest suffix of state + word that is an n-gram
@@ -239,16 +247,38 @@ def _score_batch(lm, states: list[tuple[int, ...]], words: np.ndarray) -> tuple[
 
 # ----------------------------------------------------------------------------- decode dirs
 
+MAX_MISSING = 0.5  # more of the lattices' word arcs missing from the new LM: another vocabulary
+
+
+def check_vocabulary(lm_path, words: list[str], word_arcs: int, missing: "Counter[int]") -> None:
+    """Warn about lattice words the new LM lacks (scored as its <unk>); a DecodeError when
+    they are more than ``MAX_MISSING`` of the lattices' word arcs (the LM is for another
+    vocabulary)."""
+    n = sum(missing.values())
+    if not n:
+        return
+    examples = " ".join(words[w] for w, _ in missing.most_common(5))
+    msg = (f"{lm_path}: {n} of {word_arcs} lattice word arcs ({len(missing)} distinct words) are not in the LM's "
+           f"vocabulary and are scored as its <unk>, e.g. {examples}")
+    if n > MAX_MISSING * word_arcs:
+        raise DecodeError(msg + " (more than half: an LM for another vocabulary?); nothing written")
+    log.warning("%s", msg)
+
+
 _WORKER_RESCORER: LatticeRescorer | None = None
 
 
-def rescore_file(rescorer: LatticeRescorer, in_path: Path, out_path: Path, progress: bool = True) -> tuple[int, int, int]:
-    """Rescore one lattice archive; returns (lattices, arcs in, arcs out)."""
+def rescore_file(rescorer: LatticeRescorer, in_path: Path, out_path: Path, progress: bool = True) -> tuple:
+    """Rescore one lattice archive; returns (lattices, arcs in, arcs out, word arcs in,
+    {word id: arcs} of the words the new LM lacks)."""
+    from collections import Counter
+
     from tqdm import tqdm
 
     from asr.lattice.lattice_io import read_lattices, write_lattices
 
-    stats = [0, 0, 0]
+    stats = [0, 0, 0, 0, Counter()]
+    missing = rescorer.new_missing
 
     def gen():
         for utt, lat in tqdm(read_lattices(in_path), desc=in_path.name, unit="utt", leave=False,
@@ -257,13 +287,17 @@ def rescore_file(rescorer: LatticeRescorer, in_path: Path, out_path: Path, progr
             stats[0] += 1
             stats[1] += lat.num_arcs
             stats[2] += out.num_arcs
+            w = lat.word[lat.word > 0]
+            stats[3] += len(w)
+            w = w[w < len(missing)]
+            stats[4].update(w[missing[w]].tolist())
             yield utt, out
 
     write_lattices(out_path, gen())
-    return stats[0], stats[1], stats[2]
+    return tuple(stats)
 
 
-def _worker(job: tuple[Path, Path]) -> tuple[int, int, int]:
+def _worker(job: tuple[Path, Path]) -> tuple:
     assert _WORKER_RESCORER is not None
     return rescore_file(_WORKER_RESCORER, job[0], job[1], progress=False)
 
@@ -279,6 +313,7 @@ def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: floa
     import json
     import shutil
     import time
+    from collections import Counter
 
     from asr.io.atomic import atomic_dir, atomic_write_text
     from asr.io.fingerprint import file_hash
@@ -300,6 +335,7 @@ def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: floa
     in_id = in_dir / dd.INFO if (in_dir / dd.INFO).is_file() else files[0]
     inputs = {"source": [str(p) for p in files], "decode.json": file_hash(in_id), "old_lm": file_hash(old_lm_path),
               "new_lm": file_hash(new_lm_path), "options": {"lm_scale": lm_scale}}
+    source.check_lm(old_lm_path, inputs["old_lm"])
     if not force and dd.up_to_date(out_dir, inputs):
         log.info("%s is up to date (same lattices, LMs and scale); skipping", out_dir)
         return dict(dd.DecodeDir.load(out_dir).info["rescoring"], skipped=True)
@@ -323,9 +359,12 @@ def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: floa
         else:
             results = [rescore_file(rescorer, a, b) for a, b in jobs]
         seconds = time.perf_counter() - t0
+        n_utt, arcs_in, arcs_out, word_arcs = (sum(r[k] for r in results) for k in range(4))
+        check_vocabulary(new_lm_path, words, word_arcs, sum((r[4] for r in results), Counter()))
         shutil.copyfile(words_path, tmp / "words.txt")
-        info = {k: v for k, v in source.info.items() if k not in ("inputs", "wer")}
-        n_utt, arcs_in, arcs_out = (sum(r[k] for r in results) for k in range(3))
+        info = {k: v for k, v in source.info.items() if k not in ("inputs", "wer", dd.LM_KEY)}
+        if lm_scale == 1.0:  # the lattices' graph costs now hold the new LM's scores
+            info[dd.LM_KEY] = inputs["new_lm"]
         entry = {
             "old_lm": str(old_lm_path), "new_lm": str(new_lm_path), "lm_scale": lm_scale,
             "input": str(in_dir), "jobs": len(jobs), "nj": nj, "utterances": n_utt,

@@ -15,6 +15,7 @@ def register(subparsers) -> None:
         description="Count n-grams of TEXT (one sentence per line; <s> and </s> are added) and "
         "estimate an interpolated modified Kneser-Ney back-off LM (Chen & Goodman: D1, D2, D3+ "
         "per order), written as an ARPA file. Optionally prune it (SRILM -prune semantics).",
+        epilog="e.g.: asr make-lm --order 5 --vocab data/lang/words.txt data/train/lm_text.txt exp/lm/lm5.arpa",
     )
     p.add_argument("--order", type=int, default=5, help="n-gram order (default 5)")
     p.add_argument("--vocab", metavar="WORDS", help="closed vocabulary: a word list or a Kaldi words.txt "
@@ -43,6 +44,8 @@ def register(subparsers) -> None:
         description="Stolcke relative-entropy pruning of a back-off LM with SRILM's ngram -prune "
         "semantics (unigrams kept; back-off weights recomputed). --target-ngrams K picks the "
         "smallest threshold that leaves at most K n-grams (all orders).",
+        epilog="e.g.: asr prune-lm --threshold 1e-7 --history-text data/train/lm_text.txt exp/lm/lm5.arpa "
+        "exp/lm/lm5_pruned.arpa",
     )
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--threshold", type=float, metavar="T", help="prune n-grams whose removal changes perplexity by less than T (relative)")
@@ -62,6 +65,7 @@ def register(subparsers) -> None:
         description="Print SRILM-style perplexity lines: 'file TEXT: N sentences, M words, K OOVs' and "
         "'Z zeroprobs, logprob= X ppl= Y ppl1= W'. </s> is scored; OOV words are counted and excluded "
         "unless --unk maps them to <unk>.",
+        epilog="e.g.: asr lm-ppl exp/lm/lm5.arpa data/test/lm_text.txt",
     )
     p.add_argument("--unk", action="store_true", help="score OOV words as <unk> (like SRILM -unk)")
     p.add_argument("arpa", metavar="ARPA")
@@ -72,7 +76,9 @@ def register(subparsers) -> None:
         "make-g",
         help="compile an ARPA LM into G.fst (kaldilm arpa2fst, words.txt labels, #0 on back-off arcs)",
         description="Kaldi arpa2fst: G.fst (OpenFst binary) with word ids from WORDS_TXT, the disambiguation "
-        "symbol on back-off arcs and <s>/</s> as epsilons. N-grams with words not in WORDS_TXT are skipped (reported).",
+        "symbol on back-off arcs and <s>/</s> as epsilons. N-grams with words not in WORDS_TXT are skipped (reported). "
+        "ARPA may be gzipped (.gz); a malformed ARPA is an error naming it, G_FST is then not written.",
+        epilog="e.g.: asr make-g exp/lm/lm5_pruned.arpa data/lang/words.txt exp/lm/G.fst",
     )
     p.add_argument("--disambig", default="#0", help="back-off disambiguation symbol (default #0)")
     p.add_argument("arpa", metavar="ARPA")

@@ -1,4 +1,5 @@
-"""G.fst from an ARPA file with ``kaldilm.arpa2fst`` (Kaldi's arpa2fst).
+"""G.fst from an ARPA file (``.arpa`` or ``.arpa.gz``) with ``kaldilm.arpa2fst`` (Kaldi's arpa2fst),
+run in a child process (``compile_arpa``: kaldilm aborts its process on a malformed file).
 
 Labels come from the lang dir's ``words.txt``; back-off arcs carry the disambiguation symbol
 ``#0`` on the input side (and epsilon on the output side), ``<s>``/``</s>`` become epsilons,
@@ -8,8 +9,13 @@ word that ``words.txt`` lacks are skipped by arpa2fst; we count those words and 
 
 from __future__ import annotations
 
+import gzip
 import logging
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from asr.errors import GraphError, LMError
@@ -18,11 +24,37 @@ from asr.lm.ngram_lm import BOS, EOS
 logger = logging.getLogger(__name__)
 
 
+def compile_arpa(arpa: str | os.PathLike, words_txt: str | os.PathLike, out_fst: str | os.PathLike,
+                 disambig: str = "#0") -> None:
+    """Write OUT_FST (OpenFst binary G) from an ARPA file (``.gz`` is decompressed first) with
+    Kaldi's arpa2fst. kaldilm aborts the process on a bad ARPA file (C++ output, exit 134),
+    so it runs in a child process; its failure is a one-line GraphError naming the file.
+    The one way ARPA files become G (``asr make-g``, ``asr make-graph``)."""
+    arpa, out_fst = Path(arpa), Path(out_fst)
+    with tempfile.TemporaryDirectory(dir=out_fst.parent) as tmp:
+        src = arpa
+        if arpa.name.endswith(".gz"):
+            src = Path(tmp) / "lm.arpa"
+            try:
+                with gzip.open(arpa, "rb") as fi, open(src, "wb") as fo:
+                    shutil.copyfileobj(fi, fo)
+            except (OSError, EOFError) as e:
+                raise GraphError(f"{arpa}: not a readable gzip file ({e})") from None
+        code = ("import sys, kaldilm; kaldilm.arpa2fst(sys.argv[1], sys.argv[2], disambig_symbol=sys.argv[4], "
+                "read_symbol_table=sys.argv[3], max_arpa_warnings=0)")
+        out = Path(tmp) / "G.fst"
+        proc = subprocess.run([sys.executable, "-c", code, str(src), str(out), str(words_txt), disambig],
+                              capture_output=True, text=True)
+        if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
+            errs = [ln.strip() for ln in proc.stderr.splitlines() if ln.startswith("[E]") or "rror" in ln]
+            why = errs[-1] if errs else (proc.stderr.strip().splitlines() or ["wrote no FST"])[-1]
+            raise GraphError(f"{arpa}: arpa2fst failed: {why.removeprefix('[E] ')}")
+        os.replace(out, out_fst)
+
+
 def make_grammar_fst(arpa: str | os.PathLike, words_txt: str | os.PathLike, g_fst: str | os.PathLike,
                      disambig: str = "#0") -> dict:
-    """Write G.fst (OpenFst binary). Returns {"arpa_words", "missing_words"} for reporting."""
-    import kaldilm
-
+    """Write G.fst (OpenFst binary, atomically). Returns {"arpa_words", "missing_words"} for reporting."""
     arpa, words_txt, g_fst = Path(arpa), Path(words_txt), Path(g_fst)
     symbols = _read_symbols(words_txt)
     if disambig not in symbols:
@@ -33,18 +65,7 @@ def make_grammar_fst(arpa: str | os.PathLike, words_txt: str | os.PathLike, g_fs
         logger.warning("%s: %d of %d LM words are not in %s (their n-grams are skipped), e.g. %s",
                        arpa, len(missing), len(unigrams), words_txt, " ".join(missing[:5]))
     g_fst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = g_fst.with_name(f".{g_fst.name}.{os.getpid()}.tmp")
-    try:
-        kaldilm.arpa2fst(str(arpa), str(tmp), disambig_symbol=disambig, read_symbol_table=str(words_txt),
-                         max_arpa_warnings=10)
-        if not tmp.exists() or tmp.stat().st_size == 0:
-            raise GraphError(f"arpa2fst wrote no FST for {arpa}")
-        os.replace(tmp, g_fst)
-    except RuntimeError as e:
-        raise GraphError(f"arpa2fst failed on {arpa}: {e}") from e
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    compile_arpa(arpa, words_txt, g_fst, disambig)
     return {"arpa_words": len(unigrams), "missing_words": len(missing)}
 
 
@@ -68,7 +89,7 @@ def _arpa_unigrams(path: Path) -> list[str]:
     """The words of an ARPA file's 1-grams section (read without loading the model)."""
     words = []
     try:
-        with open(path, encoding="utf-8") as f:
+        with (gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else open(path, encoding="utf-8")) as f:
             inside = False
             for line in f:
                 s = line.strip()
@@ -81,8 +102,8 @@ def _arpa_unigrams(path: Path) -> list[str]:
                     parts = s.split()
                     if len(parts) >= 2:
                         words.append(parts[1])
-    except OSError as e:
-        raise LMError(f"{path}: cannot read ARPA file: {e}") from e
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise LMError(f"{path}: cannot read ARPA file: {e}") from None
     if not words:
         raise LMError(f"{path}: no \\1-grams: section (not an ARPA file?)")
     return words

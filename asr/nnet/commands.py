@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from asr.cli import DefaultsHelpFormatter
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -34,7 +36,7 @@ def register(subparsers) -> None:
         "these inputs. E.g.: asr pack-model-dir --tree-dir exp/tree --lang data/lang --feats data/train "
         "--graph-dir exp/graph --first-pass-lm exp/lm/lm5_pruned.arpa --rescore-lm exp/lm/lm5.arpa "
         "exp/lstmp/final",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="the model dir to write")
     p.add_argument("--network", metavar="DIR", default=None,

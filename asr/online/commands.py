@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from asr.cli import DefaultsHelpFormatter
+
 
 def add_stream_options(p: argparse.ArgumentParser) -> None:
     """Options of streaming recognition shared by ``asr serve`` and ``asr transcribe --stream``."""
@@ -46,7 +48,7 @@ def register(subparsers) -> None:
         "results. The model is loaded once; each connection has its own stream state and decoder in one of "
         "--workers worker processes; clients beyond --max-clients are refused with a message. "
         "See docs/streaming.md. e.g. asr serve --model-dir exp/final --port 2700",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     search_options(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")

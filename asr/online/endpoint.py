@@ -70,9 +70,19 @@ def add_endpoint_options(parser) -> None:
             opt = f"--endpoint.{name}.{f.name.replace('_', '-')}"
             val = getattr(rule, f.name)
             if f.type in (bool, "bool"):
-                g.add_argument(opt, type=_bool, default=val, metavar="BOOL", help=f"(default {str(val).lower()})")
+                g.add_argument(opt, type=_bool, default=val, metavar="BOOL",
+                               help=f"{name}: {_RULE_HELP[f.name]} (default {str(val).lower()})")
             else:
-                g.add_argument(opt, type=float, default=val, metavar="X", help=f"(default {val:g})")
+                g.add_argument(opt, type=float, default=val, metavar="X",
+                               help=f"{name}: {_RULE_HELP[f.name]} (default {val:g})")
+
+
+_RULE_HELP = {  # Kaldi's OnlineEndpointRule fields
+    "must_contain_nonsilence": "the segment must hold some non-silence",
+    "min_trailing_silence": "seconds of silence at the end of the segment at least",
+    "max_relative_cost": "cost of the best final state relative to the best state at most (inf: any)",
+    "min_utterance_length": "segment length in seconds at least",
+}
 
 
 def endpoint_config_from_args(args) -> EndpointConfig | None:

@@ -45,10 +45,11 @@ class _Printer:
             self.ctm_out.flush()
 
 
-def _chunks_from_file(path: str, chunk_seconds: float):
-    from asr.data.audio import load_recording
+def _chunks_from_file(path: str, chunk_seconds: float, fbank):
+    from asr.data.audio import check_transcribable, load_recording
 
-    rec = load_recording(path, utt=Path(path).stem)
+    rec = load_recording(path)
+    check_transcribable(path, len(rec.samples), rec.rate, fbank, int((~np.isfinite(rec.samples)).sum()))
     x = rec.samples.mean(axis=1) if rec.samples.shape[1] > 1 else rec.samples[:, 0]
     n = max(1, int(round(chunk_seconds * rec.rate)))
     return rec.rate, (x[i:i + n] for i in range(0, len(x), n))
@@ -87,11 +88,13 @@ def transcribe_stream(model, inputs: list[str], sample_rate: int = 16000, chunk_
             if spec == "-":
                 rate, chunks = _chunks_from_stdin(sample_rate, chunk_seconds)
             else:
-                rate, chunks = _chunks_from_file(spec, chunk_seconds)
+                rate, chunks = _chunks_from_file(spec, chunk_seconds, model.fbank)
             stream = model.new_stream(rate)
             t0 = time.perf_counter()
             fed = 0.0
+            total = 0
             for x in chunks:
+                total += len(x)
                 if realtime and spec != "-":
                     fed += len(x) / rate
                     delay = t0 + fed - time.perf_counter()
@@ -102,6 +105,10 @@ def transcribe_stream(model, inputs: list[str], sample_rate: int = 16000, chunk_
                         pr.final(uid, seg)
                         printed = True
                 pr.partial(uid, stream.partial)
+            if spec == "-":  # a file was checked before streaming; stdin once it ended
+                from asr.data.audio import check_transcribable
+
+                check_transcribable("stdin", total, rate, model.fbank)
             segs = stream.finish()
             for i, seg in enumerate(segs):
                 if seg.words or (not printed and i == len(segs) - 1):

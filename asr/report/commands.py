@@ -14,8 +14,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "EXP_DIR/final/model.yaml (parameters), EXP_DIR/decode_{dev,test}[_rescore] (WER: dev "
             "from the LMWT/WIP sweep, test at the dev-chosen pair) and decode_test/decode.json "
             "(RTF). Writes a markdown report, merges one entry per system into a results.json "
-            "list, optionally links the best system's model dir (lowest dev WER), and prints the table."
+            "list, optionally links the best system's model dir (lowest dev WER), and prints the table. "
+            "A test WER scored at another LMWT/WIP than its dev dir's sweep chose is an error "
+            "(asr score-lattices --best-from records the pair)."
         ),
+        epilog="e.g.: asr results --markdown RESULTS.md --json exp/results.json lstmp=exp/lstmp dnn=exp/dnn",
     )
     p.add_argument("systems", nargs="+", metavar="NAME=EXP_DIR")
     p.add_argument("--markdown", metavar="RESULTS.md", help="write the report here")

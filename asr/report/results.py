@@ -7,7 +7,8 @@ An experiment dir is what ``asr train`` + ``asr decode`` + ``asr lmrescore`` +
     EXP/final/                    model dir (model.yaml: network config)
     EXP/decode_dev/scoring/       LMWT/WIP sweep on dev, first pass (best_wer, lmwt, wip)
     EXP/decode_dev_rescore/scoring/  the same after full-LM rescoring
-    EXP/decode_test/wer           test WER at the dev-chosen LMWT/WIP, first pass
+    EXP/decode_test/wer           test WER at the dev-chosen LMWT/WIP, first pass (its
+                                  scoring/fixed.json must record that pair: checked)
     EXP/decode_test_rescore/wer   the same after rescoring
     EXP/decode_test/decode.json   decoding timings (rtf)
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -25,6 +27,8 @@ from typing import Any
 
 from asr.errors import ConfigError, FormatError
 from asr.io.atomic import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 _WER_RE = re.compile(r"%WER\s+([0-9.]+)")
 
@@ -110,6 +114,9 @@ def collect_system(name: str, exp_dir: str | os.PathLike,
         return _collect_sets(entry, exp, pairs)
     for key, sub, file in WER_SOURCES:
         entry[key] = read_wer(exp / sub / file)
+    for test in ["test", *(test_sets or {})]:
+        for p in ("", "_rescore"):
+            check_test_pair(exp / f"decode_{test}{p}", exp / f"decode_dev{p}")
     for sub in ("decode_dev", "decode_dev_rescore"):
         lmwt = exp / sub / "scoring" / "lmwt"
         wip = exp / sub / "scoring" / "wip"
@@ -138,6 +145,25 @@ def collect_system(name: str, exp_dir: str | os.PathLike,
     return entry
 
 
+def check_test_pair(test_dir: Path, dev_dir: Path) -> None:
+    """Refuse (ConfigError naming TEST_DIR) a test WER scored at another (LMWT, WIP) than the
+    one DEV_DIR's sweep chose (``asr score-lattices --best-from`` records the pair it used);
+    warn when TEST_DIR's wer records no pair (e.g. ``asr decode``'s own, at its acoustic scale)."""
+    from asr.lattice.lattice_scoring import format_lmwt, read_chosen, read_fixed
+
+    if not (test_dir / "wer").is_file() or not (dev_dir / "scoring" / "lmwt").is_file():
+        return
+    lmwt, wip = read_chosen(dev_dir)
+    used = read_fixed(test_dir)
+    if used is None:
+        log.warning("%s/wer records no LMWT/WIP (not scored by asr score-lattices --best-from %s): it is not "
+                    "the WER at dev's choice", test_dir, dev_dir)
+    elif (used[0], float(used[1])) != (lmwt, float(wip)):
+        raise ConfigError(f"{test_dir}/wer was scored at LMWT {format_lmwt(used[0])} WIP {used[1]}, not at the pair "
+                          f"{dev_dir} chose (LMWT {format_lmwt(lmwt)} WIP {wip}): rerun asr score-lattices "
+                          f"--best-from {dev_dir} on {test_dir}")
+
+
 def best_hyp(exp_dir: str | os.PathLike, test_set: str) -> Path | None:
     """The hypotheses a system's test WER is reported on: after rescoring when there are
     rescored lattices, else the first pass (``decode_<set>[_rescore]/hyp.txt``)."""
@@ -161,6 +187,9 @@ def sweep_edges(decode_dir: Path) -> list[str] | None:
 def _collect_sets(entry: dict[str, Any], exp: Path, pairs: list[tuple[str, str | None]]) -> dict[str, Any]:
     sets: dict[str, dict[str, Any]] = {}
     for tune, test in pairs:
+        for p in ("", "_rescore"):
+            if test is not None:
+                check_test_pair(exp / f"decode_{test}{p}", exp / f"decode_{tune}{p}")
         for name, file in ((tune, "scoring/best_wer"), (test, "wer")):
             if name is None:
                 continue

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from asr.cli import DefaultsHelpFormatter
 import sys
 
 
@@ -17,9 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Kaldi's tie-breaking. --sclite: NIST sclite's weighted alignment (sub 4, ins 3, "
             "del 3, case-insensitive), whose per-utterance counts equal sclite's. Exit code 1 "
             "on a missing file, a duplicate utterance id, a hypothesis utterance absent from "
-            "the reference, or (--mode strict) a reference utterance absent from the hypothesis."
+            "the reference, a reference without words, or (--mode strict) a reference utterance absent "
+            "from the hypothesis."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="e.g.: asr compute-wer data/test/text exp/lstmp/decode_test/hyp.txt",
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("ref", metavar="REF", help="reference text (Kaldi text file)")
     p.add_argument("hyp", metavar="HYP", help="hypothesis text (Kaldi text file); '-' = stdin; "
@@ -51,24 +55,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="95%% confidence intervals of WER and the significance of two systems' difference "
              "(bootstrap, sclite's MAPSSWE)",
         description=(
-            "Kaldi compute-wer-bootci: bootstrap (Bisani & Ney) 95%% intervals of the WER of HYP against REF "
+            "Kaldi compute-wer-bootci: bootstrap (Bisani & Ney) 95% intervals of the WER of HYP against REF "
             "(Kaldi text files), and with HYP2 the paired comparison: the interval of WER(HYP) - WER(HYP2), "
             "the probability that HYP2 improves HYP (share of draws where it makes fewer errors), and NIST "
             "sclite's matched-pairs sentence-segment word error test (MAPSSWE, as sc_stats -t mapsswe: Z and "
             "two-sided p). The interval is the 2.5-97.5 percentile of the draws around the observed WER "
-            "(Kaldi prints the draws' mean +- 1.96 std). Prints `Set1: %%WER 1.34 95%% Conf Interval [ 1.02, "
+            "(Kaldi prints the draws' mean +- 1.96 std). Prints `Set1: %WER 1.34 95% Conf Interval [ 1.02, "
             "1.68 ] (66 / 4925)`, the same for Set2, `Difference Set1 - Set2: ...`, `Probability of Set2 "
             "improving Set1: 99.87` and a `MAPSSWE: ...` line."
         ),
         epilog="e.g.: asr compute-wer-bootci data/test/text exp/lstmp/decode_test/hyp.txt exp/dnn/decode_test/hyp.txt",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("ref", metavar="REF", help="reference text")
     p.add_argument("hyp", metavar="HYP", help="hypothesis text of system 1")
     p.add_argument("hyp2", metavar="HYP2", nargs="?", default=None, help="hypothesis text of system 2")
-    p.add_argument("--mode", choices=("all", "present"), default="all",
-                   help="reference utterances without a hypothesis: all = scored as empty; "
-                        "present = left out (from both systems)")
+    p.add_argument("--mode", choices=("strict", "present", "all"), default="strict",
+                   help="reference utterances missing from a HYP (as compute-wer): strict = error; "
+                        "present = left out (from both systems); all = scored as empty")
     p.add_argument("--replications", type=int, default=10000, help="bootstrap draws")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws")
     p.add_argument("--names", default="Set1,Set2", help="names of the two systems in the output")
@@ -89,6 +93,8 @@ def run_compute_wer(args: argparse.Namespace) -> int:
     want_details = args.details or args.details_out is not None or args.utt2spk is not None
     res = score_texts(ref, hyp, mode=args.mode, sclite=args.sclite, details=want_details,
                       ref_name=args.ref, hyp_name=args.hyp)
+    if res.num_words == 0:  # Kaldi prints %WER -nan (or inf) and succeeds: no rate to report
+        raise FormatError(f"{args.ref}: the reference has no words to score")
     out = [format_summary(res)]
     if args.details_out is not None:
         atomic_write_text(args.details_out, format_details(res))
@@ -119,6 +125,6 @@ def run_compute_wer_bootci(args: argparse.Namespace) -> int:
         raise ConfigError(f"--names wants two comma-separated names, got {args.names!r}")
     hyp2 = read_text(args.hyp2) if args.hyp2 else None
     c = compare(read_text(args.ref), read_text(args.hyp), hyp2, replications=args.replications, seed=args.seed,
-                mode=args.mode)
+                mode=args.mode, ref_name=args.ref, hyp_names=(args.hyp, args.hyp2))
     print("\n".join(c.lines(names)))
     return 0

@@ -15,9 +15,9 @@
   two-sided p from the normal distribution. The segmentation is sclite's state machine
   (``mtchprs.c``), so segment counts and Z equal ``sc_stats``'s (tested against it).
 
-Per-utterance errors use Kaldi's alignment (as ``compute-wer``); utterances without a
-hypothesis count as empty (``mode="all"``) unless ``mode="present"`` drops them (from
-both systems).
+Per-utterance errors use Kaldi's alignment (as ``compute-wer``); reference utterances
+without a hypothesis are an error (``mode="strict"``), count as empty (``mode="all"``), or
+are left out of both systems (``mode="present"``), as ``compute-wer --mode``.
 
 Example::
 
@@ -95,20 +95,20 @@ def _system_line(name: str, s: SystemCI) -> str:
 
 def compare(ref: dict[str, list[str]], hyp1: dict[str, list[str]], hyp2: dict[str, list[str]] | None = None,
             replications: int = DEFAULT_REPLICATIONS, seed: int = 0, mode: str = "all",
-            min_good: int = MIN_GOOD) -> Comparison:
-    """Bootstrap intervals of one or two systems and, with two, their paired comparison."""
+            min_good: int = MIN_GOOD, ref_name: str = "ref", hyp_names: tuple[str, str] | None = None) -> Comparison:
+    """Bootstrap intervals of one or two systems and, with two, their paired comparison.
+    Hypotheses are matched to the reference as ``compute-wer`` does (``asr.score.wer.
+    match_utterances``, ``mode`` strict/present/all; errors and warnings name ``hyp_names``)."""
     from asr.score.align import counts_many
 
-    if mode not in ("all", "present"):
-        raise FormatError(f"mode must be all or present, got {mode!r}")
+    from asr.score.wer import match_utterances
+
     if replications < 100:
         raise FormatError(f"at least 100 replications are needed, got {replications}")
     hyps = [h for h in (hyp1, hyp2) if h is not None]
-    for h in hyps:
-        extra = [u for u in h if u not in ref]
-        if extra:
-            raise FormatError(f"{len(extra)} hypothesis utterance(s) not in the reference, e.g. {extra[0]!r}")
-    utts = [u for u in ref if mode == "all" or all(u in h for h in hyps)]
+    names = list(hyp_names or ("hyp", "hyp2"))
+    scored = [set(match_utterances(ref, h, mode, ref_name, n)) for h, n in zip(hyps, names)]
+    utts = [u for u in ref if all(u in s for s in scored)]  # present: left out of both systems
     if not utts:
         raise FormatError("no utterance to score")
     words = np.array([len(ref[u]) for u in utts], dtype=np.int64)

@@ -88,26 +88,9 @@ def score_texts(
     hyp_name: str = "hyp",
 ) -> WerResult:
     """Score ``hyp`` against ``ref`` (dicts from ``read_text``)."""
-    if mode not in MODES:
-        raise FormatError(f"--mode must be one of {'|'.join(MODES)}, got {mode!r}")
-    extra = [u for u in hyp if u not in ref]
-    if extra:
-        raise FormatError(
-            f"{hyp_name}: {len(extra)} hypothesis utterance(s) not in the reference {ref_name}, "
-            f"e.g. {extra[0]!r}"
-        )
-    res = WerResult()
-    scored: list[tuple[str, list[str], list[str]]] = []
-    for utt, r in ref.items():
-        h = hyp.get(utt)
-        if h is None:
-            if mode == "strict":
-                raise FormatError(f"{hyp_name}: no hypothesis for utterance {utt!r} (--mode strict)")
-            res.num_absent += 1
-            if mode == "present":
-                continue
-            h = []
-        scored.append((utt, r, h))
+    utts = match_utterances(ref, hyp, mode, ref_name, hyp_name)
+    res = WerResult(num_absent=sum(u not in hyp for u in ref))
+    scored = [(utt, ref[utt], hyp.get(utt, [])) for utt in utts]
     if sclite:
         folded = [([w.lower() for w in r], [w.lower() for w in h]) for _, r, h in scored]
         shown = [_restore_words(st, r, h) for st, (_, r, h) in zip(align_many(folded, "sclite"), scored)]
@@ -121,9 +104,29 @@ def score_texts(
         res.num_sent += 1
         res.sent_errs += int(c.errors > 0) if sclite else int(r != h)
         res.utts.append(UttResult(utt, r, h, c, steps))
-    if res.num_absent:
-        log.warning("%d reference utterance(s) have no hypothesis (--mode %s)", res.num_absent, mode)
     return res
+
+
+def match_utterances(ref: dict[str, list[str]], hyp: dict[str, list[str]], mode: str = "strict",
+                     ref_name: str = "ref", hyp_name: str = "hyp") -> list[str]:
+    """The reference utterances to score ``hyp`` on (reference order) under ``mode`` (see the
+    module doc). A FormatError names ``hyp_name`` when it has utterances the reference lacks,
+    or (strict) lacks one of the reference's; otherwise missing ones are warned about."""
+    if mode not in MODES:
+        raise FormatError(f"--mode must be one of {'|'.join(MODES)}, got {mode!r}")
+    extra = [u for u in hyp if u not in ref]
+    if extra:
+        raise FormatError(
+            f"{hyp_name}: {len(extra)} hypothesis utterance(s) not in the reference {ref_name}, "
+            f"e.g. {extra[0]!r}"
+        )
+    absent = [u for u in ref if u not in hyp]
+    if absent and mode == "strict":
+        raise FormatError(f"{hyp_name}: no hypothesis for utterance {absent[0]!r} (--mode strict)")
+    if absent:
+        log.warning("%s: %d reference utterance(s) have no hypothesis (--mode %s: %s), e.g. %r", hyp_name,
+                    len(absent), mode, "scored as empty" if mode == "all" else "skipped", absent[0])
+    return [u for u in ref if mode == "all" or u in hyp]
 
 
 def _restore_words(steps: list[Step], ref: list[str], hyp: list[str]) -> list[Step]:

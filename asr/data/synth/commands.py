@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from asr.cli import DefaultsHelpFormatter
 
 
 def register(subparsers) -> None:
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
             "The same seed and sizes give a bit-identical corpus; an existing complete corpus with the same "
             "settings is kept (use --force to regenerate)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     p.add_argument("out_dir", metavar="OUT_DIR", help="output directory (e.g. data)")
     p.add_argument("--quick", action="store_true",
