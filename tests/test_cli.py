@@ -71,6 +71,13 @@ def test_a_file_not_utf8_deep_in_an_input_dir_is_named(tmp_path):
     (["compute-priors", "--silence-factor", "0", "a", "o"], "--silence-factor"),
     (["build-tree", "--lang", "l", "--num-leaves", "-5", "d", "a", "t"], "--num-leaves"),
     (["build-tree", "--lang", "l", "--min-count", "-1", "d", "a", "t"], "--min-count"),
+    (["make-graph", "--self-loop-scale", "nan", "l", "t", "lm", "g"], "--self-loop-scale"),
+    (["prune-lm", "--threshold", "nan", "a", "b"], "--threshold"),
+    (["make-lm", "--prune", "-1", "a", "b"], "--prune"),
+    (["decode", "--acoustic-scale", "nan", "--model-dir", "m", "d", "o"], "--acoustic-scale"),
+    (["decode", "--max-active", "0", "--model-dir", "m", "d", "o"], "--max-active"),
+    (["lmrescore", "--old-lm", "a", "--new-lm", "b", "--lm-scale", "inf", "i", "o"], "--lm-scale"),
+    (["flat-start", "--beam", "0", "d", "l", "o"], "--beam"),
 ])
 def test_numeric_options_out_of_range_are_usage_errors(args, option, capsys):
     with pytest.raises(SystemExit) as e:
@@ -80,8 +87,19 @@ def test_numeric_options_out_of_range_are_usage_errors(args, option, capsys):
     assert f"argument {option}: expected " in err and ("an integer >= " in err or "a number >" in err)
 
 
-@pytest.mark.parametrize("command", ["import-ali", "build-tree", "import-kaldi-exp", "align", "align-equal",
-                                     "compare-ali", "ali-stats", "compute-priors"])
+def test_score_lattices_weights_must_be_finite(capsys):
+    for opt, value, msg in (("--wip", "nan", "bad word insertion penalty list 'nan'"),
+                            ("--lmwt", "inf", "bad LM weight list 'inf'")):
+        assert main(["score-lattices", opt, value, "d", "o"]) == 1
+        assert msg in capsys.readouterr().err
+
+
+def _commands():
+    parser = build_parser()
+    return sorted(next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices)
+
+
+@pytest.mark.parametrize("command", _commands())
 def test_every_option_has_help(command):
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices[command]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from asr.cli import DefaultsHelpFormatter
+from asr.cli import DefaultsHelpFormatter, positive_float, positive_int
 import sys
 
 from asr.failures import add_max_failures_option
@@ -14,9 +14,9 @@ def search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", required=True, help="self-contained model dir (docs/contracts.md)")
     p.add_argument("--graph-dir", default=None, help="graph dir with HCLG.fst and words.txt (default MODEL_DIR/graph); "
                    "graphs made by Kaldi's mkgraph.sh are accepted")
-    p.add_argument("--acoustic-scale", type=float, default=0.1, help="scale of log p(s|x) - log p(s)")
-    p.add_argument("--beam", type=float, default=13.0, help="search beam")
-    p.add_argument("--max-active", type=int, default=7000, help="max active states (1-best decoder)")
+    p.add_argument("--acoustic-scale", type=positive_float, default=0.1, help="scale of log p(s|x) - log p(s)")
+    p.add_argument("--beam", type=positive_float, default=13.0, help="search beam")
+    p.add_argument("--max-active", type=positive_int, default=7000, help="max active states (1-best decoder)")
 
 
 def register(subparsers) -> None:
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("decode_dir", metavar="DECODE_DIR")
     search_options(p)
-    p.add_argument("--lattice-beam", type=float, default=8.0, help="lattice pruning beam")
+    p.add_argument("--lattice-beam", type=positive_float, default=8.0, help="lattice pruning beam")
     p.add_argument("--lattices", action="store_true", help="write word lattices lat.<job>.gz (for lmrescore)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs (processes)")
     p.add_argument("--num-threads", type=int, default=None,

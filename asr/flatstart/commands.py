@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asr.cli import DefaultsHelpFormatter
+from asr.cli import DefaultsHelpFormatter, positive_float
 
 from asr.failures import add_max_failures_option
 
@@ -62,9 +62,9 @@ def register(subparsers) -> None:
     p.add_argument("--context-config", help="YAML of the network of the --context-rounds (default: the built-in "
                    "one, a DNN with splice 5 and output_delay 5)")
     p.add_argument("--cd-config", help="YAML of the CD network (default: the built-in one, written to WORK/cd.yaml)")
-    p.add_argument("--acoustic-scale", type=float, default=0.1, help="scale of the network's log-likelihoods "
+    p.add_argument("--acoustic-scale", type=positive_float, default=0.1, help="scale of the network's log-likelihoods "
                    "in the realignment search")
-    p.add_argument("--beam", type=float, default=10.0, help="realignment beam")
+    p.add_argument("--beam", type=positive_float, default=10.0, help="realignment beam")
     p.add_argument("--retry-beam", type=float, default=40.0, help="beam of the second try; utterances failing "
                    "it are skipped and counted")
     p.add_argument("--map-oov", action="store_true", help="map words missing from the lexicon to the lang's "

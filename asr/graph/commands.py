@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asr.cli import DefaultsHelpFormatter
+from asr.cli import DefaultsHelpFormatter, non_negative_float
 
 
 def register(subparsers) -> None:
@@ -24,10 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("tree_dir", metavar="TREE_DIR", help="dir with tree and final.mdl")
     p.add_argument("lm", metavar="LM", help="ARPA LM (.arpa or .arpa.gz) or an OpenFst G.fst")
     p.add_argument("graph_dir", metavar="GRAPH_DIR")
-    p.add_argument("--transition-scale", type=float, default=1.0,
+    p.add_argument("--transition-scale", type=non_negative_float, default=1.0,
                    help="scale of the HMM transition log-probabilities on H's forward arcs (Kaldi mkgraph.sh "
                    "--transition-scale)")
-    p.add_argument("--self-loop-scale", type=float, default=0.1,
+    p.add_argument("--self-loop-scale", type=non_negative_float, default=0.1,
                    help="scale of the HMM self-loop log-probabilities when self-loops are added (Kaldi "
                    "mkgraph.sh --self-loop-scale; 0.1 for chain-free hybrid models, 1.0 for chain models)")
     p.add_argument("--fst-type", choices=("const", "vector"), default="const",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from asr.cli import DefaultsHelpFormatter
+from asr.cli import DefaultsHelpFormatter, positive_float
 import sys
 
 
@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir", metavar="OUT_DECODE_DIR")
     p.add_argument("--old-lm", required=True, metavar="PRUNED.arpa", help="the first-pass LM (ARPA, .gz ok)")
     p.add_argument("--new-lm", required=True, metavar="FULL.arpa", help="the rescoring LM (ARPA, .gz ok)")
-    p.add_argument("--lm-scale", type=float, default=1.0, help="scale of the new LM's cost")
+    p.add_argument("--lm-scale", type=positive_float, default=1.0, help="scale of the new LM's cost")
     p.add_argument("--words", metavar="WORDS_TXT", default=None,
                    help="word symbol table of the lattices (default: looked up as for score-lattices)")
     p.add_argument("--nj", type=int, default=1, help="lattice files rescored in parallel (processes)")
@@ -78,14 +78,14 @@ def run_score_lattices(args: argparse.Namespace) -> int:
 
     from asr.lattice.decode_dir import DecodeDir
 
-    words_path = ls.find_words_table(args.decode_dir, args.words)
-    DecodeDir.load_lattices(args.decode_dir).check_words(words_path)
-    words = read_words(words_path)
     if args.best_from is not None:
         lmwt, wip = ls.read_chosen(args.best_from)
         lmwts, wips = [lmwt], [wip]
     else:
         lmwts, wips = ls.parse_lmwts(args.lmwt), ls.parse_wips(args.wip)
+    words_path = ls.find_words_table(args.decode_dir, args.words)
+    DecodeDir.load_lattices(args.decode_dir).check_words(words_path)
+    words = read_words(words_path)
     if len(lmwts) == 1 and len(wips) == 1:
         res = ls.apply_fixed(args.data_dir, args.decode_dir, lmwts[0], wips[0], words, args.mode, args.best_from)
         if res is not None:

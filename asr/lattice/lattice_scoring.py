@@ -23,6 +23,7 @@ Kaldi's ``scoring_kaldi/wer_details``.
 
 from __future__ import annotations
 
+import math
 import json
 import logging
 import os
@@ -92,7 +93,7 @@ def parse_lmwts(spec: str) -> list[float]:
             vals = [float(x) for x in spec.split(",")]
     except ValueError:
         raise FormatError(f"bad LM weight list {spec!r} (want e.g. 7:17 or 10 or 8,10,12)") from None
-    if not vals or any(v <= 0 for v in vals):
+    if not vals or not all(math.isfinite(v) and v > 0 for v in vals):
         raise FormatError(f"bad LM weight list {spec!r}: need positive weights")
     return vals
 
@@ -101,9 +102,11 @@ def parse_wips(spec: str) -> list[str]:
     """``0.0,0.5,1.0``: kept as given (they name the output files), checked to be numbers."""
     out = [s.strip() for s in spec.split(",") if s.strip()]
     try:
-        [float(s) for s in out]
+        finite = all(math.isfinite(float(s)) for s in out)
     except ValueError:
-        raise FormatError(f"bad word insertion penalty list {spec!r}") from None
+        finite = False
+    if not finite:
+        raise FormatError(f"bad word insertion penalty list {spec!r} (want finite numbers, e.g. 0.0,0.5,1.0)")
     if not out:
         raise FormatError("empty word insertion penalty list")
     return out

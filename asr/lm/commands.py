@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from asr.cli import non_negative_float
+
 logger = logging.getLogger(__name__)
 
 
@@ -20,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--order", type=int, default=5, help="n-gram order (default 5)")
     p.add_argument("--vocab", metavar="WORDS", help="closed vocabulary: a word list or a Kaldi words.txt "
                    "(<eps> and #N are ignored); other words become <unk> (counted and reported)")
-    p.add_argument("--prune", type=float, metavar="THRESHOLD",
+    p.add_argument("--prune", type=non_negative_float, metavar="THRESHOLD",
                    help="relative-entropy pruning threshold, as SRILM's ngram -prune (e.g. 1e-8); context "
                    "probabilities P(h) come from the training counts (as SRILM -prune-history-lm)")
     p.add_argument("--target-ngrams", type=int, metavar="K",
@@ -48,7 +50,7 @@ def register(subparsers) -> None:
         "exp/lm/lm5_pruned.arpa",
     )
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--threshold", type=float, metavar="T", help="prune n-grams whose removal changes perplexity by less than T (relative)")
+    g.add_argument("--threshold", type=non_negative_float, metavar="T", help="prune n-grams whose removal changes perplexity by less than T (relative)")
     g.add_argument("--target-ngrams", type=int, metavar="K", help="prune to at most K n-grams")
     p.add_argument("--minorder", type=int, default=2, help="lowest order that may be pruned (default 2)")
     p.add_argument("--history-text", metavar="TEXT",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from asr.cli import DefaultsHelpFormatter
+from asr.cli import DefaultsHelpFormatter, positive_float
 
 
 def add_stream_options(p: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
                    help="finals from the incremental 1-best decoder (confidence 1) instead of a lattice decoded "
                    "over the segment at its endpoint (word posteriors as confidences; the decoder offline "
                    "decoding uses)")
-    p.add_argument("--lattice-beam", type=float, default=8.0, help="lattice beam of the finals' lattices")
+    p.add_argument("--lattice-beam", type=positive_float, default=8.0, help="lattice beam of the finals' lattices")
     p.add_argument("--cmn-window", type=int, default=600, help="online CMVN: frames in the moving window")
     p.add_argument("--global-frames", type=int, default=200,
                    help="online CMVN: frames' worth of the model's global stats (MODEL_DIR/global_cmvn.stats) "
