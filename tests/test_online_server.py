@@ -285,3 +285,104 @@ def test_serve_command_round_trip_and_clean_stop(server, tmp_path):
             if f"--port {port}" in cmd and "serve" in cmd:
                 left.append(cmd)
     assert not left, left
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(p.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:  # a zombie (exited, not yet reaped) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_serve_worker_killed_mid_stream(server, tmp_path):
+    """``asr serve --workers 1``: the worker is killed while a client streams. That client gets
+    one clear error and a 1011 close (its later audio never reaches the new worker); the log
+    has one line for the lost stream and no traceback; a new connection is recognised by the
+    replacement worker; SIGTERM then stops the server and its workers within about 2 s."""
+    import os
+    import signal
+    import socket
+    import sys
+
+    from websockets.exceptions import ConnectionClosed
+
+    fx, _, _ = server
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--model-dir", str(fx["model_dir"]), "--host",
+                             "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        workers = _children(proc.pid)
+        assert len(workers) == 1, workers
+        x = pcm(tone_audio(fx, ["BAT", "TAB", "A"]))
+        with connect(port) as ws:
+            ws.send(x[:6400])
+            assert "partial" in json.loads(ws.recv(timeout=10))
+            os.kill(workers[0], signal.SIGKILL)
+            msg = json.loads(ws.recv(timeout=10))  # told without having to send anything
+            assert msg == {"error": "recognition worker died; this stream is lost, reconnect"}
+            with pytest.raises(ConnectionClosed) as e:
+                ws.send(x[6400:12800])
+                ws.recv(timeout=10)
+            assert e.value.rcvd is not None and e.value.rcvd.code == 1011
+        deadline = time.time() + 20
+        while time.time() < deadline and not [p for p in _children(proc.pid) if p not in workers]:
+            time.sleep(0.1)
+        new = [p for p in _children(proc.pid) if p not in workers]
+        assert len(new) == 1, new
+        workers += new
+        with connect(port) as ws:  # the replacement serves new connections
+            replies = stream_words(ws, x)
+        assert " ".join(r["text"] for r in replies if r.get("text")) == "BAT TAB A"
+    finally:
+        workers = sorted(set(workers + _children(proc.pid)))
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # (the server, or a worker holding its stderr, is still there)
+            workers = sorted(set(workers + _children(proc.pid)))
+            proc.kill()
+            proc.stderr.close()
+            err = "asr serve (or a worker) did not stop on SIGTERM"
+        took = time.time() - t0
+        left = [p for p in workers if _alive(p)]
+        for p in left:  # never leave a process behind, even when the test fails
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.wait(10)
+    assert proc.returncode == 0, err
+    assert took < 3.0, (took, err)  # ~2 s wanted; margin for a loaded machine
+    assert not left, (left, err)
+    assert "Traceback" not in err and "KeyError" not in err, err
+    assert "died (exit code -9); 1 stream(s) lost; starting a new one" in err, err
+    assert err.count("lost: recognition worker 0 died") == 1, err

@@ -12,7 +12,10 @@ Protocol (vosk-server's ``asr_server.py``; existing Vosk clients work unchanged)
 Anything wrong with a message gets ``{"error": "..."}`` and the connection stays usable
 (malformed JSON, unknown messages, a bad sample rate, a config after audio, an odd byte
 count); a message over ``max_message_bytes`` closes that connection with code 1009; a
-client that goes away mid-utterance just frees its stream. The server itself stays up.
+client that goes away mid-utterance just frees its stream. If the worker process holding a
+stream dies, that client gets ``{"error": "recognition worker died; this stream is lost,
+reconnect"}`` and close code 1011 (its later messages never reach the replacement worker);
+the server logs one line per lost stream. The server itself stays up.
 
 Concurrency: one asyncio event loop for the network; the model is loaded once, then
 ``workers`` processes are forked (``StreamWorkers``: weights and graph shared
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from asr.errors import AsrError
-from asr.online.workers import StreamWorkers
+from asr.online.workers import LOST_MESSAGE, StreamWorkers, WorkerLost
 
 log = logging.getLogger(__name__)
 
@@ -104,27 +107,34 @@ class RecognitionServer:
         self.active += 1
         self.served += 1
         sid = next(self._sids)
-        worker = None  # the worker process that owns this stream, once audio starts
+        worker = gen = None  # the worker process that owns this stream (and its generation), once audio starts
+        lost = None  # the task that tells the client its stream was lost with its worker
         t0 = time.perf_counter()
         rate = self.model.sample_rate
         audio_s = busy_s = 0.0
         log.info("%s connected (%d active)", peer, self.active)
 
+        def on_lost():  # on this loop, once, when the worker died (or a call found it dead)
+            nonlocal lost
+            if lost is None:
+                lost = asyncio.ensure_future(self._report_lost(ws, peer, sid, worker))
+
         async def call(op, payload=None):
-            nonlocal worker, busy_s
+            nonlocal worker, gen, busy_s
             if worker is None:
-                worker = self.workers.pick()
-                self.workers.load[worker] += 1
-                await self.workers.call(worker, "new", sid, rate)
+                worker, gen = self.workers.attach(sid, on_lost)
+                await self.workers.call(worker, "new", sid, rate, gen=gen)
             t = time.perf_counter()
             try:
-                return await self.workers.call(worker, op, sid, payload)
+                return await self.workers.call(worker, op, sid, payload, gen=gen)
             finally:
                 busy_s += time.perf_counter() - t
 
         finished = False
         try:
             async for message in ws:
+                if lost is not None:
+                    break
                 if isinstance(message, str):
                     try:
                         obj = json.loads(message)
@@ -155,7 +165,10 @@ class RecognitionServer:
                 audio_s += len(message) / 2 / rate
                 await ws.send(json.dumps(segments_message(segs) if segs else {"partial": partial}))
         except ConnectionClosed as e:
-            log.info("%s went away (%s)", peer, e)
+            if lost is None:
+                log.info("%s went away (%s)", peer, e)
+        except WorkerLost:
+            on_lost()  # the client hears it from _report_lost, once
         except AsrError as e:
             finished = True  # the worker dropped the stream
             log.warning("%s: %s", peer, e)
@@ -166,15 +179,28 @@ class RecognitionServer:
                 pass
         finally:
             self.active -= 1
-            if worker is not None:
-                self.workers.load[worker] -= 1
+            if lost is not None:
+                await lost
+            elif worker is not None:
+                self.workers.detach(worker, sid)
                 if not finished:
                     try:
-                        await self.workers.call(worker, "close", sid)
+                        await self.workers.call(worker, "close", sid, gen=gen)
                     except AsrError:
                         pass
             log.info("%s done: %.2f s audio, %.2f s answering (RTF %.3f), %.1f s connected", peer, audio_s,
                      busy_s, busy_s / audio_s if audio_s else 0.0, time.perf_counter() - t0)
+
+    async def _report_lost(self, ws, peer, sid, worker) -> None:
+        """One line in the log, one error message to the client, then close (1011)."""
+        from websockets.exceptions import ConnectionClosed
+
+        log.warning("%s: stream %s lost: recognition worker %s died; closing the connection", peer, sid, worker)
+        try:
+            await ws.send(json.dumps({"error": LOST_MESSAGE}))
+            await ws.close(1011, LOST_MESSAGE)
+        except ConnectionClosed:
+            pass
 
     async def serve(self, ready: asyncio.Future | None = None, stop: asyncio.Future | None = None) -> None:
         from websockets.asyncio.server import serve
