@@ -179,7 +179,9 @@ def run_train(args: argparse.Namespace) -> int:
         if args.workers is not None and args.workers != dist.local_world_size:
             raise ConfigError(f"--workers {args.workers} but the launcher started {dist.local_world_size} "
                               "processes on this machine")
-        return _train(args, config, tcfg, dist)
+        code = _train(args, config, tcfg, dist)
+        dist.barrier()  # every rank done before any leaves: no rank tears down what another still uses
+        return code
     except AsrError as e:
         if getattr(e, "replicated", False):  # every rank raised it alike: rank 0 prints it
             dist.barrier()  # no rank leaves first (the launcher would stop rank 0 before it prints)
