@@ -68,7 +68,8 @@ train_system() {
   if [ -f "$exp/.trained" ] && [ "$exp/.trained" -nt "$ali" ]; then
     log "$exp is trained; skipping"; return 0
   fi
-  [ -f "$exp/checkpoint.pt" ] && resume="--resume"
+  # an interrupted training continues; one made from other features or alignments starts afresh
+  [ -f "$exp/checkpoint.pt" ] && resume="--resume --restart-if-changed"
   log "training $exp ($conf)"
   asr train --config "$conf" --feats "$train" --ali "$ali" --dev-feats "$dev" --dev-ali "$dev_ali" \
     --num-pdfs "$(cat "$tree/num_pdfs")" --out "$exp" $resume "$@"

@@ -129,12 +129,20 @@ def test_fix_twice_never_overwrites_the_backup(tmp_path):
     assert f"{d}/utt2spk:4: utterance spk2-u1 dropped: no usable audio; text: hello world 1" in r.stdout
     assert r.stdout.rstrip().endswith(f"originals in {d}/.backup")
     fixed = {name: (d / name).read_bytes() for name in broken}
+    # run again on the fixed dir: nothing to change, no backup made, nothing touched
+    r = asr("fix-data-dir", d)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip().endswith("dropped 0 utterances (0 items); nothing changed (no backup made)")
+    assert not (d / ".backup.1").exists() and {name: (d / name).read_bytes() for name in broken} == fixed
+    # broken again and fixed again: a new backup beside the first, which keeps the originals
+    (d / "text").write_bytes(fixed["text"] + b"zzz-9 nobody\n")
     r = asr("fix-data-dir", d)
     assert r.returncode == 0, r.stderr
     assert r.stdout.rstrip().endswith(f"originals in {d}/.backup.1")
     assert {name: (d / ".backup" / name).read_bytes() for name in broken} == broken  # the originals, kept
-    assert {name: (d / ".backup.1" / name).read_bytes() for name in broken} == fixed
-    assert "dropped 0 utterances (0 items)" in r.stdout
+    assert (d / ".backup.1" / "text").read_bytes() == fixed["text"] + b"zzz-9 nobody\n"
+    assert {name: (d / name).read_bytes() for name in broken} == fixed
+    assert not list(d.glob(".fix.*"))
 
 
 def test_lines_not_utf8_are_named_and_dropped_never_rewritten(tmp_path):
@@ -211,7 +219,7 @@ def test_subset_rejects_what_would_be_empty_or_wrong(tmp_path):
     d = make_data_dir(tmp_path, speakers=("a", "b"), per_speaker=2, seconds=0.1)
     for n in ("-2", "0"):
         r = asr("subset-data-dir", "--first", n, d, tmp_path / "sub")
-        assert r.returncode == 2 and f"argument --first: must be >= 1, got {n}" in r.stderr
+        assert r.returncode == 2 and f"argument --first: expected an integer >= 1, got '{n}'" in r.stderr
     (tmp_path / "spk").write_text("a\nnobody\n")
     r = asr("subset-data-dir", "--spk-list", tmp_path / "spk", d, tmp_path / "sub")
     assert r.returncode == 1

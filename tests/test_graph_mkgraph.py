@@ -175,3 +175,15 @@ def test_make_graph_from_g_fst_equals_arpa(setup, tmp_path):
     assert (a["states"], a["arcs"]) == (b["states"], b["arcs"])
     fa, fb = read_fst(tmp_path / "ga" / "HCLG.fst"), read_fst(tmp_path / "gb" / "HCLG.fst")
     assert np.array_equal(fa.ilabel, fb.ilabel) and np.allclose(fa.weight, fb.weight)
+    # graph.json: the ARPA text's hash, the same for the LM gzipped (what lmrescore --old-lm is
+    # checked against); none for a G.fst (no ARPA to compare with)
+    import gzip
+    import json
+
+    from asr.io.fingerprint import file_hash
+
+    (tmp_path / "lm.arpa.gz").write_bytes(gzip.compress((root / "lm.arpa").read_bytes()))
+    make_graph(lang, td, tmp_path / "lm.arpa.gz", tmp_path / "gz")
+    info = {g: json.loads((tmp_path / g / "graph.json").read_text()) for g in ("ga", "gb", "gz")}
+    assert info["ga"]["lm_arpa_sha256"] == info["gz"]["lm_arpa_sha256"] == file_hash(root / "lm.arpa")
+    assert info["gb"]["lm_arpa_sha256"] is None

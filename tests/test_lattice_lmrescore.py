@@ -296,6 +296,11 @@ def test_old_lm_must_be_the_recorded_first_pass_lm(tmp_path, lms, capsys):
     err = capsys.readouterr().err
     assert rc == 1 and "new.arpa is not the LM the lattices" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+    import gzip
+
+    (tmp_path / "old.arpa.gz").write_bytes(gzip.compress((tmp_path / "old.arpa").read_bytes()))
+    assert main(["lmrescore", "--old-lm", str(tmp_path / "old.arpa.gz"), "--new-lm", str(tmp_path / "new.arpa"),
+                 str(d), str(tmp_path / "out_gz")]) == 0  # the same LM gzipped: its text is compared
     assert main(["lmrescore", "--old-lm", str(tmp_path / "old.arpa"), "--new-lm", str(tmp_path / "new.arpa"),
                  str(d), str(tmp_path / "out")]) == 0
     # the rescored lattices hold the new LM's scores: it is the --old-lm of a further rescoring

@@ -381,7 +381,7 @@ def test_serve_worker_killed_mid_stream(server, tmp_path):
                 pass
         proc.wait(10)
     assert proc.returncode == 0, err
-    assert took < 3.0, (took, err)  # ~2 s wanted; margin for a loaded machine
+    assert took < 10.0, (took, err)  # about 1 s on an idle machine; a wide margin for a loaded one
     assert not left, (left, err)
     assert "Traceback" not in err and "KeyError" not in err, err
     assert "died (exit code -9); 1 stream(s) lost; starting a new one" in err, err

@@ -224,7 +224,7 @@ def _one_error_line(capsys):
     return err[0]
 
 
-def test_resume_refuses_other_inputs_and_keeps_the_run(data, tmp_path, capsys):
+def test_resume_refuses_other_inputs_and_keeps_the_run(data, tmp_path, capsys, caplog):
     """--resume with another training config, other alignments or another dev set: one line
     naming what differs; the checkpoint, config.yaml and steps are left as they were."""
     import numpy as np
@@ -261,6 +261,14 @@ def test_resume_refuses_other_inputs_and_keeps_the_run(data, tmp_path, capsys):
     assert main(train_args(longer, data, exp, "--resume")) == 0
     assert len(list(csv.DictReader(open(exp / "log.csv")))) == 2
     assert yaml.safe_load((exp / "config.yaml").read_text())["training"]["epochs"] == 2
+    # --restart-if-changed (a recipe re-run): another input starts the run afresh instead
+    exp2 = tmp_path / "exp2"
+    assert main(train_args(cfg, data, exp2, "--max-updates", "2")) == 0
+    lr = write_config(tmp_path / "l2.yaml", epochs=1, lr=0.02)
+    assert main(train_args(lr, data, exp2, "--resume", "--restart-if-changed")) == 0
+    assert "training.lr=0.01, this run has 0.02: starting afresh" in caplog.text
+    assert yaml.safe_load((exp2 / "config.yaml").read_text())["training"]["lr"] == 0.02
+    assert len(list(csv.DictReader(open(exp2 / "log.csv")))) == 1 and (exp2 / "final").is_dir()
 
 
 def test_resume_of_a_checkpoint_without_record_warns(data, tmp_path, caplog):

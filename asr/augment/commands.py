@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from asr.augment.noise import NOISE_TYPES
+from asr.cli import positive_int
 
 
 def register(sub) -> None:
@@ -77,7 +78,7 @@ e.g.: asr augment-data-dir --speed 0.9,1.0,1.1 --ali-dir exp/tree --out-ali-dir 
                         "random equaliser, 8-bit mu-law)")
     g = p.add_argument_group("output and alignments")
     g.add_argument("--seed", type=int, default=1, help="random seed")
-    g.add_argument("--nj", type=int, default=1, help="parallel jobs (processes)")
+    g.add_argument("--nj", type=positive_int, default=1, help="parallel jobs (processes)")
     g.add_argument("--audio-format", choices=("wav", "flac"), default="wav", help="format of the new audio files")
     g.add_argument("--ali-dir", default=None, metavar="DIR", help="alignment dir of SRC to carry over")
     g.add_argument("--out-ali-dir", default=None, metavar="DIR", help="where the alignments of DST go")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asr.cli import positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -47,7 +49,7 @@ def register(sub) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--utt-list", metavar="FILE", help="file with one utterance id per line (first field)")
     g.add_argument("--spk-list", metavar="FILE", help="file with one speaker id per line (first field)")
-    g.add_argument("--first", type=_positive_int, metavar="N", help="the first N utterances (sorted order), N >= 1")
+    g.add_argument("--first", type=positive_int, metavar="N", help="the first N utterances (sorted order), N >= 1")
     p.add_argument("src", metavar="SRC")
     p.add_argument("dst", metavar="DST")
     p.set_defaults(func=_subset)
@@ -80,7 +82,7 @@ def register(sub) -> None:
     p.add_argument("src", metavar="SRC", nargs="+", help="part directory (e.g. LibriSpeech/dev-clean); several are combined")
     p.add_argument("dst", metavar="DST", help="output data dir (replaced when complete)")
     p.add_argument("--speakers", metavar="FILE", help="SPEAKERS.TXT to take genders from (default: SRC/../SPEAKERS.TXT)")
-    p.add_argument("--nj", type=int, default=4, help="threads reading FLAC headers for utt2dur (default 4)")
+    p.add_argument("--nj", type=positive_int, default=4, help="threads reading FLAC headers for utt2dur (default 4)")
     p.set_defaults(func=_prep_librispeech)
 
     p = sub.add_parser(
@@ -137,19 +139,10 @@ def _fix(args: argparse.Namespace) -> int:
         print(line)
     print(
         f"{args.data_dir}: kept {r.num_utts} utterances, {r.num_speakers} speakers, {r.num_recordings} recordings; "
-        f"dropped {r.num_dropped_utts} utterances ({len(r.dropped)} items); originals in {r.backup}"
+        f"dropped {r.num_dropped_utts} utterances ({len(r.dropped)} items); "
+        + (f"originals in {r.backup}" if r.backup else "nothing changed (no backup made)")
     )
     return 0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
 
 
 def _subset(args: argparse.Namespace) -> int:

@@ -6,15 +6,17 @@ duplicate lines (first wins), malformed lines, missing or unreadable audio, segm
 unknown recordings or past the end of the audio, lines that are not UTF-8; sorts every file;
 regenerates spk2utt. The files as they were are copied to ``DIR/.backup/`` first, as Kaldi's
 fix_data_dir.sh does, but a backup is never overwritten: when ``.backup`` is there (an earlier
-run), ``.backup.1``, ``.backup.2`` ... is used. Every drop is reported, a dropped utterance
-with its transcript.
+run), ``.backup.1``, ``.backup.2`` ... is used; when nothing needs fixing no file is touched
+and no backup made. Every drop is reported, a dropped utterance with its transcript.
 """
 
 from __future__ import annotations
 
+import filecmp
 import itertools
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +36,7 @@ class FixReport:
     num_speakers: int = 0
     num_recordings: int = 0
     num_dropped_utts: int = 0
-    backup: Path | None = None
+    backup: Path | None = None  # where the originals went; None when nothing changed
 
 
 def fix_data_dir(data_dir: str | os.PathLike, check_audio: bool = True) -> FixReport:
@@ -129,14 +131,23 @@ def fix_data_dir(data_dir: str | os.PathLike, check_audio: bool = True) -> FixRe
                 report.dropped.append(f"{d / 'wav.scp'}:{e.line}: recording {e.key} dropped: no utterance uses it")
     speakers = set(keep.values())
 
-    backup = _new_backup_dir(d)
-    for name in names + (["spk2utt"] if (d / "spk2utt").is_file() else []):
-        shutil.copy2(d / name, backup / name)
-    for name, t in tables.items():
-        ids = keep if name in PER_UTT_FILES else used_recs if name in PER_REC_FILES else speakers
-        write_table(d / name, ((e.key, e.value) for e in t.lines if e.key in ids))
-    write_spk2utt(d / "spk2utt", keep)
-    report.backup = backup
+    # the fixed files are written aside first: when they are the files as they are, nothing is
+    # touched and no backup is made (a re-run does not pile up copies)
+    new = Path(tempfile.mkdtemp(prefix=".fix.", dir=d))
+    try:
+        for name, t in tables.items():
+            ids = keep if name in PER_UTT_FILES else used_recs if name in PER_REC_FILES else speakers
+            write_table(new / name, ((e.key, e.value) for e in t.lines if e.key in ids))
+        write_spk2utt(new / "spk2utt", keep)
+        written = sorted(p.name for p in new.iterdir())
+        if not all((d / n).is_file() and filecmp.cmp(d / n, new / n, shallow=False) for n in written):
+            report.backup = _new_backup_dir(d)
+            for name in names + (["spk2utt"] if (d / "spk2utt").is_file() else []):
+                shutil.copy2(d / name, report.backup / name)
+            for name in written:
+                os.replace(new / name, d / name)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
     report.num_utts, report.num_speakers, report.num_recordings = len(keep), len(speakers), len(used_recs)
     report.num_dropped_utts = len(u2s.lines) - len(keep)
     return report

@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     search_options(p)
     p.add_argument("--lattice-beam", type=positive_float, default=8.0, help="lattice pruning beam")
     p.add_argument("--lattices", action="store_true", help="write word lattices lat.<job>.gz (for lmrescore)")
-    p.add_argument("--nj", type=int, default=1, help="parallel jobs (processes)")
+    p.add_argument("--nj", type=positive_int, default=1, help="parallel jobs (processes)")
     p.add_argument("--num-threads", type=int, default=None,
                    help="torch threads per job (default: the cores divided by --nj, at least 1)")
     p.add_argument("--batch-size", type=int, default=8, help="utterances per network forward batch")
@@ -79,7 +79,7 @@ def register(subparsers) -> None:
                    help="recognise as a stream: online features and CMVN, chunked network forward, incremental "
                    "search; partials on one updating line on a terminal, '<id> <words>' per endpointed segment")
     s.add_argument("--sample-rate", type=int, default=16000, help="sample rate of raw PCM on stdin ('-')")
-    s.add_argument("--chunk-seconds", type=float, default=0.1, help="audio fed per step")
+    s.add_argument("--chunk-seconds", type=positive_float, default=0.1, help="audio fed per step")
     s.add_argument("--realtime", action="store_true", help="feed files no faster than real time")
     s.add_argument("--stdin-id", default="stdin", help="id printed for '-'")
     add_stream_options(t)

@@ -25,6 +25,7 @@ from asr.decode.model import Recognizer, Timing
 from asr.decode.search import SearchConfig
 from asr.errors import AsrError, DecodeError
 from asr.failures import DEFAULT_MAX_FAILURES, Failures
+from asr.graph.graph_dir import LM_ARPA
 from asr.threads import default_threads, set_torch_threads
 from asr.io.atomic import atomic_dir, atomic_write_text, check_replaceable
 
@@ -201,7 +202,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
             "rtf": round((total.forward_s + total.search_s) / audio_s, 5) if audio_s else None,
             "wall_seconds": round(time.perf_counter() - t_start, 3),
             "lattice_jobs": nj if lattices else 0, "words_sha256": rec.gdir.words_hash(), "inputs": inputs,
-            dd.LM_KEY: (rec.gdir.info or {}).get("inputs", {}).get("lm"),
+            dd.LM_KEY: (rec.gdir.info or {}).get(LM_ARPA),  # the first-pass LM (lmrescore --old-lm)
         }
         write_wer(tmp, data_dir, {u: hyps[u] for u in order}, info)
         atomic_write_text(tmp / "decode.json", json.dumps(info, indent=1) + "\n")

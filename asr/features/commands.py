@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from asr.cli import positive_int
 from asr.failures import add_max_failures_option
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("ark_dir", metavar="ARK_DIR", nargs="?", help="where the arks go (default DATA_DIR/data)")
     p.add_argument("--config", metavar="CONF", help="Kaldi option file, e.g. conf/fbank.conf "
                    "(default: 40 bins, 25/10 ms, 16 kHz, dither 0, snip-edges)")
-    p.add_argument("--nj", type=int, default=1, metavar="N", help="parallel jobs (default 1; at most one per speaker)")
+    p.add_argument("--nj", type=positive_int, default=1, metavar="N", help="parallel jobs (default 1; at most one per speaker)")
     p.add_argument("--channel", type=int, default=0,
                    help="channel of multi-channel audio (default 0, as Kaldi; -1 = average of the channels); "
                    "the same rule as asr transcribe --channel")

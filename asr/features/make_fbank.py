@@ -231,7 +231,7 @@ def _check_ark_owner(job: _Job) -> None:
             owner = json.load(f).get("data_dir")
     except (OSError, ValueError):
         return
-    if not owner or owner == job.data_dir:
+    if not owner or owner == job.data_dir or _same_dir(owner, job.data_dir):
         return
     try:
         with open(Path(owner) / "feats.scp", encoding="utf-8", errors="replace") as f:
@@ -241,6 +241,13 @@ def _check_ark_owner(job: _Job) -> None:
     if used:
         raise FeatureError(f"{job.ark}: holds the features of {owner} (its feats.scp points there), a data dir "
                            f"of the same name: give this one another ARK_DIR (default: DATA_DIR/data)")
+
+
+def _same_dir(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _finished(job: _Job) -> bool:

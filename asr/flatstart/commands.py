@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asr.cli import DefaultsHelpFormatter, positive_float
+from asr.cli import DefaultsHelpFormatter, positive_float, positive_int
 
 from asr.failures import add_max_failures_option
 
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("lang_dir", metavar="LANG_DIR", help="lang dir (L.fst, topo, phones/, oov.txt)")
     p.add_argument("out_dir", metavar="OUT", help="the alignment dir to make")
     p.add_argument("--work-dir", help="dir of the steps (default OUT/work)")
-    p.add_argument("--nj", type=int, default=2, help="parallel alignment jobs (one torch thread each)")
+    p.add_argument("--nj", type=positive_int, default=2, help="parallel alignment jobs (one torch thread each)")
     p.add_argument("--num-threads", type=int, default=0, help="torch threads for training (0: all cores)")
     p.add_argument("--init-utts", type=int, default=1000,
                    help="equal alignment and the CI rounds on this many shortest utterances")
@@ -65,7 +65,7 @@ def register(subparsers) -> None:
     p.add_argument("--acoustic-scale", type=positive_float, default=0.1, help="scale of the network's log-likelihoods "
                    "in the realignment search")
     p.add_argument("--beam", type=positive_float, default=10.0, help="realignment beam")
-    p.add_argument("--retry-beam", type=float, default=40.0, help="beam of the second try; utterances failing "
+    p.add_argument("--retry-beam", type=positive_float, default=40.0, help="beam of the second try; utterances failing "
                    "it are skipped and counted")
     p.add_argument("--map-oov", action="store_true", help="map words missing from the lexicon to the lang's "
                    "OOV word (oov.txt) instead of stopping with the list of them")

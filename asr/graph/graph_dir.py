@@ -48,6 +48,7 @@ PHONES = "phones.txt"
 DISAMBIG = "disambig_tid.int"
 NUM_PDFS = "num_pdfs"
 INFO = "graph.json"
+LM_ARPA = "lm_arpa_sha256"  # graph.json: SHA-256 of the ARPA text G was compiled from (None: a G.fst)
 
 
 @dataclass
@@ -175,14 +176,16 @@ def up_to_date(graph_dir: str | os.PathLike, inputs: dict[str, str], options: di
 
 
 def write_info(graph_dir: Path, inputs: dict[str, str], options: dict[str, Any], num_pdfs: int,
-               num_transition_ids: int, stats: dict[str, Any]) -> None:
-    """Write graph.json (last: it marks the graph dir complete)."""
+               num_transition_ids: int, stats: dict[str, Any], lm_arpa: str | None = None) -> None:
+    """Write graph.json (last: it marks the graph dir complete). ``lm_arpa``: SHA-256 of the
+    ARPA LM's text (``asr.io.fingerprint.arpa_text_hash``; None when G was given as an FST)."""
     from asr.io.atomic import atomic_write_text
 
     info = {"inputs": inputs, "options": options,
             "files": {HCLG: file_hash(graph_dir / HCLG), WORDS: file_hash(graph_dir / WORDS)},
             "sizes": {HCLG: (graph_dir / HCLG).stat().st_size, WORDS: (graph_dir / WORDS).stat().st_size},
-            "num_pdfs": num_pdfs, "num_transition_ids": num_transition_ids, "stats": stats}
+            "num_pdfs": num_pdfs, "num_transition_ids": num_transition_ids, "stats": stats,
+            LM_ARPA: lm_arpa}
     atomic_write_text(graph_dir / INFO, json.dumps(info, indent=1) + "\n")
 
 

@@ -28,6 +28,7 @@ from asr.graph import graph_dir as gd
 from asr.graph.fst_arrays import FstArrays
 from asr.graph.h_transducer import make_h_transducer
 from asr.graph.self_loops import add_self_loops
+from asr.io.fingerprint import arpa_text_hash
 from asr.io.atomic import atomic_dir, atomic_write_text, check_replaceable
 from asr.lm.grammar_fst import compile_arpa
 
@@ -55,14 +56,20 @@ def read_int_list(path: str | os.PathLike) -> list[int]:
         return [int(x) for x in f.read().split()]
 
 
+def is_fst(lm_path: str | os.PathLike) -> bool:
+    """True when the LM file is an OpenFst G.fst rather than an ARPA file."""
+    lm_path = Path(lm_path)
+    if lm_path.suffix == ".arpa" or str(lm_path).endswith(".arpa.gz"):
+        return False
+    with open(lm_path, "rb") as f:
+        return f.read(4) == fa_mod.FST_MAGIC.to_bytes(4, "little", signed=True)
+
+
 def make_g(lm_path: str | os.PathLike, words_txt: str | os.PathLike) -> FstArrays:
     """G from an ARPA file (kaldilm.arpa2fst with ``#0`` on back-off arcs) or a G.fst."""
     lm_path = Path(lm_path)
-    if lm_path.suffix != ".arpa" and not str(lm_path).endswith(".arpa.gz"):
-        with open(lm_path, "rb") as f:
-            head = f.read(4)
-        if head == fa_mod.FST_MAGIC.to_bytes(4, "little", signed=True):
-            return fa_mod.read_fst(lm_path)
+    if is_fst(lm_path):
+        return fa_mod.read_fst(lm_path)
     if "#0" not in read_symbols(words_txt):
         raise GraphError(f"{words_txt}: no #0 symbol (needed for G's back-off arcs)")
     with tempfile.TemporaryDirectory(dir=fa_mod._tmp_dir()) as tmp:
@@ -163,7 +170,9 @@ def make_graph(lang_dir, tree_dir, lm_path, graph_dir, transition_scale: float =
                  "central_position": tree.central_position, "ilabels": len(ilabels), "seconds": times,
                  "total_seconds": round(sum(times.values()), 3), "cpu_seconds": cpu_times,
                  "total_cpu_seconds": round(sum(cpu_times.values()), 3)}
-        gd.write_info(tmp, inputs, options, tm.num_pdfs, tm.num_transition_ids, stats)
+        # the ARPA text's hash (None for a G.fst): what lmrescore --old-lm is checked against
+        lm_arpa = None if is_fst(lm_path) else arpa_text_hash(lm_path)
+        gd.write_info(tmp, inputs, options, tm.num_pdfs, tm.num_transition_ids, stats, lm_arpa)
     log.info("HCLG: %d states, %d arcs in %.1f s (%s)", hclg.num_states, hclg.num_arcs,
              stats["total_seconds"], times)
     return stats

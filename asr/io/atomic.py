@@ -91,12 +91,16 @@ def atomic_dir(path: str | os.PathLike, replaces: tuple[str, ...] = ()) -> Itera
 
 
 def check_replaceable(path: str | os.PathLike, replaces: tuple[str, ...]) -> None:
-    """ConfigError when ``path`` is a non-empty directory holding none of the files
+    """ConfigError when ``path`` is a file, or a non-empty directory holding none of the files
     ``replaces`` names (not an earlier output of the command about to replace it)."""
     from asr.errors import ConfigError
 
     path = Path(path)
-    if not replaces or not path.is_dir() or path.is_symlink() or not any(path.iterdir()):
+    if not replaces:
+        return
+    if (path.exists() or path.is_symlink()) and not path.is_dir():
+        raise ConfigError(f"{path}: exists and is not a directory: not replaced (it would be deleted)")
+    if not path.is_dir() or path.is_symlink() or not any(path.iterdir()):
         return
     if not any((path / name).exists() for name in replaces):
         raise ConfigError(f"{path}: exists and holds none of {', '.join(replaces)}: not replaced (it would be "

@@ -36,6 +36,23 @@ def file_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def arpa_text_hash(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of an ARPA LM's text, decompressed when the file is gzipped: the same LM
+    as ``lm.arpa`` or ``lm.arpa.gz`` has one hash."""
+    import gzip
+
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    h = hashlib.sha256()
+    with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+        while True:
+            block = f.read(_CHUNK)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
 def text_hash(text: str) -> str:
     """SHA-256 (hex) of a string (UTF-8)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

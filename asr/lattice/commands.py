@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from asr.cli import DefaultsHelpFormatter, positive_float
+from asr.cli import DefaultsHelpFormatter, positive_float, positive_int
 import sys
 
 
@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lm-scale", type=positive_float, default=1.0, help="scale of the new LM's cost")
     p.add_argument("--words", metavar="WORDS_TXT", default=None,
                    help="word symbol table of the lattices (default: looked up as for score-lattices)")
-    p.add_argument("--nj", type=int, default=1, help="lattice files rescored in parallel (processes)")
+    p.add_argument("--nj", type=positive_int, default=1, help="lattice files rescored in parallel (processes)")
     p.add_argument("--force", action="store_true", help="rescore even when OUT_DECODE_DIR is up to date")
     p.set_defaults(func=run_lmrescore)
 

@@ -316,7 +316,7 @@ def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: floa
     from collections import Counter
 
     from asr.io.atomic import atomic_dir, atomic_write_text
-    from asr.io.fingerprint import file_hash
+    from asr.io.fingerprint import arpa_text_hash, file_hash
     from asr.lattice import decode_dir as dd
     from asr.lattice.lattice_scoring import find_words_table, lattice_files
     from asr.lm.arpa import read_arpa
@@ -335,7 +335,7 @@ def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: floa
     in_id = in_dir / dd.INFO if (in_dir / dd.INFO).is_file() else files[0]
     inputs = {"source": [str(p) for p in files], "decode.json": file_hash(in_id), "old_lm": file_hash(old_lm_path),
               "new_lm": file_hash(new_lm_path), "options": {"lm_scale": lm_scale}}
-    source.check_lm(old_lm_path, inputs["old_lm"])
+    source.check_lm(old_lm_path, arpa_text_hash(old_lm_path))
     if not force and dd.up_to_date(out_dir, inputs):
         log.info("%s is up to date (same lattices, LMs and scale); skipping", out_dir)
         return dict(dd.DecodeDir.load(out_dir).info["rescoring"], skipped=True)
@@ -364,7 +364,7 @@ def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: floa
         shutil.copyfile(words_path, tmp / "words.txt")
         info = {k: v for k, v in source.info.items() if k not in ("inputs", "wer", dd.LM_KEY)}
         if lm_scale == 1.0:  # the lattices' graph costs now hold the new LM's scores
-            info[dd.LM_KEY] = inputs["new_lm"]
+            info[dd.LM_KEY] = arpa_text_hash(new_lm_path)
         entry = {
             "old_lm": str(old_lm_path), "new_lm": str(new_lm_path), "lm_scale": lm_scale,
             "input": str(in_dir), "jobs": len(jobs), "nj": nj, "utterances": n_utt,

@@ -44,7 +44,12 @@ def register(subparsers) -> None:
                    help="number of pdfs (default: file num_pdfs next to ALI_ARK, else max pdf id + 1)")
     p.add_argument("--device", default="cpu",
                    help="cpu or cuda (default cpu); several processes use gloo on cpu, nccl on cuda (one GPU per rank)")
-    p.add_argument("--resume", action="store_true", help="continue from EXP/checkpoint.pt exactly where it stopped")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from EXP/checkpoint.pt exactly where it stopped; the checkpoint must have been "
+                        "made from the same config, features and alignments (else an error)")
+    p.add_argument("--restart-if-changed", action="store_true",
+                   help="with --resume: when the checkpoint was made from another config, features or alignments, "
+                        "start afresh instead of stopping with an error (what a recipe re-run wants)")
     p.add_argument("--num-threads", type=int, default=None,
                    help="torch CPU threads per process (default: torch's choice for one process; "
                    "cores // processes-per-machine when several run side by side)")
@@ -315,7 +320,7 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
         e.replicated = True
         raise
     summary = train(config, train_set, args.out, dev_set=dev, num_pdfs=num_pdfs, device=args.device,
-                    resume=args.resume, max_updates=args.max_updates, progress=not args.no_progress, dist=dist,
+                    resume=args.resume, restart_if_changed=args.restart_if_changed, max_updates=args.max_updates, progress=not args.no_progress, dist=dist,
                     mode=args.mode, phone_map=phone_map, asgd_params=args.asgd_params,
                     alignment_tree=_tree_near(args.ali), fbank=fbank,
                     inputs={"--feats": args.feats, "--ali": args.ali, "--dev-feats": args.dev_feats,

@@ -141,11 +141,24 @@ class Trainer:
                              epoch_order(len(self.train_set), c.seed, epoch))
 
     # --- the run -------------------------------------------------------------------------
-    def run(self, resume: bool = False, max_updates: int | None = None) -> dict[str, Any]:
-        """Train all epochs (or until ``max_updates``); returns a summary dict."""
+    def run(self, resume: bool = False, max_updates: int | None = None,
+            restart_if_changed: bool = False) -> dict[str, Any]:
+        """Train all epochs (or until ``max_updates``); returns a summary dict. ``resume``: from
+        the checkpoint, which must have been made from the same inputs (a ConfigError
+        otherwise; with ``restart_if_changed`` the run starts afresh instead)."""
         import yaml
 
         ckpt = self._open_checkpoint(resume)
+        why = self._resume_difference(ckpt) if ckpt is not None else None
+        if why is not None and not restart_if_changed:
+            raise replicated(ConfigError(f"{self.out}: cannot resume: {why} (start afresh without --resume or with "
+                                         "another --out)"))
+        if why is not None:
+            if self.dist.is_main:
+                log.warning("%s: %s: starting afresh (--restart-if-changed)", self.out, why)
+                (self.out / CHECKPOINT).unlink()
+            ckpt = None
+            self.dist.barrier()
         if ckpt is not None:
             self._restore(ckpt)
         self.rule = self._make_rule()
@@ -537,10 +550,10 @@ class Trainer:
                 record[option] = feature_fingerprints(path) if Path(path).is_dir() else file_hash(path)
         return record
 
-    def _check_same_inputs(self, ck: dict[str, Any]) -> None:
-        """``--resume`` with other inputs than the checkpoint's is a one-line error naming the
-        first that differs; a checkpoint without a record (older asr) is checked on its model
-        config only, with a warning."""
+    def _resume_difference(self, ck: dict[str, Any]) -> str | None:
+        """How the checkpoint's inputs differ from this run's (the first difference, in words),
+        None when they are the same; a checkpoint without a record (older asr) is checked on its
+        model config only, with a warning."""
         from asr.io.fingerprint import first_difference
 
         recorded, current = ck.get("record"), self.record
@@ -552,7 +565,7 @@ class Trainer:
             current = {k: v for k, v in current.items() if k.startswith("model.")}
         key = first_difference(recorded, current)
         if key is None:
-            return
+            return None
         old, new = recorded.get(key), current.get(key)
         if key not in self.inputs:
             what = f"the checkpoint was trained with {key}={_show(old)}, this run has {_show(new)}"
@@ -562,14 +575,12 @@ class Trainer:
             what = f"the checkpoint was trained with {key}, this run has none"
         else:
             what = f"the checkpoint was trained with another {key} than {self.inputs[key]} (its content differs)"
-        raise replicated(ConfigError(f"{self.out}: cannot resume: {what} (start afresh without --resume or with "
-                                     "another --out)"))
+        return what
 
     def _restore(self, ck: dict[str, Any]) -> None:
         import torch
 
         path = self.out / CHECKPOINT
-        self._check_same_inputs(ck)
         try:
             self.model.load_state_dict(ck["model"])
             self.optimizer.load_state_dict(ck["optimizer"])
@@ -629,7 +640,8 @@ def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set
           device: str = "cpu", resume: bool = False, max_updates: int | None = None, progress: bool = True,
           on_update: Callable[[int], None] | None = None, dist: DistContext | None = None, mode: str = "ddp",
           phone_map=None, asgd_params: str = "auto", alignment_tree: str | None = None,
-          inputs: dict[str, str | None] | None = None, fbank: dict[str, str] | None = None) -> dict[str, Any]:
+          inputs: dict[str, str | None] | None = None, fbank: dict[str, str] | None = None,
+          restart_if_changed: bool = False) -> dict[str, Any]:
     """Train on ``train_set`` (asr.train.data.UtteranceSet); returns a summary dict.
 
     ``max_updates``: stop (with a checkpoint) once this many batches have been done in
@@ -638,12 +650,13 @@ def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set
     SHA-256 of the tree the alignments' pdfs come from, recorded in the model dir
     (``training.alignment_tree``) so that packing it with another tree fails. ``inputs``:
     option -> path of the data (``--feats``, ``--ali``, ...): their fingerprints are recorded in
-    the checkpoint with the configs, and ``resume`` with others fails. ``fbank``: the fbank
+    the checkpoint with the configs, and ``resume`` with others fails (``restart_if_changed``:
+    starts afresh instead). ``fbank``: the fbank
     options of the training features, recorded in the model dir (``training.fbank``)."""
     trainer = Trainer(config, train_set, out_dir, dev_set=dev_set, num_pdfs=num_pdfs, device=device, dist=dist,
                       mode=mode, progress=progress, on_update=on_update, phone_map=phone_map, asgd_params=asgd_params,
                       alignment_tree=alignment_tree, inputs=inputs, fbank=fbank)
-    return trainer.run(resume=resume, max_updates=max_updates)
+    return trainer.run(resume=resume, max_updates=max_updates, restart_if_changed=restart_if_changed)
 
 
 def _num(v: float) -> float | None:

@@ -281,7 +281,8 @@ if stage_on 6; then
       fi
       log "stage 6: training $sys ($config)"
       resume=""
-      [ -f exp/$sys$sfx/checkpoint.pt ] && resume="--resume"
+      # an interrupted training continues; one made from other features or alignments starts afresh
+      [ -f exp/$sys$sfx/checkpoint.pt ] && resume="--resume --restart-if-changed"
       workers=""
       [ "$train_workers" -gt 1 ] && workers="--workers $train_workers --mode $train_mode"
       asr train --config $config --feats data/$train --ali $tree/ali.pdf.ark \
