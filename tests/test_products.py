@@ -73,6 +73,8 @@ def test_make_fbank_refuses_an_ark_dir_holding_another_data_dirs_features(world,
     after = kaldiio.load_scp(str(b / "feats.scp"))
     assert all(np.array_equal(before[u], after[u]) for u in before)
     make_fbank(a, ark_dir=tmp_path / "fbank_a", progress=False)  # its own ARK_DIR: fine
+    (tmp_path / "link").symlink_to(tmp_path / "b")  # b reached by another path: the same dir, fine
+    make_fbank(tmp_path / "link" / b.name, ark_dir=tmp_path / "fbank", progress=False)
 
 
 def test_one_channel_rule_for_make_fbank_and_transcribe(world, tmp_path, caplog, monkeypatch):
@@ -334,6 +336,12 @@ def test_an_output_naming_another_kind_of_dir_is_refused_and_kept(world, tmp_pat
         err = capsys.readouterr().err.strip().splitlines()
         assert f"{victim}: exists and holds none of" in err[-1] and "not replaced" in err[-1], (args, err)
     assert {d: sorted(p.name for p in d.iterdir()) for d in (data, lang, tree)} == listing
+    # an output naming a file (e.g. the source's own text) is refused too, not deleted
+    wavs = copy(world.wavs, tmp_path / "wavs")
+    text = (wavs / "text").read_bytes()
+    assert main(["subset-data-dir", "--first", "1", str(wavs), str(wavs / "text")]) == 1
+    assert "exists and is not a directory: not replaced" in capsys.readouterr().err
+    assert (wavs / "text").read_bytes() == text
 
 
 def test_global_and_online_cmvn_models_carry_the_training_stats(world, tmp_path, capsys):
