@@ -17,5 +17,7 @@ first_lm_name=3-gram.pruned.3e-7.arpa.gz   # Kaldi's tgsmall
 rescore_lm_name=4-gram.arpa.gz             # Kaldi's fglarge
 train_conf=../../conf/lstmp_paper.yaml     # Sak et al. 2014: 2 x 800 cells, 512 projection
 cv_utts=1000                               # held-out training utterances (frame accuracy)
+example="run.sh --corpus-dir /data/librispeech --alignments kaldi --kaldi-ali-dir ~/kaldi/egs/librispeech/s5/exp/tri6b_ali_960 \\
+        --kaldi-lang-dir ~/kaldi/egs/librispeech/s5/data/lang_nosp"
 nj=8
 . local/recipe.sh

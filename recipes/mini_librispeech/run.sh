@@ -15,5 +15,7 @@ first_lm_name=3-gram.pruned.3e-7.arpa.gz   # tgsmall
 rescore_lm_name=3-gram.arpa.gz             # tglarge
 train_conf=../../conf/lstmp.yaml           # 1.4 M parameters: hours on CPU, minutes on a GPU
 cv_utts=200
+example="run.sh --corpus-dir /data/mini_librispeech --alignments kaldi --kaldi-ali-dir ~/kaldi/egs/mini_librispeech/s5/exp/tri3b \\
+        --kaldi-lang-dir ~/kaldi/egs/mini_librispeech/s5/data/lang --device cuda"
 nj=4
 . ../librispeech/local/recipe.sh

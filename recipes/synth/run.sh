@@ -18,34 +18,36 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-stage=0
-stop_stage=9
-nj=2
-quick=false
+stage=0               # first stage to run (stages: above)
+stop_stage=9          # last stage to run (stage 10 runs only when asked for)
+nj=2                  # parallel jobs (corpus, features, alignments, decoding)
+quick=false           # true: a small corpus and model (minutes; exp/RESULTS.quick.md)
 baselines=false       # also train and decode the DNN and plain-LSTM baselines (about 32 more minutes on 2 cores)
 num_leaves=           # senones (default 1500; 200 with --quick)
 lm_target_ngrams=     # size of the pruned first-pass 5-gram (default 60000; 8000 with --quick)
 train_opts=""         # extra options for `asr train` (e.g. "--device cuda")
 train_workers=1       # training processes (asr train --workers N; docs/distributed.md)
 train_mode=ddp        # with --train-workers > 1: ddp (synchronous) or asgd (asynchronous, Sak et al.)
-decode_opts=          # search options for `asr decode` (default "--beam 11 --lattice-beam 6";
-                      # "--beam 8 --lattice-beam 4" with --quick, whose tiny model gives flat scores)
+# (--quick's tiny model gives flat scores: a narrower beam)
+decode_opts=          # `asr decode` search options (default "--beam 11 --lattice-beam 6"; "--beam 8 --lattice-beam 4" with --quick)
 compare_opts=""       # options for stage 10's local/compare_families.sh (e.g. "--train-utts 500 --jobs 4")
 lmwts=4:20            # LM weights swept on dev (stages 7, 9): each system's acoustic scale for test = 1/LMWT
-wips=-1.0,-0.5,0.0,0.5,1.0  # word insertion penalties swept on dev (stages 7, 9); Kaldi's 0.0,0.5,1.0 put
-                      # every system's choice at the 0.0 edge, so the sweep goes below it
+# Kaldi's word insertion penalties 0.0,0.5,1.0 put every system's choice at the 0.0 edge, so the sweep goes below it
+wips=-1.0,-0.5,0.0,0.5,1.0  # word insertion penalties swept on dev (stages 7, 9)
 seeds="1"             # training seeds: systems of seed N > 1 are exp/<sys>_sN (RESULTS.md compares seeds)
 test_sets="test test_hard"  # test sets decoded and reported (test_hard: made in stage 0)
 augment=true          # train on data/train_aug: the train set plus one simulated-environment copy per utterance
 # one copy of every training utterance at a random speed (0.9/1.0/1.1), in a simulated room (room set
 # "train"), with noise, sometimes through a telephone channel, next to the original
-aug_opts="--speed 0.9,1.0,1.1 --random-speed --include-original --reverb-prob 0.5 --noise-prob 0.7 --telephone-prob 0.2 --snr 5 25 --room-set train"
+aug_opts="--speed 0.9,1.0,1.1 --random-speed --include-original --reverb-prob 0.5 --noise-prob 0.7 --telephone-prob 0.2 --snr 5 25 --room-set train"  # `asr augment-data-dir` options of data/train_aug
 # the hard test set: test_unseen's voices (variants no other split has) in rooms, noises and channels
 # no training run saw (room set "test", another seed)
-hard_opts="--reverb-prob 0.6 --noise-prob 0.8 --telephone-prob 0.3 --snr 5 25 --room-set test --seed 7"
+hard_opts="--reverb-prob 0.6 --noise-prob 0.8 --telephone-prob 0.3 --snr 5 25 --room-set test --seed 7"  # `asr augment-data-dir` options of data/test_hard
 alignments=ctm        # ctm: import the synthesiser's phone CTMs; flat: flat start from transcripts alone
 flat_opts=""          # extra options for `asr flat-start` (e.g. "--rounds 3")
 __options="stage stop_stage nj quick baselines num_leaves lm_target_ngrams train_opts train_workers train_mode decode_opts compare_opts lmwts wips seeds test_sets augment aug_opts hard_opts alignments flat_opts"
+__int_options="stage stop_stage nj train_workers"
+__last_stage=10
 help_message="Usage: run.sh [--stage N] [--stop-stage M] [--nj J] [--quick true|false] [--baselines true|false]
          [--num-leaves N] [--lm-target-ngrams K] [--train-opts '...'] [--decode-opts '...']
          [--train-workers N] [--train-mode ddp|asgd] [--compare-opts '...'] [--lmwts LO:HI] [--wips P,P,...] [--seeds '1 2']
@@ -58,7 +60,8 @@ Default recipe on the synthetic corpus (outputs in data/ and exp/ beside this sc
   8 5-gram rescoring   9 scoring, RESULTS.md, exp/results.json, exp/final
   10 (only when asked) LSTM family comparison and depth study
 --alignments flat: stage 3 trains from the transcripts alone (asr flat-start; the CTMs are not
-read) into exp/ali_train_flat; later products get a _flat suffix (exp/tree_flat, exp/lstmp_flat)."
+read) into exp/ali_train_flat; later products get a _flat suffix (exp/tree_flat, exp/lstmp_flat).
+e.g.: run.sh --quick true --stop-stage 7; run.sh --stage 6 --train-opts '--device cuda'"
 . ../../scripts/parse_options.sh
 . ../../scripts/log.sh
 

@@ -10,43 +10,48 @@
 #   4 fbank + CMVN                                            10 scoring, RESULTS.md, exp/results.json
 #   5 alignments: a Kaldi exp dir (asr import-kaldi-exp) or flat start; held-out speakers
 
-recipe_args="$*"
+# the command as given, quoted for the shell (RESULTS.md records it)
+recipe_args=$([ $# -eq 0 ] || printf ' %q' "$@")
 # --- corpus facts (set by run.sh before sourcing) --------------------------------------
-: "${corpus:?run.sh sets corpus}" "${parts_resource:?}" "${train_parts:?}" "${eval_pairs:?}"
-: "${first_lm_name:?}" "${rescore_lm_name:?}" "${train_conf:?}" "${cv_utts:?}"
+: "${corpus:?run.sh sets corpus}" "${parts_resource:?}" "${train_parts:?}" "${eval_pairs:?}" "${example:?}"
 
-# --- options -----------------------------------------------------------------------------
-stage=${stage:-0}
-stop_stage=${stop_stage:-10}
-nj=${nj:-4}                   # parallel jobs for features; decoding jobs per eval set (--decode-nj)
-corpus_dir=${corpus_dir:-corpus}   # holds LibriSpeech/PART (downloaded there by stage 0)
-lm_dir=${lm_dir:-}            # OpenSLR 11 files (default CORPUS_DIR/lm)
-alignments=${alignments:-kaldi}    # kaldi | flat
-kaldi_ali_dir=${kaldi_ali_dir:-}   # with --alignments kaldi: a Kaldi tri*_ali (or tri*) dir
-kaldi_lang_dir=${kaldi_lang_dir:-} # the Kaldi lang dir it was trained with (when its phones.txt differs from ours)
-kaldi_graph_dir=${kaldi_graph_dir:-}  # a Kaldi graph dir to import with it (for --graph kaldi)
-flat_opts=${flat_opts:-}      # with --alignments flat: more `asr flat-start` options (e.g. "--rounds 3 --num-leaves 3000")
-graph=${graph:-ours}          # ours: HCLG built here; kaldi: the imported Kaldi graph
-own_lm=${own_lm:-false}       # true: our own 5-gram from librispeech-lm-norm.txt.gz (full + pruned)
-own_lm_opts=${own_lm_opts:---min-counts 1,1,2}   # make-lm options of the own 5-gram
-own_lm_prune=${own_lm_prune:-1e-7}  # relative-entropy threshold of its first-pass version
-train_workers=${train_workers:-1}   # training processes (asr train --workers N; docs/distributed.md)
-train_mode=${train_mode:-ddp}       # with --train-workers > 1: ddp (synchronous) or asgd (asynchronous, Sak et al.)
-device=${device:-cpu}         # cpu | cuda (training)
-train_opts=${train_opts:-}    # more `asr train` options
-decode_nj=${decode_nj:-1}     # decoding jobs per eval set (the sets run in parallel)
-decode_opts=${decode_opts:---beam 13 --lattice-beam 8}
+# --- options (run.sh sets the corpus's defaults of nj, cv_utts, train_conf and the LM names) --
+stage=0                       # first stage to run (stages: above)
+stop_stage=10                 # last stage to run
+nj=${nj:?}                    # parallel jobs for features and flat start
+corpus_dir=corpus             # holds LibriSpeech/PART (downloaded there by stage 0)
+lm_dir=                       # OpenSLR 11 files: lexicon, LMs (default CORPUS_DIR/lm)
+alignments=kaldi              # kaldi: a Kaldi experiment's (--kaldi-ali-dir); flat: flat start from the transcripts
+kaldi_ali_dir=                # with --alignments kaldi: a Kaldi tri*_ali (or tri*) dir
+kaldi_lang_dir=               # the Kaldi lang dir it was trained with (when its phones.txt differs from ours)
+kaldi_graph_dir=              # a Kaldi graph dir to import with it (for --graph kaldi)
+flat_opts=                    # with --alignments flat: more `asr flat-start` options (e.g. "--rounds 3 --num-leaves 3000")
+graph=ours                    # ours: HCLG built here; kaldi: the imported Kaldi graph (--kaldi-graph-dir)
+own_lm=false                  # true: our own 5-gram from librispeech-lm-norm.txt.gz (full + pruned)
+own_lm_opts="--min-counts 1,1,2"   # with --own-lm true: `asr make-lm` options of the 5-gram
+own_lm_prune=1e-7             # with --own-lm true: relative-entropy threshold of its first-pass version
+first_lm_name=${first_lm_name:?}    # first-pass LM in --lm-dir (OpenSLR 11)
+rescore_lm_name=${rescore_lm_name:?}  # lattice-rescoring LM in --lm-dir (OpenSLR 11)
+train_workers=1               # training processes (asr train --workers N; docs/distributed.md)
+train_mode=ddp                # with --train-workers > 1: ddp (synchronous) or asgd (asynchronous, Sak et al.)
+device=cpu                    # cpu | cuda (training)
+train_conf=${train_conf:?}    # network and training config (asr train --config)
+train_opts=                   # more `asr train` options (e.g. "--max-updates 1000")
+cv_utts=${cv_utts:?}          # held-out training utterances (whole speakers) for the frame accuracy monitor
+decode_nj=1                   # decoding jobs per eval set (the sets run in parallel)
+decode_opts="--beam 13 --lattice-beam 8"   # `asr decode` search options
 __options="stage stop_stage nj corpus_dir lm_dir alignments kaldi_ali_dir kaldi_lang_dir kaldi_graph_dir flat_opts graph own_lm
   own_lm_opts own_lm_prune first_lm_name rescore_lm_name train_workers train_mode device train_conf train_opts cv_utts decode_nj
   decode_opts"
+__int_options="stage stop_stage nj train_workers cv_utts decode_nj"
+__last_stage=10
 help_message="Usage: run.sh [--stage N] [--stop-stage M] --corpus-dir DIR [--alignments kaldi --kaldi-ali-dir DIR
          [--kaldi-lang-dir DIR] [--kaldi-graph-dir DIR] | --alignments flat [--flat-opts '...']] [--train-workers N [--train-mode ddp|asgd]] [--device cuda] ...
 $corpus recipe (outputs in data/ and exp/ beside run.sh). Stages:
   0 download        1 data dirs        2 dict + lang     3 LMs (+ perplexity)   4 fbank + CMVN
   5 alignments      6 HCLG             7 training        8 decoding             9 rescoring
   10 scoring, RESULTS.md
-e.g.: run.sh --corpus-dir /data/librispeech --alignments kaldi --kaldi-ali-dir ~/kaldi/egs/librispeech/s5/exp/tri6b_ali_960 \\
-        --kaldi-lang-dir ~/kaldi/egs/librispeech/s5/data/lang_nosp"
+e.g.: $example"
 . ../../scripts/parse_options.sh
 . ../../scripts/log.sh
 . ../../scripts/stages.sh
@@ -60,6 +65,16 @@ eval_sets=$(for p in $eval_parts; do set_name "$p"; done)
 score_pairs=$(for p in $eval_pairs; do set_name "$p" | tr '\n' ' '; done)
 mkdir -p exp
 stage_seconds() { echo "stage $1: $((SECONDS - $2)) s" >> exp/stage_seconds.txt; }
+# what a data dir is made from: the corpus dir, SPEAKERS.TXT, and per part its files' names and
+# sizes (not the audio's content: too big to read on every run) and its transcripts
+corpus_signature() {  # PART...
+  local p
+  signature "corpus: $corpus_dir" "$corpus_dir/LibriSpeech/SPEAKERS.TXT"
+  for p in "$@"; do
+    (cd "$corpus_dir/LibriSpeech/$p" && echo "part $p: $(find . -type f -printf '%p %s\n' | LC_ALL=C sort | md5sum)" \
+      "$(find . -name '*.trans.txt' -print0 | LC_ALL=C sort -z | xargs -0r cat | md5sum)")
+  done
+}
 
 # the LMs of the first pass and of rescoring
 if [ "$own_lm" = true ]; then
@@ -88,17 +103,21 @@ fi
 if stage_on 1; then
   t0=$SECONDS
   for p in $train_parts $eval_parts; do require "$corpus_dir/LibriSpeech/$p" 0; done
-  if [ -f data/train/spk2utt ]; then
-    log "stage 1: data/train exists; skipping"
-  else
-    log "stage 1: data/train from $train_parts"
-    asr prep-librispeech $(for p in $train_parts; do echo "$corpus_dir/LibriSpeech/$p"; done) data/train
-  fi
-  for p in $eval_parts; do
-    d=data/$(set_name "$p")
-    [ -f "$d/spk2utt" ] && { log "stage 1: $d exists; skipping"; continue; }
-    asr prep-librispeech "$corpus_dir/LibriSpeech/$p" "$d"
-  done
+  # each data dir is redone when its parts changed (DIR/.prep.sig); prep-librispeech replaces it whole
+  prep_data_dir() {  # DIR PART...
+    local d=$1 sig; shift
+    sig=$(corpus_signature "$@")
+    if [ -f "$d/spk2utt" ] && has_signature "$d/.prep.sig" "$sig"; then
+      log "stage 1: $d is up to date"
+    else
+      log "stage 1: $d from $*"
+      asr prep-librispeech $(for p in "$@"; do echo "$corpus_dir/LibriSpeech/$p"; done) "$d"
+      echo "$sig" > "$d/.prep.sig"
+    fi
+  }
+  # shellcheck disable=SC2086
+  prep_data_dir data/train $train_parts
+  for p in $eval_parts; do prep_data_dir "data/$(set_name "$p")" "$p"; done
   stage_seconds 1 $t0
 fi
 
@@ -107,19 +126,25 @@ if stage_on 2; then
   if [ -n "$kaldi_lang_dir" ]; then
     # the Kaldi experiment's own lang dir: its phone ids are the ones of the alignments
     require "$kaldi_lang_dir/phones.txt" "$kaldi_lang_dir/L_disambig.fst" 2
-    if [ -f data/lang/phones.txt ] && cmp -s data/lang/phones.txt "$kaldi_lang_dir/phones.txt" \
-        && cmp -s data/lang/words.txt "$kaldi_lang_dir/words.txt"; then
+    # data/lang/.lang.sig: the content of every file of the lang dir copied (or of the dict dir
+    # of our own lang dir: lang_from_dict)
+    sig=$(signature "a Kaldi lang dir" "$kaldi_lang_dir")
+    if has_signature data/lang/.lang.sig "$sig"; then
       log "stage 2: data/lang is the Kaldi lang dir $kaldi_lang_dir; skipping"
     else
       log "stage 2: using the Kaldi lang dir $kaldi_lang_dir as data/lang"
-      rm -rf data/lang.tmp; cp -r "$kaldi_lang_dir" data/lang.tmp; rm -rf data/lang; mv data/lang.tmp data/lang
+      rm -rf data/lang.tmp; cp -r "$kaldi_lang_dir" data/lang.tmp; echo "$sig" > data/lang.tmp/.lang.sig
+      rm -rf data/lang; mv data/lang.tmp data/lang
     fi
   else
     require "$lm_dir/librispeech-lexicon.txt" 0
-    if [ -f data/local/dict/lexicon.txt ] && [ data/local/dict/lexicon.txt -nt "$lm_dir/librispeech-lexicon.txt" ]; then
+    sig=$(signature "$lm_dir/librispeech-lexicon.txt")
+    if [ -f data/local/dict/lexicon.txt ] && has_signature data/local/dict/.dict.sig "$sig"; then
       log "stage 2: data/local/dict is up to date"
     else
-      asr prepare-dict "$lm_dir/librispeech-lexicon.txt" data/local/dict
+      log "stage 2: data/local/dict from $lm_dir/librispeech-lexicon.txt"
+      asr prepare-dict "$lm_dir/librispeech-lexicon.txt" data/local/dict   # replaces the dir whole
+      echo "$sig" > data/local/dict/.dict.sig
     fi
     lang_from_dict data/local/dict data/lang
   fi
@@ -132,13 +157,27 @@ if stage_on 3; then
   mkdir -p exp/lm
   if [ "$own_lm" = true ]; then
     require "$lm_dir/librispeech-lm-norm.txt.gz" 0
-    if [ ! -f exp/lm/lm5.arpa ]; then
+    # redone when the text, the vocabulary or the options change (exp/lm/.lm5.sig); the pruned
+    # LM when the full one or the threshold does
+    sig=$(signature "$lm_dir/librispeech-lm-norm.txt.gz" data/lang/words.txt "make-lm options: $own_lm_opts")
+    if [ -f exp/lm/lm5.arpa ] && has_signature exp/lm/.lm5.sig "$sig"; then
+      log "stage 3: exp/lm/lm5.arpa is up to date"
+    else
+      rm -f exp/lm/.lm5.sig
       log "stage 3: our own 5-gram from librispeech-lm-norm.txt.gz ($own_lm_opts)"
       # shellcheck disable=SC2086
       asr make-lm --order 5 --vocab data/lang/words.txt --unk '<UNK>' $own_lm_opts --tmp-dir exp/lm \
         "$lm_dir/librispeech-lm-norm.txt.gz" exp/lm/lm5.arpa
+      echo "$sig" > exp/lm/.lm5.sig
     fi
-    [ -f exp/lm/lm5_pruned.arpa ] || asr prune-lm --threshold "$own_lm_prune" exp/lm/lm5.arpa exp/lm/lm5_pruned.arpa
+    sig=$(signature exp/lm/.lm5.sig "prune threshold: $own_lm_prune")
+    if [ -f exp/lm/lm5_pruned.arpa ] && has_signature exp/lm/.lm5_pruned.sig "$sig"; then
+      log "stage 3: exp/lm/lm5_pruned.arpa is up to date"
+    else
+      rm -f exp/lm/.lm5_pruned.sig
+      asr prune-lm --threshold "$own_lm_prune" exp/lm/lm5.arpa exp/lm/lm5_pruned.arpa
+      echo "$sig" > exp/lm/.lm5_pruned.sig
+    fi
   fi
   require "$first_lm" "$rescore_lm" 0
   for x in $eval_sets; do
@@ -177,9 +216,14 @@ if stage_on 5; then
       asr flat-start --nj "$nj" $flat_opts data/train data/lang exp/ali ;;
     *) die "--alignments is kaldi or flat, not '$alignments'" ;;
   esac
-  if [ -f data/train_cv/spk2utt ] && [ data/train_cv/spk2utt -nt exp/ali/ali.pdf.ark ]; then
-    log "stage 5: data/train_tr and data/train_cv exist"
+  # redone when data/train or --cv-utts change (data/train_cv/.split.sig)
+  sig=$(signature "cv utterances: $cv_utts" data/train/spk2utt data/train/feats.scp data/train/fbank.conf \
+    data/train/cmvn.scp)
+  if [ -f data/train_tr/feats.scp ] && has_signature data/train_cv/.split.sig "$sig"; then
+    log "stage 5: data/train_tr and data/train_cv are up to date"
   else
+    rm -f data/train_cv/.split.sig
+    log "stage 5: held-out speakers (about $cv_utts utterances) into data/train_cv, the others into data/train_tr"
     # held-out speakers (about $cv_utts utterances) for the frame accuracy monitor: every m-th speaker
     awk -v n="$cv_utts" 'NR == FNR { u += NF - 1; next }
       FNR == 1 { m = int(u / n); if (m < 2) m = 2 }
@@ -187,6 +231,7 @@ if stage_on 5; then
       { print $1 > "exp/ali/tr_speakers" }' data/train/spk2utt data/train/spk2utt
     asr subset-data-dir --spk-list exp/ali/cv_speakers data/train data/train_cv
     asr subset-data-dir --spk-list exp/ali/tr_speakers data/train data/train_tr
+    echo "$sig" > data/train_cv/.split.sig
   fi
   stage_seconds 5 $t0
 fi
@@ -208,6 +253,7 @@ if stage_on 7; then
   t0=$SECONDS
   require exp/ali/ali.pdf.ark data/train_tr/feats.scp data/train_cv/feats.scp 5
   require "$graph_dir/HCLG.fst" 6
+  [ "$train_workers" -ge 1 ] || die "--train-workers is 1 or more"
   workers_opt=()
   [ "$train_workers" -gt 1 ] && workers_opt=(--workers "$train_workers" --mode "$train_mode")
   # shellcheck disable=SC2086
@@ -245,7 +291,7 @@ if stage_on 10; then
   done
   notes+=(--note "alignments: $alignments${kaldi_ali_dir:+ ($kaldi_ali_dir)}; graph: $graph; rescoring LM: $(basename "$rescore_lm")")
   # shellcheck disable=SC2086
-  asr results --title "Results of recipes/$corpus" --command "recipes/$corpus/run.sh $recipe_args" \
+  asr results --title "Results of recipes/$corpus" --command "recipes/$corpus/run.sh$recipe_args" \
     --eval-pairs $score_pairs \
     --data-dirs data/train $(for x in $eval_sets; do echo data/$x; done) "${notes[@]}" \
     --markdown RESULTS.md --json exp/results.json --link-best exp/final lstmp=exp/lstmp

@@ -23,30 +23,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . ../../scripts/log.sh
 
-stage=0; stop_stage=100   # kept for parse_options; this script's steps are idempotent instead
 base_config=../../conf/lstmp.yaml   # its training: section (and cell_clip/init_scale) are used
-train_data=data/train
+train_data=data/train                # training data dir (features: stage 2)
 train_utts=1500                      # train on N utterances spread over train_data ("" = all)
-dev_data=data/dev
-test_data=data/test
+dev_data=data/dev                    # dev data dir (frame accuracy monitor)
+test_data=data/test                  # data dir every system is decoded and scored on
 tree_dir=exp/tree                    # ali.pdf.ark, num_pdfs, silence_pdfs.int, final.mdl, tree (stage 3)
 dev_ali=exp/ali_dev/ali.pdf.ark      # dev alignments (frame accuracy monitor, stage 3)
 graph_dir=exp/graph                  # HCLG of the pruned LM (stage 5)
-lang_dir=data/lang
+lang_dir=data/lang                   # lang dir (words.txt for scoring)
 budget=300000                        # parameters per system (all layers + output layer)
 epochs=6                             # epochs per system: same data, streams and chunk -> same updates
 max_updates=""                       # optional cap on updates (dev accuracy is measured at epoch ends)
-layers=3
-depth_layers="3 8"
-systems="lstmp lstm lstm_nig lstm_nfg lstm_nog lstm_niaf lstm_noaf lstm_np lstm_cifg lstm_fgr residual_lstm highway_lstm ltlstm"
-depth_systems="lstm residual_lstm highway_lstm ltlstm"
-do_families=true
-do_depth=true
+layers=3                             # layers of every family system
+depth_layers="3 8"                   # the depths of the depth study
+systems="lstmp lstm lstm_nig lstm_nfg lstm_nog lstm_niaf lstm_noaf lstm_np lstm_cifg lstm_fgr residual_lstm highway_lstm ltlstm"  # the family comparison's systems
+depth_systems="lstm residual_lstm highway_lstm ltlstm"  # the depth study's systems
+do_families=true                     # run the family comparison
+do_depth=true                        # run the depth study
 nj=2                                 # decoding jobs when --jobs 1
 jobs=2                               # systems trained/decoded at once (1 thread each when > 1)
-out=exp/compare
+out=exp/compare                      # where the systems and tables go
 results_md=RESULTS.md                # the report the tables are appended to
 __options="results_md base_config train_data train_utts dev_data test_data tree_dir dev_ali graph_dir lang_dir budget epochs max_updates layers depth_layers systems depth_systems do_families do_depth nj jobs out"
+__int_options="nj jobs epochs layers budget"
+help_message="Usage: local/compare_families.sh [options] (from recipes/synth, after run.sh's stage 9)
+LSTM family comparison and depth study at an equal parameter budget and number of updates.
+e.g.: local/compare_families.sh --train-utts 500 --jobs 4 --do-depth false"
 . ../../scripts/parse_options.sh || exit 1
 
 [ -f "$base_config" ] || die "no base config $base_config (--base-config)"

@@ -15,9 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . ../../scripts/log.sh
 
-nj=2
-ali=exp/ali_train_flat
+nj=2                    # alignment jobs (the test set)
+ali=exp/ali_train_flat  # the flat-start alignment dir (run.sh --alignments flat, stage 3)
 __options="nj ali"
+__int_options="nj"
+help_message="Usage: local/flat_start_quality.sh [options] (from recipes/synth, after run.sh --alignments flat)
+How close the flat-start alignments are to the synthesiser's phone CTMs (exp/flat_quality/quality.md).
+e.g.: local/flat_start_quality.sh --nj 4"
 . ../../scripts/parse_options.sh || exit 1
 
 export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"
