@@ -50,20 +50,20 @@ while [ $# -gt 0 ]; do
       done
       exit 0 ;;
     --?*=*)
-      __po_name="${1%%=*}"; __po_value="${1#*=}"; shift ;;
+      __po_opt="${1%%=*}"; __po_value="${1#*=}"; shift ;;
     --?*)
-      __po_name="$1"
+      __po_opt="$1"
       [ $# -ge 2 ] || __po_fail "option $1 needs a value"
       __po_value="$2"; shift 2 ;;
     *) __po_fail "unexpected argument '$1' (options are --name value; see $0 --help)" ;;
   esac
-  __po_name="${__po_name#--}"; __po_name="${__po_name//-/_}"
-  __po_declared "$__po_name" || __po_fail "invalid option --${__po_name//_/-} (see $0 --help)"
+  __po_name="${__po_opt#--}"; __po_name="${__po_name//-/_}"
+  __po_declared "$__po_name" || __po_fail "invalid option $__po_opt (see $0 --help)"
   case "${!__po_name-}" in
     true|false)
       case "$__po_value" in
         true|false) ;;
-        *) __po_fail "option --${__po_name//_/-} takes true or false, got '$__po_value'" ;;
+        *) __po_fail "option $__po_opt takes true or false, got '$__po_value'" ;;
       esac ;;
   esac
   printf -v "$__po_name" '%s' "$__po_value"
@@ -77,6 +77,6 @@ if [ -n "${__last_stage:-}" ]; then
   done
   [ "$stage" -le "$stop_stage" ] || __po_fail "--stop-stage $stop_stage is before --stage $stage"
 fi
-unset __po_name __po_value __po_v __po_files
+unset __po_opt __po_name __po_value __po_v __po_files
 unset -f __po_fail __po_declared __po_describe
 true
