@@ -21,7 +21,7 @@
 # the comment on the line that declares it (in the script sourcing this file, or in a script
 # sourcing that one). Safe under set -euo pipefail.
 __po_fail() { echo "$0: $*" >&2; exit 1; }
-__po_declared() { [[ " ${__options//$'\n'/ } " == *" $1 "* ]]; }
+__po_declared() { [[ $1 =~ ^[A-Za-z_][A-Za-z0-9_]*$ && " ${__options//$'\n'/ } " == *" $1 "* ]]; }
 # the comment on the first line declaring $1 (name=... # comment) in the sourcing scripts
 __po_describe() {
   local f line
@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
       if [ -n "${help_message:-}" ]; then echo "$help_message"; else echo "Usage: $0 [options]"; fi
-      echo "Options (default values):"
+      echo "Options (current values):"
       for __po_v in $__options; do
         __po_value=${!__po_v-}
         [[ -z $__po_value || $__po_value == *[[:space:]]* ]] && __po_value="'$__po_value'"

@@ -76,6 +76,7 @@ def _check_results(recipe: Path, sets: list[str]):
         assert f"| {s}" in report or f" {s} |" in report
     assert "| lstmp | " in report and "first pass" in report and "rescored" in report
     assert "perplexity under the first-pass LM" in report
+    assert "--decode-opts --beam\\ 6\\ --lattice-beam\\ 3" in report  # the command, quoted for the shell
     times = (recipe / "exp" / "stage_seconds.txt").read_text()
     assert all(f"stage {n}:" in times for n in range(1, 11))
     return lstmp
@@ -124,10 +125,24 @@ def test_librispeech_rerun_skips_and_flat_start_works(librispeech_run, librispee
     again = _recipe(top, "librispeech", *_common_args(librispeech_corpus, kaldi, top), timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert any("data/test_other: " in ln and "jobs already finished (skipped)" in ln for ln in again.stderr.splitlines())
-    for line in ("data/train exists; skipping", "data/test_other/cmvn.scp is up to date", "exp/ali is up to date", "exp/graph is up to date",
+    for line in ("stage 1: data/train is up to date", "stage 1: data/test_other is up to date",
+                 "data/lang is the Kaldi lang dir", "data/test_other/cmvn.scp is up to date",
+                 "data/train_tr and data/train_cv are up to date", "exp/ali is up to date", "exp/graph is up to date",
                  "exp/lstmp is trained; skipping", "exp/lstmp/final is up to date",
                  "exp/lstmp/decode_test_other is up to date", "exp/lstmp/decode_dev_clean_rescore is up to date"):
         assert line in again.stderr, line
+    # a changed training config retrains (EXP/.trained and .model_dir go first, so an interrupted
+    # retraining leaves nothing that looks finished); a changed --cv-utts splits data/train anew
+    (top / "tiny2.yaml").write_text(TINY.replace("epochs: 5", "epochs: 2"))
+    old_sig = (recipe / "exp" / "lstmp" / ".trained").read_text()
+    changed = _recipe(top, "librispeech", *_common_args(librispeech_corpus, kaldi, top), "--stage", 5, "--stop-stage", 7,
+                      "--train-conf", top / "tiny2.yaml", "--cv-utts", 6, timeout=600)
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert "held-out speakers (about 6 utterances) into data/train_cv" in changed.stderr
+    assert "training exp/lstmp" in changed.stderr and "is trained; skipping" not in changed.stderr
+    assert "epochs: 2" in (recipe / "exp" / "lstmp" / "config.yaml").read_text()
+    assert (recipe / "exp" / "lstmp" / ".trained").read_text() != old_sig
+    assert (recipe / "exp" / "lstmp" / ".model_dir").is_file()
     # --alignments flat: exp/ali from the transcripts alone (one CI round, a small tree), an
     # alignment dir like the import's, on which the next stages run
     # the built-in CD network warms up for 200 updates: the tiny fixture gets a CD config with
@@ -156,6 +171,19 @@ def test_librispeech_rerun_skips_and_flat_start_works(librispeech_run, librispee
     pruned = (recipe / "exp" / "lm" / "lm5_pruned.arpa").read_text()
     assert "ngram 5=" in lm5 and "ngram 5=" in pruned and len(pruned) < len(lm5)
     assert "ppl=" in (recipe / "exp" / "lm" / "ppl_first_pass_test_clean.txt").read_text()
+    # another threshold: the pruned LM only is made again
+    own2 = _recipe(top, "librispeech", "--stage", 3, "--stop-stage", 3, "--own-lm", "true", "--own-lm-prune", "1e-4",
+                   "--lm-dir", librispeech_corpus.lm_dir, timeout=300)
+    assert own2.returncode == 0, own2.stderr[-3000:]
+    assert "exp/lm/lm5.arpa is up to date" in own2.stderr and "lm5_pruned.arpa is up to date" not in own2.stderr
+    assert (recipe / "exp" / "lm" / "lm5_pruned.arpa").read_text() != pruned
+    # data/lang: our own lang dir replaces the Kaldi one, and the Kaldi one ours (content signatures)
+    for lang_args, made in (([], "data/lang from data/local/dict"),
+                            (["--kaldi-lang-dir", kaldi.lang], "using the Kaldi lang dir")):
+        r2 = _recipe(top, "librispeech", "--stage", 2, "--stop-stage", 2, "--lm-dir", librispeech_corpus.lm_dir,
+                     *lang_args, timeout=300)
+        assert r2.returncode == 0 and made in r2.stderr, r2.stderr[-3000:]
+    assert (recipe / "data" / "lang" / "L.fst").read_bytes() == (kaldi.lang / "L.fst").read_bytes()
 
 
 def test_mini_librispeech_recipe_with_the_kaldi_graph(librispeech_corpus, kaldi_exp_mini, tmp_path):
