@@ -108,15 +108,17 @@ train_system() {
   # nothing of an older training may look finished (.model_dir: packed for decoding)
   rm -f "$exp/.trained" "$exp/.model_dir"
   # an interrupted training of the same inputs (EXP/.training) continues; any other starts afresh
+  # (without the network of an older one: final/ is written when a training has finished)
   if [ -f "$exp/checkpoint.pt" ] && has_signature "$exp/.training" "$sig"; then
     resume="--resume --restart-if-changed"
   else
-    rm -f "$exp/checkpoint.pt"
+    rm -rf "$exp/checkpoint.pt" "$exp/final"
   fi
   mkdir -p "$exp"; echo "$sig" > "$exp/.training"
   log "training $exp ($conf)"
   asr train --config "$conf" --feats "$train" --ali "$ali" --dev-feats "$dev" --dev-ali "$dev_ali" \
     --num-pdfs "$(cat "$tree/num_pdfs")" --out "$exp" $resume "$@"
+  [ -d "$exp/final" ] || die "$exp: the training stopped before its last epoch (--max-updates?): no $exp/final"
   asr compute-priors --model-dir "$exp/final" --silence-pdfs "$tree/silence_pdfs.int" "$ali"
   mv "$exp/.training" "$exp/.trained"
 }
