@@ -112,7 +112,7 @@ train_system() {
   if [ -f "$exp/checkpoint.pt" ] && has_signature "$exp/.training" "$sig"; then
     resume="--resume --restart-if-changed"
   else
-    rm -rf "$exp/checkpoint.pt" "$exp/final"
+    rm -rf "$exp/checkpoint.pt" "$exp/final" "$exp/.best-model"
   fi
   mkdir -p "$exp"; echo "$sig" > "$exp/.training"
   log "training $exp ($conf)"
