@@ -107,7 +107,7 @@ def _compare(ctm, ali_dir, capsys) -> float:
     return float(line.split()[4])
 
 
-def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys):
+def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys, monkeypatch):
     """One CI round on a learnable corpus raises boundary agreement over the equal
     alignment; the CD round and the outputs; a re-run resumes; the final model aligns other
     data, skipping (and counting) an utterance that cannot be aligned."""
@@ -173,13 +173,39 @@ def test_flat_start_rounds_raise_agreement_and_resume(tmp_path, capsys):
     shutil.rmtree(exp / "ali_cd")  # a lost step is redone (--force: OUT itself is up to date)
     assert main(args + ["--force"]) == 0
     assert "ali_cd: aligned 70 of 70" in capsys.readouterr().out and AliDir.load(final).kind == "flat_start"
+    # a redo with other options that fails leaves no OUT that looks finished: the next run redoes it
+    from asr.errors import TrainingError
+    from asr.flatstart import pipeline
+
+    def fail(*a, **k):
+        raise TrainingError("the CD network failed")
+
+    monkeypatch.setattr(pipeline._Runner, "build_tree", fail)
+    assert main(args[:-3] + ["--num-leaves", "20"] + args[-3:]) == 1
+    capsys.readouterr()
+    assert not (final / "ali_dir.json").exists()
+    monkeypatch.undo()
+    assert main(args) == 0
+    assert "is up to date" not in capsys.readouterr().out and AliDir.load(final).kind == "flat_start"
 
 
 def test_flat_start_option_errors(tmp_path, capsys):
     lang_dir = make_lang(tmp_path)
     data = _data(tmp_path, {"u1": ("CAT AT TAB", 100)})
-    assert main(["flat-start", "--rounds", "0", str(data), str(lang_dir), str(tmp_path / "exp")]) == 1
-    assert "--rounds >= 1" in capsys.readouterr().err
+    for opt, value in (("--rounds", "0"), ("--num-leaves", "-3"), ("--max-duration", "0"), ("--num-threads", "-2")):
+        with pytest.raises(SystemExit) as e:
+            main(["flat-start", opt, value, str(data), str(lang_dir), str(tmp_path / "exp")])
+        assert e.value.code == 2 and f"argument {opt}: expected" in capsys.readouterr().err
+    assert not (tmp_path / "exp").exists()
+    # OUT naming the data dir, or a dir that is neither an alignment dir nor a flat start's
+    # (an exp/ with other systems), is an error that deletes nothing
+    assert main(["flat-start", str(data), str(lang_dir), str(data)]) == 1
+    assert "the output would overwrite the input" in capsys.readouterr().err
+    (tmp_path / "exp" / "lstmp").mkdir(parents=True)
+    (tmp_path / "exp" / "lstmp" / "model.bin").write_text("precious\n")
+    assert main(["flat-start", str(data), str(lang_dir), str(tmp_path / "exp")]) == 1
+    assert "not replaced" in capsys.readouterr().err
+    assert (tmp_path / "exp" / "lstmp" / "model.bin").is_file() and not (tmp_path / "exp" / "work").exists()
 
 
 @pytest.mark.parametrize("bad", ["nothing"])

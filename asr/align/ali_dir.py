@@ -54,9 +54,9 @@ PDF_ARK = "ali.pdf.ark"
 TID_ARK = "ali.tid.ark"
 PHONE_ARK = "phones.ark"
 # an existing dir holding one of these is an alignment dir (or a flat start's OUT holding its
-# work dir) that a writer may replace; any other non-empty dir (a data or lang dir given as OUT
-# by mistake) is an error, not deleted
-REPLACEABLE = (INFO, PDF_ARK, TID_ARK, "work")
+# work dir, whose log/ it makes first) that a writer may replace; any other non-empty dir (a
+# data or lang dir, or an exp/ given as OUT by mistake) is an error, not deleted
+REPLACEABLE = (INFO, PDF_ARK, TID_ARK, "work/log")
 _HASH_CHECKED = ("tree", "final.mdl", "num_pdfs", "silence_pdfs.int", "phones.txt")  # small, decisive
 
 

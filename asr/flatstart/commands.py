@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asr.cli import DefaultsHelpFormatter, positive_float, positive_int
+from asr.cli import DefaultsHelpFormatter, non_negative_int, positive_float, positive_int
 
 from asr.failures import add_max_failures_option
 
@@ -31,8 +31,8 @@ def register(subparsers) -> None:
     p.add_argument("out_dir", metavar="OUT", help="the alignment dir to make")
     p.add_argument("--work-dir", help="dir of the steps (default OUT/work)")
     p.add_argument("--nj", type=positive_int, default=2, help="parallel alignment jobs (one torch thread each)")
-    p.add_argument("--num-threads", type=int, default=0, help="torch threads for training (0: all cores)")
-    p.add_argument("--init-utts", type=int, default=1000,
+    p.add_argument("--num-threads", type=non_negative_int, default=0, help="torch threads for training (0: all cores)")
+    p.add_argument("--init-utts", type=positive_int, default=1000,
                    help="equal alignment and the CI rounds on this many shortest utterances")
     p.add_argument("--init-from", choices=["originals", "all"], default="originals",
                    help="take the --init-utts shortest from the utterances that are not augmented copies "
@@ -43,9 +43,9 @@ def register(subparsers) -> None:
                    "as asr augment-data-dir writes) the source's alignment rescaled to their speed (rescale); give "
                    "only the same-length ones theirs and align the speed-perturbed ones on their own (copy); or "
                    "align every copy on its own (align)"),
-    p.add_argument("--rounds", type=int, default=3, help="CI rounds with the frame classifier (train, realign; "
+    p.add_argument("--rounds", type=positive_int, default=3, help="CI rounds with the frame classifier (train, realign; "
                    "the last round of these and the --context-rounds aligns every utterance)")
-    p.add_argument("--context-rounds", type=int, default=2,
+    p.add_argument("--context-rounds", type=non_negative_int, default=2,
                    help="after the --rounds with the frame classifier, this many more CI rounds with a network "
                    "that sees +-5 frames (--context-config): boundaries nearer the exact ones on noisy data; the "
                    "last round of all aligns every utterance")
@@ -54,7 +54,7 @@ def register(subparsers) -> None:
     p.add_argument("--edge-silence", choices=["required", "optional"], default="required",
                    help="realignments: every utterance begins and ends with silence (required), or silence "
                    "is optional there as between words (optional, as in L.fst)")
-    p.add_argument("--num-leaves", type=int, default=1000, help="leaves of the CD tree")
+    p.add_argument("--num-leaves", type=positive_int, default=1000, help="leaves of the CD tree")
     p.add_argument("--no-cd", action="store_true",
                    help="stop after the CI rounds (no tree, CD network and CD realignment)")
     p.add_argument("--ci-config", help="YAML (model: and training: sections, as conf/dnn.yaml) of the CI "
@@ -69,7 +69,7 @@ def register(subparsers) -> None:
                    "it are skipped and counted")
     p.add_argument("--map-oov", action="store_true", help="map words missing from the lexicon to the lang's "
                    "OOV word (oov.txt) instead of stopping with the list of them")
-    p.add_argument("--max-duration", type=float, default=None, help="skip (and count) utterances longer than "
+    p.add_argument("--max-duration", type=positive_float, default=None, help="skip (and count) utterances longer than "
                    "this many seconds (default: align all; those over 30 s are counted, and never in the "
                    "equal-alignment start unless the set has no shorter ones)")
     add_max_failures_option(p)

@@ -127,7 +127,7 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
     default ``out_dir/work``); returns the summary written to ``out_dir/flat_start.json``
     (with ``"skipped": True`` when ``out_dir`` was up to date: made from the same data, lang
     dir and options; ``force`` redoes it, each step still skipped when up to date)."""
-    from asr.align.ali_dir import AliDir
+    from asr.align.ali_dir import INFO, REPLACEABLE, AliDir
     from asr.align.align_data import (
         FRAME_SHIFT,
         LONG_UTTERANCE_SECONDS,
@@ -136,6 +136,7 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
     )
     from asr.align.import_ali import read_num_frames
     from asr.align.transcripts import read_transcripts
+    from asr.io.atomic import check_distinct_output, check_replaceable
     from asr.lang.lang_dir import LangDir
 
     cfg = cfg or FlatStartConfig()
@@ -146,15 +147,19 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
     if cfg.init_utts < 1:
         raise ConfigError("--init-utts must be >= 1")
     data_dir, lang_dir, ali_out = Path(data_dir), Path(lang_dir), Path(out_dir)
+    check_distinct_output(ali_out, data_dir, lang_dir)
+    check_replaceable(ali_out, REPLACEABLE)  # not an exp/ or data dir given as OUT by mistake
     inputs = _inputs(data_dir, lang_dir, cfg)
-    if not force and AliDir.up_to_date(ali_out, "flat_start", inputs):
+    if not force and AliDir.up_to_date(ali_out, "flat_start", inputs) and _final_model_intact(ali_out):
         log.info("%s is up to date (a flat start from the same data, lang dir and options); skipping", ali_out)
         return dict(json.loads((ali_out / "flat_start.json").read_text()), skipped=True)
+    lang = LangDir(lang_dir)
+    read_transcripts(data_dir, lang, map_oov=cfg.map_oov)  # fail fast on words missing from the lexicon
+    # OUT is redone: until it is sealed again it must not look finished (its steps change under it)
+    (ali_out / INFO).unlink(missing_ok=True)
     exp = Path(work_dir) if work_dir else ali_out / "work"
     exp.mkdir(parents=True, exist_ok=True)
     (exp / "log").mkdir(exist_ok=True)
-    lang = LangDir(lang_dir)
-    read_transcripts(data_dir, lang, map_oov=cfg.map_oov)  # fail fast on words missing from the lexicon
     num_frames = read_num_frames(data_dir)
     t_start = time.time()
     summary: dict[str, Any] = {"data_dir": str(data_dir), "lang_dir": str(lang_dir), "utterances": len(num_frames),
@@ -205,6 +210,12 @@ def flat_start(data_dir, lang_dir, out_dir, work_dir=None, cfg: FlatStartConfig 
     log.info("flat start done in %.0f s: alignments in %s, model dir %s", summary["seconds"], ali_out,
              exp / "final")
     return summary
+
+
+def _final_model_intact(out: Path) -> bool:
+    """OUT's WORK/final (when OUT holds the work dir) is still the model dir it was sealed with."""
+    final = out / "work" / "final"
+    return not (out / "work").is_dir() or (final / "model.yaml").is_file()
 
 
 def _inputs(data_dir: Path, lang_dir: Path, cfg: FlatStartConfig) -> dict:
