@@ -243,28 +243,36 @@ def test_dead_worker_is_replaced(server):
         assert " ".join(r["text"] for r in replies if r.get("text")) == "CAT AT"
 
 
-def test_serve_command_round_trip_and_clean_stop(server, tmp_path):
-    """``asr serve`` as a user starts it; SIGTERM stops it and its worker processes."""
-    import signal
+def _start_serve(fx, workers: int):
+    """``asr serve`` as a user starts it, on a free loopback port; returns (process, port) once
+    it accepts connections (within 60 s)."""
     import socket
     import sys
-    from pathlib import Path
 
-    fx, _, _ = server
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--model-dir", str(fx["model_dir"]), "--host",
-                             "127.0.0.1", "--port", str(port), "--workers", "2"],
+                             "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    return proc, port
+
+
+def test_serve_command_round_trip_and_clean_stop(server, tmp_path):
+    """``asr serve`` as a user starts it; SIGTERM stops it and its worker processes."""
+    import signal
+    from pathlib import Path
+
+    fx, _, _ = server
+    proc, port = _start_serve(fx, workers=2)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         with connect(port) as ws:
             ws.send(json.dumps({"config": {"sample_rate": 16000}}))
             replies = stream_words(ws, pcm(tone_audio(fx, ["BAT", "TAB", "A"])))
@@ -318,27 +326,13 @@ def test_serve_worker_killed_mid_stream(server, tmp_path):
     replacement worker; SIGTERM then stops the server and its workers within about 2 s."""
     import os
     import signal
-    import socket
-    import sys
 
     from websockets.exceptions import ConnectionClosed
 
     fx, _, _ = server
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "asr", "serve", "--model-dir", str(fx["model_dir"]), "--host",
-                             "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc, port = _start_serve(fx, workers=1)
     workers = []
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         workers = _children(proc.pid)
         assert len(workers) == 1, workers
         x = pcm(tone_audio(fx, ["BAT", "TAB", "A"]))

@@ -26,13 +26,17 @@ _CHUNK = 1 << 20
 
 def file_hash(path: str | os.PathLike) -> str:
     """SHA-256 (hex) of the bytes of ``path``."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while True:
-            block = f.read(_CHUNK)
-            if not block:
-                break
-            h.update(block)
+        return _stream_hash(f)
+
+
+def _stream_hash(f) -> str:
+    h = hashlib.sha256()
+    while True:
+        block = f.read(_CHUNK)
+        if not block:
+            break
+        h.update(block)
     return h.hexdigest()
 
 
@@ -43,14 +47,8 @@ def arpa_text_hash(path: str | os.PathLike) -> str:
 
     with open(path, "rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
-    h = hashlib.sha256()
     with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
-        while True:
-            block = f.read(_CHUNK)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
+        return _stream_hash(f)
 
 
 def text_hash(text: str) -> str:

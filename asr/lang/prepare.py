@@ -59,16 +59,17 @@ def prepare_lang(
     # built whole and swapped in: no file of an earlier lang dir (e.g. phones/word_boundary.*
     # of position-dependent phones) survives, and an interrupted run leaves the old one
     with atomic_dir(lang_dir, replaces=("phones.txt", "words.txt", "L.fst")) as tmp:
-        summary = _write_lang(dd, tmp, oov_word, position_dependent_phones, sil_prob, num_sil_states,
-                              num_nonsil_states, share_silence_phones)
+        summary = _write_lang(dd, Path(dict_dir), tmp, oov_word, position_dependent_phones, sil_prob,
+                              num_sil_states, num_nonsil_states, share_silence_phones)
     log.info("lang dir %s: %d phones, %d disambiguation symbols, %d words, %d pronunciations",
              lang_dir, summary["phones"], summary["disambig"], summary["words"], summary["prons"])
     return summary
 
 
-def _write_lang(dd, out: Path, oov_word: str, position_dependent_phones: bool, sil_prob: float,
+def _write_lang(dd, dict_dir: Path, out: Path, oov_word: str, position_dependent_phones: bool, sil_prob: float,
                 num_sil_states: int, num_nonsil_states: int, share_silence_phones: bool) -> dict:
-    """The lang dir's files, written into ``out`` (see prepare_lang)."""
+    """The lang dir's files (from the dict dir ``dd`` read from ``dict_dir``), written into ``out``
+    (see prepare_lang)."""
     (out / "phones").mkdir(parents=True, exist_ok=True)
 
     # phone_map: base phone -> its variants (Kaldi's phone_map.txt)

@@ -331,7 +331,7 @@ def check_features(model_dir: str | os.PathLike, config: dict, data_dir: str | o
         raise FeatureError(f"{data_dir}/feats.scp has {dim}-dim features, the model {model_dir} takes {num_inputs}")
     log.info("%s: %s: only the feature dimension (%d) was checked against the model", data_dir,
              f"no {FEATURE_OPTIONS} (features not made by asr make-fbank)" if trained is not None
-             else f"the model records no fbank options", dim)
+             else "the model records no fbank options", dim)
 
 
 def alignment_tree_of(config: dict) -> str | None:
