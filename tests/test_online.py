@@ -185,6 +185,26 @@ def test_stream_endpoints_and_word_times(tones):
     assert all(s.end - s.start <= 1.5 + 0.1 + 1e-6 for s in segs5)  # checked every 10 frames
 
 
+def test_lattice_final_over_the_limits_keeps_the_one_best(tones, monkeypatch, caplog):
+    """A final whose lattice is over the determinization effort cap gets the 1-best words
+    (as with a full lattice), is marked, counted and named in a one-line warning."""
+    import asr.lattice.word_lattice as wl
+    from asr.online.recognizer import OnlineModel
+
+    x = tone_audio(tones, ["BAT", "TAB", "A"], seed=1)
+    model = OnlineModel(tones["model_dir"])
+    full, _ = _run_stream(model, x)
+    monkeypatch.setattr(wl, "MAX_WORK", 1)
+    s = model.new_stream(name="u1")
+    with caplog.at_level("WARNING"):
+        segs = s.accept_waveform(x) + s.finish()
+    assert [g.text for g in segs] == [g.text for g in full] and "BAT TAB A" in [g.text for g in segs]
+    assert all(g.lattice_full for g in full)
+    assert [g.lattice_full for g in segs if g.words] == [False] and s.lattice_fallbacks == 1
+    warn = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warn) == 1 and warn[0].startswith("u1: ") and "1-best" in warn[0] and "\n" not in warn[0]
+
+
 def test_stream_silence_only_and_sample_rate(tones):
     import soxr
 

@@ -74,7 +74,7 @@ def _decode_batch(args):
                 ctm = _ctm_of(rec, u, r, _STATE["frame_shift"])
             except Exception as e:  # noqa: BLE001 - counted; the hypothesis is kept
                 ctm = e
-        out.append((u, words, r.lattice, r.reached_final, ctm))
+        out.append((u, words, r.lattice, r.reached_final, ctm, r.lattice_full))
     return job, out, bad, timing
 
 
@@ -195,6 +195,8 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
             "decoder": "LatticeSimpleDecoder" if lattices else "FasterDecoder",
             "ctm": bool(ctm), "ctm_failed_utterances": ctm_failed,
             "utterances": len(hyps), "failed_utterances": len(bad_all), "not_reached_final": not_final,
+            # utterances whose lattice is only the 1-best path (asr.lattice.word_lattice limits)
+            "lattice_fallbacks": total.extra.get("lattice_fallback", 0),
             "frames": total.frames, "audio_seconds": round(audio_s, 3),
             "forward_seconds": round(total.forward_s, 3), "search_seconds": round(total.search_s, 3),
             "rtf_forward": round(total.forward_s / audio_s, 5) if audio_s else None,
@@ -248,8 +250,11 @@ def rescore_if_text_changed(decode_dir: Path, data_dir: Path) -> dict:
 
 def _collect(it, hyps, lats, bad_all, total: Timing, bar, ctms) -> None:
     for job, out, bad, timing in it:
-        for u, words, lat, reached, ctm in out:
+        for u, words, lat, reached, ctm, full in out:
             hyps[u] = words
+            if not full:
+                log.warning("%s: word lattice over the determinization limits: kept only its 1-best path", u)
+                total.extra["lattice_fallback"] = total.extra.get("lattice_fallback", 0) + 1
             ctms[u] = ctm
             if lat is not None:
                 lats[job].append((u, lat))

@@ -89,7 +89,7 @@ def transcribe_stream(model, inputs: list[str], sample_rate: int = 16000, chunk_
                 rate, chunks = _chunks_from_stdin(sample_rate, chunk_seconds)
             else:
                 rate, chunks = _chunks_from_file(spec, chunk_seconds, model.fbank)
-            stream = model.new_stream(rate)
+            stream = model.new_stream(rate, uid)
             t0 = time.perf_counter()
             fed = 0.0
             total = 0
