@@ -266,14 +266,17 @@ def _collect(it, hyps, lats, bad_all, total: Timing, bar, ctms) -> None:
 
 
 def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchConfig | None = None, channel: int = 0,
-                     num_threads: int | None = None, word_times: bool = False):
+                     num_threads: int | None = None, word_times: bool = False, cmvn_opts=None):
     """Yield ``(id, words | None, error | None, ctm_lines | None)`` per audio file (id = file
     stem); ``ctm_lines`` (word times, confidence 1) with ``word_times``.
 
     Features exactly as the model was trained with (the model dir's fbank options), channel
     ``channel`` of multi-channel audio (-1: the average; the same rule as ``asr make-fbank``),
     resampled to the model's rate (logged), the model's CMVN with each file as its own speaker
-    (``normalise_utterance``). An empty, unreadable, too short
+    (``normalise_utterance``; ``cmvn_opts``: the online CMVN window and global frames of a
+    ``cmvn: online`` model, the same as streaming uses, so offline == streaming; other modes
+    use whole-utterance or fixed stats, and non-default ``cmvn_opts`` are a ConfigError).
+    An empty, unreadable, too short
     or NaN file is an error for that file; digital silence (no sample reaches one int16 step)
     transcribes as no words, with a warning."""
     from asr.data.audio import check_transcribable, extract, load_recording
@@ -282,6 +285,13 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
     from asr.threads import set_torch_threads
 
     rec = Recognizer(model_dir, graph_dir, cfg, word_times=word_times)
+    if cmvn_opts is not None and rec.cmvn_mode != "online":
+        from asr.errors import ConfigError
+        from asr.features.online_cmvn import OnlineCmvnOptions
+
+        if cmvn_opts != OnlineCmvnOptions():
+            raise ConfigError(f"--cmn-window/--global-frames apply offline only to a model with cmvn: online "
+                              f"(this one: {rec.cmvn_mode}); use them with --stream")
     fbank = rec.md.fbank_computer()
     global_stats = rec.md.global_cmvn_stats()
     frame_shift = float(rec.md.fbank["frame-shift"]) / 1000.0
@@ -302,7 +312,7 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
                 log.warning("%s: digital silence (no sample reaches one 16-bit step): no words", p)
                 yield uid, [], None, [] if word_times else None
                 continue
-            feats = normalise_utterance(feats, rec.cmvn_mode, global_stats)
+            feats = normalise_utterance(feats, rec.cmvn_mode, global_stats, online_opts=cmvn_opts)
             res, _ = rec.recognize([feats])
             yield uid, rec.to_words(res[0].words), None, _ctm_of(rec, uid, res[0], frame_shift) if word_times else None
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
