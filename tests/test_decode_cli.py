@@ -129,3 +129,23 @@ def test_transcribe_any_rate_and_corrupt_file(model, tmp_path, capsys):
     err = [ln for ln in r.stderr.strip().splitlines() if ln.startswith("asr transcribe:")]
     assert len(err) == 2 and "broken" in err[0] and err[0].startswith("asr transcribe: error:")
     assert err[1] == "asr transcribe: 2 of 3 files transcribed, 1 failed"
+
+
+def test_decode_lattices_over_the_limits_keep_the_one_best(model, tmp_path, capsys, monkeypatch, caplog):
+    """Utterances whose word lattice is over the determinization effort cap keep their
+    1-best (hyp.txt unchanged), get a one-path lattice, a warning naming them, and are
+    counted in decode.json."""
+    import asr.lattice.word_lattice as wl
+
+    root, md, data = model
+    monkeypatch.setattr(wl, "MAX_WORK", 1)
+    out = tmp_path / "decode"
+    with caplog.at_level("WARNING"):
+        r = run_inproc(capsys, "decode", "--no-progress", "--model-dir", md, "--nj", 1, "--lattices", data, out)
+    assert r.returncode == 0, r.stderr
+    hyp = dict(line.split(maxsplit=1) for line in (out / "hyp.txt").read_text().splitlines())
+    assert {u: h.split() for u, h in hyp.items()} == UTTS
+    info = json.loads((out / "decode.json").read_text())
+    assert info["lattice_fallbacks"] == 4
+    warned = [r.getMessage() for r in caplog.records if "1-best" in r.getMessage()]
+    assert sorted(m.split(":")[0] for m in warned) == sorted(UTTS)

@@ -137,3 +137,49 @@ def test_pdf_relabelled_graph_searches_the_same(graphs):
     assert la.num_arcs == lb.num_arcs and np.allclose(np.sort(la.graph), np.sort(lb.graph), atol=1e-3)
     with pytest.raises(Exception, match="do not match"):
         load_graph(td / "graph" / "HCLG.fst", tm.tid2pdf[:5])
+
+
+def _sausage_raw(rng, positions=60, alts=4):
+    """A word sausage: ``alts`` competing words per position, each word arc followed by an
+    epsilon arc (as the decoder's lattices have), costs random."""
+    from asr.lattice.word_lattice import RawLattice
+
+    src, dst, word = [], [], []
+    s = 0
+    for _ in range(positions):
+        join = s + alts + 1
+        for k in range(alts):
+            src += [s, s + 1 + k]
+            dst += [s + 1 + k, join]
+            word += [int(rng.integers(1, 50)), 0]
+        s = join
+    ns = s + 1
+    m = len(src)
+    fg = np.full(ns, np.inf, np.float32)
+    fa = np.full(ns, np.inf, np.float32)
+    fg[-1] = fa[-1] = 0.0
+    return RawLattice(0, np.array(src, np.int32), np.array(dst, np.int32), np.ones(m, np.int32),
+                      np.array(word, np.int32), rng.random(m).astype(np.float32),
+                      rng.random(m).astype(np.float32) * 5, fg, fa)
+
+
+def test_determinization_effort_cap_falls_back_to_one_best():
+    """Past the work limit (every tighter beam too) the word lattice is the 1-best path:
+    same words and costs as the full lattice's best path, quickly, and marked not full."""
+    import time
+
+    from asr.lattice.lattice_io import best_path
+    from asr.lattice.word_lattice import word_lattice
+
+    raw = _sausage_raw(np.random.default_rng(3))
+    full_lat, full = word_lattice(raw, 1e9, 0.1)
+    assert full and full_lat.num_arcs > full_lat.num_states  # alternatives kept
+    t = time.process_time()
+    lat, full = word_lattice(raw, 1e9, 0.1, max_work=200)
+    assert time.process_time() - t < 1.0
+    assert not full
+    assert lat.num_arcs == lat.num_states - 1  # a linear path
+    want, got = best_path(full_lat, lmwt=10.0), best_path(lat, lmwt=10.0)
+    assert got.words.tolist() == want.words.tolist() and len(got.words) == 60
+    assert got.graph == pytest.approx(want.graph, abs=1e-3)
+    assert got.acoustic == pytest.approx(want.acoustic, abs=1e-2)

@@ -185,6 +185,26 @@ def test_stream_endpoints_and_word_times(tones):
     assert all(s.end - s.start <= 1.5 + 0.1 + 1e-6 for s in segs5)  # checked every 10 frames
 
 
+def test_lattice_final_over_the_limits_keeps_the_one_best(tones, monkeypatch, caplog):
+    """A final whose lattice is over the determinization effort cap gets the 1-best words
+    (as with a full lattice), is marked, counted and named in a one-line warning."""
+    import asr.lattice.word_lattice as wl
+    from asr.online.recognizer import OnlineModel
+
+    x = tone_audio(tones, ["BAT", "TAB", "A"], seed=1)
+    model = OnlineModel(tones["model_dir"])
+    full, _ = _run_stream(model, x)
+    monkeypatch.setattr(wl, "MAX_WORK", 1)
+    s = model.new_stream(name="u1")
+    with caplog.at_level("WARNING"):
+        segs = s.accept_waveform(x) + s.finish()
+    assert [g.text for g in segs] == [g.text for g in full] and "BAT TAB A" in [g.text for g in segs]
+    assert all(g.lattice_full for g in full)
+    assert [g.lattice_full for g in segs if g.words] == [False] and s.lattice_fallbacks == 1
+    warn = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warn) == 1 and warn[0].startswith("u1: ") and "1-best" in warn[0] and "\n" not in warn[0]
+
+
 def test_stream_silence_only_and_sample_rate(tones):
     import soxr
 
@@ -224,7 +244,8 @@ def test_transcribe_stream_cli(tones, tmp_path):
     assert r.returncode == 1, r.stderr
     assert out.splitlines() == ["two CAT AT", "two TAB", "one BAT TAB A"]  # one line per segment, no partials
     err = r.stderr.decode().strip().splitlines()
-    assert len([e for e in err if "error" in e]) == 1 and "bad" in err[-1]
+    assert len([e for e in err if "error" in e]) == 1 and "bad" in err[-2]
+    assert err[-1] == "asr transcribe: 2 of 3 files transcribed, 1 failed"  # as offline
     ctm = [ln.split() for ln in (tmp_path / "out.ctm").read_text().splitlines()]
     assert [c[4] for c in ctm] == ["CAT", "AT", "TAB", "BAT", "TAB", "A"]
     assert ctm[0][:4] == ["two", "1", "0.58", "0.56"]
@@ -237,6 +258,52 @@ def test_transcribe_stream_cli(tones, tmp_path):
     assert r.stdout.decode().splitlines() == ["stdin CAT AT", "stdin TAB"]
     r = _asr("transcribe", "--model-dir", md, "-", stdin=y)
     assert r.returncode == 1 and b"needs --stream" in r.stderr
+    # a trailing odd byte: the transcript of the complete samples, then a one-line warning
+    r = _asr("transcribe", "--model-dir", md, "--stream", "-", "--sample-rate", 8000, stdin=y + b"\x01")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().splitlines() == ["stdin CAT AT", "stdin TAB"]
+    assert "stdin: the PCM stream ended in the middle of a 16-bit sample" in r.stderr.decode()
+    # empty stdin: one error, prefixed once
+    r = _asr("transcribe", "--model-dir", md, "--stream", "-", stdin=b"")
+    err = [ln for ln in r.stderr.decode().splitlines() if ln.startswith("asr transcribe: error:")]
+    assert r.returncode == 1 and err == ["asr transcribe: error: stdin: empty audio (0 samples)"], err
+    # --sample-rate must be a positive integer: a usage error, not a crash
+    r = _asr("transcribe", "--model-dir", md, "--stream", "-", "--sample-rate", 0, stdin=y)
+    err = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 2 and "--sample-rate" in err[-1] and "unexpected" not in r.stderr.decode()
+
+
+def test_transcribe_channel_alike_offline_and_streaming(tones, tmp_path):
+    """--channel picks one channel of a stereo file (default 0, -1 = average) with --stream
+    as offline (asr.data.audio.extract, the make-fbank rule)."""
+    import soundfile as sf
+
+    md = tones["model_dir"]
+    a, b = tone_audio(tones, ["CAT", "AT"]), tone_audio(tones, ["TAB"], seed=2)
+    n = max(len(a), len(b))
+    st = np.zeros((n, 2), np.float32)
+    st[:len(a), 0], st[:len(b), 1] = a, b
+    sf.write(tmp_path / "st.wav", st, 16000)
+    for mode in ([], ["--stream"]):
+        for ch, want in (([], "st CAT AT"), (["--channel", 0], "st CAT AT"), (["--channel", 1], "st TAB")):
+            r = _asr("transcribe", "--model-dir", md, *mode, *ch, tmp_path / "st.wav")
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.decode().splitlines() == [want], (mode, ch)
+        r = _asr("transcribe", "--model-dir", md, *mode, "--channel", 2, tmp_path / "st.wav")
+        assert r.returncode == 1 and "channel 2 requested but the audio has 2 channel(s)" in r.stderr.decode()
+
+
+def test_offline_cmn_options_need_an_online_cmvn_model(tones, tmp_path):
+    """--cmn-window/--global-frames offline: applied for a cmvn: online model (see the
+    features test), an error for other CMVN modes (they would be ignored)."""
+    import soundfile as sf
+
+    sf.write(tmp_path / "u.wav", tone_audio(tones, ["CAT"]), 16000)
+    r = _asr("transcribe", "--model-dir", tones["model_dir"], "--cmn-window", 100, tmp_path / "u.wav")
+    err = [ln for ln in r.stderr.decode().splitlines() if "error" in ln]
+    assert r.returncode == 1 and len(err) == 1 and "--cmn-window/--global-frames apply offline only" in err[0], err
+    r = _asr("transcribe", "--model-dir", tones["model_dir"], "--stream", "--cmn-window", 100, tmp_path / "u.wav")
+    assert r.returncode == 0 and r.stdout.decode().splitlines() == ["u CAT"], r.stderr
 
 
 def test_transcribe_checks_audio_alike_offline_and_streaming(tones, tmp_path):
@@ -336,3 +403,14 @@ def test_online_cmvn_model_features_equal_offline_and_streaming(tmp_path):
     assert not np.allclose(want[-1], offline[-1] - g[0, :-1] / g[0, -1], atol=1e-2)
     with pytest.raises(FeatureError, match="online CMVN but has no global_cmvn.stats"):
         OnlineFeatures(fb, cmvn_mode="online")
+    # --cmn-window / --global-frames: offline (normalise_utterance, asr transcribe) computes
+    # exactly what streaming computes with the same options
+    from asr.features.online_cmvn import OnlineCmvnOptions
+
+    opts = OnlineCmvnOptions(cmn_window=50, global_frames=10)
+    f = OnlineFeatures(fb, cmvn_mode="online", global_stats=g, cmvn_opts=opts)
+    f.accept_waveform(x)
+    f.input_finished()
+    got = normalise_utterance(offline, "online", g, online_opts=opts)
+    np.testing.assert_allclose(f.read(), got, atol=1e-4, rtol=0)
+    assert not np.allclose(got, want, atol=1e-2)

@@ -78,7 +78,7 @@ def register(subparsers) -> None:
     s.add_argument("--stream", action="store_true",
                    help="recognise as a stream: online features and CMVN, chunked network forward, incremental "
                    "search; partials on one updating line on a terminal, '<id> <words>' per endpointed segment")
-    s.add_argument("--sample-rate", type=int, default=16000, help="sample rate of raw PCM on stdin ('-')")
+    s.add_argument("--sample-rate", type=positive_int, default=16000, help="sample rate of raw PCM on stdin ('-')")
     s.add_argument("--chunk-seconds", type=positive_float, default=0.1, help="audio fed per step")
     s.add_argument("--realtime", action="store_true", help="feed files no faster than real time")
     s.add_argument("--stdin-id", default="stdin", help="id printed for '-'")
@@ -157,12 +157,15 @@ def _check_unique_ids(audio: list[str], stdin_id: str) -> None:
 
 def _transcribe_files(args, ctm_out) -> int:
     from asr.decode.decode_dir import transcribe_files
+    from asr.features.online_cmvn import OnlineCmvnOptions
 
     failed = 0
     ctm = []
     for uid, words, err, lines in transcribe_files(args.model_dir, args.audio, args.graph_dir, search_config(args),
                                                    word_times=args.ctm is not None, channel=args.channel,
-                                                   num_threads=args.num_threads):
+                                                   num_threads=args.num_threads,
+                                                   cmvn_opts=OnlineCmvnOptions(cmn_window=args.cmn_window,
+                                                                               global_frames=args.global_frames)):
         if err is not None:
             print(f"asr transcribe: error: {err}", file=sys.stderr, flush=True)
             failed += 1
@@ -171,9 +174,13 @@ def _transcribe_files(args, ctm_out) -> int:
             ctm += lines or []
     if args.ctm:
         (ctm_out or sys.stdout).write("".join(ctm))
+    return _failed_summary(len(args.audio), failed)
+
+
+def _failed_summary(n: int, failed: int) -> int:
+    """The exit code of ``transcribe`` (offline and --stream alike), with the count of failures."""
     if failed:
-        print(f"asr transcribe: {len(args.audio) - failed} of {len(args.audio)} files transcribed, {failed} failed",
-              file=sys.stderr)
+        print(f"asr transcribe: {n - failed} of {n} files transcribed, {failed} failed", file=sys.stderr)
         return 1
     return 0
 
@@ -190,12 +197,13 @@ def _transcribe_stream(args, ctm_out) -> int:
     torch.set_num_threads(1)
     model = OnlineModel(args.model_dir, args.graph_dir, stream_options(args, search_config(args)))
     buf = io.StringIO() if args.ctm == "-" else ctm_out
-    rc = 0
+    failed = 0
     for uid, err in transcribe_stream(model, args.audio, sample_rate=args.sample_rate, chunk_seconds=args.chunk_seconds,
-                                      realtime=args.realtime, ctm_out=buf, stdin_id=args.stdin_id):
+                                      realtime=args.realtime, ctm_out=buf, stdin_id=args.stdin_id,
+                                      channel=args.channel):
         if err is not None:
             print(f"asr transcribe: error: {err}", file=sys.stderr, flush=True)
-            rc = 1
+            failed += 1
     if args.ctm == "-":
         sys.stdout.write(buf.getvalue())
-    return rc
+    return _failed_summary(len(args.audio), failed)

@@ -74,7 +74,7 @@ def _decode_batch(args):
                 ctm = _ctm_of(rec, u, r, _STATE["frame_shift"])
             except Exception as e:  # noqa: BLE001 - counted; the hypothesis is kept
                 ctm = e
-        out.append((u, words, r.lattice, r.reached_final, ctm))
+        out.append((u, words, r.lattice, r.reached_final, ctm, r.lattice_full))
     return job, out, bad, timing
 
 
@@ -195,6 +195,8 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
             "decoder": "LatticeSimpleDecoder" if lattices else "FasterDecoder",
             "ctm": bool(ctm), "ctm_failed_utterances": ctm_failed,
             "utterances": len(hyps), "failed_utterances": len(bad_all), "not_reached_final": not_final,
+            # utterances whose lattice is only the 1-best path (asr.lattice.word_lattice limits)
+            "lattice_fallbacks": total.extra.get("lattice_fallback", 0),
             "frames": total.frames, "audio_seconds": round(audio_s, 3),
             "forward_seconds": round(total.forward_s, 3), "search_seconds": round(total.search_s, 3),
             "rtf_forward": round(total.forward_s / audio_s, 5) if audio_s else None,
@@ -248,8 +250,11 @@ def rescore_if_text_changed(decode_dir: Path, data_dir: Path) -> dict:
 
 def _collect(it, hyps, lats, bad_all, total: Timing, bar, ctms) -> None:
     for job, out, bad, timing in it:
-        for u, words, lat, reached, ctm in out:
+        for u, words, lat, reached, ctm, full in out:
             hyps[u] = words
+            if not full:
+                log.warning("%s: word lattice over the determinization limits: kept only its 1-best path", u)
+                total.extra["lattice_fallback"] = total.extra.get("lattice_fallback", 0) + 1
             ctms[u] = ctm
             if lat is not None:
                 lats[job].append((u, lat))
@@ -261,14 +266,17 @@ def _collect(it, hyps, lats, bad_all, total: Timing, bar, ctms) -> None:
 
 
 def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchConfig | None = None, channel: int = 0,
-                     num_threads: int | None = None, word_times: bool = False):
+                     num_threads: int | None = None, word_times: bool = False, cmvn_opts=None):
     """Yield ``(id, words | None, error | None, ctm_lines | None)`` per audio file (id = file
     stem); ``ctm_lines`` (word times, confidence 1) with ``word_times``.
 
     Features exactly as the model was trained with (the model dir's fbank options), channel
     ``channel`` of multi-channel audio (-1: the average; the same rule as ``asr make-fbank``),
     resampled to the model's rate (logged), the model's CMVN with each file as its own speaker
-    (``normalise_utterance``). An empty, unreadable, too short
+    (``normalise_utterance``; ``cmvn_opts``: the online CMVN window and global frames of a
+    ``cmvn: online`` model, the same as streaming uses, so offline == streaming; other modes
+    use whole-utterance or fixed stats, and non-default ``cmvn_opts`` are a ConfigError).
+    An empty, unreadable, too short
     or NaN file is an error for that file; digital silence (no sample reaches one int16 step)
     transcribes as no words, with a warning."""
     from asr.data.audio import check_transcribable, extract, load_recording
@@ -277,6 +285,13 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
     from asr.threads import set_torch_threads
 
     rec = Recognizer(model_dir, graph_dir, cfg, word_times=word_times)
+    if cmvn_opts is not None and rec.cmvn_mode != "online":
+        from asr.errors import ConfigError
+        from asr.features.online_cmvn import OnlineCmvnOptions
+
+        if cmvn_opts != OnlineCmvnOptions():
+            raise ConfigError(f"--cmn-window/--global-frames apply offline only to a model with cmvn: online "
+                              f"(this one: {rec.cmvn_mode}); use them with --stream")
     fbank = rec.md.fbank_computer()
     global_stats = rec.md.global_cmvn_stats()
     frame_shift = float(rec.md.fbank["frame-shift"]) / 1000.0
@@ -297,7 +312,7 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
                 log.warning("%s: digital silence (no sample reaches one 16-bit step): no words", p)
                 yield uid, [], None, [] if word_times else None
                 continue
-            feats = normalise_utterance(feats, rec.cmvn_mode, global_stats)
+            feats = normalise_utterance(feats, rec.cmvn_mode, global_stats, online_opts=cmvn_opts)
             res, _ = rec.recognize([feats])
             yield uid, rec.to_words(res[0].words), None, _ctm_of(rec, uid, res[0], frame_shift) if word_times else None
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others

@@ -46,6 +46,9 @@ class Result:
     # labelled with them, pdf + 1 on a relabelled one) and its words (for word times)
     alignment: np.ndarray | None = None
     path_words: list[int] | None = None
+    # False when the word lattice exceeded the determinization limits and is only the
+    # 1-best path (asr.lattice.word_lattice.word_lattice); the 1-best is the same
+    lattice_full: bool = True
 
 
 class Searcher:
@@ -92,7 +95,7 @@ class Searcher:
         ok, raw = self._lat.get_raw_lattice(use_final_probs=True)
         if not ok:
             raise DecodeError("lattice decoder produced no lattice")
-        lat = word_lattice(raw, self.cfg.lattice_beam, self.cfg.acoustic_scale)
+        lat, full = word_lattice(raw, self.cfg.lattice_beam, self.cfg.acoustic_scale)
         bp = best_path(lat, lmwt=1.0 / self.cfg.acoustic_scale)
         if bp is None:
             raise DecodeError("empty word lattice")
@@ -105,7 +108,7 @@ class Searcher:
                 _, ali, words, _ = kaldifst.get_linear_symbol_sequence(path)
                 ali, words = np.asarray(ali, dtype=np.int32), list(words)
         return Result([int(w) for w in bp.words], bp.graph, bp.acoustic * self.cfg.acoustic_scale, True, lat,
-                      alignment=ali, path_words=words)
+                      alignment=ali, path_words=words, lattice_full=full)
 
 
 def word_lattice_empty() -> Lattice:

@@ -18,6 +18,7 @@ model dir's: the training data's), else DATA_DIR/global_cmvn.stats from
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Iterator
@@ -146,10 +147,11 @@ class FeatureReader:
 
 
 def normalise_utterance(feats: np.ndarray, cmvn: str, global_stats: np.ndarray | None = None,
-                        norm_vars: bool = False) -> np.ndarray:
+                        norm_vars: bool = False, online_opts: OnlineCmvnOptions | None = None) -> np.ndarray:
     """CMVN of one utterance known by itself (no speaker): "speaker" and "utterance" use the
     utterance's own stats, "global" the fixed ``global_stats``, "online" Kaldi's online CMVN
-    started from ``global_stats`` (one stream per utterance), "none" nothing. -> float32."""
+    started from ``global_stats`` (one stream per utterance; window and global frames from
+    ``online_opts``, default Kaldi's), "none" nothing. -> float32."""
     feats = np.asarray(feats, dtype=np.float32)
     if cmvn == "none" or len(feats) == 0:
         return feats
@@ -161,4 +163,5 @@ def normalise_utterance(feats: np.ndarray, cmvn: str, global_stats: np.ndarray |
         raise FeatureError(f"cmvn {cmvn}: no global CMVN stats")
     if cmvn == "global":
         return apply_cmvn(feats, global_stats, norm_vars)
-    return OnlineCmvn(feats.shape[1], global_stats, OnlineCmvnOptions(normalize_variance=norm_vars)).apply(feats)
+    opts = dataclasses.replace(online_opts or OnlineCmvnOptions(), normalize_variance=norm_vars)
+    return OnlineCmvn(feats.shape[1], global_stats, opts).apply(feats)

@@ -18,6 +18,9 @@ kaldifst has no lattice determinization, so this module does Kaldi's job
    determinization compares weights with a delta, so costs agree with the raw lattice
    to about 1e-3). The subset loop is Python, but it runs over word-level subsets of a lattice
    already pruned and reduced to branching states, so it is small next to the search.
+   Its effort is capped (``MAX_WORK`` arc visits, like Kaldi's max-mem/max-arcs): past the
+   cap it is retried on a more tightly pruned lattice and finally replaced by the 1-best
+   path (``word_lattice`` says so; callers warn and count it).
 4. acoustic costs are divided by the acoustic scale (the contract's unscaled costs).
 
 The first-order chains of epsilon arcs (one per frame inside a word) are collapsed
@@ -216,9 +219,11 @@ def _better(x: tuple[float, float], y: tuple[float, float]) -> bool:
     return sx < sy or (sx == sy and x[0] < y[0])
 
 
-def determinize(raw: RawLattice, max_states: int = 100_000) -> Lattice | None:
+def determinize(raw: RawLattice, max_states: int = 100_000, max_work: int | None = None) -> Lattice | None:
     """Word-level determinization in the (graph, acoustic) lattice semiring (see module doc).
-    Returns None when more than ``max_states`` states would be needed."""
+    Returns None when more than ``max_states`` states would be needed or, with ``max_work``,
+    when more than that many arc visits (epsilon closures and subset expansions together)
+    would be done -- the effort cap that keeps a pathological lattice from taking minutes."""
     ns = raw.num_states
     if ns == 0 or raw.start < 0:
         return _empty()
@@ -240,6 +245,15 @@ def determinize(raw: RawLattice, max_states: int = 100_000) -> Lattice | None:
     has_eps = np.zeros(ns, bool)
     has_eps[raw.src[raw.word == 0]] = True
     has_eps = has_eps.tolist()
+    budget = [float("inf") if max_work is None else int(max_work)]
+
+    class _OverBudget(Exception):
+        pass
+
+    def spend(n: int) -> None:
+        budget[0] -= n
+        if budget[0] < 0:
+            raise _OverBudget
 
     def closure(seeds: dict[int, tuple[float, float]]) -> tuple:
         best = dict(seeds)
@@ -251,6 +265,7 @@ def determinize(raw: RawLattice, max_states: int = 100_000) -> Lattice | None:
             if s in done:
                 continue
             done.add(s)
+            spend(ip[s + 1] - ip[s] + 1)
             bg, ba = best[s]
             for k in range(ip[s], ip[s + 1]):
                 if s_word[k] != 0:
@@ -264,6 +279,13 @@ def determinize(raw: RawLattice, max_states: int = 100_000) -> Lattice | None:
                         heapq.heappush(heap, (lev[d], d))
         return tuple(sorted((s, w) for s, w in best.items() if relevant[s]))
 
+    try:
+        return _subsets(raw, max_states, closure, spend, ip, s_word, s_dst, s_g, s_a, fg, fa)
+    except _OverBudget:
+        return None
+
+
+def _subsets(raw, max_states, closure, spend, ip, s_word, s_dst, s_g, s_a, fg, fa) -> Lattice | None:
     def key_of(subset: tuple) -> tuple:
         return tuple((s, round(g, 3), round(a, 3)) for s, (g, a) in subset)
 
@@ -277,7 +299,9 @@ def determinize(raw: RawLattice, max_states: int = 100_000) -> Lattice | None:
         subset = subsets[i]
         fbest = None
         by_word: dict[int, dict[int, tuple[float, float]]] = {}
+        spend(len(subset))
         for s, (rg, ra) in subset:
+            spend(ip[s + 1] - ip[s])
             if fg[s] != np.inf:
                 cand = (rg + fg[s], ra + fa[s])
                 if fbest is None or _better(cand, fbest):
@@ -327,22 +351,63 @@ def _empty() -> Lattice:
     return Lattice(z, z, z, z, z, z, z, -1)
 
 
-def word_lattice(raw_lat, lattice_beam: float, acoustic_scale: float, max_states: int = 100_000) -> Lattice:
+# Effort cap of one determinization attempt, in arc visits: ordinary lattices need a few
+# thousand to some tens of thousands; badly matched audio can need hundreds of millions
+# (minutes of CPU). Kaldi's DeterminizeLatticePruned has the same kind of cap (max-mem,
+# max-states, max-arcs) and likewise retries with a tighter beam.
+MAX_WORK = 2_000_000
+_RETRIES = 3  # attempts at beam, beam/4, beam/16 before the 1-best fallback
+
+
+def word_lattice(raw_lat, lattice_beam: float, acoustic_scale: float, max_states: int = 100_000,
+                 max_work: int | None = None) -> tuple[Lattice, bool]:
     """The pruned, determinized word lattice of a decoder's raw lattice, acoustic costs
-    unscaled (divided by ``acoustic_scale``). ``raw_lat``: a kaldifst.Lattice or RawLattice."""
+    unscaled (divided by ``acoustic_scale``), and whether it is a full lattice.
+    ``raw_lat``: a kaldifst.Lattice or RawLattice.
+
+    When determinization exceeds ``max_states`` or ``max_work`` (arc visits, default
+    ``MAX_WORK``; see ``determinize``) it is
+    retried on the raw lattice pruned with a tighter beam; when that fails too the result
+    is the raw lattice's best path as a linear lattice (False is returned): the 1-best
+    words and costs are the same, there are no alternatives. The caller names the
+    utterance in its warning and counts such fallbacks."""
     raw = raw_lat if isinstance(raw_lat, RawLattice) else raw_lattice_from_kaldifst(raw_lat)
+    max_work = MAX_WORK if max_work is None else max_work
     beam = float(lattice_beam)
-    for _ in range(6):
-        pruned = collapse_epsilon_chains(prune_raw(raw, beam))
-        lat = determinize(pruned, max_states)
+    lat, full = None, True
+    for _ in range(_RETRIES):
+        lat = determinize(collapse_epsilon_chains(prune_raw(raw, beam)), max_states, max_work)
         if lat is not None:
             break
-        log.warning("lattice determinization exceeded %d states; retrying with beam %.2f", max_states, beam / 2)
-        beam /= 2
-    else:
-        lat = determinize(collapse_epsilon_chains(prune_raw(raw, 0.0)), max_states) or _empty()
+        beam /= 4
+    if lat is None:
+        lat, full = _best_path_lattice(raw), False
     if lat.num_states:
         lat.acoustic = (lat.acoustic.astype(np.float64) / acoustic_scale).astype(np.float32)
         fa = lat.final_acoustic.astype(np.float64)
         lat.final_acoustic = np.where(np.isfinite(fa), fa / acoustic_scale, np.inf).astype(np.float32)
-    return lat
+    return lat, full
+
+
+def _best_path_lattice(raw: RawLattice) -> Lattice:
+    """The raw lattice's best path (graph + scaled acoustic) as a linear word lattice: one
+    arc per word carrying the costs since the previous word, the rest on the final state."""
+    from asr.lattice.lattice_io import best_path
+
+    if raw.num_states == 0 or raw.start < 0:
+        return _empty()
+    bp = best_path(raw.as_lattice(), lmwt=1.0)
+    if bp is None:
+        return _empty()
+    words, gs, as_ = [], [], []
+    g = a = 0.0
+    for k in bp.arcs:
+        g += float(raw.g[k])
+        a += float(raw.a[k])
+        if raw.word[k] != 0:
+            words.append(int(raw.word[k])), gs.append(g), as_.append(a)
+            g = a = 0.0
+    g, a = bp.graph - sum(gs), bp.acoustic - sum(as_)  # the rest, final weight included
+    n = len(words)
+    return Lattice(np.arange(n), np.arange(1, n + 1), words, gs, as_,
+                   [np.inf] * n + [g], [np.inf] * n + [a], 0)

@@ -64,6 +64,9 @@ class Segment:
     start: float  # seconds from the start of the stream
     end: float
     endpoint: str  # rule name (rule1..rule5) or "eof"
+    # False when the lattice final exceeded the determinization limits: the words are the
+    # 1-best as always, the confidences are 1 (no alternatives were kept)
+    lattice_full: bool = True
 
     @property
     def text(self) -> str:
@@ -91,19 +94,21 @@ class OnlineModel:
         self.tid_silence[1:] = self.phone_info.silence[np.asarray(self.rec.tm.tid2phone)[1:]]
         self.global_cmvn = self.rec.md.global_cmvn_stats()
 
-    def new_stream(self, sample_rate: int | None = None) -> "OnlineStream":
-        return OnlineStream(self, sample_rate)
+    def new_stream(self, sample_rate: int | None = None, name: str = "stream") -> "OnlineStream":
+        return OnlineStream(self, sample_rate, name)
 
 
 class OnlineStream:
     """One audio stream's state. Not thread-safe: feed it from one thread at a time."""
 
-    def __init__(self, model: OnlineModel, sample_rate: int | None = None):
+    def __init__(self, model: OnlineModel, sample_rate: int | None = None, name: str = "stream"):
         import kaldi_decoder
 
         from asr.online.features import OnlineFeatures
 
         self.m = model
+        self.name = name  # for log messages
+        self.lattice_fallbacks = 0  # finals whose lattice was only the 1-best path
         o = model.opts
         self.sample_rate = int(sample_rate or model.sample_rate)
         if not 1000 <= self.sample_rate <= 384000:
@@ -228,10 +233,17 @@ class OnlineStream:
         m = self.m
         times, conf = [], None
         words: list[int] = []
+        full = True
         if self.seg_frames:
             if m.opts.lattice_final:
                 res = self._lattice_result()
                 tids, words = res.alignment, res.path_words
+                if not res.lattice_full:
+                    full = False
+                    self.lattice_fallbacks += 1
+                    log.warning("%s: the final's word lattice (%.2f-%.2f s) is over the determinization limits: "
+                                "kept only its 1-best path", self.name, self.seg_start * m.frame_shift,
+                                (self.seg_start + self.seg_frames) * m.frame_shift)
             else:
                 ok, tids, words, _ = self._best_path(final_probs=True)
                 res = None
@@ -246,7 +258,7 @@ class OnlineStream:
         seg = Segment([WordResult(n, round(t0 + t.start * fs, 6), round(t0 + (t.start + t.frames) * fs, 6),
                                   1.0 if conf is None else float(conf[i]))
                        for i, (n, t) in enumerate(zip(names, times))],
-                      round(t0, 6), round((self.seg_start + self.seg_frames) * fs, 6), endpoint)
+                      round(t0, 6), round((self.seg_start + self.seg_frames) * fs, 6), endpoint, full)
         # next segment
         self.seg_start += self.seg_frames
         self.seg_frames = 0

@@ -9,13 +9,16 @@ endpointed segment prints a final ``<id> <words>`` line (with ``ctm``, its CTM l
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from asr.errors import AsrError, AudioError
+from asr.errors import AsrError
+
+log = logging.getLogger(__name__)
 
 
 class _Printer:
@@ -45,14 +48,17 @@ class _Printer:
             self.ctm_out.flush()
 
 
-def _chunks_from_file(path: str, chunk_seconds: float, fbank):
-    from asr.data.audio import check_transcribable, load_recording
+def _chunks_from_file(path: str, chunk_seconds: float, fbank, channel: int = 0):
+    from asr.data.audio import check_transcribable, extract, load_recording
 
     rec = load_recording(path)
     check_transcribable(path, len(rec.samples), rec.rate, fbank, int((~np.isfinite(rec.samples)).sum()))
-    x = rec.samples.mean(axis=1) if rec.samples.shape[1] > 1 else rec.samples[:, 0]
+    if rec.samples.shape[1] > 1:
+        log.info("%s: %d channels: using %s (--channel)", path, rec.samples.shape[1],
+                 "their average" if channel == -1 else f"channel {channel}")
+    x = extract(rec, None, channel, source=path)  # the offline channel rule; the stream resamples
     n = max(1, int(round(chunk_seconds * rec.rate)))
-    return rec.rate, (x[i:i + n] for i in range(0, len(x), n))
+    return rec.rate, (x[i:i + n] for i in range(0, len(x), n)), []
 
 
 def _chunks_from_stdin(sample_rate: int, chunk_seconds: float, stdin=None):
@@ -70,15 +76,16 @@ def _chunks_from_stdin(sample_rate: int, chunk_seconds: float, stdin=None):
             rest = data[cut:]
             if cut:
                 yield np.frombuffer(data[:cut], dtype="<i2").astype(np.float32) / 32768.0
-        if rest:
-            raise AudioError("stdin: the PCM stream ended in the middle of a 16-bit sample")
+        if rest:  # reported after the transcript (the complete samples were recognised)
+            odd.append(len(rest))
 
-    return sample_rate, gen()
+    odd: list[int] = []
+    return sample_rate, gen(), odd
 
 
 def transcribe_stream(model, inputs: list[str], sample_rate: int = 16000, chunk_seconds: float = 0.1,
                       realtime: bool = False, out=None, ctm_out=None, stdin_id: str = "stdin",
-                      show_partials: bool | None = None):
+                      show_partials: bool | None = None, channel: int = 0):
     """Yield ``(id, error | None)`` per input after printing its finals (see module doc)."""
     pr = _Printer(out or sys.stdout, ctm_out, show_partials)
     for spec in inputs:
@@ -86,10 +93,10 @@ def transcribe_stream(model, inputs: list[str], sample_rate: int = 16000, chunk_
         printed = False
         try:
             if spec == "-":
-                rate, chunks = _chunks_from_stdin(sample_rate, chunk_seconds)
+                rate, chunks, odd = _chunks_from_stdin(sample_rate, chunk_seconds)
             else:
-                rate, chunks = _chunks_from_file(spec, chunk_seconds, model.fbank)
-            stream = model.new_stream(rate)
+                rate, chunks, odd = _chunks_from_file(spec, chunk_seconds, model.fbank, channel)
+            stream = model.new_stream(rate, uid)
             t0 = time.perf_counter()
             fed = 0.0
             total = 0
@@ -114,9 +121,13 @@ def transcribe_stream(model, inputs: list[str], sample_rate: int = 16000, chunk_
                 if seg.words or (not printed and i == len(segs) - 1):
                     pr.final(uid, seg)
                     printed = True
+            if odd:
+                log.warning("stdin: the PCM stream ended in the middle of a 16-bit sample (its last byte was "
+                            "dropped; the transcript is of the samples before it)")
             yield uid, None
         except AsrError as e:
             if pr._shown:
                 pr.out.write("\n")
                 pr._shown = False
-            yield uid, f"{spec}: {e}" if spec not in str(e) else str(e)
+            name = "stdin" if spec == "-" else spec
+            yield uid, str(e) if str(e).startswith(f"{name}:") or name in str(e) else f"{name}: {e}"

@@ -104,7 +104,7 @@ def _worker_main(model, conn, torch_threads: int, inherited: list) -> None:
             return
         try:
             if op == "new":
-                streams[sid] = model.new_stream(payload)
+                streams[sid] = model.new_stream(payload, f"stream {sid}")
                 value = None
             elif op == "pcm":
                 s = _stream(streams, sid)
