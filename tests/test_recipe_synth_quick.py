@@ -88,6 +88,18 @@ def test_rerunning_finished_stages_is_safe(recipe_run):
                            text=True, timeout=600)
         assert r.returncode == 0, r.stderr[-3000:]
         assert scale.read_text() == want, lmwts
+    # another --lm-target-ngrams re-prunes the first-pass LM (the full one is kept); back to the
+    # default, the same pruned LM as before
+    pruned = recipe / "exp" / "lm" / "lm5_pruned.arpa"
+    before, full = pruned.read_bytes(), (recipe / "exp" / "lm" / "lm5.arpa").stat().st_mtime_ns
+    for target, same in (("3000", False), ("8000", True)):
+        r = subprocess.run(["bash", "run.sh", "--quick", "true", "--stage", "4", "--stop-stage", "4",
+                            "--lm-target-ngrams", target], cwd=recipe, env=env, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "stage 4: pruned 5-gram" in r.stderr and "stage 4: full 5-gram LM" not in r.stderr
+        assert (pruned.read_bytes() == before) == same, target
+    assert (recipe / "exp" / "lm" / "lm5.arpa").stat().st_mtime_ns == full
 
 
 def test_flat_start_recipe_reads_no_ctm(recipe_run):

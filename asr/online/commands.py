@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from asr.cli import DefaultsHelpFormatter, positive_float
+from asr.cli import DefaultsHelpFormatter, non_negative_int, positive_float, positive_int
 
 
 def add_stream_options(p: argparse.ArgumentParser) -> None:
@@ -17,10 +17,10 @@ def add_stream_options(p: argparse.ArgumentParser) -> None:
                    "over the segment at its endpoint (word posteriors as confidences; the decoder offline "
                    "decoding uses)")
     p.add_argument("--lattice-beam", type=positive_float, default=8.0, help="lattice beam of the finals' lattices")
-    p.add_argument("--cmn-window", type=int, default=600,
+    p.add_argument("--cmn-window", type=positive_int, default=600,
                    help="online CMVN: frames in the moving window (asr transcribe without --stream: applied too "
                    "when the model has cmvn: online, so offline == streaming; an error for other modes)")
-    p.add_argument("--global-frames", type=int, default=200,
+    p.add_argument("--global-frames", type=non_negative_int, default=200,
                    help="online CMVN: frames' worth of the model's global stats (MODEL_DIR/global_cmvn.stats) "
                    "that top up a short window (offline: as --cmn-window)")
     add_endpoint_options(p)

@@ -191,14 +191,20 @@ if stage_on 4; then
   require data/local/lm_text.txt 0
   require data/lang/words.txt 1
   mkdir -p exp/lm
-  if [ ! -f exp/lm/lm5.arpa ]; then
+  # each LM is redone when what it is made from changed (a signature written last): the text
+  # and vocabulary, then the full LM and --lm-target-ngrams
+  want="$(md5sum < data/local/lm_text.txt) $(md5sum < data/lang/words.txt)"
+  if [ ! -f exp/lm/lm5.arpa ] || [ "$(cat exp/lm/lm5.sig 2>/dev/null)" != "$want" ]; then
     log "stage 4: full 5-gram LM"
     asr make-lm --order 5 --vocab data/lang/words.txt data/local/lm_text.txt exp/lm/lm5.arpa
+    echo "$want" > exp/lm/lm5.sig
   fi
-  if [ ! -f exp/lm/lm5_pruned.arpa ]; then
+  want="$(md5sum < exp/lm/lm5.arpa) target $lm_target_ngrams"
+  if [ ! -f exp/lm/lm5_pruned.arpa ] || [ "$(cat exp/lm/lm5_pruned.sig 2>/dev/null)" != "$want" ]; then
     log "stage 4: pruned 5-gram (at most $lm_target_ngrams n-grams)"
     asr prune-lm --target-ngrams "$lm_target_ngrams" --history-text data/local/lm_text.txt \
       exp/lm/lm5.arpa exp/lm/lm5_pruned.arpa
+    echo "$want" > exp/lm/lm5_pruned.sig
   fi
   cut -d' ' -f2- data/test/text > exp/lm/test_text.txt
   for lm in lm5 lm5_pruned; do
