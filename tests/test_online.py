@@ -201,7 +201,7 @@ def test_lattice_final_over_the_limits_keeps_the_one_best(tones, monkeypatch, ca
     assert [g.text for g in segs] == [g.text for g in full] and "BAT TAB A" in [g.text for g in segs]
     assert all(g.lattice_full for g in full)
     assert [g.lattice_full for g in segs if g.words] == [False] and s.lattice_fallbacks == 1
-    warn = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    warn = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "retrying" not in r.getMessage()]
     assert len(warn) == 1 and warn[0].startswith("u1: ") and "1-best" in warn[0] and "\n" not in warn[0]
 
 
