@@ -175,7 +175,6 @@ def make_fbank(
     failures.log(logger)
     failures.check(max_failures, FeatureError, f"{data_dir}: feats.scp not written")
 
-
     scp_lines.sort(key=lambda line: line.split(" ", 1)[0].encode("utf-8"))
     n2f.sort(key=lambda kv: kv[0].encode("utf-8"))
     # rewritten only when they change, so "cmvn.scp newer than feats.scp" stays true on a re-run
