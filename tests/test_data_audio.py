@@ -76,6 +76,20 @@ def test_streamed_wav_with_bogus_sizes(tmp_path):
     assert rec.rate == 16000 and np.array_equal(rec.samples[:, 0] * 32768, x.astype(np.float32))
 
 
+def test_truncated_wav_is_an_error_not_the_part_that_is_there(tmp_path):
+    write_wav(tmp_path / "a.wav", 1.0)
+    data = (tmp_path / "a.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])  # an interrupted copy: header says 1 s
+    assert len(sf.read(tmp_path / "cut.wav")[0]) < 8000  # libsndfile reads the half without a word
+    with pytest.raises(AudioError, match=r"utterance t1: truncated audio .*cut.wav: its wav header declares "
+                                         r"16000 samples, it holds 79\d\d \(0.49\d of 1.000 s\)"):
+        read_audio(tmp_path / "cut.wav", utt="t1")
+    with pytest.raises(AudioError, match="truncated audio cat "):
+        read_audio(f"cat {tmp_path}/cut.wav |")
+    (tmp_path / "short.wav").write_bytes(data[:-100])  # 50 samples (3 ms) short: tolerated
+    assert len(read_audio(tmp_path / "short.wav")) == 16000 - 50
+
+
 def test_segments(tmp_path):
     x = write_wav(tmp_path / "a.wav", 2.0)
     y = read_audio(tmp_path / "a.wav", start=0.5, end=1.25)

@@ -31,6 +31,9 @@ def test_every_problem_reported_with_file_and_line(tmp_path):
     wav = lines(d / "wav.scp")
     (tmp_path / "bad.wav").write_bytes(b"not audio at all" * 10)
     wav[1] = f"spk1-u1 {tmp_path}/bad.wav"  # undecodable
+    whole = open(wav[2].split()[1], "rb").read()
+    (tmp_path / "cut.wav").write_bytes(whole[: len(whole) // 2])
+    wav[2] = f"spk2-u0 {tmp_path}/cut.wav"  # truncated: libsndfile reads the part that is there
     wav.append(f"spk3-u2 {tmp_path}/missing.wav")  # missing file
     wav.append(wav[0])  # duplicate id
     (d / "wav.scp").write_text("\n".join(wav) + "\n")
@@ -45,6 +48,7 @@ def test_every_problem_reported_with_file_and_line(tmp_path):
     out = r.stdout
     expected = [
         f"{d}/wav.scp:2: recording spk1-u1: cannot read audio {tmp_path}/bad.wav",
+        f"{d}/wav.scp:3: recording spk2-u0: cannot read audio {tmp_path}/cut.wav: truncated: its wav header declares",
         f"{d}/wav.scp:7: recording spk3-u2: audio file {tmp_path}/missing.wav does not exist",
         f"{d}/wav.scp:8: duplicate id 'spk1-u0' (first on line 1)",
         f"{d}/utt2spk:7: utterance spk3-u2 has no text",

@@ -173,6 +173,28 @@ def test_compute_cmvn_and_reader(data):
     assert [u for u, _ in items] == raw.utt_ids and items[0][1].shape == (raw.num_frames("spk1-u0"), 40)
 
 
+def test_compute_cmvn_skips_and_counts_unreadable_features(data):
+    make_fbank(data, progress=False)
+    scp = (data / "feats.scp").read_text().splitlines()
+    ark, offset = scp[1].split()[1].rsplit(":", 1)
+    scp[1] = f"spk1-u1 {ark}:{int(offset) + 10**7}"  # past the end of the ark
+    (data / "feats.scp").write_text("\n".join(scp) + "\n")
+
+    r = asr("compute-cmvn", "--no-progress", "--max-failures", 0, data)
+    assert r.returncode != 0 and not (data / "cmvn.scp").exists()
+    assert "1 of 6 utterances failed, more than --max-failures 0" in r.stderr and "spk1-u1" in r.stderr
+    assert "Traceback" not in r.stderr
+
+    r = asr("compute-cmvn", "--no-progress", "--max-failures", 0.5, data)
+    assert r.returncode == 0, r.stderr
+    assert "compute-cmvn: 5 of 6 utterances done, 1 failed (skipped)" in r.stdout
+    assert "skipped utterance spk1-u1" in r.stderr and "feats.scp" in r.stderr
+    st = kaldiio.load_scp(str(data / "cmvn.scp"))["spk1"]
+    u0 = FeatureReader(data, cmvn="none")["spk1-u0"].astype(np.float64)
+    np.testing.assert_allclose(st[0, :40], u0.sum(0), rtol=1e-9)
+    assert st[0, 40] == len(u0)
+
+
 def test_reader_errors(data):
     from asr.errors import DataDirError
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
+import os
 import shutil
 import sys
 import time
@@ -45,6 +46,7 @@ from asr.errors import AlignmentError
 from asr.failures import DEFAULT_MAX_FAILURES, Failures
 from asr.io.atomic import atomic_write_text
 from asr.io.int_ark import iter_int_ark, write_int_ark
+from asr.workers import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +176,7 @@ def align_data_dir(data_dir, lang_dir, out_dir, tree_dir=None, model_dir=None, u
             results = map(_run_task, enumerate(tasks))
             _collect(results, stats, excluded, bar)
         else:
-            with mp.get_context("fork").Pool(nj, initializer=_init_worker) as pool:
+            with mp.get_context("fork").Pool(nj, initializer=_init_worker, initargs=(os.getpid(),)) as pool:
                 _collect(pool.imap_unordered(_run_task, enumerate(tasks)), stats, excluded, bar)
         if copied:
             warp = _Warp(tm, speeds, num_frames, data_dir) if set(copied) & set(speeds) else None
@@ -374,8 +376,11 @@ def _check_network_features(model_dir: Path, data_dir: Path) -> None:
 
 # -- worker side --------------------------------------------------------------------
 
-def _init_worker() -> None:
-    """Per job: one torch thread; the network, its priors and a feature reader."""
+def _init_worker(parent: int | None = None) -> None:
+    """Per job: one torch thread; the network, its priors and a feature reader. ``parent``: the
+    pid of the process that forked the pool (a pool worker dies with it)."""
+    if parent is not None:
+        die_with_parent(parent)
     if _JOB.get("model_dir") is None:
         return
     import torch

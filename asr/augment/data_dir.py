@@ -52,6 +52,7 @@ from asr.augment.noise import NOISE_TYPES, BabbleBank, make_noise, unit_rms
 from asr.augment.perturb import add_noise, reverberate, speed, telephone, to_int16
 from asr.data.datadir import DATA_DIR_MARKERS, DataDir, sorted_ids, write_spk2utt
 from asr.errors import AsrError, AudioError, ConfigError, DataDirError
+from asr.workers import die_with_parent
 from asr.io.atomic import atomic_write, atomic_write_text, check_replaceable
 from asr.io.fingerprint import audio_stamp
 from asr.io.tables import read_table, write_table
@@ -254,7 +255,10 @@ def augment_data_dir(src: str | os.PathLike, dst: str | os.PathLike, config: Aug
 _STATE: dict = {}
 
 
-def _init_worker(state: dict) -> None:
+def _init_worker(state: dict, parent: int | None = None) -> None:
+    """``parent``: the pid of the process that forked the pool (a pool worker dies with it)."""
+    if parent is not None:
+        die_with_parent(parent)
     _STATE.clear()
     _STATE.update(state)
     _STATE["rirs"] = {}  # rate -> resampled RIRs
@@ -400,7 +404,7 @@ def _run(tasks: list, state: dict, nj: int, progress: bool) -> list[RecResult]:
 
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         try:
-            with ProcessPoolExecutor(nj, mp_context=ctx, initializer=_init_worker, initargs=(state,)) as pool:
+            with ProcessPoolExecutor(nj, mp_context=ctx, initializer=_init_worker, initargs=(state, os.getpid())) as pool:
                 for part in pool.map(_process_chunk, chunks):
                     out.extend(part)
                     bar.update(len(part))

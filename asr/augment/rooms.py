@@ -19,12 +19,14 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from asr.errors import ConfigError
+from asr.workers import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +124,8 @@ def simulate_room_set(name: str, count: int, rate: int, ranges: RoomRanges = Roo
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ProcessPoolExecutor(min(nj, count), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(min(nj, count), mp_context=ctx, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         return list(pool.map(_simulate, args))
 
 

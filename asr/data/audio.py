@@ -12,6 +12,10 @@ its own rate, before resampling, as Kaldi's extract-segments does (sample = int(
 recording by at most ``max_overshoot`` seconds (Kaldi's default 0.5 s) is truncated to the
 end; further, or a segment starting at/after the end, is an AudioError.
 
+A wav file (or a pipe's wav) holding fewer samples than its header declares (more than 10 ms
+short: a truncated copy or download) is an AudioError, not the part that is there: its
+transcript would not match (libsndfile reads it without a word; Kaldi's reader warns).
+
 Every failure is an ``AudioError`` whose message names the utterance (or file) and the cause;
 a failing pipe's message includes the tail of the command's stderr.
 """
@@ -73,7 +77,52 @@ def load_recording(spec: str | os.PathLike, utt: str | None = None) -> Recording
         elif os.path.getsize(spec) == 0:
             raise AudioError(f"{name}empty audio file: {spec}") from None
         raise AudioError(f"{name}cannot decode audio {spec}: {e}") from None
+    declared = declared_wav_frames(source)
+    if declared is not None and declared - len(samples) > rate // 100:  # > 10 ms missing
+        raise AudioError(f"{name}truncated audio {spec}: its wav header declares {declared} samples, "
+                         f"it holds {len(samples)} ({len(samples) / rate:.3f} of {declared / rate:.3f} s)")
     return Recording(samples, int(rate))
+
+
+_STREAMED_SIZE = 0x7FFF0000  # data sizes from here up (and 0) are a streamed wav's "unknown length"
+
+
+def declared_wav_frames(source) -> int | None:
+    """The sample frames a PCM/float wav header's data chunk declares, or None (not a RIFF
+    wav, a streamed wav's unknown size, an unreadable header). libsndfile reads a truncated
+    wav without an error, only the samples that are there (Kaldi's wav reader warns)."""
+    try:
+        if isinstance(source, io.BytesIO):
+            f, close = source, False
+            f.seek(0)
+        else:
+            f, close = open(source, "rb"), True
+        try:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block = None
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+                if cid == b"fmt ":
+                    fmt = f.read(size + (size & 1))
+                    if len(fmt) < 16 or int.from_bytes(fmt[0:2], "little") not in (1, 3, 0xFFFE):
+                        return None
+                    block = int.from_bytes(fmt[12:14], "little")
+                elif cid == b"data":
+                    if not block or size == 0 or size >= _STREAMED_SIZE:
+                        return None
+                    return size // block
+                else:
+                    f.seek(size + (size & 1), 1)
+        finally:
+            if close:
+                f.close()
+    except OSError:
+        return None
 
 
 def check_transcribable(name: str, num_samples: int, rate: int, fbank, nonfinite: int = 0) -> None:

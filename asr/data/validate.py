@@ -246,4 +246,9 @@ def _duration(path: str) -> float | str:
         return str(e)
     if info.samplerate <= 0:
         return "invalid sample rate"
+    from asr.data.audio import declared_wav_frames
+
+    declared = declared_wav_frames(path)
+    if declared is not None and declared - info.frames > info.samplerate // 100:
+        return f"truncated: its wav header declares {declared} samples, it holds {info.frames}"
     return info.frames / info.samplerate

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
+import os
 import time
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from asr.failures import DEFAULT_MAX_FAILURES, Failures
 from asr.graph.graph_dir import LM_ARPA
 from asr.threads import default_threads, set_torch_threads
 from asr.io.atomic import atomic_dir, atomic_write_text, check_replaceable
+from asr.workers import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +39,10 @@ _STATE: dict = {}
 DECODE_DIR_FILES = ("decode.json", "hyp.txt")
 
 
-def _worker_init(num_threads: int) -> None:
+def _worker_init(num_threads: int, parent: int) -> None:
     from asr.threads import set_torch_threads
 
+    die_with_parent(parent)
     set_torch_threads(num_threads)
 
 
@@ -155,7 +158,7 @@ def decode_data_dir(model_dir, data_dir, decode_dir, graph_dir=None, nj: int = 1
                 torch.set_num_threads(old)
         else:
             ctx = mp.get_context("fork")
-            with ctx.Pool(nj, initializer=_worker_init, initargs=(num_threads,)) as pool:
+            with ctx.Pool(nj, initializer=_worker_init, initargs=(num_threads, os.getpid())) as pool:
                 _collect(pool.imap_unordered(_decode_batch, tasks), hyps, lats, bad_all, total, bar, ctms)
     finally:
         bar.close()

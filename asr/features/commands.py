@@ -47,11 +47,14 @@ def register(sub) -> None:
         help="per-speaker (and global) CMVN stats of a data dir's features",
         description="Accumulate Kaldi CMVN stats (2 x (D+1) double matrices: sums, sums of "
         "squares, count) per speaker from DATA_DIR/feats.scp; writes ARK_DIR/cmvn_<name>.ark and "
-        "DATA_DIR/cmvn.scp keyed by speaker; with --global also DATA_DIR/global_cmvn.stats.",
+        "DATA_DIR/cmvn.scp keyed by speaker; with --global also DATA_DIR/global_cmvn.stats. Utterances "
+        "whose features cannot be read or hold NaN/inf are skipped and counted (exit status 0 unless all "
+        "failed or more than --max-failures did). E.g.: asr compute-cmvn --global data/train",
     )
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("ark_dir", metavar="ARK_DIR", nargs="?", help="where the ark goes (default DATA_DIR/data)")
     p.add_argument("--global", dest="global_stats", action="store_true", help="also write global stats")
+    add_max_failures_option(p)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=_compute_cmvn)
 
@@ -73,7 +76,10 @@ def _make_fbank(args: argparse.Namespace) -> int:
 def _compute_cmvn(args: argparse.Namespace) -> int:
     from asr.features.compute_cmvn import compute_cmvn
 
-    r = compute_cmvn(args.data_dir, args.ark_dir, global_stats=args.global_stats, progress=args.progress)
+    r = compute_cmvn(args.data_dir, args.ark_dir, global_stats=args.global_stats, progress=args.progress,
+                     max_failures=args.max_failures)
     print(f"{args.data_dir}: CMVN stats for {r.num_speakers} speakers ({r.num_utts} utterances, {r.num_frames} frames)"
           + (f"; global stats in {r.global_stats}" if r.global_stats else ""))
+    if r.failures.failed:
+        print(r.failures.summary())
     return 0

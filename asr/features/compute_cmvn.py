@@ -4,6 +4,11 @@ Writes ARK_DIR/cmvn_<name>.ark (Kaldi binary double matrices 2 x (D+1), one per 
 DATA_DIR/cmvn.scp keyed by speaker, as Kaldi's compute_cmvn_stats.sh; with ``global_stats``
 also DATA_DIR/global_cmvn.stats (one such matrix over all utterances, Kaldi binary,
 ``kaldiio.load_mat`` reads it).
+
+An utterance whose features cannot be read (a feats.scp entry pointing at a truncated or
+missing ark), or are empty or hold NaN/inf, is skipped and counted as Kaldi's
+compute-cmvn-stats does; the run fails (nothing written) when none is left or more than
+``max_failures`` of them failed. A speaker all of whose utterances failed gets no stats.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.errors import DataDirError
+from asr.errors import DataDirError, FeatureError
+from asr.failures import DEFAULT_MAX_FAILURES, Failures
 from asr.features.cmvn import accumulate_stats
 from asr.features.reader import GLOBAL_CMVN_FILE, FeatureReader
 
@@ -29,6 +35,7 @@ class CmvnReport:
     num_frames: int
     cmvn_scp: Path
     global_stats: Path | None
+    failures: Failures
 
 
 def compute_cmvn(
@@ -36,6 +43,7 @@ def compute_cmvn(
     ark_dir: str | os.PathLike | None = None,
     global_stats: bool = False,
     progress: bool = True,
+    max_failures: float = DEFAULT_MAX_FAILURES,
 ) -> CmvnReport:
     import kaldiio
     from tqdm import tqdm
@@ -51,15 +59,28 @@ def compute_cmvn(
     spk_stats: dict[str, np.ndarray] = {}
     total = None
     n_utts = 0
-    for utt, feats in tqdm(reader, total=len(reader), unit="utt", desc="compute-cmvn", disable=not progress, leave=False):
+    failures = Failures("compute-cmvn", total=len(reader))
+    for utt in tqdm(reader.utt_ids, unit="utt", desc="compute-cmvn", disable=not progress, leave=False):
         spk = utt2spk.get(utt)
         if spk is None:
             raise DataDirError(f"{data_dir}/utt2spk: utterance {utt} (in feats.scp) has no speaker")
+        try:
+            feats = reader.raw(utt)
+        except FeatureError as e:
+            failures.add(utt, str(e))
+            continue
         if len(feats) == 0:
+            failures.add(utt, "no frames")
+            continue
+        bad = int(np.size(feats) - np.count_nonzero(np.isfinite(feats)))
+        if bad:
+            failures.add(utt, f"{bad} NaN/inf feature values")
             continue
         spk_stats[spk] = accumulate_stats(spk_stats.get(spk), feats)
         n_utts += 1
     reader.close()
+    failures.log(logger)
+    failures.check(max_failures, DataDirError, f"{data_dir}/feats.scp")
     if not spk_stats:
         raise DataDirError(f"{data_dir}: no features to compute CMVN stats from")
 
@@ -81,4 +102,4 @@ def compute_cmvn(
         global_path = data_dir / GLOBAL_CMVN_FILE
         with atomic_write(global_path, "wb") as f:
             kaldiio.save_mat(f, total)
-    return CmvnReport(len(speakers), n_utts, int(total[0, -1]), data_dir / "cmvn.scp", global_path)
+    return CmvnReport(len(speakers), n_utts, int(total[0, -1]), data_dir / "cmvn.scp", global_path, failures)

@@ -46,6 +46,7 @@ from asr.errors import AsrError, AudioError, FeatureError
 from asr.failures import DEFAULT_MAX_FAILURES, Failures
 from asr.features.reader import GLOBAL_CMVN_FILE
 from asr.io.fingerprint import audio_stamp
+from asr.workers import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -283,7 +284,7 @@ def _run_parallel(todo: list[_Job], settings: dict, total: int, progress: bool) 
     # ProcessPoolExecutor (not Pool): a worker that dies raises BrokenProcessPool, never hangs.
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     q = ctx.Queue()
-    with ProcessPoolExecutor(len(todo), mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool, \
+    with ProcessPoolExecutor(len(todo), mp_context=ctx, initializer=_init_worker, initargs=(q, os.getpid())) as pool, \
             tqdm(total=total, unit="utt", desc="make-fbank", disable=not progress, leave=False) as bar:
         futures = [pool.submit(_worker, (job, settings)) for job in todo]
         while True:
@@ -308,8 +309,9 @@ def _run_parallel(todo: list[_Job], settings: dict, total: int, progress: bool) 
 _queue = None
 
 
-def _init_worker(q) -> None:
+def _init_worker(q, parent: int) -> None:
     global _queue
+    die_with_parent(parent)
     _queue = q
 
 

@@ -113,7 +113,8 @@ class FeatureReader:
         try:
             return np.asarray(self._kaldiio.load_mat(spec, fd_dict=self._fds), dtype=np.float32)
         except Exception as e:  # kaldiio raises plain exceptions on bad arks
-            raise FeatureError(f"{self.data_dir}/feats.scp: utterance {utt}: cannot read {spec}: {e}") from None
+            why = str(e).strip() or type(e).__name__  # kaldiio's EOF errors have no text
+            raise FeatureError(f"{self.data_dir}/feats.scp: utterance {utt}: cannot read {spec}: {why}") from None
 
     def normalise(self, utt: str, feats: np.ndarray) -> np.ndarray:
         """Apply this reader's CMVN to ``feats`` of utterance ``utt``."""

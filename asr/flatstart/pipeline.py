@@ -52,6 +52,7 @@ from typing import Any
 from asr.errors import ConfigError, TrainingError
 from asr.failures import DEFAULT_MAX_FAILURES
 from asr.io.atomic import atomic_write_text
+from asr.workers import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -367,7 +368,8 @@ def run_asr(args: list[str], log_path: Path) -> None:
     with open(log_path, "w", encoding="utf-8") as f:
         f.write("# " + shlex.join(["asr", *args]) + "\n")
         f.flush()
-        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False).returncode
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, check=False,
+                            preexec_fn=die_with_parent).returncode
     if rc != 0:
         lines = [ln for ln in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
         raise TrainingError(f"`asr {args[0]}` failed (exit {rc}): {lines[-1] if lines else ''} (log: {log_path})")
