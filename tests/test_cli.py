@@ -104,3 +104,4 @@ def test_every_option_has_help(command):
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices[command]
     assert [a.option_strings for a in sub._actions if a.option_strings and not a.help] == []
+    assert [a.metavar or a.dest for a in sub._actions if not a.option_strings and not a.help] == []  # positionals too

@@ -28,7 +28,8 @@ def register(subparsers) -> None:
     p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with utt2num_frames (and text)")
     p.add_argument("sources", metavar="SRC", nargs="+",
                    help="CTM file(s); TextGrid dir/files; Kaldi ali files or their dir; pdf arks")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR",
+                   help='the alignment dir to write (ali.tid.ark, ali.pdf.ark, final.mdl, ali_dir.json, ...)')
     p.add_argument("--format", required=True, choices=["ctm", "textgrid", "kaldi", "pdf"],
                    help="what SRC holds: ctm = phone CTM lines 'utt channel start duration phone'; textgrid = "
                    "Praat TextGrids <utt>.TextGrid (a dir is searched); kaldi = Kaldi transition-id alignments "
@@ -76,7 +77,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with feats.scp (and cmvn.scp)")
     p.add_argument("ali_dir", metavar="ALI_DIR", help="dir with ali.tid.ark and final.mdl")
-    p.add_argument("tree_dir", metavar="TREE_DIR")
+    p.add_argument("tree_dir", metavar="TREE_DIR",
+                   help='the tree dir to write (tree, final.mdl, ali.pdf.ark, num_pdfs, ...)')
     p.add_argument("--lang", required=True, help="lang dir (roots.txt, sets, extra_questions, topo)")
     p.add_argument("--num-leaves", type=positive_int, default=1500, help="target number of leaves (pdfs)")
     p.add_argument("--context-width", type=positive_int, default=3, help="N: 3 = triphone, 1 = monophone")
@@ -111,7 +113,7 @@ def register(subparsers) -> None:
     p.add_argument("data_dir", metavar="DATA_DIR", help="our data dir of the aligned utterances (utt2num_frames)")
     p.add_argument("lang_dir", metavar="LANG_DIR", help="the Kaldi lang dir the experiment was trained with")
     p.add_argument("exp_dir", metavar="EXP_DIR", help="Kaldi GMM exp or alignment dir")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the alignment dir to write (the layout of asr import-ali's)")
     p.add_argument("--graph-dir", help="Kaldi graph dir (HCLG.fst, words.txt, phones.txt, disambig_tid.int) to "
                    "import with the model")
     p.add_argument("--tolerance", type=non_negative_int, default=1, help="frames of length mismatch to pad/trim")
@@ -123,18 +125,18 @@ def register(subparsers) -> None:
         "ali-to-pdf", help="transition-id alignments to pdf ids (Kaldi ali-to-pdf)",
         description="As Kaldi's ali-to-pdf MDL ark:ALI_IN ark,t:OUT. ALI_IN: int-vector ark, text or "
         "binary, gzipped or not. OUT: text ark 'utt pdf pdf ...' ('-' for stdout).", formatter_class=_F)
-    p.add_argument("mdl", metavar="MDL")
-    p.add_argument("ali_in", metavar="ALI_IN")
-    p.add_argument("out", metavar="OUT")
+    p.add_argument("mdl", metavar="MDL", help='Kaldi transition model (final.mdl, binary or text)')
+    p.add_argument("ali_in", metavar="ALI_IN", help='transition-id alignments (int-vector ark)')
+    p.add_argument("out", metavar="OUT", help="text ark to write ('-': stdout)")
     p.set_defaults(func=_ali_to_pdf)
 
     p = subparsers.add_parser(
         "ali-to-phones", help="transition-id alignments to phone sequences (Kaldi ali-to-phones)",
         description="As Kaldi's ali-to-phones MDL ark:ALI_IN ark,t:OUT: one phone per phone instance, "
         "or one per frame with --per-frame.", formatter_class=_F)
-    p.add_argument("mdl", metavar="MDL")
-    p.add_argument("ali_in", metavar="ALI_IN")
-    p.add_argument("out", metavar="OUT")
+    p.add_argument("mdl", metavar="MDL", help='Kaldi transition model (final.mdl, binary or text)')
+    p.add_argument("ali_in", metavar="ALI_IN", help='transition-id alignments (int-vector ark)')
+    p.add_argument("out", metavar="OUT", help="text ark to write ('-': stdout)")
     p.add_argument("--per-frame", action="store_true", help="one phone per frame")
     p.set_defaults(func=_ali_to_phones)
 
@@ -154,7 +156,8 @@ def register(subparsers) -> None:
                    "with --model-dir)")
     p.add_argument("loglikes", metavar="LOGLIKES", help="Kaldi matrix ark or scp of per-pdf log-likelihoods "
                    "(left out with --model-dir)")
-    p.add_argument("out_dir", metavar="OUT_DIR", nargs="?")
+    p.add_argument("out_dir", metavar="OUT_DIR", nargs="?",
+                   help="the alignment dir to write (with --model-dir it takes LOGLIKES' place)")
     p.add_argument("--lang", required=True, help="lang dir (L.fst, phones.txt, words.txt, topo) of the transcripts")
     p.add_argument("--tree-dir", help="tree + final.mdl (default: --model-dir when it has them, else a "
                    "monophone model from --lang)")
@@ -196,8 +199,9 @@ def register(subparsers) -> None:
         "Example: asr align-equal --shortest 1000 data/train data/lang exp/mono_ali0",
         formatter_class=_F)
     p.add_argument("data_dir", metavar="DATA_DIR", help="data dir with text and utt2num_frames (or feats.scp)")
-    p.add_argument("lang_dir", metavar="LANG_DIR")
-    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("lang_dir", metavar="LANG_DIR",
+                   help='lang dir (L.fst, phones.txt, words.txt, topo) of the transcripts')
+    p.add_argument("out_dir", metavar="OUT_DIR", help='the alignment dir to write')
     p.add_argument("--tree-dir", help="tree + final.mdl to align with (default: monophone model from LANG_DIR)")
     p.add_argument("--shortest", type=positive_int, metavar="N", help="only the N shortest utterances (as Kaldi's "
                    "subset_data_dir.sh --shortest for monophone training)")
@@ -245,7 +249,7 @@ def register(subparsers) -> None:
         description="Print per-phone duration statistics (frames) of ALI_DIR (ali.tid.ark + final.mdl, or "
         "phones.ark): instances, mean, std, min, 5th/50th/95th percentile, max, share of frames.",
         formatter_class=_F)
-    p.add_argument("ali_dir", metavar="ALI_DIR")
+    p.add_argument("ali_dir", metavar="ALI_DIR", help='alignment dir (ali.tid.ark + final.mdl, or phones.ark)')
     p.add_argument("--lang", help="lang dir for phone names (default: ALI_DIR/phones.txt if present)")
     p.add_argument("--base-phones", action="store_true", help="group word-position variants (AA_B, AA_E ...)")
     p.add_argument("--json", help="also write the table as JSON here")
@@ -256,9 +260,9 @@ def register(subparsers) -> None:
         description="Write a PNG: the utterance's filterbank features (from --data) with phone boundaries and "
         "labels (solid lines) and HMM-state boundaries (dotted), and the pdf-id track below.",
         formatter_class=_F)
-    p.add_argument("ali_dir", metavar="ALI_DIR")
-    p.add_argument("utt", metavar="UTT")
-    p.add_argument("out_png", metavar="OUT_PNG")
+    p.add_argument("ali_dir", metavar="ALI_DIR", help='alignment dir (ali.tid.ark + final.mdl)')
+    p.add_argument("utt", metavar="UTT", help='the utterance id to plot')
+    p.add_argument("out_png", metavar="OUT_PNG", help='the PNG file to write')
     p.add_argument("--data", help="data dir whose feats.scp gives the spectrogram")
     p.add_argument("--lang", help="lang dir for phone names (default: ALI_DIR/phones.txt if present)")
     p.set_defaults(func=_plot_ali)

@@ -19,7 +19,7 @@ def register(sub) -> None:
         "utterances, utt2spk/spk2utt disagreement, segments on missing recordings or past the end "
         "of the audio. Exit status 1 if any problem, else 0.",
     )
-    p.add_argument("data_dir", metavar="DIR")
+    p.add_argument("data_dir", metavar="DIR", help='the Kaldi data dir to check')
     p.add_argument("--no-check-audio", dest="check_audio", action="store_false",
                    help="do not open audio files to check they decode and how long they are (faster)")
     p.set_defaults(func=_validate)
@@ -34,7 +34,8 @@ def register(sub) -> None:
         "they were are copied to DIR/.backup/ first (Kaldi's fix_data_dir.sh), or to DIR/.backup.1, "
         ".backup.2 ... when an earlier run's backup is there: a backup is never overwritten.",
     )
-    p.add_argument("data_dir", metavar="DIR")
+    p.add_argument("data_dir", metavar="DIR",
+                   help='the Kaldi data dir to repair in place (originals kept in DIR/.backup)')
     p.add_argument("--no-check-audio", dest="check_audio", action="store_false",
                    help="do not open audio files (only check they exist)")
     p.set_defaults(func=_fix)
@@ -50,8 +51,8 @@ def register(sub) -> None:
     g.add_argument("--utt-list", metavar="FILE", help="file with one utterance id per line (first field)")
     g.add_argument("--spk-list", metavar="FILE", help="file with one speaker id per line (first field)")
     g.add_argument("--first", type=positive_int, metavar="N", help="the first N utterances (sorted order), N >= 1")
-    p.add_argument("src", metavar="SRC")
-    p.add_argument("dst", metavar="DST")
+    p.add_argument("src", metavar="SRC", help='the data dir to take utterances from')
+    p.add_argument("dst", metavar="DST", help='the data dir to write')
     p.set_defaults(func=_subset)
 
     p = sub.add_parser(
@@ -60,8 +61,8 @@ def register(sub) -> None:
         description="Write DIR/splitN/1 .. DIR/splitN/N, complete data dirs with about equal "
         "numbers of utterances; no speaker is split across parts (Kaldi split_data.sh).",
     )
-    p.add_argument("data_dir", metavar="DIR")
-    p.add_argument("num_jobs", type=int, metavar="N")
+    p.add_argument("data_dir", metavar="DIR", help='the data dir to split')
+    p.add_argument("num_jobs", type=int, metavar="N", help='the number of parts (by speaker)')
     p.set_defaults(func=_split)
 
     p = sub.add_parser(

@@ -35,8 +35,9 @@ def register(subparsers) -> None:
         "counted. E.g.: asr decode --model-dir exp/lstmp/final --nj 2 --lattices data/test exp/lstmp/decode_test",
         formatter_class=DefaultsHelpFormatter,
     )
-    p.add_argument("data_dir", metavar="DATA_DIR")
-    p.add_argument("decode_dir", metavar="DECODE_DIR")
+    p.add_argument("data_dir", metavar="DATA_DIR", help='data dir with feats.scp (and text to score against)')
+    p.add_argument("decode_dir", metavar="DECODE_DIR",
+                   help='the decode dir to write (hyp.txt, hyp.ctm, lat.*, decode.json, wer)')
     search_options(p)
     p.add_argument("--lattice-beam", type=positive_float, default=8.0, help="lattice pruning beam")
     p.add_argument("--lattices", action="store_true", help="write word lattices lat.<job>.gz (for lmrescore)")

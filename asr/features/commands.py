@@ -25,7 +25,7 @@ def register(sub) -> None:
         "all failed or more than --max-failures did); they are left out of feats.scp. The transcripts are "
         "not read. E.g.: asr make-fbank --config conf/fbank.conf --nj 4 data/train",
     )
-    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("data_dir", metavar="DATA_DIR", help="Kaldi data dir with wav.scp (and segments, utt2spk)")
     p.add_argument("ark_dir", metavar="ARK_DIR", nargs="?", help="where the arks go (default DATA_DIR/data)")
     p.add_argument("--config", metavar="CONF", help="Kaldi option file, e.g. conf/fbank.conf "
                    "(default: 40 bins, 25/10 ms, 16 kHz, dither 0, snip-edges)")
@@ -51,7 +51,7 @@ def register(sub) -> None:
         "whose features cannot be read or hold NaN/inf are skipped and counted (exit status 0 unless all "
         "failed or more than --max-failures did). E.g.: asr compute-cmvn --global data/train",
     )
-    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("data_dir", metavar="DATA_DIR", help="Kaldi data dir with feats.scp (asr make-fbank) and utt2spk")
     p.add_argument("ark_dir", metavar="ARK_DIR", nargs="?", help="where the ark goes (default DATA_DIR/data)")
     p.add_argument("--global", dest="global_stats", action="store_true", help="also write global stats")
     add_max_failures_option(p)

@@ -23,7 +23,8 @@ def register(subparsers) -> None:
     p.add_argument("lang_dir", metavar="LANG_DIR", help="lang dir (L_disambig.fst, words.txt, phones.txt, phones/)")
     p.add_argument("tree_dir", metavar="TREE_DIR", help="dir with tree and final.mdl")
     p.add_argument("lm", metavar="LM", help="ARPA LM (.arpa or .arpa.gz) or an OpenFst G.fst")
-    p.add_argument("graph_dir", metavar="GRAPH_DIR")
+    p.add_argument("graph_dir", metavar="GRAPH_DIR",
+                   help='the graph dir to write (HCLG.fst, words.txt, graph.json, ...)')
     p.add_argument("--transition-scale", type=non_negative_float, default=1.0,
                    help="scale of the HMM transition log-probabilities on H's forward arcs (Kaldi mkgraph.sh "
                    "--transition-scale)")

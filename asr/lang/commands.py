@@ -18,8 +18,9 @@ def register(subparsers) -> None:
         "leaves an existing DICT_DIR as it was. "
         "E.g.: asr prepare-dict corpus/lm/librispeech-lexicon.txt data/local/dict",
     )
-    p.add_argument("lexicon", metavar="LEXICON")
-    p.add_argument("dict_dir", metavar="DICT_DIR")
+    p.add_argument("lexicon", metavar="LEXICON",
+                   help='CMUdict-style lexicon (WORD PH1 PH2 ..., e.g. librispeech-lexicon.txt)')
+    p.add_argument("dict_dir", metavar="DICT_DIR", help='the dict dir to write')
     p.set_defaults(func=_prepare_dict)
 
     p = subparsers.add_parser(
@@ -31,8 +32,9 @@ def register(subparsers) -> None:
         "(with #0 <s> </s>), topo, L.fst, L_disambig.fst, oov.txt/oov.int and phones/*.",
         formatter_class=DefaultsHelpFormatter,
     )
-    p.add_argument("dict_dir", metavar="DICT_DIR")
-    p.add_argument("lang_dir", metavar="LANG_DIR")
+    p.add_argument("dict_dir", metavar="DICT_DIR",
+                   help='dict dir (lexicon.txt, silence_phones.txt, nonsilence_phones.txt, optional_silence.txt)')
+    p.add_argument("lang_dir", metavar="LANG_DIR", help='the lang dir to write')
     p.add_argument("--oov", default="<UNK>", help="OOV word; given the garbage phone if not in the lexicon")
     p.add_argument("--garbage-phone", default="SPN", help="phone of the OOV word when the lexicon has none")
     p.add_argument("--position-dependent-phones", default="true", choices=["true", "false"],

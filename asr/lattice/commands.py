@@ -59,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=DefaultsHelpFormatter,
     )
-    p.add_argument("in_dir", metavar="IN_DECODE_DIR")
-    p.add_argument("out_dir", metavar="OUT_DECODE_DIR")
+    p.add_argument("in_dir", metavar="IN_DECODE_DIR", help='the decode dir whose lattices are rescored')
+    p.add_argument("out_dir", metavar="OUT_DECODE_DIR", help='the decode dir to write')
     p.add_argument("--old-lm", required=True, metavar="PRUNED.arpa", help="the first-pass LM (ARPA, .gz ok)")
     p.add_argument("--new-lm", required=True, metavar="FULL.arpa", help="the rescoring LM (ARPA, .gz ok)")
     p.add_argument("--lm-scale", type=positive_float, default=1.0, help="scale of the new LM's cost")

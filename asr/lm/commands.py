@@ -36,8 +36,8 @@ def register(subparsers) -> None:
                    "and merged, so memory holds one chunk and the merged n-grams, not the corpus; --min-counts is "
                    "then applied while merging, before estimation (default 20000000)")
     p.add_argument("--tmp-dir", metavar="DIR", help="where the sorted runs go (default: the system's temp dir)")
-    p.add_argument("text", metavar="TEXT")
-    p.add_argument("arpa_out", metavar="ARPA_OUT")
+    p.add_argument("text", metavar="TEXT", help='training text, one sentence per line')
+    p.add_argument("arpa_out", metavar="ARPA_OUT", help='the ARPA file to write')
     p.set_defaults(func=_make_lm)
 
     p = subparsers.add_parser(
@@ -57,8 +57,8 @@ def register(subparsers) -> None:
                    help="take the context probabilities P(h) from this text's n-gram frequencies (normally the "
                    "training text; the role of SRILM -prune-history-lm) instead of from the model itself. "
                    "Recommended for Kneser-Ney models, whose lower orders are poor estimates of P(h)")
-    p.add_argument("arpa_in", metavar="ARPA_IN")
-    p.add_argument("arpa_out", metavar="ARPA_OUT")
+    p.add_argument("arpa_in", metavar="ARPA_IN", help='the ARPA LM to prune')
+    p.add_argument("arpa_out", metavar="ARPA_OUT", help='the pruned ARPA file to write')
     p.set_defaults(func=_prune_lm)
 
     p = subparsers.add_parser(
@@ -70,8 +70,8 @@ def register(subparsers) -> None:
         epilog="e.g.: asr lm-ppl exp/lm/lm5.arpa data/test/lm_text.txt",
     )
     p.add_argument("--unk", action="store_true", help="score OOV words as <unk> (like SRILM -unk)")
-    p.add_argument("arpa", metavar="ARPA")
-    p.add_argument("text", metavar="TEXT")
+    p.add_argument("arpa", metavar="ARPA", help='the ARPA LM')
+    p.add_argument("text", metavar="TEXT", help='the text to score, one sentence per line')
     p.set_defaults(func=_lm_ppl)
 
     p = subparsers.add_parser(
@@ -83,9 +83,9 @@ def register(subparsers) -> None:
         epilog="e.g.: asr make-g exp/lm/lm5_pruned.arpa data/lang/words.txt exp/lm/G.fst",
     )
     p.add_argument("--disambig", default="#0", help="back-off disambiguation symbol (default #0)")
-    p.add_argument("arpa", metavar="ARPA")
-    p.add_argument("words_txt", metavar="WORDS_TXT")
-    p.add_argument("g_fst", metavar="G_FST")
+    p.add_argument("arpa", metavar="ARPA", help='the ARPA LM to compile')
+    p.add_argument("words_txt", metavar="WORDS_TXT", help="the lang dir's words.txt (G's labels)")
+    p.add_argument("g_fst", metavar="G_FST", help='the G.fst to write')
     p.set_defaults(func=_make_g)
 
 

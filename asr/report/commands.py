@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
         epilog="e.g.: asr results --markdown RESULTS.md --json exp/results.json lstmp=exp/lstmp dnn=exp/dnn",
     )
-    p.add_argument("systems", nargs="+", metavar="NAME=EXP_DIR")
+    p.add_argument("systems", nargs="+", metavar="NAME=EXP_DIR",
+                   help="a system's name in the report and its exp dir (decode_dev*, decode_test*, final/), "
+                   "e.g. lstmp=exp/lstmp")
     p.add_argument("--markdown", metavar="RESULTS.md", help="write the report here")
     p.add_argument("--json", metavar="results.json", help="merge the entries into this JSON list")
     p.add_argument("--corpus-json", metavar="FILE", help="corpus facts (asr synth-corpus's corpus.json)")
