@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -271,7 +272,6 @@ _WORKER_RESCORER: LatticeRescorer | None = None
 def rescore_file(rescorer: LatticeRescorer, in_path: Path, out_path: Path, progress: bool = True) -> tuple:
     """Rescore one lattice archive; returns (lattices, arcs in, arcs out, word arcs in,
     {word id: arcs} of the words the new LM lacks)."""
-    from collections import Counter
 
     from tqdm import tqdm
 
@@ -313,7 +313,6 @@ def rescore_decode_dir(in_dir, out_dir, old_lm_path, new_lm_path, lm_scale: floa
     import json
     import shutil
     import time
-    from collections import Counter
 
     from asr.io.atomic import atomic_dir, atomic_write_text
     from asr.io.fingerprint import arpa_text_hash, file_hash

@@ -30,12 +30,15 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from asr.errors import AlignmentError, AsrError, FeatureError
 from asr.failures import Failures
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -399,9 +402,9 @@ class Batch:
     no target), ``keep[S]`` (False: zero the stream's state first), ``index`` in the schedule."""
 
     index: int
-    x: "torch.Tensor"  # noqa: F821
-    y: "torch.Tensor"  # noqa: F821
-    keep: "torch.Tensor"  # noqa: F821
+    x: "torch.Tensor"
+    y: "torch.Tensor"
+    keep: "torch.Tensor"
 
 
 class BatchReader:
