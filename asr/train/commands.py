@@ -283,24 +283,26 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
 
     from asr.errors import AsrError
     from asr.features.reader import FeatureReader
+    from asr.train.distributed import agree_on_error
     from asr.io.int_ark import iter_int_ark
     from asr.train.data import open_feature_set
     from asr.train.trainer import train
 
     log = logging.getLogger("asr.train")
+    error = None
     try:
         num_pdfs = _num_pdfs_near(args.ali, args.num_pdfs)
         if args.dev_ali:
             _check_dev_tree(args.ali, args.dev_ali)
         fbank = _training_fbank(args.feats, args.dev_feats)
     except AsrError as e:
-        e.replicated = True
-        raise
+        error = e
+    agree_on_error(dist, error)  # every rank reads the same files: the same outcome on each
     if not num_pdfs:
         num_pdfs = max((int(a.max()) for _, a in iter_int_ark(args.ali) if len(a)), default=0) + 1
         log.warning("no --num-pdfs and no num_pdfs file next to %s: using max pdf id + 1 = %d", args.ali, num_pdfs)
     tol = tcfg.length_tolerance
-    try:  # every rank reads the same files: the same error on each
+    try:
         reader = FeatureReader(args.feats, cmvn=tcfg.cmvn)
         train_set = open_feature_set(reader, iter_int_ark(args.ali), num_pdfs,
                                      name=str(args.feats), length_tolerance=tol, max_failures=args.max_failures)
@@ -317,8 +319,8 @@ def _train(args: argparse.Namespace, config, tcfg, dist) -> int:
 
             phone_map = PhoneAccuracy.from_transition_model(args.phone_map, num_pdfs)
     except AsrError as e:
-        e.replicated = True
-        raise
+        error = e
+    agree_on_error(dist, error)
     summary = train(config, train_set, args.out, dev_set=dev, num_pdfs=num_pdfs, device=args.device,
                     resume=args.resume, restart_if_changed=args.restart_if_changed, max_updates=args.max_updates, progress=not args.no_progress, dist=dist,
                     mode=args.mode, phone_map=phone_map, asgd_params=args.asgd_params,

@@ -16,7 +16,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from asr.errors import ConfigError, TrainingError
+from asr.errors import AsrError, ConfigError, TrainingError
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,16 @@ class DistContext:
         dist.broadcast_object_list(box, src=0, device=None if self.comm_device == "cpu" else self.comm_device)
         return box[0]
 
+    def all_gather_object(self, obj) -> list:
+        """Every rank's ``obj`` (picklable), in rank order."""
+        if not self.enabled:
+            return [obj]
+        import torch.distributed as dist
+
+        out = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
     def barrier(self) -> None:
         if self.enabled:
             import torch.distributed as dist
@@ -99,6 +109,32 @@ def replicated(e: Exception) -> Exception:
     """Mark an error every rank raises alike (only rank 0 prints it)."""
     e.replicated = True  # type: ignore[attr-defined]
     return e
+
+
+def agree_on_error(ctx: DistContext, error: AsrError | None) -> None:
+    """End a step that every rank does alike (reading the data, building the trainer) with
+    the same outcome on every rank: when any rank failed, every rank raises the error of
+    the first rank that failed (replicated: rank 0 prints it), naming that rank unless all
+    ranks failed alike. A collective: every rank calls it at the same point. Without it a
+    rank that fails alone (a data dir missing on its machine) would leave the others
+    waiting in their next collective until the timeout."""
+    if not ctx.enabled:
+        if error is not None:
+            raise error
+        return
+    import asr.errors
+
+    reports = ctx.all_gather_object(None if error is None else (type(error).__name__, str(error)))
+    failed = [(rank, report) for rank, report in enumerate(reports) if report is not None]
+    if not failed:
+        return
+    rank, (kind, text) = failed[0]
+    if len(failed) < ctx.world_size or any(report != failed[0][1] for _, report in failed):
+        text = f"rank {rank}/{ctx.world_size}: {text}"
+    cls = getattr(asr.errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, AsrError)):
+        cls = TrainingError
+    raise replicated(cls(text))
 
 
 def launched_by_torchrun() -> bool:

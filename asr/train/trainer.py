@@ -148,6 +148,7 @@ class Trainer:
         otherwise; with ``restart_if_changed`` the run starts afresh instead)."""
         import yaml
 
+        self.check_same_inputs()
         ckpt = self._open_checkpoint(resume)
         why = self._resume_difference(ckpt) if ckpt is not None else None
         if why is not None and not restart_if_changed:
@@ -550,6 +551,20 @@ class Trainer:
                 record[option] = feature_fingerprints(path) if Path(path).is_dir() else file_hash(path)
         return record
 
+    def check_same_inputs(self) -> None:
+        """Every rank was given what rank 0 was (the record: configs and the fingerprints of
+        the features and alignments); else a one-line error naming the first rank and input
+        that differ. A rank with other data would compute another schedule of the epoch."""
+        from asr.io.fingerprint import first_difference
+
+        records = self.dist.all_gather_object(self.record)
+        for rank, record in enumerate(records):
+            key = first_difference(records[0], record)
+            if key is not None:
+                raise replicated(ConfigError(
+                    f"rank {rank}/{self.dist.world_size} was given another {key} than rank 0 (its value or content "
+                    "differs): every machine needs the same config, data dirs and alignments at the same paths"))
+
     def _resume_difference(self, ck: dict[str, Any]) -> str | None:
         """How the checkpoint's inputs differ from this run's (the first difference, in words),
         None when they are the same; a checkpoint without a record (older asr) is checked on its
@@ -653,9 +668,16 @@ def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set
     the checkpoint with the configs, and ``resume`` with others fails (``restart_if_changed``:
     starts afresh instead). ``fbank``: the fbank
     options of the training features, recorded in the model dir (``training.fbank``)."""
-    trainer = Trainer(config, train_set, out_dir, dev_set=dev_set, num_pdfs=num_pdfs, device=device, dist=dist,
-                      mode=mode, progress=progress, on_update=on_update, phone_map=phone_map, asgd_params=asgd_params,
-                      alignment_tree=alignment_tree, inputs=inputs, fbank=fbank)
+    from asr.train.distributed import agree_on_error
+
+    trainer, error = None, None
+    try:
+        trainer = Trainer(config, train_set, out_dir, dev_set=dev_set, num_pdfs=num_pdfs, device=device, dist=dist,
+                          mode=mode, progress=progress, on_update=on_update, phone_map=phone_map,
+                          asgd_params=asgd_params, alignment_tree=alignment_tree, inputs=inputs, fbank=fbank)
+    except AsrError as e:
+        error = e
+    agree_on_error(dist or DistContext(), error)
     return trainer.run(resume=resume, max_updates=max_updates, restart_if_changed=restart_if_changed)
 
 

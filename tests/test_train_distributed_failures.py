@@ -1,0 +1,66 @@
+"""Several training processes when something goes wrong on one of them: a rank that cannot
+read its data or was given other data than rank 0 (as on a machine with a missing or stale
+copy), the rank the launcher's one-line error names, and steps.csv of a resumed ASGD run."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from test_train_distributed import ROOT, asr_cmd, data, env, steps, train_args  # noqa: F401 (data: a fixture)
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loopback gloo")
+
+# `python -m odd_rank ARGS`: asr's CLI, but on rank $ODD_RANK --feats cannot be read (ODD=missing)
+# or is another data dir ($ODD_FEATS), as on a machine whose copy of the data is missing or stale
+ODD_RANK = '''
+import os, sys
+from asr.cli import main
+from asr.errors import FeatureError
+from asr.features import reader
+argv = sys.argv[1:]
+if os.environ.get("RANK") == os.environ["ODD_RANK"]:
+    if os.environ["ODD"] == "missing":
+        def missing(self, data_dir, *args, **kwargs):
+            raise FeatureError(f"{data_dir}: no feats.scp on this machine")
+        reader.FeatureReader.__init__ = missing
+    else:
+        argv[argv.index("--feats") + 1] = os.environ["ODD_FEATS"]
+sys.exit(main(argv))
+'''
+
+
+def run_torchrun_odd_rank(data, tmp_path, odd, rank):
+    (tmp_path / "odd_rank.py").write_text(ODD_RANK)
+    feats = data["args"][data["args"].index("--feats") + 1]
+    stale = tmp_path / "stale"
+    shutil.copytree(feats, stale)
+    lines = (stale / "feats.scp").read_text().splitlines(keepends=True)
+    (stale / "feats.scp").write_text("".join(lines[:-1]))  # one utterance fewer
+    e = env()
+    e.update(PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]), ODD=odd, ODD_RANK=str(rank),
+             ODD_FEATS=str(stale), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "odd_rank",
+           *train_args(data, tmp_path / "exp")]
+    # before the fix the ranks waited for each other until the 30-minute collective timeout
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=e)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_data_error_on_one_rank_is_one_line_error(data, tmp_path, rank):
+    """A rank whose data dir cannot be read: every rank stops at once, the error names it."""
+    r = run_torchrun_odd_rank(data, tmp_path, "missing", rank)
+    assert r.returncode != 0
+    assert f"asr train: error: rank {rank}/2: " in r.stderr and "no feats.scp on this machine" in r.stderr
+    assert not (tmp_path / "exp" / "final").exists()
+
+
+def test_rank_with_other_data_is_refused(data, tmp_path):
+    """A rank given other data than rank 0 (its schedule would differ): a one-line error."""
+    r = run_torchrun_odd_rank(data, tmp_path, "stale", 1)
+    assert r.returncode != 0
+    assert "asr train: error: rank 1/2 was given another --feats than rank 0" in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "exp" / "checkpoint.pt").exists()
