@@ -64,3 +64,25 @@ def test_rank_with_other_data_is_refused(data, tmp_path):
     assert r.returncode != 0
     assert "asr train: error: rank 1/2 was given another --feats than rank 0" in r.stderr, r.stderr[-2000:]
     assert not (tmp_path / "exp" / "checkpoint.pt").exists()
+
+
+def test_launcher_error_names_the_rank_that_was_killed(monkeypatch):
+    """Rank 1 killed (SIGKILL), rank 0 then stopped by the launcher (SIGTERM) within the same
+    second: the one-line error names rank 1."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+    import torch.distributed.run
+
+    from asr.errors import TrainingError
+    from asr.train.distributed import LaunchOptions, launch
+
+    def failed(args):
+        failures = {0: ProcessFailure(0, 100, -signal.SIGTERM, "/nonexistent"),
+                    1: ProcessFailure(1, 101, -signal.SIGKILL, "/nonexistent")}
+        for f in failures.values():
+            f.timestamp = 1_700_000_000
+        raise ChildFailedError("asr", failures)
+
+    monkeypatch.setattr(torch.distributed.run, "run", failed)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with pytest.raises(TrainingError, match=r"first: rank 1, signal SIGKILL"):
+        launch(LaunchOptions(workers=2), ["train"])

@@ -256,6 +256,19 @@ class LaunchOptions:
         return self.workers * self.nnodes
 
 
+def _first_failure(failure) -> tuple:
+    """Sort key of ``(rank, ProcessFailure)``: the process whose failure took the run down,
+    not one that failed because of it: first a process killed by a signal other than the
+    launcher's SIGTERM (SIGKILL, SIGSEGV: its peers then exit with "lost contact"), then an
+    error exit, then one the launcher stopped; among equals the earliest (timestamps are
+    whole seconds, so ties are common), then the lowest rank."""
+    import signal
+
+    rank, f = failure
+    kind = 2 if f.exitcode == -signal.SIGTERM else 1 if f.exitcode > 0 else 0
+    return kind, f.timestamp, rank
+
+
 def launch(opts: LaunchOptions, argv: list[str], threads: int | None = None, quiet_launcher: bool = True) -> None:
     """Run ``python -m asr ARGV`` in ``opts.workers`` processes per node through torch's
     elastic launcher (exactly what ``torchrun [opts] -m asr ARGV`` does). Raises a
@@ -282,8 +295,7 @@ def launch(opts: LaunchOptions, argv: list[str], threads: int | None = None, qui
                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     except ChildFailedError as e:
         failures = sorted(e.failures.items())
-        # a process that ended with an error, not one the launcher stopped with a signal afterwards
-        rank, first = min(failures, key=lambda f: (f[1].exitcode <= 0, f[1].timestamp, f[0]))
+        rank, first = min(failures, key=_first_failure)
         how = f"signal {first.signal_name()}" if first.exitcode < 0 else f"exit code {first.exitcode}"
         raise TrainingError(f"{len(failures)} of {opts.world_size} training process(es) failed "
                             f"(first: rank {rank}, {how}); its error is printed above") from None
