@@ -86,3 +86,15 @@ def test_launcher_error_names_the_rank_that_was_killed(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     with pytest.raises(TrainingError, match=r"first: rank 1, signal SIGKILL"):
         launch(LaunchOptions(workers=2), ["train"])
+
+
+def test_asgd_resume_keeps_steps_before_the_checkpoint(data, tmp_path):
+    """steps.csv counts the updates of all ASGD workers: a resumed run keeps every row up to
+    the checkpoint (it dropped those between update/N and update)."""
+    out = tmp_path / "exp"
+    for extra in (["--max-updates", "7"], ["--resume"]):
+        r = subprocess.run(asr_cmd(train_args(data, out, "--workers", "2", "--mode", "asgd", *extra)),
+                           capture_output=True, text=True, timeout=240, env=env())
+        assert r.returncode == 0, r.stderr[-3000:]
+    updates = [s[0] for s in steps(out)]
+    assert updates == list(range(2, updates[-1] + 1, 2))

@@ -160,13 +160,16 @@ class Trainer:
                 (self.out / CHECKPOINT).unlink()
             ckpt = None
             self.dist.barrier()
+        logged = 0  # the last update in steps.csv to keep (rows after the checkpoint are dropped)
         if ckpt is not None:
             self._restore(ckpt)
+            # steps.csv counts the updates of all ASGD workers: batches × the checkpoint's world size
+            logged = self.position.update * (ckpt.get("world_size", 1) if ckpt.get("mode") == "asgd" else 1)
         self.rule = self._make_rule()
         del ckpt
         if self.dist.is_main:
             atomic_write_text(self.out / "config.yaml", yaml.safe_dump(self.config, sort_keys=False))
-        self.steps = StepLog(self.out / "steps.csv", keep_until=self.position.update) if self.dist.is_main else None
+        self.steps = StepLog(self.out / "steps.csv", keep_until=logged) if self.dist.is_main else None
         self._pending: list[tuple[int, int, float, float, int, int, int]] = []
         n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         if self.dist.is_main:
