@@ -10,7 +10,10 @@ import sys
 
 import pytest
 
-from test_train_distributed import ROOT, asr_cmd, data, env, steps, train_args  # noqa: F401 (data: a fixture)
+import test_train_distributed
+from test_train_distributed import ROOT, asr_cmd, config, env, steps, train_args
+
+data = test_train_distributed.data  # the fixture
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="loopback gloo")
 
@@ -33,7 +36,7 @@ sys.exit(main(argv))
 '''
 
 
-def run_torchrun_odd_rank(data, tmp_path, odd, rank):
+def run_torchrun_odd_rank(data, tmp_path, odd, rank, cfg=None):
     (tmp_path / "odd_rank.py").write_text(ODD_RANK)
     feats = data["args"][data["args"].index("--feats") + 1]
     stale = tmp_path / "stale"
@@ -44,7 +47,7 @@ def run_torchrun_odd_rank(data, tmp_path, odd, rank):
     e.update(PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]), ODD=odd, ODD_RANK=str(rank),
              ODD_FEATS=str(stale), OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "odd_rank",
-           *train_args(data, tmp_path / "exp")]
+           *train_args(data, tmp_path / "exp", cfg=cfg)]
     # before the fix the ranks waited for each other until the 30-minute collective timeout
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=e)
 
@@ -64,6 +67,14 @@ def test_rank_with_other_data_is_refused(data, tmp_path):
     assert r.returncode != 0
     assert "asr train: error: rank 1/2 was given another --feats than rank 0" in r.stderr, r.stderr[-2000:]
     assert not (tmp_path / "exp" / "checkpoint.pt").exists()
+
+
+def test_config_error_of_every_rank_is_one_line_error(data, tmp_path):
+    """An error every rank meets building the trainer (torchrun, so not checked before the
+    start): rank 0 prints it once, no rank waits for another."""
+    r = run_torchrun_odd_rank(data, tmp_path, "none", -1, cfg=config(tmp_path / "c.yaml", streams=3))
+    assert r.returncode != 0
+    assert r.stderr.count("asr train: error: training.streams 3 is not divisible by the 2 processes") == 1
 
 
 def test_launcher_error_names_the_rank_that_was_killed(monkeypatch):

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from asr.errors import ConfigError, TrainingError
+from asr.errors import AsrError, ConfigError, TrainingError
 from asr.io.atomic import atomic_write_bytes, atomic_write_text
 from asr.train.checkpoint import CHECKPOINT, Position, read_checkpoint
 from asr.train.config import TrainingConfig
