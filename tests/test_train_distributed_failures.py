@@ -1,14 +1,17 @@
 """Several training processes when something goes wrong on one of them: a rank that cannot
 read its data or was given other data than rank 0 (as on a machine with a missing or stale
-copy), the rank the launcher's one-line error names, and steps.csv of a resumed ASGD run."""
+copy), the rank the launcher's one-line error names, steps.csv of a resumed ASGD run, unreadable
+utterances counted across a resume."""
 
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 import test_train_distributed
 from test_train_distributed import ROOT, asr_cmd, config, env, steps, train_args
@@ -109,3 +112,41 @@ def test_asgd_resume_keeps_steps_before_the_checkpoint(data, tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
     updates = [s[0] for s in steps(out)]
     assert updates == list(range(2, updates[-1] + 1, 2))
+
+
+def test_unreadable_utterances_counted_once_per_epoch_across_resume(data, tmp_path):
+    """An utterance that cannot be read is counted in its epoch's warning once (rank 0 logs
+    it), also when the run stopped after reading it and resumed in the same epoch."""
+    import numpy as np
+
+    from asr.io.int_ark import read_int_ark
+    from asr.train.data import epoch_order, make_schedule
+
+    args = list(data["args"])
+    src = Path(args[args.index("--feats") + 1])
+    feats = tmp_path / "train"
+    shutil.copytree(src, feats)
+    alis = read_int_ark(args[args.index("--ali") + 1])
+    utts = sorted(alis)
+    broken = utts[5]
+    scp = (feats / "feats.scp").read_text().splitlines()
+    (feats / "feats.scp").write_text("".join(f"{broken} {feats / 'nothing.ark'}:7\n" if line.startswith(broken)
+                                             else line + "\n" for line in scp))
+    (feats / "utt2num_frames").write_text("".join(f"{u} {len(alis[u])}\n" for u in utts))
+    args[args.index("--feats") + 1] = str(feats)
+    # stop in epoch 2 right after the batch that reads the broken utterance first
+    t = yaml.safe_load(data["cfg"].read_text())["training"]
+    lengths = np.array([len(alis[u]) for u in utts])
+    epoch = [make_schedule(lengths, t["streams"], t["chunk"], t["output_delay"], epoch_order(len(utts), t["seed"], e))
+             for e in (0, 1)]
+    first = np.flatnonzero((epoch[1].utt == utts.index(broken)).any(axis=1))[0]
+    assert first + 1 < len(epoch[1])
+    out = tmp_path / "exp"
+    lines = []
+    for extra in (["--max-updates", str(len(epoch[0]) + first + 1)], ["--resume"]):
+        cmd = ["train", "--config", str(data["cfg"]), *args, "--out", str(out), "--workers", "2", *extra]
+        r = subprocess.run(asr_cmd(cmd), capture_output=True, text=True, timeout=240, env=env())
+        assert r.returncode == 0, r.stderr[-3000:]
+        lines += [line.split("WARNING asr.train.trainer: ")[1] for line in r.stderr.splitlines()
+                  if "could not be read" in line]
+    assert lines == [f"epoch {e}: 1 utterance(s) could not be read and were skipped" for e in (1, 2, 3)]

@@ -399,12 +399,15 @@ def epoch_order(num_utts: int, seed: int, epoch: int) -> np.ndarray:
 @dataclass
 class Batch:
     """One batch of a rank's streams: ``x[S, T, D]`` float32, ``y[S, T]`` int64 (IGNORE =
-    no target), ``keep[S]`` (False: zero the stream's state first), ``index`` in the schedule."""
+    no target), ``keep[S]`` (False: zero the stream's state first), ``index`` in the schedule,
+    ``bad``: unreadable utterances that start in this batch (each is counted once in an epoch,
+    also when a resumed run reads it again in the middle)."""
 
     index: int
     x: "torch.Tensor"
     y: "torch.Tensor"
     keep: "torch.Tensor"
+    bad: int = 0
 
 
 class BatchReader:
@@ -449,9 +452,11 @@ class BatchReader:
         S, T = frame.shape
         x = np.zeros((S, T, self.data.feat_dim), dtype=np.float32)
         y = np.full((S, T), IGNORE, dtype=np.int64)
+        bad = 0
         for j in np.flatnonzero(u >= 0).tolist():
             feats, tg = self._utterance(self.lo + j, int(u[j]))
             if feats is None:
+                bad += int(not keep[j])  # its first chunk
                 continue
             x[j] = feats[frame[j]]
             t = target[j]
@@ -459,7 +464,7 @@ class BatchReader:
             y[j, has] = tg[t[has]]
         for j in [j for j in self._cur if not (self.lo <= j < self.hi) or u[j - self.lo] < 0]:
             del self._cur[j]  # idle streams drop their utterance
-        batch = Batch(b, torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(keep))
+        batch = Batch(b, torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(keep), bad)
         if self.pin_memory:
             batch.x, batch.y = batch.x.pin_memory(), batch.y.pin_memory()
         return batch

@@ -264,6 +264,7 @@ class Trainer:
                 pos.update += 1
                 pos.batch = b + 1
                 pos.epoch_metrics.add(step.metrics)
+                pos.bad_utterances += batch.bad
                 shown.add(step.metrics)
                 self._pending.append((epoch + 1, pos.update, step.lr, step.metrics.loss_sum, step.metrics.correct,
                                       step.metrics.frames, step.metrics.phone_correct))
@@ -285,7 +286,6 @@ class Trainer:
                 if stopped:
                     break
         bar.close()
-        pos.bad_utterances += len(reader.bad_utterances)
         return stopped, pos.batch >= len(sched)
 
     def train_step(self, batch, global_frames: int) -> StepResult:
@@ -358,7 +358,8 @@ class Trainer:
         pend, self._pending = self._pending, []
         pos = self.position
         em = pos.epoch_metrics.reduced(self.dist)
-        pos.epoch_metrics = em if self.dist.is_main else FrameMetrics()
+        bad = _reduce_int(self.dist, pos.bad_utterances)
+        pos.epoch_metrics, pos.bad_utterances = (em, bad) if self.dist.is_main else (FrameMetrics(), 0)
         if not pend:
             return
         if self.dist.enabled:
@@ -395,9 +396,9 @@ class Trainer:
         pos = self.position
         self.flush_steps()
         m = pos.epoch_metrics.reduced(self.dist)
-        bad = int(_reduce_int(self.dist, pos.bad_utterances))
-        if bad:
-            log.warning("epoch %d: %d utterance(s) could not be read and were skipped", pos.epoch + 1, bad)
+        if self.dist.is_main and pos.bad_utterances:  # the sum over ranks (flush_steps)
+            log.warning("epoch %d: %d utterance(s) could not be read and were skipped", pos.epoch + 1,
+                        pos.bad_utterances)
         row = {"epoch": pos.epoch + 1, "updates": pos.update * self.rule.updates_per_batch,
                "lr": self._pending_lr(), "train_loss": m.loss, "train_acc": m.acc, "dev_loss": float("nan"),
                "dev_acc": float("nan"), "train_frames": m.frames, "seconds": pos.seconds,
@@ -607,7 +608,7 @@ class Trainer:
                                             f"({str(e).splitlines()[0]})")) from None
         self.position = Position.from_dict(ck["position"])
         if not self.dist.is_main:  # epoch totals so far live on rank 0 only (summed over ranks later)
-            self.position.epoch_metrics = FrameMetrics()
+            self.position.epoch_metrics, self.position.bad_utterances = FrameMetrics(), 0
         self.history = ck["history"]
         carried = ck["carried"]
         if carried is not None:
