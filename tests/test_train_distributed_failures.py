@@ -102,6 +102,18 @@ def test_launcher_error_names_the_rank_that_was_killed(monkeypatch):
         launch(LaunchOptions(workers=2), ["train"])
 
 
+@pytest.mark.parametrize("text", [
+    "eof (this error originated at tensorpipe/transport/shm/connection_impl.cc:259)",  # ASGD rpc, peer killed
+    "pipe closed (this error originated at tensorpipe/core/pipe_impl.cc:356)",
+    "[../third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:53125"])
+def test_a_peer_gone_is_lost_contact(text):
+    """What a rank's collective or RPC raises when another rank died reads "lost contact with
+    the other ranks", not "unexpected RuntimeError ... (a bug ...)"."""
+    from asr.train.commands import _lost_peer
+
+    assert _lost_peer(RuntimeError(text))
+
+
 def test_asgd_resume_keeps_steps_before_the_checkpoint(data, tmp_path):
     """steps.csv counts the updates of all ASGD workers: a resumed run keeps every row up to
     the checkpoint (it dropped those between update/N and update)."""

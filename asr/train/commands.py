@@ -213,7 +213,8 @@ def _lost_peer(e: BaseException) -> bool:
 
     text = str(e).lower()
     return isinstance(e, getattr(dist, "DistError", ())) or any(
-        w in text for w in ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "timed out"))
+        w in text for w in ("gloo", "nccl", "tensorpipe", "connection reset", "connection closed", "broken pipe",
+                            "pipe closed", "timed out"))
 
 
 def _load_config(path):
