@@ -162,3 +162,20 @@ def test_unreadable_utterances_counted_once_per_epoch_across_resume(data, tmp_pa
         lines += [line.split("WARNING asr.train.trainer: ")[1] for line in r.stderr.splitlines()
                   if "could not be read" in line]
     assert lines == [f"epoch {e}: 1 utterance(s) could not be read and were skipped" for e in (1, 2, 3)]
+
+
+def test_ranks_compare_their_arks_by_path_and_size_not_mtime(tmp_path):
+    """The copies of a data dir on several machines have other mtimes, not other features:
+    the inputs check across ranks ignores the arks' mtimes, not their paths or sizes."""
+    from asr.io.fingerprint import feature_fingerprints
+    from asr.train.trainer import _without_mtimes
+
+    ark = tmp_path / "raw_fbank.1.ark"
+    ark.write_bytes(b"x" * 100)
+    (tmp_path / "feats.scp").write_text(f"u1 {ark}:8\n")
+    here = {"--feats": feature_fingerprints(tmp_path), "model.cells": 8}
+    os.utime(ark, ns=(1_000_000_000, 1_000_000_000))  # rsync without -t
+    there = {"--feats": feature_fingerprints(tmp_path), "model.cells": 8}
+    assert here != there and _without_mtimes(here) == _without_mtimes(there)
+    ark.write_bytes(b"x" * 101)  # another ark
+    assert _without_mtimes({"--feats": feature_fingerprints(tmp_path), "model.cells": 8}) != _without_mtimes(here)

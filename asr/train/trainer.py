@@ -561,7 +561,7 @@ class Trainer:
         that differ. A rank with other data would compute another schedule of the epoch."""
         from asr.io.fingerprint import first_difference
 
-        records = self.dist.all_gather_object(self.record)
+        records = [_without_mtimes(r) for r in self.dist.all_gather_object(self.record)]
         for rank, record in enumerate(records):
             key = first_difference(records[0], record)
             if key is not None:
@@ -653,6 +653,18 @@ def _build_model(model_cfg: dict[str, Any], num_inputs: int, num_pdfs: int):
                     and repr(v) in str(e)]
         where = f"model.{culprits[0]}: bad value {model_cfg[culprits[0]]!r}" if culprits else "model"
         raise replicated(ConfigError(f"{where} (family {model_cfg.get('family')}): {e}")) from None
+
+
+def _without_mtimes(record: dict[str, Any]) -> dict[str, Any]:
+    """A run's record with the arks' stamps (``path size mtime_ns``) cut to path and size: the
+    copies of a data dir on several machines have other mtimes, not other features (the
+    scp files and utt2num_frames are compared by content)."""
+    out = dict(record)
+    for key, value in record.items():
+        if isinstance(value, dict) and isinstance(value.get("arks"), list):
+            out[key] = {**value, "arks": [s.rsplit(" ", 1)[0] if s.rsplit(" ", 1)[-1].isdigit() else s
+                                          for s in value["arks"]]}
+    return out
 
 
 def train(config: dict[str, Any], train_set, out_dir: str | os.PathLike, dev_set=None, num_pdfs: int | None = None,
