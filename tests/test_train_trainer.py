@@ -335,3 +335,18 @@ def test_train_refuses_dev_alignments_of_another_tree_and_other_num_pdfs(data, t
     assert f"--num-pdfs {NUM_PDFS + 1} disagrees with {a / 'num_pdfs'} ({NUM_PDFS})" in line, line
     assert not exp.exists()
     assert run("--num-pdfs", str(NUM_PDFS), "--max-updates", "1") == 0
+
+
+def test_no_finite_monitor_fails_without_final(data, tmp_path, capsys, monkeypatch):
+    """Every epoch's dev accuracy NaN (no dev frame scored): nothing to choose the model by,
+    so an error and no final/ (was: exit 0 and no final/)."""
+    from asr.train.metrics import FrameMetrics
+    from asr.train.trainer import Trainer
+
+    monkeypatch.setattr(Trainer, "compute_validation_loss", lambda self: FrameMetrics())
+    cfg = write_config(tmp_path / "c.yaml", epochs=1)
+    exp = tmp_path / "exp"
+    rc = main(train_args(cfg, data, exp))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "no epoch gave a dev frame accuracy to choose the model by" in err[0], err
+    assert not (exp / "final").exists() and not (exp / ".best-model").exists()

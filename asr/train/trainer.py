@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from asr.errors import AsrError, ConfigError, TrainingError
-from asr.io.atomic import atomic_write_bytes, atomic_write_text
+from asr.io.atomic import atomic_dir, atomic_write_bytes, atomic_write_text
 from asr.train.checkpoint import CHECKPOINT, Position, read_checkpoint
 from asr.train.config import TrainingConfig
 from asr.train.distributed import DistContext, replicated
@@ -442,6 +442,10 @@ class Trainer:
         pos = self.position
         margin = self.cfg.chance_margin
         monitored = self.dev_set if self.dev_set is not None else self.train_set
+        if not pos.best_epoch:  # every epoch's monitored accuracy was NaN (e.g. no dev frame had a target)
+            which = "dev" if self.dev_set is not None else "train"
+            raise replicated(TrainingError(f"no epoch gave a {which} frame accuracy to choose the model by (NaN in "
+                                           f"every row of {self.out / 'log.csv'}); no {FINAL_DIR}/ written"))
         if margin is not None and pos.best_epoch:
             counts = monitored.pdf_counts(self.num_pdfs)
             chance = float(counts.max() / max(1, counts.sum()))
@@ -468,14 +472,9 @@ class Trainer:
             training["alignment_tree"] = self.alignment_tree
         if self.fbank:
             training["fbank"] = dict(self.fbank)
-        tmp = path.with_name(path.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        save_model_dir(tmp, self.model, self.model_cfg, self.train_set.feat_dim, self.num_pdfs, self.cfg.output_delay,
-                       cmvn=self.cfg.cmvn, extra={"training": training})
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        with atomic_dir(path) as tmp:  # the previous best stays until the new one is whole
+            save_model_dir(tmp, self.model, self.model_cfg, self.train_set.feat_dim, self.num_pdfs,
+                           self.cfg.output_delay, cmvn=self.cfg.cmvn, extra={"training": training})
 
     # --- evaluation ----------------------------------------------------------------------
     def compute_validation_loss(self) -> FrameMetrics:
