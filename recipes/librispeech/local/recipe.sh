@@ -76,6 +76,13 @@ corpus_signature() {  # PART...
   done
 }
 
+# --corpus-dir holds LibriSpeech/PART (as Kaldi's): given LibriSpeech/ itself, stage 0 would fetch
+# every part again into LibriSpeech/LibriSpeech
+for p in $train_parts $eval_parts; do
+  [ -d "$corpus_dir/LibriSpeech/$p" ] || [ ! -d "$corpus_dir/$p" ] ||
+    die "--corpus-dir $corpus_dir holds the part $p itself; give the dir above it, which holds LibriSpeech/$p: --corpus-dir $(dirname "$corpus_dir")"
+done
+
 # the LMs of the first pass and of rescoring
 if [ "$own_lm" = true ]; then
   first_lm=exp/lm/lm5_pruned.arpa; rescore_lm=exp/lm/lm5.arpa
@@ -105,13 +112,14 @@ if stage_on 1; then
   for p in $train_parts $eval_parts; do require "$corpus_dir/LibriSpeech/$p" 0; done
   # each data dir is redone when its parts changed (DIR/.prep.sig); prep-librispeech replaces it whole
   prep_data_dir() {  # DIR PART...
-    local d=$1 sig; shift
+    local d=$1 sig p srcs=(); shift
+    for p in "$@"; do srcs+=("$corpus_dir/LibriSpeech/$p"); done   # an array: the corpus path may hold spaces
     sig=$(corpus_signature "$@")
     if [ -f "$d/spk2utt" ] && has_signature "$d/.prep.sig" "$sig"; then
       log "stage 1: $d is up to date"
     else
       log "stage 1: $d from $*"
-      asr prep-librispeech $(for p in "$@"; do echo "$corpus_dir/LibriSpeech/$p"; done) "$d"
+      asr prep-librispeech "${srcs[@]}" "$d"
       echo "$sig" > "$d/.prep.sig"
     fi
   }
