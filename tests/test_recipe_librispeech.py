@@ -203,7 +203,7 @@ def test_mini_librispeech_recipe_with_the_kaldi_graph(librispeech_corpus, kaldi_
 
 def _tiny_mini_corpus(root: Path) -> None:
     """train-clean-5 and dev-clean-2 with one chapter of two utterances each, SPEAKERS.TXT and
-    a lexicon: enough for stages 1 and 2."""
+    a lexicon without one of the training words (as the real one): enough for stages 1, 2, 4, 5."""
     import numpy as np
     import soundfile as sf
 
@@ -213,7 +213,7 @@ def _tiny_mini_corpus(root: Path) -> None:
                                      "19   | F | train-clean-100  | 25.19 | Kara Shallenberg\n"
                                      "84   | F | dev-clean        |  8.02 | Christie Nowak\n")
     rng = np.random.default_rng(0)
-    for part, reader, chapter, lines in (("train-clean-5", 19, 198, ["DON'T GO THERE", "'EM AND THE END"]),
+    for part, reader, chapter, lines in (("train-clean-5", 19, 198, ["DON'T GO THERE", "'EM AND THE BRONTOSAURUSES"]),
                                          ("dev-clean-2", 84, 121123, ["GO THERE", "THE END"])):
         d = ls / part / str(reader) / str(chapter)
         d.mkdir(parents=True)
@@ -245,3 +245,17 @@ def test_corpus_dir_with_spaces_and_corpus_dir_given_as_librispeech_itself(tmp_p
     assert f"holds the part train-clean-5 itself; give the dir above it, which holds LibriSpeech/train-clean-5: " \
            f"--corpus-dir {corpus}" in r.stderr, r.stderr[-3000:]
     assert not (corpus / "LibriSpeech" / "LibriSpeech").exists()
+
+
+def test_flat_start_maps_words_missing_from_the_lexicon_to_unk(tmp_path):
+    # real train transcripts hold words librispeech-lexicon.txt lacks: flat start maps them to
+    # <UNK> (as Kaldi's recipe) instead of stopping the recipe at stage 5
+    top = _checkout(tmp_path)
+    corpus = tmp_path / "corpus"
+    _tiny_mini_corpus(corpus)
+    for stages in ((1, 2), (4, 5)):
+        r = _recipe(top, "mini_librispeech", "--stage", stages[0], "--stop-stage", stages[1], "--corpus-dir", corpus,
+                    "--nj", 1, "--alignments", "flat", "--cv-utts", 1, timeout=300)
+    assert "not in the lexicon" not in r.stderr, r.stderr[-3000:]
+    # (two utterances are too few for the flat start to learn from: only how the words went matters)
+    assert "1 word ('BRONTOSAURUSES' (19-198-0001)) mapped to the OOV word <UNK>" in r.stderr, r.stderr[-3000:]

@@ -218,10 +218,12 @@ if stage_on 5; then
       asr import-kaldi-exp "${graph_opt[@]}" data/train data/lang "$kaldi_ali_dir" exp/ali ;;
     flat)
       # from the transcripts alone (docs/flat-start.md); exp/ali is an alignment dir as an
-      # import's, left as it is when made from the same data, lang dir and options
+      # import's, left as it is when made from the same data, lang dir and options. Words of the
+      # transcripts missing from librispeech-lexicon.txt (the real train parts have some) become
+      # <UNK> (data/lang/oov.txt, spoken noise), as in Kaldi's recipe
       log "stage 5: flat-start alignments from the transcripts"
       # shellcheck disable=SC2086
-      asr flat-start --nj "$nj" $flat_opts data/train data/lang exp/ali ;;
+      asr flat-start --nj "$nj" --map-oov $flat_opts data/train data/lang exp/ali ;;
     *) die "--alignments is kaldi or flat, not '$alignments'" ;;
   esac
   # redone when data/train or --cv-utts change (data/train_cv/.split.sig)
