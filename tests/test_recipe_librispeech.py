@@ -227,7 +227,7 @@ def _tiny_mini_corpus(root: Path) -> None:
         "DON'T\tD OW1 N T\n'EM\tAH0 M\nAND\tAH0 N D\nTHE\tDH AH0\nGO\tG OW1\nTHERE\tDH EH1 R\nEND\tEH1 N D\n")
 
 
-def test_corpus_dir_with_spaces_and_corpus_dir_given_as_librispeech_itself(tmp_path):
+def test_corpus_dir_with_spaces_relative_or_given_as_librispeech_itself(tmp_path):
     top = _checkout(tmp_path)
     corpus = tmp_path / "my corpora" / "mini librispeech"
     _tiny_mini_corpus(corpus)
@@ -245,6 +245,13 @@ def test_corpus_dir_with_spaces_and_corpus_dir_given_as_librispeech_itself(tmp_p
     assert f"holds the part train-clean-5 itself; give the dir above it, which holds LibriSpeech/train-clean-5: " \
            f"--corpus-dir {corpus}" in r.stderr, r.stderr[-3000:]
     assert not (corpus / "LibriSpeech" / "LibriSpeech").exists()
+    # a relative --corpus-dir is relative to where run.sh is started (it works in its own dir)
+    (data / "train" / ".prep.sig").unlink()
+    r = subprocess.run(["bash", top / "recipes" / "mini_librispeech" / "run.sh", "--stage", "1", "--stop-stage", "1",
+                        "--corpus-dir", "mini librispeech"], cwd=corpus.parent, env=_env(), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (data / "train" / "wav.scp").read_text().splitlines()[0] == wav[0]
 
 
 def test_flat_start_maps_words_missing_from_the_lexicon_to_unk(tmp_path):

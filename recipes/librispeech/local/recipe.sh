@@ -19,7 +19,7 @@ recipe_args=$([ $# -eq 0 ] || printf ' %q' "$@")
 stage=0                       # first stage to run (stages: above)
 stop_stage=10                 # last stage to run
 nj=${nj:?}                    # parallel jobs for features and flat start
-corpus_dir=corpus             # holds LibriSpeech/PART (downloaded there by stage 0)
+corpus_dir=corpus             # holds LibriSpeech/PART (downloaded there by stage 0); given relative: to where run.sh is started
 lm_dir=                       # OpenSLR 11 files: lexicon, LMs (default CORPUS_DIR/lm)
 alignments=kaldi              # kaldi: a Kaldi experiment's (--kaldi-ali-dir); flat: flat start from the transcripts
 kaldi_ali_dir=                # with --alignments kaldi: a Kaldi tri*_ali (or tri*) dir
@@ -52,9 +52,22 @@ $corpus recipe (outputs in data/ and exp/ beside run.sh). Stages:
   5 alignments      6 HCLG             7 training        8 decoding             9 rescoring
   10 scoring, RESULTS.md
 e.g.: $example"
+__path_options_given=$(for __a in "$@"; do
+  for __v in corpus_dir lm_dir kaldi_ali_dir kaldi_lang_dir kaldi_graph_dir train_conf; do
+    [[ $__a == --${__v//_/-} || $__a == --${__v//_/-}=* ]] && echo "$__v"
+  done
+done; true)
 . ../../scripts/parse_options.sh
 . ../../scripts/log.sh
 . ../../scripts/stages.sh
+
+# run.sh works in its own dir (cd by run.sh; OLDPWD is where it was started): a relative path
+# given on the command line is relative to where run.sh was started, as users expect (the
+# defaults, corpus and ../../conf/..., stay relative to run.sh's dir)
+for __v in $__path_options_given; do
+  [[ -z ${!__v} || ${!__v} == /* ]] || printf -v "$__v" '%s' "$OLDPWD/${!__v}"
+done
+unset __v __path_options_given
 
 export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's asr package
 asr() { python -m asr "$@"; }
