@@ -115,6 +115,19 @@ def test_speakers_txt_quirks_and_errors(fixture, tmp_path):
         read_speakers_txt(bad)
 
 
+def test_part_linked_from_another_disk_takes_genders_from_speakers_txt_beside_the_link(fixture, tmp_path):
+    # a 960 h copy spread over disks: LibriSpeech/train-other-500 -> /disk2/train-other-500
+    ls, disk2 = tmp_path / "LibriSpeech", tmp_path / "disk2"
+    ls.mkdir()
+    shutil.copy(fixture.corpus / "SPEAKERS.TXT", ls / "SPEAKERS.TXT")
+    shutil.copytree(fixture.part("dev-clean"), disk2 / "dev-clean")  # no SPEAKERS.TXT beside it there
+    (ls / "dev-clean").symlink_to(disk2 / "dev-clean")
+    s = prepare_librispeech([ls / "dev-clean"], tmp_path / "d")
+    assert s.readers_without_gender == [] and sum(s.genders.values()) == s.readers
+    utts = fixture.utts["dev-clean"]
+    assert read_table(tmp_path / "d" / "spk2gender") == {u.speaker: u.gender for u in utts}
+
+
 def test_reader_missing_from_speakers_txt_keeps_utterances_without_spk2gender(fixture, tmp_path):
     spk = tmp_path / "SPEAKERS.TXT"
     reader = fixture.utts["dev-clean"][0].reader

@@ -5,6 +5,7 @@ skip when present, extraction of a LibriSpeech part archive."""
 import hashlib
 import http.server
 import io
+import random
 import tarfile
 import threading
 
@@ -61,11 +62,11 @@ def server():
     httpd.server_close()
 
 
-def _tar_part(part: str) -> bytes:
+def _tar_part(part: str, flac: bytes = b"not really flac" * 100) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in ((f"LibriSpeech/{part}/19/198/19-198.trans.txt", b"19-198-0000 HELLO\n"),
-                           (f"LibriSpeech/{part}/19/198/19-198-0000.flac", b"not really flac" * 100),
+                           (f"LibriSpeech/{part}/19/198/19-198-0000.flac", flac),
                            ("LibriSpeech/SPEAKERS.TXT", b";ID |SEX| SUBSET |MINUTES| NAME\n19 | F | x | 1 | A\n")):
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -134,3 +135,45 @@ def test_missing_file_and_bad_name(server, tmp_path, capsys):
     assert "HTTP 404" in capsys.readouterr().err
     assert main(["download-openslr", "--base-url", url, "12", str(tmp_path), "../etc/passwd"]) == 1
     assert "not a file name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "truncated", "not gzip"])
+def test_damaged_archive_is_an_error_and_nothing_of_it_is_kept(server, tmp_path, capsys, damage):
+    # an archive verified by its length only (no SHA-256 known) may still be damaged: a byte
+    # changed in the FLAC data keeps the deflate stream decodable, and tar stops reading before
+    # the gzip CRC at the end; that must fail, not extract changed audio marked complete
+    url, h = server
+    good = _tar_part("dev-clean-2", flac=random.Random(1).randbytes(300_000))
+    bad = {"flipped byte": good[:len(good) // 2] + bytes([good[len(good) // 2] ^ 0xFF]) + good[len(good) // 2 + 1:],
+           "truncated": good[:len(good) // 2], "not gzip": b"<html>moved</html>"}[damage]
+    h.files = {"/99/dev-clean-2.tar.gz": bad}
+    assert main(["download-openslr", "--base-url", url, "99", str(tmp_path), "dev-clean-2"]) == 1
+    err = capsys.readouterr().err
+    assert "dev-clean-2.tar.gz: cannot extract: a damaged archive" in err and "delete it" in err, err
+    assert len(err.strip().splitlines()) == 1 and "unexpected" not in err
+    assert not (tmp_path / "LibriSpeech").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["dev-clean-2.tar.gz"]  # no scratch dir left
+
+
+def test_interrupted_extraction_is_done_again(server, tmp_path, capsys):
+    url, h = server
+    h.files = {"/31/dev-clean-2.tar.gz": _tar_part("dev-clean-2")}
+    sums = _sums(tmp_path, {"dev-clean-2.tar.gz": h.files["/31/dev-clean-2.tar.gz"]})
+    dest = tmp_path / "corpus"
+    args = ["download-openslr", "--base-url", url, "--checksums", sums, "31", str(dest), "dev-clean-2"]
+    assert main(args) == 0
+    part = dest / "LibriSpeech" / "dev-clean-2"
+    flac = part / "19" / "198" / "19-198-0000.flac"
+    # killed while moving the extracted files into place: part of the part there, not marked complete
+    (part / ".complete").unlink()
+    flac.unlink()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert flac.read_bytes() == b"not really flac" * 100 and (part / ".complete").is_file()
+    assert "extracted into" in capsys.readouterr().out
+    # a part the user extracted (no archive here) is left as it is
+    (part / ".complete").unlink()
+    (dest / "dev-clean-2.tar.gz").unlink()
+    n = len(h.log)
+    assert main(args) == 0
+    assert "present (not extracted by us: not verified); skipped" in capsys.readouterr().out and len(h.log) == n

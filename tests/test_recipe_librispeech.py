@@ -199,3 +199,70 @@ def test_mini_librispeech_recipe_with_the_kaldi_graph(librispeech_corpus, kaldi_
     assert (recipe / "exp" / "lstmp" / "final" / "graph" / "HCLG.fst").read_bytes() == \
         (kaldi_exp_mini.exp / "graph" / "HCLG.fst").read_bytes()
     assert not (recipe / "exp" / "graph").exists()
+
+
+def _tiny_mini_corpus(root: Path) -> None:
+    """train-clean-5 and dev-clean-2 with one chapter of two utterances each, SPEAKERS.TXT and
+    a lexicon without one of the training words (as the real one): enough for stages 1, 2, 4, 5."""
+    import numpy as np
+    import soundfile as sf
+
+    ls = root / "LibriSpeech"
+    ls.mkdir(parents=True)
+    (ls / "SPEAKERS.TXT").write_text(";ID  |SEX| SUBSET           |MINUTES| NAME\n"
+                                     "19   | F | train-clean-100  | 25.19 | Kara Shallenberg\n"
+                                     "84   | F | dev-clean        |  8.02 | Christie Nowak\n")
+    rng = np.random.default_rng(0)
+    for part, reader, chapter, lines in (("train-clean-5", 19, 198, ["DON'T GO THERE", "'EM AND THE BRONTOSAURUSES"]),
+                                         ("dev-clean-2", 84, 121123, ["GO THERE", "THE END"])):
+        d = ls / part / str(reader) / str(chapter)
+        d.mkdir(parents=True)
+        with open(d / f"{reader}-{chapter}.trans.txt", "w") as f:
+            for i, words in enumerate(lines):
+                f.write(f"{reader}-{chapter}-{i:04d} {words}\n")
+                sf.write(d / f"{reader}-{chapter}-{i:04d}.flac", rng.standard_normal(16000) * 0.1, 16000,
+                         format="FLAC", subtype="PCM_16")
+    (root / "lm").mkdir()
+    (root / "lm" / "librispeech-lexicon.txt").write_text(
+        "DON'T\tD OW1 N T\n'EM\tAH0 M\nAND\tAH0 N D\nTHE\tDH AH0\nGO\tG OW1\nTHERE\tDH EH1 R\nEND\tEH1 N D\n")
+
+
+def test_corpus_dir_with_spaces_relative_or_given_as_librispeech_itself(tmp_path):
+    top = _checkout(tmp_path)
+    corpus = tmp_path / "my corpora" / "mini librispeech"
+    _tiny_mini_corpus(corpus)
+    r = _recipe(top, "mini_librispeech", "--stage", 1, "--stop-stage", 2, "--corpus-dir", corpus, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    data = top / "recipes" / "mini_librispeech" / "data"
+    wav = (data / "train" / "wav.scp").read_text().splitlines()
+    assert wav[0] == f"19-198-0000 {corpus}/LibriSpeech/train-clean-5/19/198/19-198-0000.flac"
+    assert (data / "dev_clean_2" / "text").read_text() == "84-121123-0000 GO THERE\n84-121123-0001 THE END\n"
+    assert (data / "lang" / "words.txt").is_file()
+    # the LibriSpeech dir itself as --corpus-dir: a clear error before stage 0 fetches every part
+    # into LibriSpeech/LibriSpeech
+    r = _recipe(top, "mini_librispeech", "--corpus-dir", corpus / "LibriSpeech", timeout=300)
+    assert r.returncode == 1
+    assert f"holds the part train-clean-5 itself; give the dir above it, which holds LibriSpeech/train-clean-5: " \
+           f"--corpus-dir {corpus}" in r.stderr, r.stderr[-3000:]
+    assert not (corpus / "LibriSpeech" / "LibriSpeech").exists()
+    # a relative --corpus-dir is relative to where run.sh is started (it works in its own dir)
+    (data / "train" / ".prep.sig").unlink()
+    r = subprocess.run(["bash", top / "recipes" / "mini_librispeech" / "run.sh", "--stage", "1", "--stop-stage", "1",
+                        "--corpus-dir", "mini librispeech"], cwd=corpus.parent, env=_env(), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (data / "train" / "wav.scp").read_text().splitlines()[0] == wav[0]
+
+
+def test_flat_start_maps_words_missing_from_the_lexicon_to_unk(tmp_path):
+    # real train transcripts hold words librispeech-lexicon.txt lacks: flat start maps them to
+    # <UNK> (as Kaldi's recipe) instead of stopping the recipe at stage 5
+    top = _checkout(tmp_path)
+    corpus = tmp_path / "corpus"
+    _tiny_mini_corpus(corpus)
+    for stages in ((1, 2), (4, 5)):
+        r = _recipe(top, "mini_librispeech", "--stage", stages[0], "--stop-stage", stages[1], "--corpus-dir", corpus,
+                    "--nj", 1, "--alignments", "flat", "--cv-utts", 1, timeout=300)
+    assert "not in the lexicon" not in r.stderr, r.stderr[-3000:]
+    # (two utterances are too few for the flat start to learn from: only how the words went matters)
+    assert "1 word ('BRONTOSAURUSES' (19-198-0001)) mapped to the OOV word <UNK>" in r.stderr, r.stderr[-3000:]

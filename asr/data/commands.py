@@ -92,8 +92,10 @@ def register(sub) -> None:
         description="Fetch BASE_URL/RESOURCE/NAME for each NAME into DIR: resumable (NAME.part continued with HTTP "
         "Range requests, after dropped connections too), verified (size as OpenSLR publishes it, SHA-256 where "
         "known or given with --checksums; a mismatch removes the file and fails), skipped when present (a file "
-        "of the right size; an already extracted LibriSpeech part DIR/LibriSpeech/PART). .tar.gz archives are "
-        "extracted into DIR (DIR/LibriSpeech/PART/.complete marks them). A NAME without an extension is a "
+        "of the right size; an already extracted LibriSpeech part DIR/LibriSpeech/PART, unless it lacks the .complete "
+        "mark and its archive is still in DIR: an interrupted extraction, done again). .tar.gz archives are "
+        "extracted into DIR (DIR/LibriSpeech/PART/.complete marks them; a damaged archive is an error and nothing "
+        "of it is kept). A NAME without an extension is a "
         "corpus part (dev-clean = dev-clean.tar.gz). "
         "E.g.: asr download-openslr 12 corpus dev-clean test-clean; "
         "asr download-openslr 11 corpus/lm librispeech-lexicon.txt 3-gram.pruned.3e-7.arpa.gz 4-gram.arpa.gz",

@@ -231,17 +231,20 @@ def _subdirs(d: Path) -> list[Path]:
 
 
 def _genders(parts: list[Path], speakers_txt) -> dict[str, str] | None:
-    """Reader genders from the given SPEAKERS.TXT, else from the one beside each part;
-    None when there is none at all."""
+    """Reader genders from the given SPEAKERS.TXT, else from the one beside each part (as
+    given, else as resolved: a linked part); None when there is none at all."""
     if speakers_txt is not None:
         return read_speakers_txt(speakers_txt)
     out: dict[str, str] = {}
     found = False
     for part in parts:
-        p = part.resolve().parent / SPEAKERS_FILE
-        if p.is_file():
-            found = True
-            out.update(read_speakers_txt(p))
+        # beside the part as given (a part may be a link to another disk), else beside its target
+        for d in dict.fromkeys((Path(os.path.abspath(part)).parent, part.resolve().parent)):
+            p = d / SPEAKERS_FILE
+            if p.is_file():
+                found = True
+                out.update(read_speakers_txt(p))
+                break
     if not found:
         log.warning("no %s beside %s: no spk2gender written", SPEAKERS_FILE, parts[0])
         return None

@@ -14,13 +14,18 @@ lexicon (11), mini_librispeech (31).
   mismatch removes the file and is an error naming it; only a verified file gets its name;
 - skipped when present: a file already there with the expected size (or of unknown size)
   is kept; an archive whose corpus part is already extracted (``DEST/LibriSpeech/PART``, as
-  Kaldi's ``download_and_untar.sh`` checks) is not fetched again;
+  Kaldi's ``download_and_untar.sh`` checks) is not fetched again; a part without its
+  ``.complete`` mark whose archive is still in ``dest`` (an interrupted extraction) is
+  extracted again;
 - archives (``.tar.gz``) are extracted into ``dest`` (path-safe, ``tarfile`` ``data``
-  filter) and marked ``DEST/LibriSpeech/PART/.complete``; ``remove_archive`` deletes them after.
+  filter; read to the end of the compressed stream, so a damaged archive fails its CRC check
+  and nothing of it is kept) and marked ``DEST/LibriSpeech/PART/.complete``;
+  ``remove_archive`` deletes them after.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import logging
 import os
@@ -30,6 +35,7 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,11 +111,16 @@ def download(resource: str, names: list[str], dest: str | os.PathLike, base_url:
         if checksums and name in checksums:
             exp = Expected(None, checksums[name])  # the digest decides (the size may be a mirror's)
         part = _part_dir(dest, name)
-        if part is not None and part.is_dir():
-            done = (part / ".complete").exists()
-            lines.append(f"{name}: {part} present{'' if done else ' (not extracted by us: not verified)'}; skipped")
-            continue
         target = dest / name
+        if part is not None and part.is_dir():
+            if (part / ".complete").exists():
+                lines.append(f"{name}: {part} present; skipped")
+                continue
+            if not (extract and target.exists()):
+                lines.append(f"{name}: {part} present (not extracted by us: not verified); skipped")
+                continue
+            # the archive is here but its part is not marked complete: an extraction was interrupted
+            log.warning("%s: %s is not marked complete: extracting %s again", name, part, target)
         if target.exists() and (exp.size is None or target.stat().st_size == exp.size):
             lines.append(f"{name}: present; skipped")
         else:
@@ -197,15 +208,17 @@ def _fetch(url: str, target: Path, exp: Expected, retries: int, timeout: float) 
 
 
 def _extract(archive: Path, dest: Path) -> None:
-    with tarfile.open(archive, "r:*") as tar:
-        members = tar.getmembers()
-        parts = sorted({Path(m.name).parts[1] for m in members
-                        if len(Path(m.name).parts) > 2 and Path(m.name).parts[0] == "LibriSpeech"})
-        tmp = dest / f".{archive.name}.extracting"
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        try:
+    """Extract into a scratch dir beside the corpus, then move the files into place (over
+    those of an interrupted earlier extraction) and mark the LibriSpeech parts complete."""
+    tmp = dest / f".{archive.name}.extracting"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            parts = sorted({Path(m.name).parts[1] for m in members
+                            if len(Path(m.name).parts) > 2 and Path(m.name).parts[0] == "LibriSpeech"})
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(tmp, filter="data")
             else:  # Python without extraction filters: refuse unsafe names ourselves
@@ -213,16 +226,24 @@ def _extract(archive: Path, dest: Path) -> None:
                     if m.name.startswith("/") or ".." in Path(m.name).parts or not (m.isfile() or m.isdir()):
                         raise tarfile.TarError(f"unsafe member {m.name!r}")
                 tar.extractall(tmp)
-        except (tarfile.TarError, OSError) as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise DownloadError(f"{archive}: cannot extract: {e}") from None
+            # tar stops at its end-of-archive blocks, before the end of the compressed stream,
+            # where gzip checks its CRC: read on to it, or a damaged archive passes unnoticed
+            while tar.fileobj.read(_CHUNK):
+                pass
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DownloadError(f"{archive}: cannot extract: a damaged archive ({' '.join(str(e).split())}); nothing extracted: delete it "
+                            "and run again to download it afresh") from None
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise DownloadError(f"{archive}: cannot extract: {e}") from None
     # move the extracted tree into place, then mark the parts complete
     for src in sorted(tmp.rglob("*"), key=lambda p: len(p.parts)):
         rel = src.relative_to(tmp)
         dst = dest / rel
         if src.is_dir():
             dst.mkdir(parents=True, exist_ok=True)
-        elif not dst.exists():
+        else:
             os.replace(src, dst)
     shutil.rmtree(tmp, ignore_errors=True)
     for p in parts:

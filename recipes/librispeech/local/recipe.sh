@@ -19,7 +19,7 @@ recipe_args=$([ $# -eq 0 ] || printf ' %q' "$@")
 stage=0                       # first stage to run (stages: above)
 stop_stage=10                 # last stage to run
 nj=${nj:?}                    # parallel jobs for features and flat start
-corpus_dir=corpus             # holds LibriSpeech/PART (downloaded there by stage 0)
+corpus_dir=corpus             # holds LibriSpeech/PART (downloaded there by stage 0); given relative: to where run.sh is started
 lm_dir=                       # OpenSLR 11 files: lexicon, LMs (default CORPUS_DIR/lm)
 alignments=kaldi              # kaldi: a Kaldi experiment's (--kaldi-ali-dir); flat: flat start from the transcripts
 kaldi_ali_dir=                # with --alignments kaldi: a Kaldi tri*_ali (or tri*) dir
@@ -52,9 +52,22 @@ $corpus recipe (outputs in data/ and exp/ beside run.sh). Stages:
   5 alignments      6 HCLG             7 training        8 decoding             9 rescoring
   10 scoring, RESULTS.md
 e.g.: $example"
+__path_options_given=$(for __a in "$@"; do
+  for __v in corpus_dir lm_dir kaldi_ali_dir kaldi_lang_dir kaldi_graph_dir train_conf; do
+    [[ $__a == --${__v//_/-} || $__a == --${__v//_/-}=* ]] && echo "$__v"
+  done
+done; true)
 . ../../scripts/parse_options.sh
 . ../../scripts/log.sh
 . ../../scripts/stages.sh
+
+# run.sh works in its own dir (cd by run.sh; OLDPWD is where it was started): a relative path
+# given on the command line is relative to where run.sh was started, as users expect (the
+# defaults, corpus and ../../conf/..., stay relative to run.sh's dir)
+for __v in $__path_options_given; do
+  [[ -z ${!__v} || ${!__v} == /* ]] || printf -v "$__v" '%s' "$OLDPWD/${!__v}"
+done
+unset __v __path_options_given
 
 export PYTHONPATH="$(cd ../.. && pwd)${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's asr package
 asr() { python -m asr "$@"; }
@@ -75,6 +88,13 @@ corpus_signature() {  # PART...
       "$(find . -name '*.trans.txt' -print0 | LC_ALL=C sort -z | xargs -0r cat | md5sum)")
   done
 }
+
+# --corpus-dir holds LibriSpeech/PART (as Kaldi's): given LibriSpeech/ itself, stage 0 would fetch
+# every part again into LibriSpeech/LibriSpeech
+for p in $train_parts $eval_parts; do
+  [ -d "$corpus_dir/LibriSpeech/$p" ] || [ ! -d "$corpus_dir/$p" ] ||
+    die "--corpus-dir $corpus_dir holds the part $p itself; give the dir above it, which holds LibriSpeech/$p: --corpus-dir $(dirname "$corpus_dir")"
+done
 
 # the LMs of the first pass and of rescoring
 if [ "$own_lm" = true ]; then
@@ -105,13 +125,14 @@ if stage_on 1; then
   for p in $train_parts $eval_parts; do require "$corpus_dir/LibriSpeech/$p" 0; done
   # each data dir is redone when its parts changed (DIR/.prep.sig); prep-librispeech replaces it whole
   prep_data_dir() {  # DIR PART...
-    local d=$1 sig; shift
+    local d=$1 sig p srcs=(); shift
+    for p in "$@"; do srcs+=("$corpus_dir/LibriSpeech/$p"); done   # an array: the corpus path may hold spaces
     sig=$(corpus_signature "$@")
     if [ -f "$d/spk2utt" ] && has_signature "$d/.prep.sig" "$sig"; then
       log "stage 1: $d is up to date"
     else
       log "stage 1: $d from $*"
-      asr prep-librispeech $(for p in "$@"; do echo "$corpus_dir/LibriSpeech/$p"; done) "$d"
+      asr prep-librispeech "${srcs[@]}" "$d"
       echo "$sig" > "$d/.prep.sig"
     fi
   }
@@ -210,10 +231,12 @@ if stage_on 5; then
       asr import-kaldi-exp "${graph_opt[@]}" data/train data/lang "$kaldi_ali_dir" exp/ali ;;
     flat)
       # from the transcripts alone (docs/flat-start.md); exp/ali is an alignment dir as an
-      # import's, left as it is when made from the same data, lang dir and options
+      # import's, left as it is when made from the same data, lang dir and options. Words of the
+      # transcripts missing from librispeech-lexicon.txt (the real train parts have some) become
+      # <UNK> (data/lang/oov.txt, spoken noise), as in Kaldi's recipe
       log "stage 5: flat-start alignments from the transcripts"
       # shellcheck disable=SC2086
-      asr flat-start --nj "$nj" $flat_opts data/train data/lang exp/ali ;;
+      asr flat-start --nj "$nj" --map-oov $flat_opts data/train data/lang exp/ali ;;
     *) die "--alignments is kaldi or flat, not '$alignments'" ;;
   esac
   # redone when data/train or --cv-utts change (data/train_cv/.split.sig)
