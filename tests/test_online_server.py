@@ -122,6 +122,20 @@ def test_bad_input_keeps_server_up(server):
     assert srv.active == 0
 
 
+def test_deeply_nested_json_is_an_error_reply(server):
+    """JSON nested deeper than Python's recursion limit (30000 brackets, within the message
+    size limit) is malformed input like any other: an error reply, the connection stays usable."""
+    fx, srv, port = server
+    x = tone_audio(fx, ["CAT"])
+    with connect(port) as ws:
+        ws.send("[" * 30000 + "]" * 30000)
+        assert "malformed JSON" in json.loads(ws.recv(timeout=10))["error"]
+        ws.send(json.dumps({"config": {"sample_rate": {"a": [[[[[[[[[[[[[1]]]]]]]]]]]]]}}}))
+        assert "sample_rate must be a number" in json.loads(ws.recv(timeout=10))["error"]
+        replies = stream_words(ws, pcm(x))
+        assert " ".join(r["text"] for r in replies if r.get("text")) == "CAT"
+
+
 def test_more_clients_than_allowed_are_refused(server):
     from websockets.exceptions import ConnectionClosed
 

@@ -138,7 +138,7 @@ class RecognitionServer:
                 if isinstance(message, str):
                     try:
                         obj = json.loads(message)
-                    except json.JSONDecodeError as e:
+                    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
                         await ws.send(json.dumps({"error": f"malformed JSON message: {e}"}))
                         continue
                     if isinstance(obj, dict) and "config" in obj:
