@@ -41,3 +41,31 @@ def test_online_features_do_not_keep_the_frames_they_returned():
     parts.append(f.read())
     assert spy.held == 0 and f.num_frames == len(fb.compute(x))
     np.testing.assert_array_equal(np.concatenate(parts), fb.compute(x))  # same frames as before
+
+
+def test_one_best_search_with_word_times_is_blockwise(tmp_path, monkeypatch):
+    """The 1-best search with word times (transition-id graph: ``asr transcribe --ctm``,
+    ``asr decode``) must not copy the scores of a whole file into one [T, num_tids] matrix
+    (3.8 GB for 3 minutes of the default model); blockwise it finds the same path."""
+    import soundfile as sf
+
+    from asr.decode import decodable, search
+    from asr.decode.decode_dir import transcribe_files
+    from online_fixtures import make_tone_model, tone_audio
+
+    fx = make_tone_model(tmp_path / "tones")
+    x = np.concatenate([tone_audio(fx, ["TAB", "CAT", "AT"]), tone_audio(fx, ["BAT", "TAB", "A"], seed=1)])
+    sf.write(tmp_path / "u.wav", x, 16000)
+
+    def ctm():
+        return list(transcribe_files(fx["model_dir"], [str(tmp_path / "u.wav")], word_times=True))
+
+    monkeypatch.setattr(search, "BLOCK_FRAMES", 10 ** 9, raising=False)  # one block: the whole-matrix search
+    whole = ctm()
+    rows = []
+    tid_matrix = decodable.tid_matrix
+    monkeypatch.setattr(decodable, "tid_matrix", lambda ll, t2p: rows.append(len(ll)) or tid_matrix(ll, t2p))
+    monkeypatch.setattr(search, "BLOCK_FRAMES", 50, raising=False)
+    blocks = ctm()
+    assert whole[0][1] == ["TAB", "CAT", "AT", "BAT", "TAB", "A"]
+    assert blocks == whole and len(rows) > 3 and max(rows) <= 50
