@@ -69,3 +69,17 @@ def test_one_best_search_with_word_times_is_blockwise(tmp_path, monkeypatch):
     blocks = ctm()
     assert whole[0][1] == ["TAB", "CAT", "AT", "BAT", "TAB", "A"]
     assert blocks == whole and len(rows) > 3 and max(rows) <= 50
+
+
+def test_a_directory_is_named_as_such(tmp_path):
+    """``asr transcribe DIR`` (offline and --stream read files with load_recording): the error
+    says it is a directory, not that no such file exists."""
+    import pytest
+
+    from asr.data.audio import load_recording
+    from asr.errors import AudioError
+
+    with pytest.raises(AudioError, match="is a directory, not an audio file"):
+        load_recording(tmp_path)
+    with pytest.raises(AudioError, match="no such audio file"):
+        load_recording(tmp_path / "missing.wav")

@@ -72,6 +72,8 @@ def load_recording(spec: str | os.PathLike, utt: str | None = None) -> Recording
             fallback = _parse_streamed_wav(data)
             if fallback is not None:
                 return fallback
+        elif os.path.isdir(spec):
+            raise AudioError(f"{name}{spec} is a directory, not an audio file") from None
         elif not os.path.isfile(spec):
             raise AudioError(f"{name}no such audio file: {spec}") from None
         elif os.path.getsize(spec) == 0:
