@@ -17,12 +17,18 @@ from online_fixtures import make_tone_model, tone_audio
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A RecognitionServer on a free loopback port, in a background thread."""
-    from asr.online.recognizer import OnlineModel
-    from asr.online.server import RecognitionServer, ServerOptions
+    from asr.online.server import ServerOptions
 
     fx = make_tone_model(tmp_path_factory.mktemp("tones"))
-    srv = RecognitionServer(OnlineModel(fx["model_dir"]),
-                            ServerOptions(port=0, workers=2, max_clients=2, max_message_bytes=64 * 1024))
+    yield from _run_server(fx, ServerOptions(port=0, workers=2, max_clients=2, max_message_bytes=64 * 1024))
+
+
+def _run_server(fx, opts):
+    """Yield ``(fx, server, port)`` while the server runs in a background thread."""
+    from asr.online.recognizer import OnlineModel
+    from asr.online.server import RecognitionServer
+
+    srv = RecognitionServer(OnlineModel(fx["model_dir"]), opts)
     loop = asyncio.new_event_loop()
     ready = loop.create_future()
     stop = loop.create_future()
@@ -134,6 +140,38 @@ def test_deeply_nested_json_is_an_error_reply(server):
         assert "sample_rate must be a number" in json.loads(ws.recv(timeout=10))["error"]
         replies = stream_words(ws, pcm(x))
         assert " ".join(r["text"] for r in replies if r.get("text")) == "CAT"
+
+
+def test_idle_client_is_closed_and_frees_its_stream(server):
+    """A client that sends nothing (before or after some audio) would hold one of the
+    max_clients streams for ever: after idle_timeout it gets an error and close code 1008."""
+    from websockets.exceptions import ConnectionClosed
+
+    from asr.online.server import ServerOptions
+
+    fx = server[0]
+    run = _run_server(fx, ServerOptions(port=0, workers=1, max_clients=1, idle_timeout=1.0))
+    _, srv, port = next(run)
+    try:
+        for audio in (b"", pcm(tone_audio(fx, ["CAT"])[:8000])):
+            with connect(port) as ws:
+                if audio:
+                    ws.send(audio)
+                    assert "partial" in json.loads(ws.recv(timeout=10))
+                t = time.time()
+                assert json.loads(ws.recv(timeout=10)) == {"error": "no message for 1 s: closing the connection"}
+                assert time.time() - t < 5
+                with pytest.raises(ConnectionClosed) as e:
+                    ws.recv(timeout=10)
+                assert e.value.rcvd.code == 1008
+        with connect(port) as ws:  # the one stream is free again: served, not refused
+            ws.send(pcm(tone_audio(fx, ["CAT"])))
+            ws.recv(timeout=10)
+            time.sleep(0.5)  # a pause under the timeout is fine
+            ws.send('{"eof" : 1}')
+            assert json.loads(ws.recv(timeout=10))["text"] == "CAT"
+    finally:
+        next(run, None)
 
 
 def test_more_clients_than_allowed_are_refused(server):

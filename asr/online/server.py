@@ -12,7 +12,8 @@ Protocol (vosk-server's ``asr_server.py``; existing Vosk clients work unchanged)
 Anything wrong with a message gets ``{"error": "..."}`` and the connection stays usable
 (malformed JSON, unknown messages, a bad sample rate, a config after audio, an odd byte
 count); a message over ``max_message_bytes`` closes that connection with code 1009; a
-client that goes away mid-utterance just frees its stream. If the worker process holding a
+client that goes away mid-utterance just frees its stream; one that sends nothing for
+``idle_timeout`` seconds gets an error message and close code 1008. If the worker process holding a
 stream dies, that client gets ``{"error": "recognition worker died; this stream is lost,
 reconnect"}`` and close code 1011 (its later messages never reach the replacement worker);
 the server logs one line per lost stream. The server itself stays up.
@@ -53,6 +54,7 @@ class ServerOptions:
     max_clients: int = 8
     max_message_bytes: int = 1 << 20
     torch_threads: int = 1
+    idle_timeout: float = 60.0  # seconds without a message before the connection is closed (0: never)
 
 
 def segments_message(segs) -> dict:
@@ -132,7 +134,7 @@ class RecognitionServer:
 
         finished = False
         try:
-            async for message in ws:
+            async for message in _messages(ws, self.opts.idle_timeout):
                 if lost is not None:
                     break
                 if isinstance(message, str):
@@ -169,6 +171,14 @@ class RecognitionServer:
                 log.info("%s went away (%s)", peer, e)
         except WorkerLost:
             on_lost()  # the client hears it from _report_lost, once
+        except TimeoutError:  # a client that holds a stream (one of max_clients) and sends nothing
+            reason = f"no message for {self.opts.idle_timeout:g} s: closing the connection"
+            log.warning("%s: %s", peer, reason)
+            try:
+                await ws.send(json.dumps({"error": reason}))
+                await ws.close(1008, reason)
+            except ConnectionClosed:
+                pass
         except AsrError as e:
             finished = True  # the worker dropped the stream
             log.warning("%s: %s", peer, e)
@@ -216,6 +226,18 @@ class RecognitionServer:
                 await (stop if stop is not None else asyncio.get_running_loop().create_future())
             finally:
                 self.workers.close()
+
+
+async def _messages(ws, idle_timeout: float):
+    """The client's messages until it closes; TimeoutError after ``idle_timeout`` seconds
+    without one (0: wait for ever)."""
+    from websockets.exceptions import ConnectionClosedOK
+
+    while True:
+        try:
+            yield await asyncio.wait_for(ws.recv(), idle_timeout or None)  # cancelling recv loses nothing
+        except ConnectionClosedOK:
+            return
 
 
 def _parse_config(cfg, started: bool) -> tuple[str | None, int | None]:
