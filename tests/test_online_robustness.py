@@ -2,6 +2,14 @@
 not its length; bad messages answered, not crashed on."""
 
 import numpy as np
+import pytest
+
+from online_fixtures import make_tone_model, tone_audio
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory):
+    return make_tone_model(tmp_path_factory.mktemp("tones"))
 
 
 class _CountingFbank:
@@ -43,7 +51,7 @@ def test_online_features_do_not_keep_the_frames_they_returned():
     np.testing.assert_array_equal(np.concatenate(parts), fb.compute(x))  # same frames as before
 
 
-def test_one_best_search_with_word_times_is_blockwise(tmp_path, monkeypatch):
+def test_one_best_search_with_word_times_is_blockwise(tones, tmp_path, monkeypatch):
     """The 1-best search with word times (transition-id graph: ``asr transcribe --ctm``,
     ``asr decode``) must not copy the scores of a whole file into one [T, num_tids] matrix
     (3.8 GB for 3 minutes of the default model); blockwise it finds the same path."""
@@ -51,9 +59,8 @@ def test_one_best_search_with_word_times_is_blockwise(tmp_path, monkeypatch):
 
     from asr.decode import decodable, search
     from asr.decode.decode_dir import transcribe_files
-    from online_fixtures import make_tone_model, tone_audio
 
-    fx = make_tone_model(tmp_path / "tones")
+    fx = tones
     x = np.concatenate([tone_audio(fx, ["TAB", "CAT", "AT"]), tone_audio(fx, ["BAT", "TAB", "A"], seed=1)])
     sf.write(tmp_path / "u.wav", x, 16000)
 
@@ -74,8 +81,6 @@ def test_one_best_search_with_word_times_is_blockwise(tmp_path, monkeypatch):
 def test_a_directory_is_named_as_such(tmp_path):
     """``asr transcribe DIR`` (offline and --stream read files with load_recording): the error
     says it is a directory, not that no such file exists."""
-    import pytest
-
     from asr.data.audio import load_recording
     from asr.errors import AudioError
 
@@ -83,3 +88,28 @@ def test_a_directory_is_named_as_such(tmp_path):
         load_recording(tmp_path)
     with pytest.raises(AudioError, match="no such audio file"):
         load_recording(tmp_path / "missing.wav")
+
+
+def test_a_long_chunk_goes_through_the_network_in_pieces(tones, monkeypatch):
+    """The network's memory grows with the frames of one forward: a chunk of minutes (a 1 MiB
+    server message at 1000 Hz is 524 s; --chunk-seconds) is fed a second at a time, with the
+    same results as small chunks."""
+    from asr.online.recognizer import OnlineModel
+
+    model = OnlineModel(tones["model_dir"])
+    x = np.concatenate([tone_audio(tones, ["TAB", "CAT", "AT"]), np.zeros(16000, np.float32),
+                        tone_audio(tones, ["BAT", "TAB", "A"], seed=1)])
+
+    def run(chunk):
+        s = model.new_stream()
+        segs = [g for i in range(0, len(x), chunk) for g in s.accept_waveform(x[i:i + chunk])]
+        return [(w.word, w.start, w.end) for g in segs + s.finish() for w in g.words]
+
+    small = run(1600)
+    sizes = []
+    forward = model.net.forward
+    monkeypatch.setattr(model.net, "forward", lambda st, feats, final=False: sizes.append(len(feats)) or
+                        forward(st, feats, final))
+    whole = run(len(x))
+    assert [w[0] for w in small] == ["TAB", "CAT", "AT", "BAT", "TAB", "A"]
+    assert whole == small and len(x) > 5 * 16000 and max(sizes) <= 101

@@ -37,6 +37,7 @@ from asr.online.endpoint import EndpointConfig
 
 log = logging.getLogger(__name__)
 
+FEED_SECONDS = 1.0  # audio per network forward when a chunk is longer
 
 
 @dataclass
@@ -155,8 +156,14 @@ class OnlineStream:
         if self._resampler is not None:
             x = self._resampler.resample_chunk(x)
         self.samples_in += len(x)
-        self.features.accept_waveform(x * 32768.0)
-        return self._advance(final=False)
+        # at most FEED_SECONDS through the network at once: its memory grows with the frames of
+        # one forward (a 1 MiB message of a client at 1000 Hz is 524 s of audio); chunked = whole
+        step = int(FEED_SECONDS * self.m.sample_rate)
+        out = []
+        for i in range(0, max(len(x), 1), step):
+            self.features.accept_waveform(x[i:i + step] * 32768.0)
+            out += self._advance(final=False)
+        return out
 
     def finish(self) -> list[Segment]:
         """End of the stream: flush features, the network's delay and the decoder. Returns
