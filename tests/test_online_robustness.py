@@ -113,3 +113,33 @@ def test_a_long_chunk_goes_through_the_network_in_pieces(tones, monkeypatch):
     whole = run(len(x))
     assert [w[0] for w in small] == ["TAB", "CAT", "AT", "BAT", "TAB", "A"]
     assert whole == small and len(x) > 5 * 16000 and max(sizes) <= 101
+
+
+@pytest.mark.parametrize("cfg", [
+    {"family": "lstmp", "num_layers": 2, "cell_dim": 12, "proj_dim": 6, "init_scale": 0.3},
+    {"family": "dnn", "splice": 3, "hidden_dim": 16, "num_layers": 2},
+    {"family": "highway_lstm", "num_layers": 3, "cell_dim": 16, "proj_dim": 8, "init_scale": 0.3},
+])
+def test_offline_forward_of_a_long_file_runs_in_windows(cfg, monkeypatch):
+    """Offline inference (asr transcribe, decode, align) of a file of minutes: one forward
+    call over all its frames took ~35 KB a frame (3.8 GB for 3 minutes with --ctm, 12 GB an
+    hour); windows of CHUNK_FRAMES steps with the state carried give the same posteriors."""
+    import torch
+
+    from asr.nnet import inference
+    from asr.nnet.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model(cfg, 12, 17).eval()
+    rng = np.random.default_rng(1)
+    feats = [rng.standard_normal((n, 12)).astype(np.float32) for n in (53, 20, 0)]
+    whole = inference.log_posteriors(model, feats, 5)
+    steps = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda x, state=None: steps.append(x.shape[1]) or forward(x, state))
+    monkeypatch.setattr(inference, "CHUNK_FRAMES", 7, raising=False)
+    windows = inference.log_posteriors(model, feats, 5)
+    assert max(steps) <= 7 and len(steps) >= 8
+    for a, b in zip(windows, whole):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=0)
