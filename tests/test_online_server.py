@@ -174,6 +174,26 @@ def test_idle_client_is_closed_and_frees_its_stream(server):
         next(run, None)
 
 
+def test_port_in_use_stops_the_workers(server, caplog):
+    """A port that cannot be bound is an error of serve(); its workers are stopped then, not
+    left to die at exit (which logged 'worker ... died ... starting a new one')."""
+    import socket
+
+    from asr.online.recognizer import OnlineModel
+    from asr.online.server import RecognitionServer, ServerOptions
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        srv = RecognitionServer(OnlineModel(server[0]["model_dir"]),
+                                ServerOptions(port=taken.getsockname()[1], workers=1))
+        with pytest.raises(OSError):
+            asyncio.run(srv.serve())
+    assert srv.workers._closing and not any(p.is_alive() for p in srv.workers.procs)
+    time.sleep(0.5)
+    assert not [r for r in caplog.records if "died" in r.getMessage()]
+
+
 def test_more_clients_than_allowed_are_refused(server):
     from websockets.exceptions import ConnectionClosed
 

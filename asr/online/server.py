@@ -215,17 +215,17 @@ class RecognitionServer:
     async def serve(self, ready: asyncio.Future | None = None, stop: asyncio.Future | None = None) -> None:
         from websockets.asyncio.server import serve
 
-        async with serve(self.handler, self.opts.host, self.opts.port, process_request=self.process_request,
-                         max_size=self.opts.max_message_bytes) as server:
-            port = server.sockets[0].getsockname()[1]
-            log.info("serving on ws://%s:%d (page http://%s:%d/), %d workers, at most %d streams",
-                     self.opts.host, port, self.opts.host, port, self.opts.workers, self.opts.max_clients)
-            if ready is not None and not ready.done():
-                ready.set_result(port)
-            try:
+        try:  # the workers are stopped also when the port cannot be bound (else: 'worker died' at exit)
+            async with serve(self.handler, self.opts.host, self.opts.port, process_request=self.process_request,
+                             max_size=self.opts.max_message_bytes) as server:
+                port = server.sockets[0].getsockname()[1]
+                log.info("serving on ws://%s:%d (page http://%s:%d/), %d workers, at most %d streams",
+                         self.opts.host, port, self.opts.host, port, self.opts.workers, self.opts.max_clients)
+                if ready is not None and not ready.done():
+                    ready.set_result(port)
                 await (stop if stop is not None else asyncio.get_running_loop().create_future())
-            finally:
-                self.workers.close()
+        finally:
+            self.workers.close()
 
 
 async def _messages(ws, idle_timeout: float):
