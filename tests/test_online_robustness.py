@@ -143,3 +143,31 @@ def test_offline_forward_of_a_long_file_runs_in_windows(cfg, monkeypatch):
     for a, b in zip(windows, whole):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, atol=2e-5, rtol=0)
+
+
+def test_a_segment_too_long_for_a_lattice_final_keeps_memory_bounded(tones, caplog):
+    """Without endpointing a stream is one segment; a lattice final over it needed all its
+    scores and the lattice decoder's tokens at once (1.1 GB a minute of audio with the default
+    model: asr serve --no-endpointing ran out of memory). Past max_lattice_frames the scores
+    are not kept and the final is the incremental 1-best: same words, marked, one warning."""
+    from asr.online.recognizer import OnlineModel, StreamOptions
+
+    x = np.concatenate([tone_audio(tones, ["TAB", "CAT", "AT"]), tone_audio(tones, ["BAT", "TAB", "A"], seed=1)])
+    results = {}
+    for limit in (10 ** 6, 100):
+        model = OnlineModel(tones["model_dir"], opts=StreamOptions(endpoint=None, max_lattice_frames=limit))
+        s = model.new_stream(name="u1")
+        kept = 0
+        for i in range(0, len(x), 1600):
+            assert not s.accept_waveform(x[i:i + 1600])
+            kept = max(kept, sum(map(len, s._seg_rows or [])))
+        segs = s.finish()
+        results[limit] = (segs, kept, s.lattice_fallbacks)
+    (full, kept_full, _), (short, kept_short, fallbacks) = results[10 ** 6], results[100]
+    assert [w.word for w in short[0].words] == [w.word for w in full[0].words] == ["TAB", "CAT", "AT", "BAT", "TAB", "A"]
+    assert [(w.start, w.end) for w in short[0].words] == [(w.start, w.end) for w in full[0].words]
+    assert kept_full > 400 and kept_short <= 110
+    assert full[0].lattice_full and not short[0].lattice_full and fallbacks == 1
+    assert all(w.conf == 1.0 for w in short[0].words)
+    warn = [r.getMessage() for r in caplog.records if "max_lattice_frames" in r.getMessage()]
+    assert len(warn) == 1 and warn[0].startswith("u1: ")
