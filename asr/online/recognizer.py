@@ -49,7 +49,7 @@ class StreamOptions:
     endpoint_check_frames: int = 10  # decode at most this many frames between endpoint checks
     # a longer segment (no endpointing, or rule5 raised) gets the 1-best final: the lattice decoder
     # needs all its scores and tokens at once (about 1 GB a minute with the default model)
-    max_lattice_frames: int = 6000
+    max_lattice_frames: int = 3000
 
 
 @dataclass
