@@ -194,6 +194,23 @@ def test_port_in_use_stops_the_workers(server, caplog):
     assert not [r for r in caplog.records if "died" in r.getMessage()]
 
 
+def test_audio_per_message_is_bounded_at_any_sample_rate(server):
+    """max_message_bytes bounds the work of one message (a worker runs it at once while its other
+    streams wait): at sample_rate 1000 the same bytes were 16x the audio (at 8000, 2x). A chunk of more audio
+    than max_message_bytes holds at the model's rate gets an error; the connection stays usable."""
+    import soxr
+
+    fx, srv, port = server
+    max_s = srv.opts.max_message_bytes / 2 / 16000  # 2.048 s
+    x = tone_audio(fx, ["BAT", "TAB", "A"])
+    with connect(port) as ws:
+        ws.send(json.dumps({"config": {"sample_rate": 8000}}))
+        ws.send(b"\0\0" * int(8000 * max_s + 8))  # 32 KiB: under max_message_bytes (64 KiB), 2.05 s of audio
+        assert json.loads(ws.recv(timeout=10))["error"] == "audio chunk of 2.0 s at 8000 Hz: at most 2.0 s of audio per message"
+        replies = stream_words(ws, pcm(soxr.resample(x, 16000, 8000)), chunk=1600)
+        assert " ".join(r["text"] for r in replies if r.get("text")) == "BAT TAB A"
+
+
 def test_more_clients_than_allowed_are_refused(server):
     from websockets.exceptions import ConnectionClosed
 

@@ -59,7 +59,8 @@ def register(subparsers) -> None:
                    help="worker processes running the streams (forked after loading: the model is shared)")
     p.add_argument("--max-clients", type=int, default=8, help="streams served at once; more are refused")
     p.add_argument("--max-message-bytes", type=int, default=1 << 20,
-                   help="largest WebSocket message accepted; a bigger one closes that connection (1009)")
+                   help="largest WebSocket message accepted; a bigger one closes that connection (1009); an audio chunk "
+                   "may hold at most the audio these bytes are at the model's rate (more: an error reply)")
     p.add_argument("--num-threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--idle-timeout", type=non_negative_float, default=60.0,
                    help="seconds a client may send nothing before its connection is closed with an error message "

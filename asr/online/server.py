@@ -11,7 +11,7 @@ Protocol (vosk-server's ``asr_server.py``; existing Vosk clients work unchanged)
 
 Anything wrong with a message gets ``{"error": "..."}`` and the connection stays usable
 (malformed JSON, unknown messages, a bad sample rate, a config after audio, an odd byte
-count); a message over ``max_message_bytes`` closes that connection with code 1009; a
+count, more audio than ``max_message_bytes`` at the model's rate); a message over ``max_message_bytes`` closes that connection with code 1009; a
 client that goes away mid-utterance just frees its stream; one that sends nothing for
 ``idle_timeout`` seconds gets an error message and close code 1008. If the worker process holding a
 stream dies, that client gets ``{"error": "recognition worker died; this stream is lost,
@@ -162,6 +162,11 @@ class RecognitionServer:
                 if len(message) % 2:
                     await ws.send(json.dumps({"error": f"audio chunk of {len(message)} bytes is not a whole "
                                                        f"number of 16-bit samples"}))
+                    continue
+                max_s = self.opts.max_message_bytes / 2 / self.model.sample_rate  # the work one message may ask
+                if len(message) / 2 / rate > max_s:  # a low sample_rate must not multiply it (1000 Hz: 16x)
+                    await ws.send(json.dumps({"error": f"audio chunk of {len(message) / 2 / rate:.1f} s at {rate} Hz: "
+                                                       f"at most {max_s:.1f} s of audio per message"}))
                     continue
                 segs, partial = await call("pcm", bytes(message))
                 audio_s += len(message) / 2 / rate
