@@ -171,3 +171,20 @@ def test_a_segment_too_long_for_a_lattice_final_keeps_memory_bounded(tones, capl
     assert all(w.conf == 1.0 for w in short[0].words)
     warn = [r.getMessage() for r in caplog.records if "max_lattice_frames" in r.getMessage()]
     assert len(warn) == 1 and warn[0].startswith("u1: ")
+
+
+def test_digital_silence_warned_alike_offline_and_streaming(tones, tmp_path):
+    """``asr transcribe`` documents a warning for digital silence; --stream printed the id
+    without it."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    sf.write(tmp_path / "zeros.wav", np.zeros(16000, np.float32), 16000)
+    for mode in ([], ["--stream"]):
+        r = subprocess.run([sys.executable, "-m", "asr", "transcribe", "--model-dir", str(tones["model_dir"]), *mode,
+                            str(tmp_path / "zeros.wav")], capture_output=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.decode().splitlines() == ["zeros"], (mode, r.stderr)
+        warn = [ln for ln in r.stderr.decode().splitlines() if "digital silence" in ln]
+        assert len(warn) == 1 and "zeros.wav: digital silence (no sample reaches one 16-bit step)" in warn[0], mode
