@@ -188,3 +188,27 @@ def test_digital_silence_warned_alike_offline_and_streaming(tones, tmp_path):
         assert r.returncode == 0 and r.stdout.decode().splitlines() == ["zeros"], (mode, r.stderr)
         warn = [ln for ln in r.stderr.decode().splitlines() if "digital silence" in ln]
         assert len(warn) == 1 and "zeros.wav: digital silence (no sample reaches one 16-bit step)" in warn[0], mode
+
+
+def test_an_edited_model_yaml_is_refused(tmp_path):
+    """model.yaml's settings (output_delay, cmvn, fbank ...) were not fingerprinted: output_delay
+    5 -> 0 in a packed model dir shifted every word time by 50 ms without a word of warning."""
+    import shutil
+
+    from asr.errors import ModelError
+    from asr.nnet.model_dir import CONFIG_FINGERPRINT, ModelDir
+
+    fx = make_tone_model(tmp_path / "tones")
+    md = tmp_path / "copy"
+    shutil.copytree(fx["model_dir"], md)
+    assert ModelDir.load(md).config[CONFIG_FINGERPRINT]  # packed with it; a copy loads
+    text = (md / "model.yaml").read_text()
+    for old, new in (("output_delay: ", "output_delay: 1"), ("cmvn: none", "cmvn: utterance")):
+        assert old in text
+        (md / "model.yaml").write_text(text.replace(old, new, 1))
+        with pytest.raises(ModelError, match="model.yaml was edited after the model dir was packed"):
+            ModelDir.load(md)
+    # a model dir packed before the fingerprint existed still loads
+    lines = [ln for ln in text.splitlines(keepends=True) if not ln.startswith(CONFIG_FINGERPRINT)]
+    (md / "model.yaml").write_text("".join(lines))
+    ModelDir.load(md)
