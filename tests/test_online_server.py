@@ -17,12 +17,18 @@ from online_fixtures import make_tone_model, tone_audio
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """A RecognitionServer on a free loopback port, in a background thread."""
-    from asr.online.recognizer import OnlineModel
-    from asr.online.server import RecognitionServer, ServerOptions
+    from asr.online.server import ServerOptions
 
     fx = make_tone_model(tmp_path_factory.mktemp("tones"))
-    srv = RecognitionServer(OnlineModel(fx["model_dir"]),
-                            ServerOptions(port=0, workers=2, max_clients=2, max_message_bytes=64 * 1024))
+    yield from _run_server(fx, ServerOptions(port=0, workers=2, max_clients=2, max_message_bytes=64 * 1024))
+
+
+def _run_server(fx, opts):
+    """Yield ``(fx, server, port)`` while the server runs in a background thread."""
+    from asr.online.recognizer import OnlineModel
+    from asr.online.server import RecognitionServer
+
+    srv = RecognitionServer(OnlineModel(fx["model_dir"]), opts)
     loop = asyncio.new_event_loop()
     ready = loop.create_future()
     stop = loop.create_future()
@@ -120,6 +126,89 @@ def test_bad_input_keeps_server_up(server):
     while srv.active and time.time() < deadline:
         time.sleep(0.05)
     assert srv.active == 0
+
+
+def test_deeply_nested_json_is_an_error_reply(server):
+    """JSON nested deeper than Python's recursion limit (30000 brackets, within the message
+    size limit) is malformed input like any other: an error reply, the connection stays usable."""
+    fx, srv, port = server
+    x = tone_audio(fx, ["CAT"])
+    with connect(port) as ws:
+        ws.send("[" * 30000 + "]" * 30000)
+        assert "malformed JSON" in json.loads(ws.recv(timeout=10))["error"]
+        ws.send(json.dumps({"config": {"sample_rate": {"a": [[[[[[[[[[[[[1]]]]]]]]]]]]]}}}))
+        assert "sample_rate must be a number" in json.loads(ws.recv(timeout=10))["error"]
+        replies = stream_words(ws, pcm(x))
+        assert " ".join(r["text"] for r in replies if r.get("text")) == "CAT"
+
+
+def test_idle_client_is_closed_and_frees_its_stream(server):
+    """A client that sends nothing (before or after some audio) would hold one of the
+    max_clients streams for ever: after idle_timeout it gets an error and close code 1008."""
+    from websockets.exceptions import ConnectionClosed
+
+    from asr.online.server import ServerOptions
+
+    fx = server[0]
+    run = _run_server(fx, ServerOptions(port=0, workers=1, max_clients=1, idle_timeout=1.0))
+    _, srv, port = next(run)
+    try:
+        for audio in (b"", pcm(tone_audio(fx, ["CAT"])[:8000])):
+            with connect(port) as ws:
+                if audio:
+                    ws.send(audio)
+                    assert "partial" in json.loads(ws.recv(timeout=10))
+                t = time.time()
+                assert json.loads(ws.recv(timeout=10)) == {"error": "no message for 1 s: closing the connection"}
+                assert time.time() - t < 5
+                with pytest.raises(ConnectionClosed) as e:
+                    ws.recv(timeout=10)
+                assert e.value.rcvd.code == 1008
+        with connect(port) as ws:  # the one stream is free again: served, not refused
+            ws.send(pcm(tone_audio(fx, ["CAT"])))
+            ws.recv(timeout=10)
+            time.sleep(0.5)  # a pause under the timeout is fine
+            ws.send('{"eof" : 1}')
+            assert json.loads(ws.recv(timeout=10))["text"] == "CAT"
+    finally:
+        next(run, None)
+
+
+def test_port_in_use_stops_the_workers(server, caplog):
+    """A port that cannot be bound is an error of serve(); its workers are stopped then, not
+    left to die at exit (which logged 'worker ... died ... starting a new one')."""
+    import socket
+
+    from asr.online.recognizer import OnlineModel
+    from asr.online.server import RecognitionServer, ServerOptions
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        srv = RecognitionServer(OnlineModel(server[0]["model_dir"]),
+                                ServerOptions(port=taken.getsockname()[1], workers=1))
+        with pytest.raises(OSError):
+            asyncio.run(srv.serve())
+    assert srv.workers._closing and not any(p.is_alive() for p in srv.workers.procs)
+    time.sleep(0.5)
+    assert not [r for r in caplog.records if "died" in r.getMessage()]
+
+
+def test_audio_per_message_is_bounded_at_any_sample_rate(server):
+    """max_message_bytes bounds the work of one message (a worker runs it at once while its other
+    streams wait): at sample_rate 1000 the same bytes were 16x the audio (at 8000, 2x). A chunk of more audio
+    than max_message_bytes holds at the model's rate gets an error; the connection stays usable."""
+    import soxr
+
+    fx, srv, port = server
+    max_s = srv.opts.max_message_bytes / 2 / 16000  # 2.048 s
+    x = tone_audio(fx, ["BAT", "TAB", "A"])
+    with connect(port) as ws:
+        ws.send(json.dumps({"config": {"sample_rate": 8000}}))
+        ws.send(b"\0\0" * int(8000 * max_s + 8))  # 32 KiB: under max_message_bytes (64 KiB), 2.05 s of audio
+        assert json.loads(ws.recv(timeout=10))["error"] == "audio chunk of 2.0 s at 8000 Hz: at most 2.0 s of audio per message"
+        replies = stream_words(ws, pcm(soxr.resample(x, 16000, 8000)), chunk=1600)
+        assert " ".join(r["text"] for r in replies if r.get("text")) == "BAT TAB A"
 
 
 def test_more_clients_than_allowed_are_refused(server):

@@ -23,6 +23,7 @@ a failing pipe's message includes the tail of the command's stderr.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from asr.errors import AudioError
+
+log = logging.getLogger(__name__)
 
 MAX_OVERSHOOT = 0.5  # seconds a segment may run past the recording end (Kaldi extract-segments)
 _STDERR_TAIL = 600  # characters of a failing command's stderr quoted in the error
@@ -72,6 +75,8 @@ def load_recording(spec: str | os.PathLike, utt: str | None = None) -> Recording
             fallback = _parse_streamed_wav(data)
             if fallback is not None:
                 return fallback
+        elif os.path.isdir(spec):
+            raise AudioError(f"{name}{spec} is a directory, not an audio file") from None
         elif not os.path.isfile(spec):
             raise AudioError(f"{name}no such audio file: {spec}") from None
         elif os.path.getsize(spec) == 0:
@@ -136,6 +141,15 @@ def check_transcribable(name: str, num_samples: int, rate: int, fbank, nonfinite
     if fbank.num_frames(int(num_samples * fbank.sample_rate / rate)) == 0:
         raise AudioError(f"{name}: too short for one frame ({num_samples} samples at {rate} Hz; one frame is "
                          f"{1000.0 * fbank.frame_length / fbank.sample_rate:g} ms)")
+
+
+def is_digital_silence(name: str, samples: np.ndarray) -> bool:
+    """True, with a warning naming ``name``, when no sample reaches one 16-bit step (``asr
+    transcribe``, offline and --stream alike, prints no words for it)."""
+    if len(samples) and float(np.abs(samples).max()) * 32768.0 >= 1.0:
+        return False
+    log.warning("%s: digital silence (no sample reaches one 16-bit step): no words", name)
+    return True
 
 
 def read_audio(

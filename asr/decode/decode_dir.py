@@ -282,7 +282,7 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
     An empty, unreadable, too short
     or NaN file is an error for that file; digital silence (no sample reaches one int16 step)
     transcribes as no words, with a warning."""
-    from asr.data.audio import check_transcribable, extract, load_recording
+    from asr.data.audio import check_transcribable, extract, is_digital_silence, load_recording
     from asr.features.make_fbank import compute_features
     from asr.features.reader import normalise_utterance
     from asr.threads import set_torch_threads
@@ -311,8 +311,7 @@ def transcribe_files(model_dir, paths: list[str], graph_dir=None, cfg: SearchCon
                 log.info("%s: resampling %d Hz -> %d Hz (the model's rate)", p, audio.rate, fbank.sample_rate)
             samples = extract(audio, fbank.sample_rate, channel, source=str(p))
             feats = compute_features(fbank, samples, uid)
-            if float(np.abs(samples).max()) * 32768.0 < 1.0:
-                log.warning("%s: digital silence (no sample reaches one 16-bit step): no words", p)
+            if is_digital_silence(p, samples):
                 yield uid, [], None, [] if word_times else None
                 continue
             feats = normalise_utterance(feats, rec.cmvn_mode, global_stats, online_opts=cmvn_opts)

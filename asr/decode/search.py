@@ -25,6 +25,8 @@ from asr.errors import DecodeError
 
 log = logging.getLogger(__name__)
 
+BLOCK_FRAMES = 500  # frames per decodable of the 1-best search (500 x 15k transition-ids: 30 MB)
+
 
 @dataclass
 class SearchConfig:
@@ -69,8 +71,11 @@ class Searcher:
 
         if loglik.shape[0] == 0:
             return Result([], 0.0, 0.0, False)
-        dec = make_decodable(loglik, tid2pdf)
-        self._fast.decode(dec)
+        # block by block (as streaming does): with tid2pdf the decodable is a [T, num_tids]
+        # copy, GBs for a file of minutes; same search as decode() over the whole matrix
+        self._fast.init_decoding()
+        for t in range(0, loglik.shape[0], BLOCK_FRAMES):
+            self._fast.advance_decoding(make_decodable(loglik[t:t + BLOCK_FRAMES], tid2pdf, offset=t))
         reached = bool(self._fast.reached_final())
         ok, lat = self._fast.get_best_path(use_final_probs=True)
         if not ok:

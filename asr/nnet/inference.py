@@ -7,6 +7,13 @@ from typing import Sequence
 import numpy as np
 
 
+# Steps per forward call: a longer batch (a file of minutes) runs window by window with the
+# recurrent state carried (every family is causal and takes a state, as streaming does; equal
+# to one call up to float rounding). One call's memory grows with its steps: about 35 KB a
+# frame for the default LSTMP, 12 GB for an hour.
+CHUNK_FRAMES = 6000
+
+
 def log_posteriors(model, feats_list: Sequence[np.ndarray], output_delay: int,
                    max_batch_frames: int = 200_000, device: str | None = None) -> list[np.ndarray]:
     """Run ``model`` over whole utterances; return ``float32[T, num_pdfs]`` log-softmax per
@@ -51,8 +58,12 @@ def log_posteriors(model, feats_list: Sequence[np.ndarray], output_delay: int,
                         continue
                     batch[b, :T] = f
                     batch[b, T : T + d] = f[-1]
-                logits, _ = model(torch.from_numpy(batch).to(device))
-                logp = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
+                x = torch.from_numpy(batch).to(device)
+                logp = np.empty((len(idx), longest, int(model.num_pdfs)), dtype=np.float32)
+                state = None
+                for t in range(0, longest, CHUNK_FRAMES):  # one window unless the batch is long
+                    logits, state = model(x[:, t:t + CHUNK_FRAMES], state)
+                    logp[:, t:t + CHUNK_FRAMES] = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
                 for b, u in enumerate(idx):
                     T = int(lengths[u])
                     results[u] = np.ascontiguousarray(logp[b, d : d + T], dtype=np.float32)

@@ -68,6 +68,10 @@ RESCORE_LM = "lm/rescore.arpa"
 GLOBAL_CMVN = "global_cmvn.stats"
 REQUIRED = (WEIGHTS, PRIORS, TREE, MDL, PHONES, WORDS, FBANK_CONF)
 PACKED_KEYS = ("fbank", "fingerprints", "sizes")  # what pack adds to the trainer's model.yaml
+# ... and the SHA-256 of model.yaml's own settings (output_delay, cmvn, fbank, ...), checked on
+# load when present (model dirs packed before it have none): an edited setting gives wrong
+# times or words, not an error
+CONFIG_FINGERPRINT = "config_fingerprint"
 
 
 @dataclass
@@ -152,6 +156,10 @@ class ModelDir:
             if not unchanged(f, digest, sizes.get(name)):
                 raise ModelError(f"{f} was changed after the model dir was packed (its SHA-256 differs "
                                  f"from {path / CONFIG}); re-run asr pack-model-dir")
+        recorded = cfg.get(CONFIG_FINGERPRINT)
+        if recorded is not None and recorded != _config_fingerprint(cfg):
+            raise ModelError(f"{path / CONFIG} was edited after the model dir was packed (its settings differ from "
+                             f"its {CONFIG_FINGERPRINT}); re-run asr pack-model-dir")
         md = cls(path, cfg)
         _check_fbank(md.fbank, md.num_inputs, str(path / CONFIG))
         if md.cmvn in GLOBAL_STATS_MODES and GLOBAL_CMVN not in md.fingerprints:
@@ -177,7 +185,7 @@ class ModelDir:
 
         network, tree_dir, lang_dir = Path(network), Path(tree_dir), Path(lang_dir)
         priors = Path(priors) if priors is not None else network / PRIORS
-        net_cfg = {k: v for k, v in read_model_config(network).items() if k not in PACKED_KEYS}
+        net_cfg = {k: v for k, v in read_model_config(network).items() if k not in _PACK_ADDED}
         num_pdfs, num_inputs = int(net_cfg["num_pdfs"]), int(net_cfg["num_inputs"])
         sources = {WEIGHTS: network / WEIGHTS, PRIORS: priors, TREE: tree_dir / TREE, MDL: tree_dir / MDL,
                    PHONES: lang_dir / PHONES, WORDS: lang_dir / WORDS}
@@ -224,7 +232,7 @@ class ModelDir:
         if not force:
             current = _try_load(Path(out))
             if current is not None and current.fingerprints == wanted and current.fbank == fbank_opts and \
-                    {k: v for k, v in current.config.items() if k not in PACKED_KEYS} == net_cfg:
+                    {k: v for k, v in current.config.items() if k not in _PACK_ADDED} == net_cfg:
                 log.info("%s is up to date (packed from the same network, priors, tree, tables, graph, LMs and "
                          "fbank options); skipping", out)
                 return current
@@ -237,6 +245,7 @@ class ModelDir:
             atomic_write_text(tmp / FBANK_CONF, fbank_text)
             sizes = {name: (tmp / name).stat().st_size for name in wanted}
             cfg = dict(net_cfg, fbank=fbank_opts, fingerprints=wanted, sizes=sizes)
+            cfg[CONFIG_FINGERPRINT] = _config_fingerprint(cfg)
             atomic_write_text(tmp / CONFIG, yaml.safe_dump(cfg, sort_keys=False))
         md = cls.load(out)
         log.info("packed model dir %s: %d inputs (%s mel bins, %s Hz), %d pdfs, cmvn %s%s%s", out, md.num_inputs,
@@ -263,6 +272,19 @@ def _atomic_dir(out):
     from asr.io.atomic import atomic_dir
 
     return atomic_dir(out, replaces=(WEIGHTS, CONFIG))
+
+
+_PACK_ADDED = PACKED_KEYS + (CONFIG_FINGERPRINT,)
+
+
+def _config_fingerprint(cfg: dict) -> str:
+    """SHA-256 of a model.yaml's settings: all but the file fingerprints, sizes and itself."""
+    import json
+
+    from asr.io.fingerprint import text_hash
+
+    keep = {k: v for k, v in cfg.items() if k not in ("fingerprints", "sizes", CONFIG_FINGERPRINT)}
+    return text_hash(json.dumps(keep, sort_keys=True, default=str))
 
 
 def _source_fingerprints(sources: dict[str, Path], fbank_text: str) -> dict[str, str]:

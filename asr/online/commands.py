@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from asr.cli import DefaultsHelpFormatter, non_negative_int, positive_float, positive_int
+from asr.cli import DefaultsHelpFormatter, non_negative_float, non_negative_int, positive_float, positive_int
 
 
 def add_stream_options(p: argparse.ArgumentParser) -> None:
@@ -59,8 +59,12 @@ def register(subparsers) -> None:
                    help="worker processes running the streams (forked after loading: the model is shared)")
     p.add_argument("--max-clients", type=int, default=8, help="streams served at once; more are refused")
     p.add_argument("--max-message-bytes", type=int, default=1 << 20,
-                   help="largest WebSocket message accepted; a bigger one closes that connection (1009)")
+                   help="largest WebSocket message accepted; a bigger one closes that connection (1009); an audio chunk "
+                   "may hold at most the audio these bytes are at the model's rate (more: an error reply)")
     p.add_argument("--num-threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--idle-timeout", type=non_negative_float, default=60.0,
+                   help="seconds a client may send nothing before its connection is closed with an error message "
+                   "(its stream would hold one of --max-clients for ever); 0: never")
     add_stream_options(p)
     p.set_defaults(func=_serve)
 
@@ -73,6 +77,7 @@ def _serve(args) -> int:
     if args.workers < 1 or args.max_clients < 1 or args.max_message_bytes < 1024:
         raise ConfigError("--workers and --max-clients must be >= 1, --max-message-bytes >= 1024")
     opts = ServerOptions(host=args.host, port=args.port, workers=args.workers, max_clients=args.max_clients,
-                         max_message_bytes=args.max_message_bytes, torch_threads=args.num_threads)
+                         max_message_bytes=args.max_message_bytes, torch_threads=args.num_threads,
+                         idle_timeout=args.idle_timeout)
     run_server(args.model_dir, args.graph_dir, stream_options(args, search_config(args)), opts)
     return 0

@@ -60,7 +60,8 @@ class OnlineFeatures:
         if ready <= self._taken:
             return np.zeros((0, self.fbank.dim), dtype=np.float32)
         raw = np.stack([self._fb.get_frame(i) for i in range(self._taken, ready)]).astype(np.float32)
-        self._taken = ready
+        self._fb.pop(ready - self._taken)  # OnlineFbank keeps every frame until popped: memory would grow
+        self._taken = ready  # with the stream's length (frame indices stay absolute after a pop)
         if self._cmvn is not None:
             return self._cmvn.apply(raw)
         if self.cmvn_mode == "global":

@@ -37,6 +37,7 @@ from asr.online.endpoint import EndpointConfig
 
 log = logging.getLogger(__name__)
 
+FEED_SECONDS = 1.0  # audio per network forward when a chunk is longer
 
 
 @dataclass
@@ -46,6 +47,9 @@ class StreamOptions:
     lattice_final: bool = True
     cmvn: OnlineCmvnOptions = field(default_factory=OnlineCmvnOptions)
     endpoint_check_frames: int = 10  # decode at most this many frames between endpoint checks
+    # a longer segment (no endpointing, or rule5 raised) gets the 1-best final: the lattice decoder
+    # needs all its scores and tokens at once (about 1 GB a minute with the default model)
+    max_lattice_frames: int = 3000
 
 
 @dataclass
@@ -64,8 +68,8 @@ class Segment:
     start: float  # seconds from the start of the stream
     end: float
     endpoint: str  # rule name (rule1..rule5) or "eof"
-    # False when the lattice final exceeded the determinization limits: the words are the
-    # 1-best as always, the confidences are 1 (no alternatives were kept)
+    # False when the lattice final exceeded the determinization limits or the segment was longer
+    # than max_lattice_frames: the words are the 1-best as always, the confidences are 1
     lattice_full: bool = True
 
     @property
@@ -126,7 +130,7 @@ class OnlineStream:
                 min_active=min(o.search.min_active, o.search.max_active)))
         self.decoder.init_decoding()
         self._pending = np.zeros((0, model.net.num_pdfs), np.float32)  # scores not decoded yet
-        self._seg_rows: list[np.ndarray] = []  # the open segment's scores (for the lattice final)
+        self._seg_rows = self._no_rows()  # the open segment's scores (for the lattice final)
         self.seg_start = 0  # first frame of the open segment (stream frames)
         self.seg_frames = 0  # frames decoded in the open segment
         self.partial_ids: list[int] = []
@@ -155,8 +159,14 @@ class OnlineStream:
         if self._resampler is not None:
             x = self._resampler.resample_chunk(x)
         self.samples_in += len(x)
-        self.features.accept_waveform(x * 32768.0)
-        return self._advance(final=False)
+        # at most FEED_SECONDS through the network at once: its memory grows with the frames of
+        # one forward (a 1 MiB message of a client at 1000 Hz is 524 s of audio); chunked = whole
+        step = int(FEED_SECONDS * self.m.sample_rate)
+        out = []
+        for i in range(0, max(len(x), 1), step):
+            self.features.accept_waveform(x[i:i + step] * 32768.0)
+            out += self._advance(final=False)
+        return out
 
     def finish(self) -> list[Segment]:
         """End of the stream: flush features, the network's delay and the decoder. Returns
@@ -196,8 +206,10 @@ class OnlineStream:
         dec = make_decodable(rows, self.m.tid2pdf, offset=self.seg_frames)
         self.decoder.advance_decoding(dec)
         self.seg_frames += len(rows)
-        if self.m.opts.lattice_final:
+        if self._seg_rows is not None:
             self._seg_rows.append(rows)
+            if self.seg_frames > self.m.opts.max_lattice_frames:
+                self._seg_rows = None  # too long for a lattice final: the 1-best one, memory bounded
         ok, tids, words, cost = self._best_path(final_probs=False)
         self.partial_ids = words if ok else []
         self._tids, self._best_cost = tids, cost
@@ -235,7 +247,7 @@ class OnlineStream:
         words: list[int] = []
         full = True
         if self.seg_frames:
-            if m.opts.lattice_final:
+            if self._seg_rows is not None:
                 res = self._lattice_result()
                 tids, words = res.alignment, res.path_words
                 if not res.lattice_full:
@@ -247,6 +259,13 @@ class OnlineStream:
             else:
                 ok, tids, words, _ = self._best_path(final_probs=True)
                 res = None
+                if m.opts.lattice_final:
+                    full = False
+                    self.lattice_fallbacks += 1
+                    log.warning("%s: the segment %.2f-%.2f s is longer than %.0f s (max_lattice_frames): its final is "
+                                "the 1-best path of the incremental decoder", self.name, self.seg_start * m.frame_shift,
+                                (self.seg_start + self.seg_frames) * m.frame_shift,
+                                m.opts.max_lattice_frames * m.frame_shift)
             times = align_words(tids, words, m.rec.tm, m.phone_info, partial=True)
             if res is not None and times:
                 from asr.decode.ctm import word_confidences
@@ -262,11 +281,15 @@ class OnlineStream:
         # next segment
         self.seg_start += self.seg_frames
         self.seg_frames = 0
-        self._seg_rows = []
+        self._seg_rows = self._no_rows()
         self.partial_ids = []
         self._tids = np.zeros(0, np.int32)
         self.decoder.init_decoding()
         return seg
+
+    def _no_rows(self) -> list | None:
+        """The score store of a new segment: a list for lattice finals, else None."""
+        return [] if self.m.opts.lattice_final else None
 
     def _lattice_result(self):
         """LatticeSimpleDecoder over the segment's scores (one per stream, made on first use)."""

@@ -11,8 +11,9 @@ Protocol (vosk-server's ``asr_server.py``; existing Vosk clients work unchanged)
 
 Anything wrong with a message gets ``{"error": "..."}`` and the connection stays usable
 (malformed JSON, unknown messages, a bad sample rate, a config after audio, an odd byte
-count); a message over ``max_message_bytes`` closes that connection with code 1009; a
-client that goes away mid-utterance just frees its stream. If the worker process holding a
+count, more audio than ``max_message_bytes`` at the model's rate); a message over ``max_message_bytes`` closes that connection with code 1009; a
+client that goes away mid-utterance just frees its stream; one that sends nothing for
+``idle_timeout`` seconds gets an error message and close code 1008. If the worker process holding a
 stream dies, that client gets ``{"error": "recognition worker died; this stream is lost,
 reconnect"}`` and close code 1011 (its later messages never reach the replacement worker);
 the server logs one line per lost stream. The server itself stays up.
@@ -53,6 +54,7 @@ class ServerOptions:
     max_clients: int = 8
     max_message_bytes: int = 1 << 20
     torch_threads: int = 1
+    idle_timeout: float = 60.0  # seconds without a message before the connection is closed (0: never)
 
 
 def segments_message(segs) -> dict:
@@ -132,13 +134,13 @@ class RecognitionServer:
 
         finished = False
         try:
-            async for message in ws:
+            async for message in _messages(ws, self.opts.idle_timeout):
                 if lost is not None:
                     break
                 if isinstance(message, str):
                     try:
                         obj = json.loads(message)
-                    except json.JSONDecodeError as e:
+                    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deeply
                         await ws.send(json.dumps({"error": f"malformed JSON message: {e}"}))
                         continue
                     if isinstance(obj, dict) and "config" in obj:
@@ -161,6 +163,11 @@ class RecognitionServer:
                     await ws.send(json.dumps({"error": f"audio chunk of {len(message)} bytes is not a whole "
                                                        f"number of 16-bit samples"}))
                     continue
+                max_s = self.opts.max_message_bytes / 2 / self.model.sample_rate  # the work one message may ask
+                if len(message) / 2 / rate > max_s:  # a low sample_rate must not multiply it (1000 Hz: 16x)
+                    await ws.send(json.dumps({"error": f"audio chunk of {len(message) / 2 / rate:.1f} s at {rate} Hz: "
+                                                       f"at most {max_s:.1f} s of audio per message"}))
+                    continue
                 segs, partial = await call("pcm", bytes(message))
                 audio_s += len(message) / 2 / rate
                 await ws.send(json.dumps(segments_message(segs) if segs else {"partial": partial}))
@@ -169,6 +176,14 @@ class RecognitionServer:
                 log.info("%s went away (%s)", peer, e)
         except WorkerLost:
             on_lost()  # the client hears it from _report_lost, once
+        except TimeoutError:  # a client that holds a stream (one of max_clients) and sends nothing
+            reason = f"no message for {self.opts.idle_timeout:g} s: closing the connection"
+            log.warning("%s: %s", peer, reason)
+            try:
+                await ws.send(json.dumps({"error": reason}))
+                await ws.close(1008, reason)
+            except ConnectionClosed:
+                pass
         except AsrError as e:
             finished = True  # the worker dropped the stream
             log.warning("%s: %s", peer, e)
@@ -205,17 +220,29 @@ class RecognitionServer:
     async def serve(self, ready: asyncio.Future | None = None, stop: asyncio.Future | None = None) -> None:
         from websockets.asyncio.server import serve
 
-        async with serve(self.handler, self.opts.host, self.opts.port, process_request=self.process_request,
-                         max_size=self.opts.max_message_bytes) as server:
-            port = server.sockets[0].getsockname()[1]
-            log.info("serving on ws://%s:%d (page http://%s:%d/), %d workers, at most %d streams",
-                     self.opts.host, port, self.opts.host, port, self.opts.workers, self.opts.max_clients)
-            if ready is not None and not ready.done():
-                ready.set_result(port)
-            try:
+        try:  # the workers are stopped also when the port cannot be bound (else: 'worker died' at exit)
+            async with serve(self.handler, self.opts.host, self.opts.port, process_request=self.process_request,
+                             max_size=self.opts.max_message_bytes) as server:
+                port = server.sockets[0].getsockname()[1]
+                log.info("serving on ws://%s:%d (page http://%s:%d/), %d workers, at most %d streams",
+                         self.opts.host, port, self.opts.host, port, self.opts.workers, self.opts.max_clients)
+                if ready is not None and not ready.done():
+                    ready.set_result(port)
                 await (stop if stop is not None else asyncio.get_running_loop().create_future())
-            finally:
-                self.workers.close()
+        finally:
+            self.workers.close()
+
+
+async def _messages(ws, idle_timeout: float):
+    """The client's messages until it closes; TimeoutError after ``idle_timeout`` seconds
+    without one (0: wait for ever)."""
+    from websockets.exceptions import ConnectionClosedOK
+
+    while True:
+        try:
+            yield await asyncio.wait_for(ws.recv(), idle_timeout or None)  # cancelling recv loses nothing
+        except ConnectionClosedOK:
+            return
 
 
 def _parse_config(cfg, started: bool) -> tuple[str | None, int | None]:

@@ -49,7 +49,7 @@ class _Printer:
 
 
 def _chunks_from_file(path: str, chunk_seconds: float, fbank, channel: int = 0):
-    from asr.data.audio import check_transcribable, extract, load_recording
+    from asr.data.audio import check_transcribable, extract, is_digital_silence, load_recording
 
     rec = load_recording(path)
     check_transcribable(path, len(rec.samples), rec.rate, fbank, int((~np.isfinite(rec.samples)).sum()))
@@ -57,6 +57,7 @@ def _chunks_from_file(path: str, chunk_seconds: float, fbank, channel: int = 0):
         log.info("%s: %d channels: using %s (--channel)", path, rec.samples.shape[1],
                  "their average" if channel == -1 else f"channel {channel}")
     x = extract(rec, None, channel, source=path)  # the offline channel rule; the stream resamples
+    is_digital_silence(path, x)  # warned as offline; streamed all the same (no words)
     n = max(1, int(round(chunk_seconds * rec.rate)))
     return rec.rate, (x[i:i + n] for i in range(0, len(x), n)), []
 
