@@ -264,7 +264,7 @@ class StreamWorkers:
             if p.is_alive():
                 log.warning("worker pid %s ignored SIGTERM; killing it", p.pid)
                 p.kill()
-                p.join(1)
+                p.join(10)  # SIGKILL cannot be ignored; a loaded machine may take a moment to reap
 
 
 def _shutdown(conn) -> None:
