@@ -100,11 +100,7 @@ class RecognitionServer:
             self.refused += 1
             reason = f"server busy: {self.active} streams active (max {self.opts.max_clients}); try again later"
             log.warning("%s refused: %s", peer, reason)
-            try:
-                await ws.send(json.dumps({"error": reason}))
-                await ws.close(1013, reason)
-            except ConnectionClosed:
-                pass
+            await _close_with_error(ws, 1013, reason)
             return
         self.active += 1
         self.served += 1
@@ -179,11 +175,7 @@ class RecognitionServer:
         except TimeoutError:  # a client that holds a stream (one of max_clients) and sends nothing
             reason = f"no message for {self.opts.idle_timeout:g} s: closing the connection"
             log.warning("%s: %s", peer, reason)
-            try:
-                await ws.send(json.dumps({"error": reason}))
-                await ws.close(1008, reason)
-            except ConnectionClosed:
-                pass
+            await _close_with_error(ws, 1008, reason)
         except AsrError as e:
             finished = True  # the worker dropped the stream
             log.warning("%s: %s", peer, e)
@@ -243,6 +235,18 @@ async def _messages(ws, idle_timeout: float):
             yield await asyncio.wait_for(ws.recv(), idle_timeout or None)  # cancelling recv loses nothing
         except ConnectionClosedOK:
             return
+
+
+async def _close_with_error(ws, code: int, reason: str) -> None:
+    """Tell the client why (an ``{"error": ...}`` message), then close with ``code``; a client
+    already gone is fine."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        await ws.send(json.dumps({"error": reason}))
+        await ws.close(code, reason)
+    except ConnectionClosed:
+        pass
 
 
 def _parse_config(cfg, started: bool) -> tuple[str | None, int | None]:
