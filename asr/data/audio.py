@@ -82,52 +82,64 @@ def load_recording(spec: str | os.PathLike, utt: str | None = None) -> Recording
         elif os.path.getsize(spec) == 0:
             raise AudioError(f"{name}empty audio file: {spec}") from None
         raise AudioError(f"{name}cannot decode audio {spec}: {e}") from None
-    declared = declared_wav_frames(source)
-    if declared is not None and declared - len(samples) > rate // 100:  # > 10 ms missing
-        raise AudioError(f"{name}truncated audio {spec}: its wav header declares {declared} samples, "
-                         f"it holds {len(samples)} ({len(samples) / rate:.3f} of {declared / rate:.3f} s)")
+    short = wav_truncation(source, len(samples), int(rate))
+    if short is not None:
+        raise AudioError(f"{name}truncated audio {spec}: {short}")
     return Recording(samples, int(rate))
 
 
 _STREAMED_SIZE = 0x7FFF0000  # data sizes from here up (and 0) are a streamed wav's "unknown length"
 
 
-def declared_wav_frames(source) -> int | None:
-    """The sample frames a PCM/float wav header's data chunk declares, or None (not a RIFF
-    wav, a streamed wav's unknown size, an unreadable header). libsndfile reads a truncated
+def wav_truncation(source, frames: int, rate: int) -> str | None:
+    """How a PCM/float wav holding ``frames`` sample frames at ``rate`` falls short of what its
+    header declares (``"its wav header declares N samples, it holds M (x of y s)"``), when more
+    than 10 ms are missing; None otherwise (complete, not a RIFF wav, a streamed wav's unknown
+    size, an unreadable header). ``source``: a path or a BytesIO. libsndfile reads a truncated
     wav without an error, only the samples that are there (Kaldi's wav reader warns)."""
     try:
         if isinstance(source, io.BytesIO):
-            f, close = source, False
-            f.seek(0)
+            source.seek(0)
+            header = _wav_header(source)
         else:
-            f, close = open(source, "rb"), True
-        try:
-            head = f.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
-            block = None
-            while True:
-                chunk = f.read(8)
-                if len(chunk) < 8:
-                    return None
-                cid, size = chunk[:4], int.from_bytes(chunk[4:8], "little")
-                if cid == b"fmt ":
-                    fmt = f.read(size + (size & 1))
-                    if len(fmt) < 16 or int.from_bytes(fmt[0:2], "little") not in (1, 3, 0xFFFE):
-                        return None
-                    block = int.from_bytes(fmt[12:14], "little")
-                elif cid == b"data":
-                    if not block or size == 0 or size >= _STREAMED_SIZE:
-                        return None
-                    return size // block
-                else:
-                    f.seek(size + (size & 1), 1)
-        finally:
-            if close:
-                f.close()
+            with open(source, "rb") as f:
+                header = _wav_header(f)
     except OSError:
         return None
+    if header is None:
+        return None
+    fmt, size, _ = header
+    if fmt is None or len(fmt) < 16 or int.from_bytes(fmt[0:2], "little") not in (1, 3, 0xFFFE):
+        return None
+    block = int.from_bytes(fmt[12:14], "little")
+    if not block or size == 0 or size >= _STREAMED_SIZE:
+        return None
+    declared = size // block
+    if declared - frames <= rate // 100:
+        return None
+    return (f"its wav header declares {declared} samples, it holds {frames} "
+            f"({frames / rate:.3f} of {declared / rate:.3f} s)")
+
+
+def _wav_header(f) -> tuple[bytes | None, int, int] | None:
+    """Walk a RIFF/WAVE stream's chunks up to its data chunk: ``(fmt chunk body or None, the
+    data size its header declares, offset of the data)``; None when it is not a RIFF wav or
+    ends before a data chunk."""
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    fmt = None
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return None
+        cid, size = chunk[:4], int.from_bytes(chunk[4:8], "little")
+        if cid == b"data":
+            return fmt, size, f.tell()
+        if cid == b"fmt ":
+            fmt = f.read(size + (size & 1))
+        else:
+            f.seek(size + (size & 1), 1)
 
 
 def check_transcribable(name: str, num_samples: int, rate: int, fbank, nonfinite: int = 0) -> None:
@@ -247,24 +259,15 @@ def _run_pipe(cmd: str, name: str) -> bytes:  # name: message prefix
 def _parse_streamed_wav(data: bytes) -> Recording | None:
     """PCM wav written to a pipe often has bogus RIFF/data sizes (0 or 0xFFFFFFFF); read the
     fmt chunk and take everything after the data header, as Kaldi's wav reader tolerates."""
-    if len(data) < 44 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    header = _wav_header(io.BytesIO(data)) if len(data) >= 44 else None
+    if header is None or header[0] is None or len(header[0]) < 16:
         return None
-    pos, fmt = 12, None
-    while pos + 8 <= len(data):
-        cid, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
-        body = pos + 8
-        if cid == b"fmt ":
-            fmt = data[body : body + 16]
-        elif cid == b"data":
-            if fmt is None or len(fmt) < 16:
-                return None
-            tag, nchan, rate = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little"), int.from_bytes(fmt[4:8], "little")
-            bits = int.from_bytes(fmt[14:16], "little")
-            if tag not in (1, 0xFFFE) or bits != 16 or nchan < 1:
-                return None
-            pcm = data[body:]
-            pcm = pcm[: len(pcm) - len(pcm) % (2 * nchan)]
-            x = np.frombuffer(pcm, "<i2").reshape(-1, nchan).astype(np.float32) / 32768.0
-            return Recording(x, rate)
-        pos = body + size + (size & 1)
-    return None
+    fmt, _, start = header
+    tag, nchan, rate = int.from_bytes(fmt[0:2], "little"), int.from_bytes(fmt[2:4], "little"), int.from_bytes(fmt[4:8], "little")
+    bits = int.from_bytes(fmt[14:16], "little")
+    if tag not in (1, 0xFFFE) or bits != 16 or nchan < 1:
+        return None
+    pcm = data[start:]
+    pcm = pcm[: len(pcm) - len(pcm) % (2 * nchan)]
+    x = np.frombuffer(pcm, "<i2").reshape(-1, nchan).astype(np.float32) / 32768.0
+    return Recording(x, rate)

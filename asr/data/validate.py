@@ -246,9 +246,9 @@ def _duration(path: str) -> float | str:
         return str(e)
     if info.samplerate <= 0:
         return "invalid sample rate"
-    from asr.data.audio import declared_wav_frames
+    from asr.data.audio import wav_truncation
 
-    declared = declared_wav_frames(path)
-    if declared is not None and declared - info.frames > info.samplerate // 100:
-        return f"truncated: its wav header declares {declared} samples, it holds {info.frames}"
+    short = wav_truncation(path, info.frames, info.samplerate)
+    if short is not None:
+        return f"truncated: {short}"
     return info.frames / info.samplerate
