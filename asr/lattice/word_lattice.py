@@ -354,11 +354,10 @@ def _empty() -> Lattice:
 # Effort cap of one determinization attempt, in arc visits: ordinary lattices need a few
 # thousand to some tens of thousands; badly matched audio can need hundreds of millions
 # (minutes of CPU). Kaldi's DeterminizeLatticePruned has the same kind of cap (max-mem,
-# max-states, max-arcs) and likewise retries with a tighter beam.
-# arc visits (about 1.1 s of CPU): a bound on mismatched audio, whose determinization otherwise
-# ran for minutes. A few of the default recipe's test and test_hard lattices exceed it and are
-# re-pruned (warned; test_hard rescored 13.31 % against 13.28 % without a cap); 20,000,000
-# still caught some of them, each after ~11 s, and made decoding much slower
+# max-states, max-arcs) and likewise retries with a tighter beam. 2,000,000 arc visits is
+# about 1.1 s of CPU. A few of the default recipe's test and test_hard lattices exceed it and
+# are re-pruned (warned; test_hard rescored 13.31 % against 13.28 % without a cap);
+# 20,000,000 still caught some of them, each after ~11 s, and made decoding much slower.
 MAX_WORK = 2_000_000
 _RETRIES = 3  # attempts at beam, beam/4, beam/16 before the 1-best fallback
 
