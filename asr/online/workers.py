@@ -181,10 +181,10 @@ class StreamWorkers:
                 loop, fut, _ = item
                 loop.call_soon_threadsafe(_resolve, fut, ok, value)
         # the worker is gone: its streams are lost; fail their pending calls, replace it
-        proc.join(1)  # reap it (it closed its pipe: it is exiting), for its exit code
         with self._lock:
             if self._closing or self.conns[i] is not conn:
-                return
+                return  # close() reaps it: two threads waiting on one process leave one seeing it alive
+            proc.join(1)  # reap it (it closed its pipe: it is exiting), for its exit code
             self.gen[i] += 1
             dead = [self._pending.pop(r) for r in [r for r, it in self._pending.items() if it[2] == i]]
             lost = self.streams[i]
@@ -264,7 +264,7 @@ class StreamWorkers:
             if p.is_alive():
                 log.warning("worker pid %s ignored SIGTERM; killing it", p.pid)
                 p.kill()
-                p.join(10)  # SIGKILL cannot be ignored; a loaded machine may take a moment to reap
+                p.join(1)
 
 
 def _shutdown(conn) -> None:
